@@ -1,0 +1,252 @@
+//! The case record: what Gridline knows about one resident's request now.
+//!
+//! A `Case` is always the fold of its events (`lifecycle`); it is stored
+//! beside them so reads never replay history.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CaseId, CaseNo};
+use crate::time::Timestamp;
+
+/// Where a case is in its loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// 受理: taken, waiting for (re-)dispatch, at the command centre when routing found nobody.
+    Accepted,
+    /// 派单: sent to a worker, not yet signed for.
+    Dispatched,
+    /// 办理: the worker signed for it and is working on it.
+    Handling,
+    /// 办结: the worker reported it done.
+    Closed,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Accepted, Status::Dispatched, Status::Handling, Status::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Accepted => "accepted",
+            Status::Dispatched => "dispatched",
+            Status::Handling => "handling",
+            Status::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_open(self) -> bool {
+        self != Status::Closed
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Priority {
+    #[default]
+    Normal,
+    Urgent,
+    Emergency,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::Normal, Priority::Urgent, Priority::Emergency];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::Urgent => "urgent",
+            Priority::Emergency => "emergency",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// Where the resident says the problem is. Any subset may be given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// WGS-84 longitude and latitude, degrees.
+    pub point: Option<(f64, f64)>,
+    pub grid: Option<String>,
+    pub address: Option<String>,
+}
+
+/// What the hotline operator took down. Everything a case starts from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Intake {
+    pub text: String,
+    pub category: Option<String>,
+    pub location: Location,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub channel: Option<String>,
+    pub priority: Priority,
+    /// The client's request id: the same `req` again returns the same case.
+    pub req: Option<String>,
+}
+
+/// Who did something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Admin,
+    Supervisor,
+    Operator,
+    Worker,
+    /// The engine itself: routing, deadlines, escalation.
+    System,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Supervisor => "supervisor",
+            Role::Operator => "operator",
+            Role::Worker => "worker",
+            Role::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::Supervisor, Role::Operator, Role::Worker, Role::System]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// An actor: a role and a name (a worker id for workers, the token's name otherwise).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    pub role: Role,
+    pub name: String,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor { role: Role::System, name: "gridline".to_string() }
+    }
+
+    /// `worker:W00012`, `operator:op-1`, `system:gridline`.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.role.as_str(), self.name)
+    }
+}
+
+/// The current assignment: which grid, worker and department handle the case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub grid: String,
+    pub township: String,
+    pub worker: String,
+    pub department: Option<String>,
+    /// The routing rule that chose it (or `manual`).
+    pub rule: String,
+}
+
+/// The resident's return visit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub satisfied: bool,
+    pub score: Option<u8>,
+    pub text: Option<String>,
+    pub at: Timestamp,
+}
+
+/// A worker's request for more time, waiting for a supervisor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionRequest {
+    pub until: Timestamp,
+    pub reason: String,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// One case, as of its last event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub id: CaseId,
+    pub no: CaseNo,
+    pub intake: Intake,
+    /// The category the case is handled under (given or inferred).
+    pub category: String,
+    pub status: Status,
+    pub received_at: Timestamp,
+    /// Who took the call.
+    pub operator: String,
+    /// Township of the location, once known (audit groups by it even for waiting cases).
+    pub township: Option<String>,
+    pub assignment: Option<Assignment>,
+    pub due_claim: Option<Timestamp>,
+    pub due_close: Option<Timestamp>,
+    pub dispatched_at: Option<Timestamp>,
+    pub claimed_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub result: Option<String>,
+    /// Claimed within the claim limit the first time it was claimed.
+    pub responded_on_time: Option<bool>,
+    /// Closed within the close limit, the last time it was closed.
+    pub closed_on_time: Option<bool>,
+    pub overdue_claim: bool,
+    pub overdue_close: bool,
+    pub escalation_level: u8,
+    /// Workers who returned the case: it never goes back to them.
+    pub returned_by: Vec<String>,
+    pub returns: u32,
+    pub reopens: u32,
+    pub extension: Option<ExtensionRequest>,
+    pub extensions_granted: u32,
+    pub feedback: Option<Feedback>,
+    /// Why the case waits at the command centre, while it does.
+    pub waiting_reason: Option<String>,
+    /// Sequence number of the last event applied (the first event is 1).
+    pub last_seq: u32,
+    pub updated_at: Timestamp,
+}
+
+impl Case {
+    pub fn worker(&self) -> Option<&str> {
+        self.assignment.as_ref().map(|a| a.worker.as_str())
+    }
+
+    pub fn grid(&self) -> Option<&str> {
+        self.assignment.as_ref().map(|a| a.grid.as_str())
+    }
+
+    /// The deadline the case is racing now, if any.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        match self.status {
+            Status::Dispatched => self.due_claim,
+            Status::Handling => self.due_close,
+            _ => None,
+        }
+    }
+
+    /// The phone number with all but the first three and last four digits hidden.
+    pub fn masked_phone(&self) -> Option<String> {
+        self.intake.phone.as_deref().map(mask_phone)
+    }
+}
+
+/// `13812345678` -> `138****5678`; short numbers are hidden whole.
+pub fn mask_phone(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    if chars.len() < 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masks_phones() {
+        assert_eq!(super::mask_phone("13812345678"), "138****5678");
+        assert_eq!(super::mask_phone("12345"), "*****");
+    }
+}

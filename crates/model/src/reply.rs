@@ -1,0 +1,121 @@
+//! Replies and errors, before the protocol writes them as text.
+
+use std::fmt;
+
+use crate::case::Case;
+use crate::decision::Decision;
+use crate::event::Event;
+
+/// The contract's error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownVerb,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    /// The case's state does not allow that transition.
+    Conflict,
+    TooLarge,
+    Busy,
+    /// Storage cannot take writes.
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownVerb,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::TooLarge,
+        ErrorCode::Busy,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownVerb => "unknown_verb",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// An `ERR` reply: a code and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
+        Error { code, message: message.into() }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Error {
+        Error::new(ErrorCode::BadRequest, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Error {
+        Error::new(ErrorCode::Forbidden, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Error {
+        Error::new(ErrorCode::NotFound, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Error {
+        Error::new(ErrorCode::Conflict, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Error {
+        Error::new(ErrorCode::Unavailable, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Error {
+        Error::new(ErrorCode::Internal, m)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// One row of a table reply (`AUDIT`): ordered key/value pairs.
+pub type Row = Vec<(String, String)>;
+
+/// A successful reply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// `OK key=value ...`
+    Fields(Vec<(String, String)>),
+    /// A new (or, with `duplicate`, an earlier) case and how it was routed.
+    Accepted { case: Box<Case>, decision: Decision, duplicate: bool },
+    /// `ROUTE`: the decision alone.
+    Routed(Decision),
+    /// A write that changed a case: the case as it is now.
+    Case(Box<Case>),
+    /// `GET`: the case and its events.
+    Detail { case: Box<Case>, events: Vec<Event> },
+    /// `PULL`, `OVERDUE`: a page of cases; `next` is the cursor for the next page.
+    Cases { cases: Vec<Case>, next: Option<String> },
+    /// `AUDIT`: table rows.
+    Rows(Vec<Row>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
