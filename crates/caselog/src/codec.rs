@@ -1,0 +1,173 @@
+//! Keys and values on disk.
+//!
+//! Keys (one keyspace, so one sled batch covers a case and its events):
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `m` `format` | envelope(`Meta`) |
+//! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`Case`) |
+//! | `e` case id (16) seq (4, big-endian) | envelope(`Event`) |
+//!
+//! A value is an envelope: `version: u8`, `kind: u8`, `crc32: u32 LE` of the
+//! payload, then the postcard payload. A reader refuses an unknown version
+//! or kind, a bad checksum, or a payload that does not decode to exactly the
+//! bytes it was given.
+
+use gridline_model::{Case, CaseId, Event};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// The envelope version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// No value may exceed this: it keeps every value inline in sled's log.
+pub const VALUE_MAX_BYTES: usize = 64 * 1024;
+
+pub const META_KEY: &[u8] = b"mformat";
+pub const CASE_PREFIX: u8 = b'c';
+pub const EVENT_PREFIX: u8 = b'e';
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Meta = 1,
+    Case = 2,
+    Event = 3,
+}
+
+/// What the log records about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: u8,
+    pub created_by: String,
+    /// The county code the log was written for; opening it with another county is refused.
+    pub county: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("value too short ({0} bytes) for an envelope")]
+    Short(usize),
+    #[error("unknown format version {0} (this build reads {FORMAT_VERSION})")]
+    Version(u8),
+    #[error("expected a {expected:?} record, found kind {found}")]
+    Kind { expected: Kind, found: u8 },
+    #[error("checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
+    Checksum { stored: u32, computed: u32 },
+    #[error("payload does not decode: {0}")]
+    Decode(String),
+    #[error("payload has {0} trailing bytes")]
+    Trailing(usize),
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    #[error("value of {0} bytes exceeds the {VALUE_MAX_BYTES}-byte limit")]
+    TooLarge(usize),
+}
+
+pub fn case_key(id: &CaseId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(CASE_PREFIX);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub fn event_key(id: &CaseId, seq: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(21);
+    k.push(EVENT_PREFIX);
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn events_prefix(id: &CaseId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(EVENT_PREFIX);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The case id and sequence of an event key.
+pub fn parse_event_key(k: &[u8]) -> Option<(CaseId, u32)> {
+    if k.len() != 21 || k[0] != EVENT_PREFIX {
+        return None;
+    }
+    let id = CaseId::from_bytes(k[1..17].try_into().ok()?);
+    Some((id, u32::from_be_bytes(k[17..21].try_into().ok()?)))
+}
+
+pub fn parse_case_key(k: &[u8]) -> Option<CaseId> {
+    if k.len() != 17 || k[0] != CASE_PREFIX {
+        return None;
+    }
+    Some(CaseId::from_bytes(k[1..17].try_into().ok()?))
+}
+
+pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, CodecError> {
+    let header = vec![FORMAT_VERSION, kind as u8, 0, 0, 0, 0];
+    let mut out = postcard::to_extend(value, header).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let crc = crc32fast::hash(&out[6..]);
+    out[2..6].copy_from_slice(&crc.to_le_bytes());
+    if out.len() > VALUE_MAX_BYTES {
+        return Err(CodecError::TooLarge(out.len()));
+    }
+    Ok(out)
+}
+
+pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() < 6 {
+        return Err(CodecError::Short(bytes.len()));
+    }
+    if bytes[0] != FORMAT_VERSION {
+        return Err(CodecError::Version(bytes[0]));
+    }
+    if bytes[1] != kind as u8 {
+        return Err(CodecError::Kind { expected: kind, found: bytes[1] });
+    }
+    let stored = u32::from_le_bytes(bytes[2..6].try_into().expect("4 bytes"));
+    let computed = crc32fast::hash(&bytes[6..]);
+    if stored != computed {
+        return Err(CodecError::Checksum { stored, computed });
+    }
+    let (value, rest) =
+        postcard::take_from_bytes(&bytes[6..]).map_err(|e| CodecError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CodecError::Trailing(rest.len()));
+    }
+    Ok(value)
+}
+
+pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
+    encode(Kind::Case, c)
+}
+
+pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
+    encode(Kind::Event, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_rejects_damage() {
+        let meta = Meta { format: 1, created_by: "test".into(), county: "JD".into() };
+        let bytes = encode(Kind::Meta, &meta).unwrap();
+        assert_eq!(decode::<Meta>(Kind::Meta, &bytes).unwrap(), meta);
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(decode::<Meta>(Kind::Meta, &bad).is_err(), "flipped byte {i} went unnoticed");
+        }
+        assert!(matches!(decode::<Meta>(Kind::Meta, &bytes[..3]), Err(CodecError::Short(3))));
+        assert!(matches!(decode::<Meta>(Kind::Case, &bytes), Err(CodecError::Kind { .. })));
+    }
+
+    #[test]
+    fn keys_order_events_by_sequence() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        let a = event_key(&id, 2);
+        let b = event_key(&id, 10);
+        assert!(a < b);
+        assert_eq!(parse_event_key(&b), Some((id, 10)));
+        assert_eq!(parse_case_key(&case_key(&id)), Some(id));
+        assert!(b.starts_with(&events_prefix(&id)));
+    }
+}

@@ -1,0 +1,245 @@
+//! The case log: append a batch of events with the cases they produce, make
+//! it durable, and get everything back at start.
+
+use std::collections::HashMap;
+
+use gridline_model::{Case, CaseId, Event};
+use tracing::{info, warn};
+
+use crate::codec::{self, CodecError, Kind, Meta, FORMAT_VERSION, META_KEY};
+use crate::store::{Store, StoreError, WriteBatch};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("corrupt record at key {key}: {source}")]
+    Corrupt { key: String, source: CodecError },
+    #[error("inconsistent log: {0}")]
+    Inconsistent(String),
+    #[error("cannot encode: {0}")]
+    Encode(CodecError),
+    #[error("the data directory belongs to county `{found}`, not `{expected}`")]
+    WrongCounty { found: String, expected: String },
+}
+
+fn corrupt(key: &[u8], source: CodecError) -> LogError {
+    LogError::Corrupt { key: hex(key), source }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What recovery found.
+pub struct Recovered {
+    pub cases: Vec<Case>,
+}
+
+/// What a full verification counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub cases: u64,
+    pub events: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub bytes_on_disk: Option<u64>,
+}
+
+/// The durable log of cases and their events.
+pub struct CaseLog<S: Store> {
+    store: S,
+}
+
+impl<S: Store> CaseLog<S> {
+    /// Opens the log, writing its format record if it is new.
+    pub fn open(mut store: S, county: &str) -> Result<CaseLog<S>, LogError> {
+        match store.get(META_KEY)? {
+            Some(bytes) => {
+                let meta: Meta = codec::decode(Kind::Meta, &bytes).map_err(|e| corrupt(META_KEY, e))?;
+                if meta.format != FORMAT_VERSION {
+                    return Err(corrupt(META_KEY, CodecError::Version(meta.format)));
+                }
+                if meta.county != county {
+                    return Err(LogError::WrongCounty { found: meta.county, expected: county.to_string() });
+                }
+            }
+            None => {
+                let meta = Meta {
+                    format: FORMAT_VERSION,
+                    created_by: concat!("gridline ", env!("CARGO_PKG_VERSION")).to_string(),
+                    county: county.to_string(),
+                };
+                let mut b = WriteBatch::default();
+                b.put(META_KEY.to_vec(), codec::encode(Kind::Meta, &meta).map_err(LogError::Encode)?);
+                store.apply(b)?;
+                store.sync()?;
+                info!(county, "created a new case log");
+            }
+        }
+        Ok(CaseLog { store })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Makes `events` and the resulting `cases` visible, atomically. Not yet durable.
+    pub fn append<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a Event>,
+        cases: impl IntoIterator<Item = &'a Case>,
+    ) -> Result<(), LogError> {
+        let mut b = WriteBatch::default();
+        for e in events {
+            b.put(codec::event_key(&e.case, e.seq), codec::encode_event(e).map_err(LogError::Encode)?);
+        }
+        for c in cases {
+            b.put(codec::case_key(&c.id), codec::encode_case(c).map_err(LogError::Encode)?);
+        }
+        self.store.apply(b)?;
+        Ok(())
+    }
+
+    /// Undoes an `append` whose sync failed: removes its events and restores
+    /// the cases as they were (`None`: the case did not exist).
+    pub fn revert<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a Event>,
+        previous: impl IntoIterator<Item = (CaseId, Option<&'a Case>)>,
+    ) -> Result<(), LogError> {
+        let mut b = WriteBatch::default();
+        for e in events {
+            b.remove(codec::event_key(&e.case, e.seq));
+        }
+        for (id, c) in previous {
+            match c {
+                Some(c) => b.put(codec::case_key(&id), codec::encode_case(c).map_err(LogError::Encode)?),
+                None => b.remove(codec::case_key(&id)),
+            }
+        }
+        self.store.apply(b)?;
+        Ok(())
+    }
+
+    /// The durability barrier: returns once everything appended is on disk.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        Ok(self.store.sync()?)
+    }
+
+    /// One case's events, in order, each checked.
+    pub fn events(&self, id: &CaseId) -> Result<Vec<Event>, LogError> {
+        self.store
+            .scan(&codec::events_prefix(id))
+            .map(|r| {
+                let (k, v) = r?;
+                codec::decode::<Event>(Kind::Event, &v).map_err(|e| corrupt(&k, e))
+            })
+            .collect()
+    }
+
+    /// Loads every case for the engine to rebuild its state from, checking
+    /// each record's checksum and that each case's last event is stored and
+    /// is the newest. (`verify` replays whole histories.)
+    pub fn recover(&self) -> Result<Recovered, LogError> {
+        let mut cases = Vec::new();
+        for r in self.store.scan(&[codec::CASE_PREFIX]) {
+            let (k, v) = r?;
+            let case: Case = codec::decode(Kind::Case, &v).map_err(|e| corrupt(&k, e))?;
+            if codec::parse_case_key(&k) != Some(case.id) {
+                return Err(LogError::Inconsistent(format!(
+                    "case record under key {} has id {}",
+                    hex(&k),
+                    case.id
+                )));
+            }
+            let last = codec::event_key(&case.id, case.last_seq);
+            let Some(ev) = self.store.get(&last)? else {
+                return Err(LogError::Inconsistent(format!(
+                    "case {} ({}) is at event {} but that event is missing",
+                    case.no, case.id, case.last_seq
+                )));
+            };
+            let ev: Event = codec::decode(Kind::Event, &ev).map_err(|e| corrupt(&last, e))?;
+            if ev.case != case.id || ev.seq != case.last_seq || ev.at != case.updated_at {
+                return Err(LogError::Inconsistent(format!(
+                    "case {} does not match its last event {}",
+                    case.no, case.last_seq
+                )));
+            }
+            if self.store.get(&codec::event_key(&case.id, case.last_seq + 1))?.is_some() {
+                return Err(LogError::Inconsistent(format!(
+                    "case {} has an event after its last recorded one ({})",
+                    case.no, case.last_seq
+                )));
+            }
+            cases.push(case);
+        }
+        Ok(Recovered { cases })
+    }
+
+    /// Reads everything: every envelope, every history replayed through the
+    /// lifecycle and compared with the stored case; no orphan events.
+    pub fn verify(&self) -> Result<VerifyReport, LogError> {
+        let mut stored: HashMap<CaseId, Case> = HashMap::new();
+        for r in self.store.scan(&[codec::CASE_PREFIX]) {
+            let (k, v) = r?;
+            let case: Case = codec::decode(Kind::Case, &v).map_err(|e| corrupt(&k, e))?;
+            stored.insert(case.id, case);
+        }
+        let mut report = VerifyReport { bytes_on_disk: self.store.size_on_disk(), ..Default::default() };
+        let mut current: Option<Case> = None;
+        let mut finish = |c: Option<Case>, report: &mut VerifyReport| -> Result<(), LogError> {
+            let Some(c) = c else { return Ok(()) };
+            let Some(s) = stored.remove(&c.id) else {
+                return Err(LogError::Inconsistent(format!(
+                    "events of case {} ({}) but no case record",
+                    c.no, c.id
+                )));
+            };
+            if s != c {
+                return Err(LogError::Inconsistent(format!(
+                    "case {} ({}) differs from the replay of its {} events",
+                    c.no, c.id, c.last_seq
+                )));
+            }
+            report.cases += 1;
+            if c.status.is_open() {
+                report.open += 1
+            } else {
+                report.closed += 1
+            }
+            Ok(())
+        };
+        for r in self.store.scan(&[codec::EVENT_PREFIX]) {
+            let (k, v) = r?;
+            let event: Event = codec::decode(Kind::Event, &v).map_err(|e| corrupt(&k, e))?;
+            if codec::parse_event_key(&k) != Some((event.case, event.seq)) {
+                return Err(LogError::Inconsistent(format!(
+                    "event under key {} is {}#{}",
+                    hex(&k),
+                    event.case,
+                    event.seq
+                )));
+            }
+            report.events += 1;
+            match current.as_mut() {
+                Some(c) if c.id == event.case => c
+                    .apply(&event)
+                    .map_err(|e| LogError::Inconsistent(format!("case {} event {}: {e}", c.no, event.seq)))?,
+                _ => {
+                    finish(current.take(), &mut report)?;
+                    current = Some(Case::from_first(&event).map_err(|e| {
+                        LogError::Inconsistent(format!("case {} event {}: {e}", event.case, event.seq))
+                    })?);
+                }
+            }
+        }
+        finish(current.take(), &mut report)?;
+        if let Some((id, c)) = stored.into_iter().next() {
+            warn!(case = %id, "case record without events");
+            return Err(LogError::Inconsistent(format!("case {} ({id}) has a record but no events", c.no)));
+        }
+        Ok(report)
+    }
+}
