@@ -1,0 +1,172 @@
+//! The lexical layer shared by requests and replies: a line is a word and
+//! then `key=value` pairs; values are bare or quoted with four escapes.
+//!
+//! Errors here are plain messages; the caller decides whether they become an
+//! `ERR bad_request` (requests) or a [`crate::ParseError`] (replies).
+
+/// Longest key accepted, in bytes (keys are ASCII).
+pub const KEY_MAX_BYTES: usize = 32;
+
+/// How much of a client's own input an error message may quote back.
+const ECHO_MAX_CHARS: usize = 32;
+
+/// Strips one line terminator: `\n`, `\r\n` or a lone trailing `\r`.
+pub(crate) fn strip_terminator(line: &str) -> &str {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    line.strip_suffix('\r').unwrap_or(line)
+}
+
+/// Space and tab separate tokens; nothing else does.
+pub(crate) fn is_separator(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// Rejects control characters anywhere in the line, except tab.
+pub(crate) fn check_controls(line: &str) -> Result<(), String> {
+    match line.chars().enumerate().find(|(_, c)| c.is_control() && *c != '\t') {
+        None => Ok(()),
+        Some((i, c)) => {
+            Err(format!("control character U+{:04X} at character {} is not allowed", c as u32, i + 1))
+        }
+    }
+}
+
+/// Splits off the first word; `None` when the line holds only separators.
+pub(crate) fn split_word(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim_start_matches(is_separator);
+    if s.is_empty() {
+        return None;
+    }
+    let end = s.find(is_separator).unwrap_or(s.len());
+    Some((&s[..end], &s[end..]))
+}
+
+/// `[a-z0-9_]`, 1 to [`KEY_MAX_BYTES`] long.
+pub fn is_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= KEY_MAX_BYTES
+        && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// At most [`ECHO_MAX_CHARS`] of what a client sent, for error messages.
+pub(crate) fn clip(s: &str) -> String {
+    let mut it = s.chars();
+    let head: String = it.by_ref().take(ECHO_MAX_CHARS).collect();
+    if it.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// Splits `key=value ...` into pairs, in line order. With `allow_duplicates`
+/// false a repeated key is an error (requests); replies tolerate it.
+pub(crate) fn pairs(mut s: &str, allow_duplicates: bool) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    loop {
+        s = s.trim_start_matches(is_separator);
+        if s.is_empty() {
+            return Ok(out);
+        }
+        let token_end = s.find(is_separator).unwrap_or(s.len());
+        let Some(eq) = s[..token_end].find('=') else {
+            return Err(format!("expected key=value, got `{}`", clip(&s[..token_end])));
+        };
+        let key = &s[..eq];
+        if !is_key(key) {
+            return Err(format!("bad key `{}`: keys are a-z, 0-9 and _ (at most 32)", clip(key)));
+        }
+        s = &s[eq + 1..];
+        let value = if s.starts_with('"') {
+            let (v, rest) = quoted(s, key)?;
+            if !rest.is_empty() && !rest.starts_with(is_separator) {
+                return Err(format!("{key}: expected a space after the closing quote"));
+            }
+            s = rest;
+            v
+        } else {
+            let end = s.find(is_separator).unwrap_or(s.len());
+            let v = &s[..end];
+            if v.contains(['"', '=']) {
+                return Err(format!("{key}: a bare value may not contain `\"` or `=`; quote it"));
+            }
+            s = &s[end..];
+            v.to_string()
+        };
+        if !allow_duplicates && out.iter().any(|(k, _)| k == key) {
+            return Err(format!("duplicate field `{key}`"));
+        }
+        out.push((key.to_string(), value));
+    }
+}
+
+/// Reads a quoted value at the start of `s` (which begins with `"`) and
+/// returns it unescaped with the rest of the input after the closing quote.
+/// `what` names the value in error messages.
+pub(crate) fn quoted<'a>(s: &'a str, what: &str) -> Result<(String, &'a str), String> {
+    debug_assert!(s.starts_with('"'));
+    let mut value = String::new();
+    let mut chars = s.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, &s[i + 1..])),
+            '\\' => match chars.next() {
+                Some((_, '"')) => value.push('"'),
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, other)) => {
+                    return Err(format!(
+                        "{what}: bad escape `\\{other}` (only \\\", \\\\, \\n and \\t are escapes)"
+                    ))
+                }
+                None => break,
+            },
+            c => value.push(c),
+        }
+    }
+    Err(format!("{what}: unterminated quoted value"))
+}
+
+/// Whether `v` can be written without quotes and read back the same.
+pub fn is_bare(v: &str) -> bool {
+    !v.is_empty() && v.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=')
+}
+
+/// Writes a value bare when it can be, quoted and escaped otherwise.
+///
+/// Control characters other than LF and tab cannot be expressed on the wire;
+/// they are written as U+FFFD so a line never breaks (values that came in
+/// through the protocol never hold them).
+pub fn write_value(out: &mut String, v: &str) {
+    if is_bare(v) {
+        out.push_str(v);
+    } else {
+        write_quoted(out, v);
+    }
+}
+
+/// Writes a value quoted and escaped, whatever it holds.
+pub fn write_quoted(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes ` key=value` (with the leading space).
+pub(crate) fn write_pair(out: &mut String, key: &str, value: &str) {
+    debug_assert!(is_key(key), "bad key {key:?}");
+    out.push(' ');
+    out.push_str(key);
+    out.push('=');
+    write_value(out, value);
+}

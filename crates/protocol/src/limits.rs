@@ -1,0 +1,25 @@
+//! The protocol's limits. The parser enforces the per-value ones; the
+//! server enforces the rest and may make them configurable (these are the
+//! documented defaults, see `docs/protocol.md`).
+
+/// Longest free-text value (`text`, `reason`, `result`), in characters.
+pub const TEXT_MAX_CHARS: usize = 4_000;
+
+/// Longest value of any other field, in characters.
+pub const VALUE_MAX_CHARS: usize = 256;
+
+/// Largest `limit=` the parser accepts.
+pub const PAGE_LIMIT_MAX: u32 = 1_000;
+
+/// Page size when a list request gives no `limit=` (server default).
+pub const PAGE_LIMIT_DEFAULT: u32 = 100;
+
+/// Longest request line, terminator included (server default): longer
+/// lines get `ERR too_large` and the server may close the connection.
+pub const LINE_MAX_BYTES_DEFAULT: usize = 8 * 1024;
+
+/// Idle time after which the server closes a connection (server default).
+pub const IDLE_TIMEOUT_SECS_DEFAULT: u64 = 300;
+
+/// Concurrent connections; one more gets `ERR busy` and a close (server default).
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;

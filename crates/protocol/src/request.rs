@@ -1,0 +1,495 @@
+//! Requests: one parse function per verb, each reading its fields from an
+//! [`Args`] whose `finish()` rejects what the verb does not know; and the
+//! inverse, [`format_request`].
+
+use gridline_model::{
+    AuditBy, CaseRef, Command, Error, ErrorCode, Intake, Location, Page, Priority, Role, Timestamp,
+};
+
+use crate::lex;
+use crate::limits::{PAGE_LIMIT_MAX, TEXT_MAX_CHARS, VALUE_MAX_CHARS};
+
+/// Parses one request line (without its terminator; a trailing `\r` or
+/// `\r\n` is tolerated) into a command, or the `ERR` it deserves.
+pub fn parse_request(line: &str) -> Result<Command, Error> {
+    let line = lex::strip_terminator(line);
+    lex::check_controls(line).map_err(Error::bad_request)?;
+    let Some((word, rest)) = lex::split_word(line) else {
+        return Err(Error::bad_request("empty line"));
+    };
+    let Some(&(verb, parse)) = VERBS.iter().find(|(v, _)| v.eq_ignore_ascii_case(word)) else {
+        return Err(Error::new(
+            ErrorCode::UnknownVerb,
+            format!("unknown verb `{}`; HELP lists the verbs", lex::clip(word)),
+        ));
+    };
+    let pairs = lex::pairs(rest, false).map_err(Error::bad_request)?;
+    let mut args = Args::new(verb, pairs);
+    let cmd = parse(&mut args);
+    args.finish()?;
+    Ok(cmd)
+}
+
+type ParseFn = fn(&mut Args) -> Command;
+
+/// The verbs the parser knows, upper case. `HELP` documents the same list.
+pub fn verbs() -> impl Iterator<Item = &'static str> {
+    VERBS.iter().map(|(v, _)| *v)
+}
+
+/// Every verb and its parser.
+const VERBS: &[(&str, ParseFn)] = &[
+    ("AUTH", auth),
+    ("ACCEPT", accept),
+    ("ROUTE", route),
+    ("PULL", pull),
+    ("CLAIM", claim),
+    ("NOTE", note),
+    ("RETURN", return_),
+    ("CLOSE", close),
+    ("FEEDBACK", feedback),
+    ("EXTEND", extend),
+    ("DISPATCH", dispatch),
+    ("GET", get),
+    ("OVERDUE", overdue),
+    ("AUDIT", audit),
+    ("TOKEN", token),
+    ("PING", |_| Command::Ping),
+    ("HELP", |_| Command::Help),
+    ("QUIT", |_| Command::Quit),
+];
+
+fn auth(a: &mut Args) -> Command {
+    Command::Auth { token: a.req("token") }
+}
+
+fn accept(a: &mut Args) -> Command {
+    Command::Accept(intake(a, true))
+}
+
+/// `ROUTE` takes ACCEPT's fields but not `req=`: it stores nothing.
+fn route(a: &mut Args) -> Command {
+    Command::Route(intake(a, false))
+}
+
+fn intake(a: &mut Args, with_req: bool) -> Intake {
+    let text = a.req_text("text");
+    let category = a.opt("category");
+    let lon = a.coordinate("lon", 180.0);
+    let lat = a.coordinate("lat", 90.0);
+    match (a.present("lon"), a.present("lat")) {
+        (true, false) => a.fail("missing field `lat` (lon and lat come together)".to_string()),
+        (false, true) => a.fail("missing field `lon` (lon and lat come together)".to_string()),
+        _ => {}
+    }
+    let grid = a.opt("grid");
+    let address = a.opt("address");
+    if !a.present("lon") && !a.present("lat") && !a.present("grid") && !a.present("address") {
+        a.fail("missing location: give lon= and lat=, grid= or address=".to_string());
+    }
+    let phone = a.opt("phone");
+    let name = a.opt("name");
+    let channel = a.opt("channel");
+    let priority = a
+        .choice("priority", Priority::parse, "priority must be normal, urgent or emergency")
+        .unwrap_or_default();
+    let req = if with_req { a.opt("req") } else { None };
+    let point = lon.zip(lat);
+    Intake {
+        text,
+        category,
+        location: Location { point, grid, address },
+        phone,
+        name,
+        channel,
+        priority,
+        req,
+    }
+}
+
+fn pull(a: &mut Args) -> Command {
+    let worker = a.opt("worker");
+    Command::Pull { worker, page: a.page() }
+}
+
+fn claim(a: &mut Args) -> Command {
+    Command::Claim { case: a.case() }
+}
+
+fn note(a: &mut Args) -> Command {
+    Command::Note { case: a.case(), text: a.req_text("text") }
+}
+
+fn return_(a: &mut Args) -> Command {
+    Command::Return { case: a.case(), reason: a.req_text("reason") }
+}
+
+fn close(a: &mut Args) -> Command {
+    Command::Close { case: a.case(), result: a.req_text("result") }
+}
+
+fn feedback(a: &mut Args) -> Command {
+    let case = a.case();
+    let satisfied = a.required("satisfied", |a| a.yes_no("satisfied")).unwrap_or(false);
+    let score = a.number("score", 1..=5, "score must be 1..5").map(|s| s as u8);
+    let text = a.opt_text("text");
+    Command::Feedback { case, satisfied, score, text }
+}
+
+/// `EXTEND case= until= reason=` is a worker's request;
+/// `EXTEND case= approve=yes|no [reason=]` is a supervisor's decision.
+fn extend(a: &mut Args) -> Command {
+    let case = a.case();
+    if a.present("approve") {
+        let approve = a.yes_no("approve").unwrap_or(false);
+        if a.present("until") {
+            a.mark_used("until");
+            a.fail(
+                "`until` and `approve` do not go together: a worker asks with until= and reason=, \
+                 a supervisor decides with approve="
+                    .to_string(),
+            );
+        }
+        let reason = a.opt_text("reason");
+        Command::DecideExtension { case, approve, reason }
+    } else {
+        let until = a.required("until", |a| a.time("until")).unwrap_or_default();
+        let reason = a.req_text("reason");
+        Command::Extend { case, until, reason }
+    }
+}
+
+fn dispatch(a: &mut Args) -> Command {
+    Command::Dispatch { case: a.case(), worker: a.req("worker") }
+}
+
+fn get(a: &mut Args) -> Command {
+    Command::Get { case: a.case() }
+}
+
+fn overdue(a: &mut Args) -> Command {
+    let township = a.opt("township");
+    let grid = a.opt("grid");
+    Command::Overdue { township, grid, page: a.page() }
+}
+
+fn audit(a: &mut Args) -> Command {
+    let by = a
+        .choice(
+            "by",
+            AuditBy::parse,
+            "by must be county, township, grid, department, worker, category or month",
+        )
+        .unwrap_or(AuditBy::County);
+    let from = a.time("from");
+    let to = a.time("to");
+    Command::Audit { by, from, to }
+}
+
+/// The roles a token may be issued for (admin tokens live in tokens.toml only).
+fn token_role(s: &str) -> Option<Role> {
+    Role::parse(s).filter(|r| matches!(r, Role::Worker | Role::Operator | Role::Supervisor))
+}
+
+fn token(a: &mut Args) -> Command {
+    let role =
+        a.required("role", |a| a.choice("role", token_role, "role must be worker, operator or supervisor"));
+    let worker = a.opt("worker");
+    let name = a.opt("name");
+    match role {
+        Some(Role::Worker) if !a.present("worker") => {
+            a.fail("missing field `worker` (required for role=worker)".to_string())
+        }
+        Some(r) if r != Role::Worker && a.present("worker") => {
+            a.fail("worker: only for role=worker".to_string())
+        }
+        _ => {}
+    }
+    Command::Token { role: role.unwrap_or(Role::Worker), worker, name }
+}
+
+/// A request's fields, read by one verb's parser.
+///
+/// Getters never fail: they record the first problem and return a default,
+/// so that [`Args::finish`] can report an unknown field (usually a typo)
+/// before a missing one, and otherwise the first problem in field order.
+struct Args {
+    verb: &'static str,
+    pairs: Vec<(String, String)>,
+    used: Vec<bool>,
+    problem: Option<String>,
+}
+
+impl Args {
+    fn new(verb: &'static str, pairs: Vec<(String, String)>) -> Args {
+        let used = vec![false; pairs.len()];
+        Args { verb, pairs, used, problem: None }
+    }
+
+    fn fail(&mut self, message: String) {
+        self.problem.get_or_insert(message);
+    }
+
+    fn present(&self, key: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == key)
+    }
+
+    fn mark_used(&mut self, key: &str) {
+        if let Some(i) = self.pairs.iter().position(|(k, _)| k == key) {
+            self.used[i] = true;
+        }
+    }
+
+    /// The value of `key`, at most `max_chars` long and not empty.
+    fn value(&mut self, key: &str, max_chars: usize) -> Option<String> {
+        let i = self.pairs.iter().position(|(k, _)| k == key)?;
+        self.used[i] = true;
+        let v = std::mem::take(&mut self.pairs[i].1);
+        if v.is_empty() {
+            self.fail(format!("{key}: empty value (leave the field out instead)"));
+            return None;
+        }
+        let n = v.chars().count();
+        if n > max_chars {
+            self.fail(format!("{key}: too long ({n} characters, at most {max_chars})"));
+            return None;
+        }
+        Some(v)
+    }
+
+    fn opt(&mut self, key: &str) -> Option<String> {
+        self.value(key, VALUE_MAX_CHARS)
+    }
+
+    fn opt_text(&mut self, key: &str) -> Option<String> {
+        self.value(key, TEXT_MAX_CHARS)
+    }
+
+    /// Runs `get` when `key` is present, records it missing otherwise.
+    fn required<T>(&mut self, key: &str, get: impl FnOnce(&mut Args) -> Option<T>) -> Option<T> {
+        if self.present(key) {
+            get(self)
+        } else {
+            self.fail(format!("missing field `{key}`"));
+            None
+        }
+    }
+
+    fn req(&mut self, key: &str) -> String {
+        self.required(key, |a| a.opt(key)).unwrap_or_default()
+    }
+
+    fn req_text(&mut self, key: &str) -> String {
+        self.required(key, |a| a.opt_text(key)).unwrap_or_default()
+    }
+
+    fn case(&mut self) -> CaseRef {
+        CaseRef::parse(&self.req("case"))
+    }
+
+    fn choice<T>(&mut self, key: &str, parse: impl Fn(&str) -> Option<T>, message: &str) -> Option<T> {
+        let v = self.opt(key)?;
+        let t = parse(&v.to_ascii_lowercase());
+        if t.is_none() {
+            self.fail(message.to_string());
+        }
+        t
+    }
+
+    fn yes_no(&mut self, key: &str) -> Option<bool> {
+        let message = format!("{key} must be yes or no");
+        self.choice(
+            key,
+            |s| match s {
+                "yes" => Some(true),
+                "no" => Some(false),
+                _ => None,
+            },
+            &message,
+        )
+    }
+
+    fn number(&mut self, key: &str, range: std::ops::RangeInclusive<u32>, message: &str) -> Option<u32> {
+        let v = self.opt(key)?;
+        match v.parse::<u32>() {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.fail(message.to_string());
+                None
+            }
+        }
+    }
+
+    /// Degrees within `-max..max`.
+    fn coordinate(&mut self, key: &str, max: f64) -> Option<f64> {
+        let v = self.opt(key)?;
+        match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && (-max..=max).contains(&x) => Some(x),
+            Ok(x) if x.is_finite() => {
+                self.fail(format!("{key} must be within -{max}..{max}"));
+                None
+            }
+            _ => {
+                self.fail(format!("{key}: not a number"));
+                None
+            }
+        }
+    }
+
+    /// A time as `Timestamp::parse` reads it; kept as written (the engine
+    /// knows the county's offset).
+    fn time(&mut self, key: &str) -> Option<String> {
+        let v = self.opt(key)?;
+        match Timestamp::parse(&v, 0) {
+            Ok(_) => Some(v),
+            Err(e) => {
+                self.fail(format!("{key}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn page(&mut self) -> Page {
+        let message = format!("limit must be 1..{PAGE_LIMIT_MAX}");
+        let limit = self.number("limit", 1..=PAGE_LIMIT_MAX, &message);
+        let after = self.opt("after");
+        Page { limit, after }
+    }
+
+    /// Rejects fields the verb did not read, then reports the first problem.
+    fn finish(self) -> Result<(), Error> {
+        if let Some(i) = self.used.iter().position(|u| !u) {
+            return Err(Error::bad_request(format!("unknown field `{}` for {}", self.pairs[i].0, self.verb)));
+        }
+        match self.problem {
+            Some(p) => Err(Error::bad_request(p)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Writes a command as a request line, without a terminator.
+///
+/// `parse_request(&format_request(&c)) == Ok(c)` for every command the parser
+/// can produce (empty strings, for one, it cannot: they are left out on the
+/// wire). `ROUTE` never carries `req=`.
+pub fn format_request(cmd: &Command) -> String {
+    let mut w = Req(cmd.verb().to_string());
+    match cmd {
+        Command::Auth { token } => w.put("token", token),
+        Command::Accept(intake) => w.intake(intake, true),
+        Command::Route(intake) => w.intake(intake, false),
+        Command::Pull { worker, page } => {
+            w.opt("worker", worker);
+            w.page(page);
+        }
+        Command::Claim { case } | Command::Get { case } => w.case(case),
+        Command::Note { case, text } => {
+            w.case(case);
+            w.put("text", text);
+        }
+        Command::Return { case, reason } => {
+            w.case(case);
+            w.put("reason", reason);
+        }
+        Command::Close { case, result } => {
+            w.case(case);
+            w.put("result", result);
+        }
+        Command::Feedback { case, satisfied, score, text } => {
+            w.case(case);
+            w.put("satisfied", yes_no(*satisfied));
+            if let Some(s) = score {
+                w.put("score", &s.to_string());
+            }
+            w.opt("text", text);
+        }
+        Command::Extend { case, until, reason } => {
+            w.case(case);
+            w.put("until", until);
+            w.put("reason", reason);
+        }
+        Command::DecideExtension { case, approve, reason } => {
+            w.case(case);
+            w.put("approve", yes_no(*approve));
+            w.opt("reason", reason);
+        }
+        Command::Dispatch { case, worker } => {
+            w.case(case);
+            w.put("worker", worker);
+        }
+        Command::Overdue { township, grid, page } => {
+            w.opt("township", township);
+            w.opt("grid", grid);
+            w.page(page);
+        }
+        Command::Audit { by, from, to } => {
+            if *by != AuditBy::County {
+                w.put("by", by.as_str());
+            }
+            w.opt("from", from);
+            w.opt("to", to);
+        }
+        Command::Token { role, worker, name } => {
+            w.put("role", role.as_str());
+            w.opt("worker", worker);
+            w.opt("name", name);
+        }
+        Command::Ping | Command::Help | Command::Quit => {}
+    }
+    w.0
+}
+
+pub(crate) fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// A request line being written.
+struct Req(String);
+
+impl Req {
+    fn put(&mut self, key: &str, value: &str) {
+        lex::write_pair(&mut self.0, key, value);
+    }
+
+    fn opt(&mut self, key: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            self.put(key, v);
+        }
+    }
+
+    fn case(&mut self, case: &CaseRef) {
+        self.put("case", &case.to_string());
+    }
+
+    fn page(&mut self, page: &Page) {
+        if let Some(l) = page.limit {
+            self.put("limit", &l.to_string());
+        }
+        self.opt("after", &page.after);
+    }
+
+    fn intake(&mut self, i: &Intake, with_req: bool) {
+        self.put("text", &i.text);
+        self.opt("category", &i.category);
+        if let Some((lon, lat)) = i.location.point {
+            self.put("lon", &lon.to_string());
+            self.put("lat", &lat.to_string());
+        }
+        self.opt("grid", &i.location.grid);
+        self.opt("address", &i.location.address);
+        self.opt("phone", &i.phone);
+        self.opt("name", &i.name);
+        self.opt("channel", &i.channel);
+        if i.priority != Priority::Normal {
+            self.put("priority", i.priority.as_str());
+        }
+        if with_req {
+            self.opt("req", &i.req);
+        }
+    }
+}
