@@ -1,1 +1,105 @@
-fn main() {}
+//! `gridline`: the command line. Each subcommand lives in its own module;
+//! this file is the table of contents and the flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod client;
+mod offline;
+mod serve;
+mod simulate;
+
+#[derive(Parser)]
+#[command(name = "gridline", version, about = "Case dispatch engine for grid-based community governance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ConfigFlag {
+    /// A county config directory (county.toml, workers.csv, grids.geojson); default: the embedded Jidong registry.
+    #[arg(long, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the engine and the TCP server.
+    Serve(serve::ServeArgs),
+    /// Inspect or check a registry.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCmd,
+    },
+    /// Show where a case would go and why (nothing is stored).
+    Route(offline::RouteArgs),
+    /// Talk to a server: an interactive prompt, or requests from standard input.
+    Client(client::ClientArgs),
+    /// Audit figures from a data directory (the server must be stopped).
+    Audit(offline::AuditArgs),
+    /// Check every record of a data directory (the server must be stopped).
+    Verify(offline::VerifyArgs),
+    /// Drive a realistic day of hotline traffic against a running server.
+    Simulate(simulate::SimulateArgs),
+}
+
+#[derive(Subcommand)]
+enum RegistryCmd {
+    /// Counts of grids, workers, departments, townships.
+    Stats {
+        #[command(flatten)]
+        config: ConfigFlag,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load and check a config directory; exits non-zero naming each problem.
+    Check {
+        #[arg(long, value_name = "DIR")]
+        config: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7700";
+pub const DEFAULT_DATA: &str = "./gridline-data";
+
+pub fn default_addr() -> SocketAddr {
+    DEFAULT_ADDR.parse().expect("valid default address")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Cmd::Serve(a) => serve::run(a),
+        Cmd::Registry { command: RegistryCmd::Stats { config, json } } => {
+            offline::registry_stats(&config, json)
+        }
+        Cmd::Registry { command: RegistryCmd::Check { config } } => offline::registry_check(&config),
+        Cmd::Route(a) => offline::route(a),
+        Cmd::Client(a) => client::run(a),
+        Cmd::Audit(a) => offline::audit(a),
+        Cmd::Verify(a) => offline::verify(a),
+        Cmd::Simulate(a) => simulate::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gridline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

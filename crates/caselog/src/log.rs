@@ -19,6 +19,8 @@ pub enum LogError {
     Inconsistent(String),
     #[error("cannot encode: {0}")]
     Encode(CodecError),
+    #[error("no case log here (no format record): not a Gridline data directory")]
+    Empty,
     #[error("the data directory belongs to county `{found}`, not `{expected}`")]
     WrongCounty { found: String, expected: String },
 }
@@ -52,19 +54,22 @@ pub struct CaseLog<S: Store> {
 }
 
 impl<S: Store> CaseLog<S> {
-    /// Opens the log, writing its format record if it is new.
-    pub fn open(mut store: S, county: &str) -> Result<CaseLog<S>, LogError> {
-        match store.get(META_KEY)? {
-            Some(bytes) => {
+    /// Opens the log of `county`, writing its format record if the store is
+    /// new. With `county` `None` (offline tools), opens an existing log of any
+    /// county and refuses an empty store.
+    pub fn open(mut store: S, county: Option<&str>) -> Result<CaseLog<S>, LogError> {
+        match (store.get(META_KEY)?, county) {
+            (Some(bytes), _) => {
                 let meta: Meta = codec::decode(Kind::Meta, &bytes).map_err(|e| corrupt(META_KEY, e))?;
                 if meta.format != FORMAT_VERSION {
                     return Err(corrupt(META_KEY, CodecError::Version(meta.format)));
                 }
-                if meta.county != county {
+                if let Some(county) = county.filter(|c| *c != meta.county) {
                     return Err(LogError::WrongCounty { found: meta.county, expected: county.to_string() });
                 }
             }
-            None => {
+            (None, None) => return Err(LogError::Empty),
+            (None, Some(county)) => {
                 let meta = Meta {
                     format: FORMAT_VERSION,
                     created_by: concat!("gridline ", env!("CARGO_PKG_VERSION")).to_string(),

@@ -1,0 +1,130 @@
+//! A Gridline protocol client: one TCP connection, requests written as lines,
+//! replies read whole (an `OK count=N` line and its N item lines).
+
+use gridline_protocol::{parse_reply_line, Fields, ReplyLine};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, ToSocketAddrs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("unreadable reply `{line}`: {why}")]
+    Reply { line: String, why: String },
+    #[error("ERR {code} \"{message}\"")]
+    Server { code: String, message: String },
+}
+
+/// A whole reply: its first line and, for lists, its item lines.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Ok { fields: Fields, items: Vec<(String, Fields)> },
+    Err { code: String, message: String },
+}
+
+impl Reply {
+    /// The fields of an `OK`, or the error as a `ClientError`.
+    pub fn ok(self) -> Result<(Fields, Vec<(String, Fields)>), ClientError> {
+        match self {
+            Reply::Ok { fields, items } => Ok((fields, items)),
+            Reply::Err { code, message } => Err(ClientError::Server { code, message }),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Reply::Ok { .. })
+    }
+
+    pub fn err_code(&self) -> Option<&str> {
+        match self {
+            Reply::Err { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+pub struct Client {
+    rd: BufReader<OwnedReadHalf>,
+    wr: BufWriter<OwnedWriteHalf>,
+    line: String,
+}
+
+impl Client {
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let (r, w) = s.into_split();
+        Ok(Client { rd: BufReader::new(r), wr: BufWriter::new(w), line: String::new() })
+    }
+
+    /// Connects and authenticates with `token`.
+    pub async fn connect_auth(addr: impl ToSocketAddrs, token: &str) -> Result<Client, ClientError> {
+        let mut c = Client::connect(addr).await?;
+        c.call(&format!("AUTH token={token}")).await?.ok()?;
+        Ok(c)
+    }
+
+    /// Queues one request line (without terminator); `flush` sends.
+    pub async fn send(&mut self, line: &str) -> Result<(), ClientError> {
+        self.wr.write_all(line.as_bytes()).await?;
+        self.wr.write_all(b"\n").await?;
+        Ok(())
+    }
+
+    /// Sends raw bytes as they are (for tests of bad input).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.wr.write_all(bytes).await?;
+        self.wr.flush().await?;
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        self.wr.flush().await?;
+        Ok(())
+    }
+
+    /// Reads one raw line, without its terminator; `None` at end of stream.
+    pub async fn read_line(&mut self) -> Result<Option<String>, ClientError> {
+        self.line.clear();
+        if self.rd.read_line(&mut self.line).await? == 0 {
+            return Ok(None);
+        }
+        let l = self.line.trim_end_matches(['\n', '\r']);
+        Ok(Some(l.to_string()))
+    }
+
+    /// Reads one whole reply.
+    pub async fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        let first = self.read_line().await?.ok_or(ClientError::Closed)?;
+        let parsed =
+            parse_reply_line(&first).map_err(|e| ClientError::Reply { line: first.clone(), why: e.0 })?;
+        match parsed {
+            ReplyLine::Err { code, message } => Ok(Reply::Err { code: code.as_str().to_string(), message }),
+            ReplyLine::Item { .. } => {
+                Err(ClientError::Reply { line: first, why: "an item line where a reply starts".into() })
+            }
+            ReplyLine::Ok(fields) => {
+                let n: usize = fields.get("count").and_then(|c| c.parse().ok()).unwrap_or(0);
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let l = self.read_line().await?.ok_or(ClientError::Closed)?;
+                    match parse_reply_line(&l) {
+                        Ok(ReplyLine::Item { kind, fields }) => items.push((kind, fields)),
+                        _ => return Err(ClientError::Reply { line: l, why: "expected an item line".into() }),
+                    }
+                }
+                Ok(Reply::Ok { fields, items })
+            }
+        }
+    }
+
+    /// Sends one request and reads its reply.
+    pub async fn call(&mut self, line: &str) -> Result<Reply, ClientError> {
+        self.send(line).await?;
+        self.flush().await?;
+        self.read_reply().await
+    }
+}

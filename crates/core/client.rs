@@ -1,0 +1,86 @@
+//! `gridline client`: an interactive prompt, or requests from standard input.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Args;
+use gridline_client::{Client, Reply};
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// The server's address.
+    #[arg(long, default_value = crate::DEFAULT_ADDR)]
+    pub addr: String,
+    /// A token to authenticate with first.
+    #[arg(long, env = "GRIDLINE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let mut c = Client::connect(&a.addr).await.map_err(|e| anyhow::anyhow!("{}: {e}", a.addr))?;
+        let interactive = std::io::stdin().is_terminal();
+        let mut failures = 0u64;
+        if let Some(t) = &a.token {
+            let r = c.call(&format!("AUTH token={t}")).await?;
+            if interactive || !r.is_ok() {
+                print_reply(&r);
+            }
+            if !r.is_ok() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        if interactive {
+            eprintln!("connected to {}; type HELP for the verbs, QUIT to leave", a.addr);
+        }
+        let stdin = std::io::stdin();
+        let mut lines = stdin.lock().lines();
+        loop {
+            if interactive {
+                print!("gridline> ");
+                std::io::stdout().flush()?;
+            }
+            let Some(line) = lines.next() else { break };
+            let line = line?;
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            let r = match c.call(t).await {
+                Ok(r) => r,
+                Err(gridline_client::ClientError::Closed) => {
+                    eprintln!("the server closed the connection");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !r.is_ok() {
+                failures += 1;
+            }
+            print_reply(&r);
+            if t.eq_ignore_ascii_case("quit") {
+                break;
+            }
+        }
+        Ok(if failures > 0 && !interactive { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    })
+}
+
+/// Prints a reply readably: `OK` fields one per line, items as indented blocks.
+fn print_reply(r: &Reply) {
+    match r {
+        Reply::Err { code, message } => println!("ERR {code}: {message}"),
+        Reply::Ok { fields, items } => {
+            let width = fields.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            println!("OK");
+            for (k, v) in &fields.0 {
+                println!("  {k:width$}  {v}");
+            }
+            for (kind, f) in items {
+                let line: Vec<String> = f.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("  {kind}  {}", line.join("  "));
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Subcommands that work on files, without a server: registry, route, audit, verify.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use gridline_caselog::{CaseLog, SledStore};
+use gridline_model::{AuditBy, Intake, Location, Priority, Row, Timestamp};
+use gridline_registry::{Registry, Stats};
+
+use crate::serve::load_registry;
+use crate::{ConfigFlag, OutputFormat};
+
+pub fn registry_stats(flag: &ConfigFlag, json: bool) -> anyhow::Result<ExitCode> {
+    let r = load_registry(flag)?;
+    let s = Stats::of(&r);
+    if json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!("county       {}", s.county);
+        println!("townships    {}", s.townships);
+        println!("communities  {} urban communities, {} villages", s.communities, s.villages);
+        println!(
+            "grids        {} ({} urban, {} rural, {} dedicated)",
+            s.grids.total, s.grids.urban, s.grids.rural, s.grids.dedicated
+        );
+        println!(
+            "workers      {} ({} full-time, {} part-time, {} department professionals)",
+            s.workers.total, s.workers.full_time, s.workers.part_time, s.workers.department
+        );
+        println!("departments  {}", s.departments);
+        println!("categories   {}", s.categories);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn registry_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match Registry::load_dir(dir) {
+        Ok(r) => {
+            let s = Stats::of(&r);
+            println!(
+                "{}: ok ({} grids, {} workers, {} departments, {} townships)",
+                dir.display(),
+                s.grids.total,
+                s.workers.total,
+                s.departments,
+                s.townships
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} problem(s); nothing loaded", dir.display(), errors.0.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RouteArgs {
+    #[command(flatten)]
+    pub config: ConfigFlag,
+    #[arg(long, allow_hyphen_values = true, requires = "lat")]
+    pub lon: Option<f64>,
+    #[arg(long, allow_hyphen_values = true, requires = "lon")]
+    pub lat: Option<f64>,
+    /// A grid code.
+    #[arg(long)]
+    pub grid: Option<String>,
+    /// An address in words (community, village, street, estate).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// A category code; inferred from --text when absent.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// The case text.
+    #[arg(long, default_value = "")]
+    pub text: String,
+    #[arg(long, default_value = "normal")]
+    pub priority: String,
+    /// The case time (local, e.g. 2026-11-24T21:30); default now. Duty hours depend on it.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
+    let registry = load_registry(&a.config)?;
+    let off = registry.county.utc_offset_min;
+    if a.lon.is_none() && a.grid.is_none() && a.address.is_none() {
+        anyhow::bail!("give a location: --lon X --lat Y, --grid G or --address A");
+    }
+    let intake = Intake {
+        text: a.text,
+        category: a.category,
+        location: Location { point: a.lon.zip(a.lat), grid: a.grid, address: a.address },
+        priority: Priority::parse(&a.priority)
+            .with_context(|| format!("--priority: `{}` is not normal, urgent or emergency", a.priority))?,
+        ..Default::default()
+    };
+    let at = match &a.at {
+        Some(s) => Timestamp::parse(s, off).with_context(|| "--at")?,
+        None => Timestamp::now(),
+    };
+    let router = gridline_routing::Router::new(registry.clone());
+    router.validate(&intake).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loads = vec![0; registry.workers.len()];
+    let routed = router.route(&gridline_routing::RouteRequest { intake: &intake, at, exclude: &[] }, &loads);
+    let d = &routed.decision;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(d)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name_of_grid =
+        d.grid.as_deref().and_then(|g| registry.grid_idx(g)).map(|g| registry.grid(g).name.clone());
+    let worker = d.worker.as_deref().and_then(|w| registry.worker_idx(w)).map(|w| registry.worker(w));
+    println!("category  {} ({})", d.category, d.category_source.as_str());
+    if !d.keywords.is_empty() {
+        println!("keywords  {}", d.keywords.join(", "));
+    }
+    println!(
+        "grid      {}",
+        match (&d.grid, name_of_grid) {
+            (Some(g), Some(n)) => format!("{g} {n}"),
+            _ => "-".into(),
+        }
+    );
+    println!("township  {}", d.township.as_deref().unwrap_or("-"));
+    println!("dept      {}", d.department.as_deref().unwrap_or("-"));
+    match worker {
+        Some(w) => println!("worker    {} {} ({})", w.id, w.name, w.kind.as_str()),
+        None => println!("worker    - (waits at {})", registry.county.command_centre),
+    }
+    println!("rule      {}", d.rule);
+    println!("why:");
+    for (i, s) in d.steps.iter().enumerate() {
+        println!("  {}. {s}", i + 1);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct DataFlag {
+    /// The data directory of a stopped server.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+}
+
+fn open_log(data: &std::path::Path) -> anyhow::Result<CaseLog<SledStore>> {
+    let dir = data.join("log");
+    if !dir.join("db").exists() {
+        anyhow::bail!("{}: no case log here (expected {}/db)", data.display(), dir.display());
+    }
+    let store = SledStore::open(&dir)
+        .with_context(|| format!("opening {} (is a server still running on it?)", dir.display()))?;
+    Ok(CaseLog::open(store, None).with_context(|| format!("opening {}", dir.display()))?)
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub data: DataFlag,
+}
+
+pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let log = open_log(&a.data.data)?;
+    let t0 = std::time::Instant::now();
+    match log.verify() {
+        Ok(r) => {
+            println!(
+                "{}: ok: {} cases ({} open, {} closed), {} events, every checksum and every history checked in {:.2}s{}",
+                a.data.data.display(),
+                r.cases,
+                r.open,
+                r.closed,
+                r.events,
+                t0.elapsed().as_secs_f64(),
+                r.bytes_on_disk.map(|b| format!("; {b} bytes on disk")).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: FAILED: {e}", a.data.data.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub data: DataFlag,
+    #[command(flatten)]
+    pub config: ConfigFlag,
+    /// How to group the rows.
+    #[arg(long, default_value = "county", value_parser = parse_by)]
+    pub by: AuditBy,
+    /// Only cases received at or after this time (local, e.g. 2026-11-01).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only cases received before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Print CSV (opens in a spreadsheet).
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_by(s: &str) -> Result<AuditBy, String> {
+    AuditBy::parse(s).ok_or_else(|| {
+        let all: Vec<_> = AuditBy::ALL.iter().map(|b| b.as_str()).collect();
+        format!("`{s}` is not one of {}", all.join(", "))
+    })
+}
+
+pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
+    let registry = load_registry(&a.config)?;
+    let off = registry.county.utc_offset_min;
+    let time = |name: &str, v: &Option<String>| -> anyhow::Result<Option<Timestamp>> {
+        v.as_deref().map(|s| Timestamp::parse(s, off).with_context(|| format!("--{name}"))).transpose()
+    };
+    let query = gridline_audit::Query {
+        by: a.by,
+        from: time("from", &a.from)?,
+        to: time("to", &a.to)?,
+        now: Timestamp::now(),
+        utc_offset_min: off,
+    };
+    let log = open_log(&a.data.data)?;
+    let cases = log.recover()?.cases;
+    let rows = gridline_audit::audit(cases.iter(), &query);
+    let format = if a.csv {
+        OutputFormat::Csv
+    } else if a.json {
+        OutputFormat::Json
+    } else {
+        OutputFormat::Table
+    };
+    print_rows(&rows, format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints table rows as an aligned table, CSV (RFC 4180) or JSON objects.
+pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
+    let Some(first) = rows.first() else {
+        if format == OutputFormat::Json {
+            println!("[]");
+        } else {
+            println!("(no cases)");
+        }
+        return Ok(());
+    };
+    let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    match format {
+        OutputFormat::Json => {
+            let objs: Vec<serde_json::Map<String, serde_json::Value>> = rows
+                .iter()
+                .map(|r| r.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&objs)?);
+        }
+        OutputFormat::Csv => {
+            let esc = |s: &str| {
+                if s.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s.to_string()
+                }
+            };
+            println!("{}", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(","));
+            for r in rows {
+                println!("{}", r.iter().map(|(_, v)| esc(v)).collect::<Vec<_>>().join(","));
+            }
+        }
+        OutputFormat::Table => {
+            let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+            for r in rows {
+                for (i, (_, v)) in r.iter().enumerate().take(widths.len()) {
+                    widths[i] = widths[i].max(display_width(v));
+                }
+            }
+            let line = |cells: Vec<&str>| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - display_width(c))))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+            };
+            println!("{}", line(header.clone()));
+            for r in rows {
+                println!("{}", line(r.iter().map(|(_, v)| v.as_str()).collect()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Terminal columns of `s`: CJK characters take two.
+fn display_width(s: &str) -> usize {
+    s.chars().map(|c| if (c as u32) >= 0x1100 && !c.is_ascii() { 2 } else { 1 }).sum()
+}

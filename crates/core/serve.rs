@@ -1,0 +1,121 @@
+//! `gridline serve`: recover the log, start the engine, serve TCP until a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use gridline_caselog::{CaseLog, SledStore};
+use gridline_engine::{EngineConfig, SystemClock};
+use gridline_server::{auth::Tokens, ServerConfig};
+use tracing::info;
+
+use crate::ConfigFlag;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigFlag,
+    /// The data directory: the case log and tokens.toml.
+    #[arg(long, value_name = "DIR", default_value = crate::DEFAULT_DATA)]
+    pub data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = crate::DEFAULT_ADDR)]
+    pub listen: SocketAddr,
+    /// Longest request line in bytes.
+    #[arg(long, default_value_t = 8 * 1024)]
+    pub line_bytes_max: usize,
+    /// Connections served at once.
+    #[arg(long, default_value_t = 1024)]
+    pub connections_max: usize,
+    /// Seconds a connection may go without completing a line.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout_secs: u64,
+    /// Requests one connection may have waiting for replies.
+    #[arg(long, default_value_t = 1024)]
+    pub inflight_max: usize,
+    /// Commands waiting for the engine at most; more get `ERR busy`.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub queue_max: usize,
+    /// Commands per group commit at most.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_max: usize,
+}
+
+pub fn load_registry(flag: &ConfigFlag) -> anyhow::Result<Arc<gridline_registry::Registry>> {
+    Ok(Arc::new(match &flag.config {
+        Some(dir) => gridline_registry::Registry::load_dir(dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("loading the registry from {}", dir.display()))?,
+        None => gridline_registry::embedded::jidong().clone(),
+    }))
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let registry = load_registry(&a.config)?;
+    std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
+    let (tokens, created) = Tokens::open_or_create(&a.data.join("tokens.toml"))?;
+    let log_dir = a.data.join("log");
+    let store = SledStore::open(&log_dir)
+        .with_context(|| format!("opening the case log in {}", log_dir.display()))?;
+    let log = CaseLog::open(store, Some(&registry.county.code))
+        .with_context(|| format!("opening the case log in {}", log_dir.display()))?;
+    let config = EngineConfig {
+        queue_commands_max: a.queue_max,
+        batch_commands_max: a.batch_max,
+        ..Default::default()
+    };
+    let (engine, thread) = gridline_engine::start(registry.clone(), log, Arc::new(SystemClock), config)?;
+    let server_config = ServerConfig {
+        line_bytes_max: a.line_bytes_max,
+        connections_max: a.connections_max,
+        idle_timeout: Duration::from_secs(a.idle_timeout_secs),
+        inflight_per_connection_max: a.inflight_max,
+        utc_offset_min: registry.county.utc_offset_min,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        let addr = listener.local_addr()?;
+        println!("gridline: serving {} on {addr}", registry.county.name);
+        println!(
+            "gridline: tokens in {}{}",
+            tokens.path().display(),
+            if created { " (new: admin, supervisor, operator)" } else { "" }
+        );
+        info!(%addr, data = %a.data.display(), "serving");
+        gridline_server::run(listener, engine, tokens, registry.clone(), server_config, shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    })?;
+    // The server dropped its engine handle: the engine answers what it has and stops.
+    thread.join();
+    info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("Ctrl-C: shutting down"),
+        _ = term => info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,0 +1,466 @@
+//! `gridline simulate`: a day of hotline traffic against a running server.
+//!
+//! Operators take calls (Chinese case text, coordinates, addresses, some
+//! without a category), supervisors dispatch what routing could not place,
+//! workers pull, claim, note and close (a few return a misrouted case),
+//! operators make return visits (some residents are not satisfied, and the
+//! case goes round again). Everything is pipelined over `--connections`
+//! connections. The traffic is a function of `--seed`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use gridline_client::{Client, Reply};
+use gridline_registry::{GridKind, Registry};
+use hdrhistogram::Histogram;
+
+use crate::serve::load_registry;
+use crate::ConfigFlag;
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    #[arg(long, default_value = crate::DEFAULT_ADDR)]
+    pub addr: String,
+    /// Cases to accept.
+    #[arg(long, default_value_t = 1000)]
+    pub cases: usize,
+    /// Connections per role.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Requests each connection keeps in flight.
+    #[arg(long, default_value_t = 32)]
+    pub window: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The server's tokens.toml (admin, supervisor and operator tokens are read from it).
+    #[arg(long, default_value = "./gridline-data/tokens.toml")]
+    pub tokens: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigFlag,
+}
+
+/// SplitMix64: small, fast, and the same everywhere for a seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const TEXTS: &[(&str, &str)] = &[
+    ("water", "家里水管爆了，一直在漏水，楼下也被淹了"),
+    ("water", "小区停水两天了，没有任何通知"),
+    ("heating", "暖气不热，屋里只有十几度，老人受不了"),
+    ("heating", "供暖管道漏水，请派人维修"),
+    ("power", "整栋楼停电了，电梯也停了"),
+    ("street_lighting", "路口的路灯坏了好几天，晚上很黑"),
+    ("roads", "路面塌陷出现大坑，车辆通行危险"),
+    ("sanitation", "垃圾好几天没人清运，味道很大"),
+    ("public_order", "夜里有人在街上打架闹事"),
+    ("neighbour_dispute", "楼上邻居装修噪音太大，影响休息"),
+    ("social_security", "养老保险待遇一直没有到账，想咨询一下"),
+    ("market_food_safety", "超市卖过期食品，要求处理"),
+    ("", "家门口的井盖丢了，很危险"),
+    ("", "想反映一下小区物业的问题"),
+];
+
+struct Tokens {
+    admin: String,
+    supervisor: String,
+    operator: String,
+    workers: HashMap<String, String>,
+}
+
+fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (pass --tokens <data>/tokens.toml)", path.display()))?;
+    let file: gridline_server::auth::TokenFile =
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let find = |role: &str| file.token.iter().find(|t| t.role == role).map(|t| t.secret.clone());
+    let workers = file
+        .token
+        .iter()
+        .filter(|t| t.role == "worker")
+        .filter_map(|t| t.worker.clone().map(|w| (w, t.secret.clone())))
+        .collect();
+    Ok(Tokens {
+        admin: find("admin").context("no admin token")?,
+        supervisor: find("supervisor").context("no supervisor token")?,
+        operator: find("operator").context("no operator token")?,
+        workers,
+    })
+}
+
+/// Latencies per verb, in microseconds.
+#[derive(Default)]
+struct Stats {
+    by_verb: HashMap<&'static str, Histogram<u64>>,
+    errors: HashMap<String, u64>,
+    requests: u64,
+}
+
+impl Stats {
+    fn record(&mut self, verb: &'static str, d: Duration, reply: &Reply) {
+        let h = self
+            .by_verb
+            .entry(verb)
+            .or_insert_with(|| Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"));
+        let _ = h.record((d.as_micros() as u64).max(1));
+        self.requests += 1;
+        if let Reply::Err { code, .. } = reply {
+            *self.errors.entry(format!("{verb} {code}")).or_default() += 1;
+        }
+    }
+    fn merge(&mut self, o: Stats) {
+        for (k, h) in o.by_verb {
+            match self.by_verb.get_mut(k) {
+                Some(m) => {
+                    let _ = m.add(&h);
+                }
+                None => {
+                    self.by_verb.insert(k, h);
+                }
+            }
+        }
+        for (k, n) in o.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+        self.requests += o.requests;
+    }
+}
+
+/// Sends `reqs` over `c` keeping `window` in flight; replies come back in order.
+async fn pipeline(
+    c: &mut Client,
+    reqs: &[(&'static str, String)],
+    window: usize,
+    stats: &mut Stats,
+) -> anyhow::Result<Vec<Reply>> {
+    let mut sent = std::collections::VecDeque::new();
+    let mut out = Vec::with_capacity(reqs.len());
+    let mut next = 0;
+    while out.len() < reqs.len() {
+        while next < reqs.len() && sent.len() < window.max(1) {
+            c.send(&reqs[next].1).await?;
+            sent.push_back((reqs[next].0, Instant::now()));
+            next += 1;
+        }
+        c.flush().await?;
+        let r = c.read_reply().await?;
+        let (verb, t0) = sent.pop_front().expect("a request is in flight");
+        stats.record(verb, t0.elapsed(), &r);
+        out.push(r);
+    }
+    Ok(out)
+}
+
+struct Progress {
+    total: usize,
+    done: usize,
+    last: Instant,
+    enabled: bool,
+}
+
+impl Progress {
+    fn step(&mut self, phase: &str, n: usize) {
+        self.done += n;
+        if self.enabled && (self.last.elapsed() > Duration::from_millis(100) || self.done >= self.total) {
+            self.last = Instant::now();
+            let w = 30;
+            let filled = (self.done.min(self.total) * w) / self.total.max(1);
+            eprint!(
+                "\r{phase:<10} [{}{}] {}/{}   ",
+                "#".repeat(filled),
+                " ".repeat(w - filled),
+                self.done,
+                self.total
+            );
+            if self.done >= self.total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn make_case(r: &Registry, rng: &mut Rng, i: usize, seed: u64) -> String {
+    let (cat, text) = TEXTS[rng.below(TEXTS.len())];
+    let grids: Vec<_> = r.grids.iter().filter(|g| g.kind != GridKind::Dedicated).collect();
+    let g = grids[rng.below(grids.len())];
+    let mut line = format!("ACCEPT req=sim-{seed}-{i} text=\"{text}\"");
+    if !cat.is_empty() && rng.chance(70) {
+        line.push_str(&format!(" category={cat}"));
+    }
+    let roll = rng.below(100);
+    if roll < 75 {
+        use geo::BoundingRect;
+        let bb = g.polygon.bounding_rect().expect("grids have area");
+        let (lon, lat) = (
+            bb.min().x + bb.width() * (0.2 + 0.6 * rng.unit()),
+            bb.min().y + bb.height() * (0.2 + 0.6 * rng.unit()),
+        );
+        line.push_str(&format!(" lon={lon:.6} lat={lat:.6}"));
+    } else if roll < 90 {
+        let com = r.community(g.community);
+        line.push_str(&format!(
+            " address=\"{}{}\"",
+            com.name,
+            g.keywords.first().map(String::as_str).unwrap_or("")
+        ));
+    } else if roll < 97 {
+        line.push_str(&format!(" grid={}", g.code));
+    } else {
+        line.push_str(" address=\"不详\"");
+    }
+    line.push_str(&format!(" phone=13{:09}", rng.next() % 1_000_000_000));
+    let p = rng.below(100);
+    if p < 5 {
+        line.push_str(" priority=emergency");
+    } else if p < 20 {
+        line.push_str(" priority=urgent");
+    }
+    line
+}
+
+pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
+    if a.cases == 0 || a.connections == 0 {
+        bail!("--cases and --connections must be at least 1");
+    }
+    let registry = load_registry(&a.config)?;
+    let tokens = read_tokens(&a.tokens)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(simulate(a, registry, tokens))
+}
+
+async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) -> anyhow::Result<ExitCode> {
+    let mut rng = Rng::new(a.seed);
+    let conns = a.connections;
+    let mut progress = Progress { total: a.cases, done: 0, last: Instant::now(), enabled: true };
+    let mut stats = Stats::default();
+    let t0 = Instant::now();
+
+    // 1. Operators take the calls.
+    let cases: Vec<String> = (0..a.cases).map(|i| make_case(&registry, &mut rng, i, a.seed)).collect();
+    let mut tasks = Vec::new();
+    for k in 0..conns {
+        let mine: Vec<(&'static str, String)> =
+            cases.iter().skip(k).step_by(conns).map(|l| ("ACCEPT", l.clone())).collect();
+        let (addr, tok, window) = (a.addr.clone(), tokens.operator.clone(), a.window);
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect_auth(&addr, &tok).await?;
+            let mut st = Stats::default();
+            let r = pipeline(&mut c, &mine, window, &mut st).await?;
+            anyhow::Ok((r, st))
+        }));
+    }
+    let mut open: Vec<(String, Option<String>)> = Vec::new(); // (case no, worker)
+    for t in tasks {
+        let (replies, st) = t.await??;
+        stats.merge(st);
+        progress.step("accept", replies.len());
+        for r in replies {
+            if let Reply::Ok { fields, .. } = r {
+                open.push((
+                    fields.get("no").unwrap_or_default().to_string(),
+                    fields.get("worker").map(str::to_string),
+                ));
+            }
+        }
+    }
+    let accepted = open.len();
+    let intake_secs = t0.elapsed().as_secs_f64();
+
+    let mut sup = Client::connect_auth(&a.addr, &tokens.supervisor).await?;
+    let mut admin = Client::connect_auth(&a.addr, &tokens.admin).await?;
+    let mut op = Client::connect_auth(&a.addr, &tokens.operator).await?;
+    let all_workers: Vec<String> = registry
+        .workers
+        .iter()
+        .filter(|w| w.kind == gridline_registry::WorkerKind::FullTime)
+        .map(|w| w.id.clone())
+        .collect();
+    let (mut returned, mut reopened, mut closed, mut manual) = (0, 0, 0, 0);
+    for round in 0..4 {
+        if open.is_empty() {
+            break;
+        }
+        // 2. Supervisors dispatch what waits at the command centre.
+        let waiting: Vec<(&'static str, String)> = open
+            .iter()
+            .filter(|(_, w)| w.is_none())
+            .map(|(no, _)| {
+                (
+                    "DISPATCH",
+                    format!("DISPATCH case={no} worker={}", all_workers[rng.below(all_workers.len())]),
+                )
+            })
+            .collect();
+        manual += waiting.len();
+        let replies = pipeline(&mut sup, &waiting, a.window, &mut stats).await?;
+        let mut by_worker: HashMap<String, Vec<String>> = HashMap::new();
+        let mut wi = 0;
+        for (no, w) in &open {
+            let w = match w {
+                Some(w) => Some(w.clone()),
+                None => {
+                    let r = &replies[wi];
+                    wi += 1;
+                    match r {
+                        Reply::Ok { fields, .. } => fields.get("worker").map(str::to_string),
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(w) = w {
+                by_worker.entry(w).or_default().push(no.clone());
+            }
+        }
+        // Tokens for workers who have none yet.
+        let missing: Vec<(&'static str, String)> = by_worker
+            .keys()
+            .filter(|w| !tokens.workers.contains_key(*w))
+            .map(|w| ("TOKEN", format!("TOKEN role=worker worker={w}")))
+            .collect();
+        for r in pipeline(&mut admin, &missing, a.window, &mut stats).await? {
+            let (f, _) = r.ok()?;
+            tokens.workers.insert(
+                f.get("worker").unwrap_or_default().to_string(),
+                f.get("secret").unwrap_or_default().to_string(),
+            );
+        }
+        // 3. Workers pull, claim, note, close — or return a misrouted case.
+        let mut scripts: Vec<Vec<(&'static str, String)>> = vec![Vec::new(); conns];
+        let mut outcomes: Vec<Vec<(String, bool)>> = vec![Vec::new(); conns];
+        let mut workers: Vec<_> = by_worker.into_iter().collect();
+        workers.sort();
+        for (i, (w, nos)) in workers.into_iter().enumerate() {
+            let s = &mut scripts[i % conns];
+            s.push(("AUTH", format!("AUTH token={}", tokens.workers[&w])));
+            s.push(("PULL", "PULL limit=20".to_string()));
+            for no in nos {
+                let give_back = round < 2 && rng.chance(3);
+                if give_back {
+                    s.push(("RETURN", format!("RETURN case={no} reason=\"不属于本网格，请重新分派\"")));
+                } else {
+                    s.push(("CLAIM", format!("CLAIM case={no}")));
+                    s.push(("NOTE", format!("NOTE case={no} text=\"已到现场，正在处理\"")));
+                    s.push(("CLOSE", format!("CLOSE case={no} result=\"已处理完毕\"")));
+                }
+                outcomes[i % conns].push((no, give_back));
+            }
+        }
+        let mut tasks = Vec::new();
+        for s in scripts {
+            let (addr, window) = (a.addr.clone(), a.window);
+            tasks.push(tokio::spawn(async move {
+                let mut c = Client::connect(&addr).await?;
+                let mut st = Stats::default();
+                pipeline(&mut c, &s, window, &mut st).await?;
+                anyhow::Ok(st)
+            }));
+        }
+        for t in tasks {
+            stats.merge(t.await??);
+        }
+        // 4. Return visits; the returned cases were routed again.
+        let mut next_open = Vec::new();
+        let mut visits = Vec::new();
+        for (no, back) in outcomes.into_iter().flatten() {
+            if back {
+                returned += 1;
+                next_open.push(no);
+            } else {
+                closed += 1;
+                let unhappy = round < 2 && rng.chance(8);
+                let line = if unhappy {
+                    format!("FEEDBACK case={no} satisfied=no score=2 text=\"问题没有解决\"")
+                } else {
+                    format!("FEEDBACK case={no} satisfied=yes score={}", 4 + rng.below(2))
+                };
+                visits.push(("FEEDBACK", line));
+                if unhappy {
+                    reopened += 1;
+                    next_open.push(no);
+                }
+            }
+        }
+        pipeline(&mut op, &visits, a.window, &mut stats).await?;
+        // Where did the returned and reopened cases go?
+        let gets: Vec<(&'static str, String)> =
+            next_open.iter().map(|no| ("GET", format!("GET case={no}"))).collect();
+        open = pipeline(&mut sup, &gets, a.window, &mut stats)
+            .await?
+            .into_iter()
+            .zip(next_open)
+            .map(|(r, no)| {
+                let w = match &r {
+                    Reply::Ok { fields, .. } if fields.get("status") == Some("dispatched") => {
+                        fields.get("worker").map(str::to_string)
+                    }
+                    _ => None,
+                };
+                (no, w)
+            })
+            .collect();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let audit = sup.call("AUDIT by=county").await?;
+
+    println!(
+        "simulated {} calls: {accepted} accepted ({:.0} cases/s intake over {conns} connections)",
+        a.cases,
+        accepted as f64 / intake_secs
+    );
+    println!("  {manual} dispatched by hand, {returned} returned, {reopened} reopened, {closed} closings");
+    println!("  {} requests in {secs:.2}s: {:.0} requests/s", stats.requests, stats.requests as f64 / secs);
+    println!("  latency (ms)      count      p50      p90      p99     p999      max");
+    let mut verbs: Vec<_> = stats.by_verb.iter().collect();
+    verbs.sort_by_key(|(k, _)| *k);
+    for (verb, h) in verbs {
+        let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+        println!(
+            "  {verb:<10} {:>12} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            h.len(),
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            h.max() as f64 / 1000.0
+        );
+    }
+    if !stats.errors.is_empty() {
+        let mut e: Vec<_> = stats.errors.iter().collect();
+        e.sort();
+        println!("  errors: {}", e.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", "));
+    }
+    if let Reply::Ok { items, .. } = audit {
+        for (_, row) in items {
+            println!(
+                "  audit: {}",
+                row.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,487 @@
+//! One handler per command: authorization, validation, events, reply.
+
+use gridline_caselog::Store;
+use gridline_model::{
+    Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CategorySource, Command, Decision, Error,
+    EventKind, Intake, Page, Reply, Role, Status, Timestamp,
+};
+use gridline_registry::{WorkerIdx, WorkerKind};
+use gridline_routing::{RouteRequest, Routed};
+
+use crate::engine::{Batch, Engine};
+use crate::state::DueKey;
+
+fn actor(c: &Caller) -> Actor {
+    Actor { role: c.role, name: c.worker.clone().unwrap_or_else(|| c.name.clone()) }
+}
+
+/// Which roles may use a verb. Admins may do what supervisors may.
+fn allow(caller: &Caller, roles: &[Role], verb: &str) -> Result<(), Error> {
+    let ok =
+        roles.contains(&caller.role) || (caller.role == Role::Admin && roles.contains(&Role::Supervisor));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::forbidden(format!("{verb} is not allowed for role {}", caller.role.as_str())))
+    }
+}
+
+fn is_supervisor(c: &Caller) -> bool {
+    matches!(c.role, Role::Supervisor | Role::Admin)
+}
+
+impl<S: Store> Engine<S> {
+    /// The case a client names, or `not_found`.
+    fn resolve(&self, r: &CaseRef) -> Result<CaseId, Error> {
+        let id = match r {
+            CaseRef::Id(id) => self.state.cases.contains_key(id).then_some(*id),
+            CaseRef::No(no) => self.state.by_no.get(&no.0).copied(),
+        };
+        id.ok_or_else(|| Error::not_found(format!("no case `{r}`")))
+    }
+
+    /// The case, if `caller` may act on it as its worker.
+    fn own_case(&self, caller: &Caller, r: &CaseRef, verb: &str) -> Result<CaseId, Error> {
+        allow(caller, &[Role::Worker], verb)?;
+        let id = self.resolve(r)?;
+        let case = &self.state.cases[&id];
+        match (case.worker(), caller.worker.as_deref()) {
+            (Some(w), Some(me)) if w == me && case.status.is_open() => Ok(id),
+            _ => Err(Error::forbidden(format!("case {} is not assigned to you", case.no))),
+        }
+    }
+
+    /// A copy of the case as `caller` may see it: the phone is masked except
+    /// for the operator who took the call and supervisors.
+    fn view(&self, caller: &Caller, case: &Case) -> Box<Case> {
+        let mut c = case.clone();
+        let reveal = is_supervisor(caller) || (caller.role == Role::Operator && caller.name == case.operator);
+        if !reveal {
+            c.intake.phone = c.masked_phone();
+        }
+        Box::new(c)
+    }
+
+    fn view_id(&self, caller: &Caller, id: &CaseId) -> Box<Case> {
+        self.view(caller, &self.state.cases[id])
+    }
+
+    pub(crate) fn write(
+        &mut self,
+        caller: &Caller,
+        cmd: &Command,
+        batch: &mut Batch,
+    ) -> Result<Reply, Error> {
+        match cmd {
+            Command::Accept(intake) => self.accept(caller, intake, batch),
+            Command::Claim { case } => {
+                let id = self.own_case(caller, case, "CLAIM")?;
+                self.emit(batch, id, actor(caller), EventKind::Claimed)?;
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            Command::Note { case, text } => {
+                let id = self.own_case(caller, case, "NOTE")?;
+                self.emit(batch, id, actor(caller), EventKind::Noted { text: text.clone() })?;
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            Command::Close { case, result } => {
+                let id = self.own_case(caller, case, "CLOSE")?;
+                self.emit(batch, id, actor(caller), EventKind::Closed { result: result.clone() })?;
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            Command::Return { case, reason } => {
+                let id = self.own_case(caller, case, "RETURN")?;
+                self.emit(batch, id, actor(caller), EventKind::Returned { reason: reason.clone() })?;
+                self.route_again(batch, id)?;
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            Command::Feedback { case, satisfied, score, text } => {
+                allow(caller, &[Role::Operator], "FEEDBACK")?;
+                let id = self.resolve(case)?;
+                let kind = EventKind::Feedback { satisfied: *satisfied, score: *score, text: text.clone() };
+                self.emit(batch, id, actor(caller), kind)?;
+                if !satisfied {
+                    let reason = text.clone().unwrap_or_else(|| "the resident is not satisfied".into());
+                    self.emit(batch, id, actor(caller), EventKind::Reopened { reason })?;
+                    self.route_again(batch, id)?;
+                }
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            Command::Extend { case, until, reason } => {
+                let id = self.own_case(caller, case, "EXTEND")?;
+                let until = Timestamp::parse(until, self.registry.county.utc_offset_min)
+                    .map_err(|e| Error::bad_request(format!("until: {e}")))?;
+                let c = &self.state.cases[&id];
+                if until <= self.clock.now() || c.due_close.is_some_and(|d| until <= d) {
+                    return Err(Error::bad_request(
+                        "until: must be later than now and than the current close deadline",
+                    ));
+                }
+                self.emit(
+                    batch,
+                    id,
+                    actor(caller),
+                    EventKind::ExtensionRequested { until, reason: reason.clone() },
+                )?;
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            Command::DecideExtension { case, approve, reason } => {
+                allow(caller, &[Role::Supervisor], "EXTEND approve=")?;
+                let id = self.resolve(case)?;
+                let Some(req) = self.state.cases[&id].extension.clone() else {
+                    return Err(Error::conflict("no extension is waiting for a decision"));
+                };
+                let kind = EventKind::ExtensionDecided {
+                    approved: *approve,
+                    until: req.until,
+                    reason: reason.clone(),
+                };
+                self.emit(batch, id, actor(caller), kind)?;
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            Command::Dispatch { case, worker } => {
+                allow(caller, &[Role::Supervisor], "DISPATCH")?;
+                let id = self.resolve(case)?;
+                self.dispatch_manually(caller, id, worker, batch)?;
+                Ok(Reply::Case(self.view_id(caller, &id)))
+            }
+            other => Err(Error::internal(format!("{} is not a write", other.verb()))),
+        }
+    }
+
+    pub(crate) fn read(&self, caller: &Caller, cmd: &Command) -> Result<Reply, Error> {
+        match cmd {
+            Command::Route(intake) => {
+                allow(caller, &[Role::Operator, Role::Supervisor], "ROUTE")?;
+                self.router.validate(intake).map_err(|e| Error::bad_request(e.to_string()))?;
+                let routed = self.route(intake, self.clock.now(), &[]);
+                Ok(Reply::Routed(routed.decision))
+            }
+            Command::Get { case } => {
+                let id = self.resolve(case)?;
+                let c = &self.state.cases[&id];
+                let ok = match caller.role {
+                    Role::Operator | Role::Supervisor | Role::Admin => true,
+                    Role::Worker => c.worker().is_some() && c.worker() == caller.worker.as_deref(),
+                    Role::System => false,
+                };
+                if !ok {
+                    return Err(Error::forbidden(format!("case {} is not assigned to you", c.no)));
+                }
+                let view = self.view(caller, c);
+                let mut events = self.log.events(&id).map_err(|e| Error::internal(e.to_string()))?;
+                for e in &mut events {
+                    if let EventKind::Accepted { intake, .. } = &mut e.kind {
+                        intake.phone = view.intake.phone.clone();
+                    }
+                }
+                Ok(Reply::Detail { case: view, events })
+            }
+            Command::Pull { worker, page } => {
+                allow(caller, &[Role::Worker, Role::Supervisor], "PULL")?;
+                let who = match (caller.role, worker) {
+                    (Role::Worker, Some(w)) if Some(w) != caller.worker.as_ref() => {
+                        return Err(Error::forbidden("workers pull their own cases only"))
+                    }
+                    (Role::Worker, _) => caller.worker.clone().unwrap_or_default(),
+                    (_, Some(w)) => w.clone(),
+                    (_, None) => return Err(Error::bad_request("worker: required for supervisors")),
+                };
+                let w = self
+                    .state
+                    .worker_idx(&who)
+                    .ok_or_else(|| Error::not_found(format!("worker: no worker `{who}`")))?;
+                self.page(caller, self.state.by_worker[w.ix()].iter(), page, |_| true)
+            }
+            Command::Overdue { township, grid, page } => {
+                allow(caller, &[Role::Supervisor], "OVERDUE")?;
+                if let Some(t) = township {
+                    self.registry
+                        .township_idx(t)
+                        .ok_or_else(|| Error::not_found(format!("township: no township `{t}`")))?;
+                }
+                if let Some(g) = grid {
+                    self.registry
+                        .grid_idx(g)
+                        .ok_or_else(|| Error::not_found(format!("grid: no grid `{g}`")))?;
+                }
+                let now = self.clock.now().0;
+                let past = self.state.by_due.range(..(now, CaseId(uuid::Uuid::nil())));
+                self.page(caller, past, page, |c| {
+                    township.as_deref().is_none_or(|t| c.township.as_deref() == Some(t))
+                        && grid.as_deref().is_none_or(|g| c.grid() == Some(g))
+                })
+            }
+            Command::Audit { by, from, to } => {
+                allow(caller, &[Role::Supervisor], "AUDIT")?;
+                let off = self.registry.county.utc_offset_min;
+                let parse = |name: &str, v: &Option<String>| -> Result<Option<Timestamp>, Error> {
+                    v.as_deref()
+                        .map(|s| {
+                            Timestamp::parse(s, off).map_err(|e| Error::bad_request(format!("{name}: {e}")))
+                        })
+                        .transpose()
+                };
+                let (from, to) = (parse("from", from)?, parse("to", to)?);
+                Ok(Reply::Rows(self.audit(*by, from, to)))
+            }
+            other => Err(Error::internal(format!("{} is not an engine read", other.verb()))),
+        }
+    }
+
+    fn audit(&self, by: AuditBy, from: Option<Timestamp>, to: Option<Timestamp>) -> Vec<gridline_model::Row> {
+        let query = gridline_audit::Query {
+            by,
+            from,
+            to,
+            now: self.clock.now(),
+            utc_offset_min: self.registry.county.utc_offset_min,
+        };
+        gridline_audit::audit(self.state.cases.values(), &query)
+    }
+
+    /// A page of cases from an ordered index, after the cursor `page.after`.
+    fn page<'a>(
+        &self,
+        caller: &Caller,
+        keys: impl Iterator<Item = &'a DueKey>,
+        page: &Page,
+        keep: impl Fn(&Case) -> bool,
+    ) -> Result<Reply, Error> {
+        let limit = page.limit.unwrap_or(self.config.list_items_default).clamp(1, self.config.list_items_max)
+            as usize;
+        let after = page.after.as_deref().map(parse_cursor).transpose()?;
+        let mut cases = Vec::new();
+        let mut next = None;
+        for key in keys.filter(|k| after.is_none_or(|a| **k > a)) {
+            let c = &self.state.cases[&key.1];
+            if !keep(c) {
+                continue;
+            }
+            if cases.len() == limit {
+                next = Some(cursor(cases.last().map(|(k, _)| *k).expect("limit >= 1")));
+                break;
+            }
+            cases.push((*key, c));
+        }
+        Ok(Reply::Cases { cases: cases.into_iter().map(|(_, c)| *self.view(caller, c)).collect(), next })
+    }
+
+    fn route(&self, intake: &Intake, at: Timestamp, exclude: &[String]) -> Routed {
+        self.router.route(&RouteRequest { intake, at, exclude }, &self.state.loads)
+    }
+
+    fn accept(&mut self, caller: &Caller, intake: &Intake, batch: &mut Batch) -> Result<Reply, Error> {
+        allow(caller, &[Role::Operator], "ACCEPT")?;
+        if let Some(id) = intake.req.as_ref().and_then(|r| self.state.by_req.get(r)) {
+            let case = self.view_id(caller, id);
+            let decision = decision_of(&case);
+            return Ok(Reply::Accepted { case, decision, duplicate: true });
+        }
+        self.router.validate(intake).map_err(|e| Error::bad_request(e.to_string()))?;
+        let now = self.clock.now();
+        let day = now.day_number(self.registry.county.utc_offset_min);
+        let seq = self.state.day_max.get(&day).copied().unwrap_or(0) + 1;
+        let no = CaseNo::new(&self.registry.county.code, day, seq);
+        let id = CaseId::new_at(now);
+        let routed = self.route(intake, now, &[]);
+        let kind = EventKind::Accepted {
+            no,
+            intake: intake.clone(),
+            category: routed.decision.category.clone(),
+            township: routed.decision.township.clone(),
+        };
+        self.emit(batch, id, actor(caller), kind)?;
+        self.dispatch_routed(batch, id, &routed)?;
+        Ok(Reply::Accepted { case: self.view_id(caller, &id), decision: routed.decision, duplicate: false })
+    }
+
+    /// After a return or a reopen: route again, never to a worker who returned it.
+    fn route_again(&mut self, batch: &mut Batch, id: CaseId) -> Result<(), Error> {
+        let case = &self.state.cases[&id];
+        let mut intake = case.intake.clone();
+        intake.category = Some(case.category.clone());
+        let exclude = case.returned_by.clone();
+        let routed = self.route(&intake, self.clock.now(), &exclude);
+        self.dispatch_routed(batch, id, &routed)
+    }
+
+    fn dispatch_routed(&mut self, batch: &mut Batch, id: CaseId, routed: &Routed) -> Result<(), Error> {
+        let d = &routed.decision;
+        let kind = match (&d.worker, &d.grid, &d.township) {
+            (Some(worker), Some(grid), Some(township)) => {
+                let (due_claim, due_close) = self.deadlines(&self.state.cases[&id]);
+                EventKind::Dispatched {
+                    grid: grid.clone(),
+                    township: township.clone(),
+                    worker: worker.clone(),
+                    department: d.department.clone(),
+                    rule: d.rule.clone(),
+                    reason: d.explanation(),
+                    due_claim,
+                    due_close,
+                }
+            }
+            _ => EventKind::Waiting { reason: d.explanation() },
+        };
+        self.emit(batch, id, Actor::system(), kind)
+    }
+
+    /// Fresh deadlines for a case dispatched now.
+    fn deadlines(&self, case: &Case) -> (Timestamp, Timestamp) {
+        let now = self.clock.now();
+        let cat = self.registry.category_idx(&case.category).unwrap_or(self.registry.county.general_category);
+        let limits = &self.registry.category(cat).limits;
+        (now.plus(limits.claim(case.intake.priority)), now.plus(limits.close(case.intake.priority)))
+    }
+
+    fn dispatch_manually(
+        &mut self,
+        caller: &Caller,
+        id: CaseId,
+        worker: &str,
+        batch: &mut Batch,
+    ) -> Result<(), Error> {
+        let w: WorkerIdx = self
+            .state
+            .worker_idx(worker)
+            .ok_or_else(|| Error::not_found(format!("worker: no worker `{worker}`")))?;
+        let case = &self.state.cases[&id];
+        if case.status == Status::Closed {
+            return Err(Error::conflict(format!("case {} is closed", case.no)));
+        }
+        let wk = self.registry.worker(w);
+        let (grid, township, department) = match (wk.kind, wk.grid) {
+            (WorkerKind::FullTime | WorkerKind::PartTime, Some(g)) => {
+                let g = self.registry.grid(g);
+                (g.code.clone(), self.registry.township(g.township).code.clone(), None)
+            }
+            _ => {
+                // A professional handles the case where it is.
+                let routed = self.route(&case.intake, self.clock.now(), &[]);
+                let (Some(grid), Some(township)) = (routed.decision.grid, routed.decision.township) else {
+                    return Err(Error::conflict(format!(
+                        "case {} has no known location; dispatch it to a grid worker",
+                        case.no
+                    )));
+                };
+                (grid, township, wk.department.map(|d| self.registry.department(d).code.clone()))
+            }
+        };
+        let (due_claim, due_close) = self.deadlines(case);
+        let kind = EventKind::Dispatched {
+            grid,
+            township,
+            worker: worker.to_string(),
+            department,
+            rule: "manual".into(),
+            reason: format!("dispatched by {} {}", caller.role.as_str(), caller.name),
+            due_claim,
+            due_close,
+        };
+        self.emit(batch, id, actor(caller), kind)
+    }
+
+    /// Writes the deadline events that are due; returns how many.
+    pub(crate) fn tick(&mut self, batch: &mut Batch) -> usize {
+        let now = self.clock.now();
+        let start = batch.events.len();
+        while batch.events.len() - start < self.config.timer_events_max {
+            let Some(&(t, id)) = self.state.timers.first() else { break };
+            if t > now.0 {
+                break;
+            }
+            let before = batch.events.len();
+            if let Err(e) = self.timer_events(batch, id, now) {
+                tracing::error!(case = %id, error = %e, "deadline event refused; dropping the timer");
+            }
+            if batch.events.len() == before {
+                // Nothing was due after all: never spin on the same timer.
+                self.state.timers.remove(&(t, id));
+            }
+        }
+        batch.events.len() - start
+    }
+
+    fn timer_events(&mut self, batch: &mut Batch, id: CaseId, now: Timestamp) -> Result<(), Error> {
+        let c = &self.state.cases[&id];
+        let sys = Actor::system();
+        if c.status == Status::Dispatched {
+            if let (Some(due), Some(at)) = (c.due_claim, c.dispatched_at) {
+                if !c.overdue_claim && due <= now {
+                    self.emit(
+                        batch,
+                        id,
+                        sys.clone(),
+                        EventKind::Overdue { deadline: gridline_model::Deadline::Claim, due },
+                    )?;
+                    self.escalate(batch, id, 1)?;
+                } else if c.overdue_claim && c.escalation_level < self.config.escalation_levels {
+                    let limit = due.since(at).0.max(60_000);
+                    if Timestamp(due.0 + limit * c.escalation_level as i64) <= now {
+                        self.escalate(batch, id, c.escalation_level + 1)?;
+                    }
+                }
+            }
+        }
+        let c = &self.state.cases[&id];
+        if matches!(c.status, Status::Dispatched | Status::Handling) && !c.overdue_close {
+            if let Some(due) = c.due_close.filter(|d| *d <= now) {
+                self.emit(
+                    batch,
+                    id,
+                    sys,
+                    EventKind::Overdue { deadline: gridline_model::Deadline::Close, due },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// 督办: the community's grid lead, then the township's, then the command centre.
+    fn escalate(&mut self, batch: &mut Batch, id: CaseId, level: u8) -> Result<(), Error> {
+        let c = &self.state.cases[&id];
+        let reg = &self.registry;
+        let grid = c.grid().and_then(|g| reg.grid_idx(g)).map(|g| reg.grid(g));
+        let lead = |w: Option<WorkerIdx>| w.map(|w| reg.worker(w).id.clone());
+        let (to, whom) = match (level, grid) {
+            (1, Some(g)) => {
+                let com = reg.community(g.community);
+                (lead(com.lead).unwrap_or_else(|| com.code.clone()), format!("the grid lead of {}", com.name))
+            }
+            (2, Some(g)) => {
+                let t = reg.township(g.township);
+                (lead(t.lead).unwrap_or_else(|| t.code.clone()), format!("the grid lead of {}", t.name))
+            }
+            _ => (reg.county.command_centre.clone(), "the command centre".to_string()),
+        };
+        let reason = format!("not claimed by its deadline; escalated to {whom} (level {level})");
+        self.emit(batch, id, Actor::system(), EventKind::Escalated { to, level, reason })
+    }
+}
+
+/// The decision a stored case was dispatched with, for a repeated `req=`.
+fn decision_of(case: &Case) -> Decision {
+    let a = case.assignment.as_ref();
+    Decision {
+        category: case.category.clone(),
+        category_source: CategorySource::Given,
+        keywords: Vec::new(),
+        grid: a.map(|a| a.grid.clone()),
+        township: case.township.clone(),
+        department: a.and_then(|a| a.department.clone()),
+        worker: a.map(|a| a.worker.clone()),
+        rule: a.map_or_else(|| "command-centre".to_string(), |a| a.rule.clone()),
+        steps: vec![format!("the same req= was accepted before as case {}", case.no)],
+    }
+}
+
+fn cursor(k: DueKey) -> String {
+    format!("{}.{}", k.0, k.1)
+}
+
+fn parse_cursor(s: &str) -> Result<DueKey, Error> {
+    let bad = || Error::bad_request(format!("after: `{s}` is not a cursor from a previous reply's next="));
+    let (t, id) = s.split_once('.').ok_or_else(bad)?;
+    Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
+}

@@ -1,0 +1,191 @@
+//! The engine's in-memory state: every case, and indexes derived from them.
+//!
+//! Every index is a function of the case records alone, maintained by
+//! [`State::replace`], so undoing a change is replacing the case back.
+
+use std::collections::{BTreeSet, HashMap};
+
+use gridline_model::{Case, CaseId, Status, Timestamp};
+use gridline_registry::{Registry, WorkerIdx};
+
+/// A position in a deadline-ordered list: `(deadline ms, case id)`.
+pub(crate) type DueKey = (i64, CaseId);
+
+pub(crate) struct State {
+    pub cases: HashMap<CaseId, Case>,
+    pub by_no: HashMap<String, CaseId>,
+    pub by_req: HashMap<String, CaseId>,
+    /// Open (dispatched or handling) cases per worker: routing's loads.
+    pub loads: Vec<u32>,
+    /// Each worker's open cases, earliest deadline first.
+    pub by_worker: Vec<BTreeSet<DueKey>>,
+    /// Open cases racing a deadline, earliest first (OVERDUE).
+    pub by_due: BTreeSet<DueKey>,
+    /// When the engine must next look at each case (deadlines, escalations).
+    pub timers: BTreeSet<DueKey>,
+    /// Cases waiting at the command centre.
+    pub waiting: BTreeSet<CaseId>,
+    /// The highest case number issued per local day.
+    pub day_max: HashMap<u32, u32>,
+    worker_ix: HashMap<String, WorkerIdx>,
+    /// How many levels of escalation follow a missed claim deadline.
+    escalation_levels: u8,
+}
+
+/// The index entries one case contributes.
+#[derive(PartialEq, Eq)]
+struct Keys {
+    worker: Option<(WorkerIdx, DueKey)>,
+    due: Option<DueKey>,
+    timer: Option<DueKey>,
+    waiting: bool,
+}
+
+impl State {
+    pub fn new(registry: &Registry, escalation_levels: u8) -> State {
+        let n = registry.workers.len();
+        State {
+            cases: HashMap::new(),
+            by_no: HashMap::new(),
+            by_req: HashMap::new(),
+            loads: vec![0; n],
+            by_worker: vec![BTreeSet::new(); n],
+            by_due: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            day_max: HashMap::new(),
+            worker_ix: registry
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (w.id.clone(), WorkerIdx(i as u32)))
+                .collect(),
+            escalation_levels,
+        }
+    }
+
+    pub fn worker_idx(&self, id: &str) -> Option<WorkerIdx> {
+        self.worker_ix.get(id).copied()
+    }
+
+    /// Puts `new` in place of the case with the same id (or removes the case
+    /// `id` when `new` is `None`), keeping every index in step.
+    pub fn replace(&mut self, id: CaseId, new: Option<Case>) {
+        if let Some(old) = self.cases.remove(&id) {
+            let k = self.keys(&old);
+            self.unindex(&old, k);
+        }
+        if let Some(c) = new {
+            let k = self.keys(&c);
+            self.index(&c, k);
+            self.cases.insert(id, c);
+        }
+    }
+
+    /// Applies an already-validated change to a case in place, re-indexing it.
+    pub fn update<R>(&mut self, id: &CaseId, f: impl FnOnce(&mut Case) -> R) -> Option<R> {
+        let mut c = self.cases.remove(id)?;
+        let before = self.keys(&c);
+        self.unindex(&c, before);
+        let r = f(&mut c);
+        let after = self.keys(&c);
+        self.index(&c, after);
+        self.cases.insert(*id, c);
+        Some(r)
+    }
+
+    fn keys(&self, c: &Case) -> Keys {
+        let due = c.next_due().map(|d| (d.0, c.id));
+        let worker = match c.status {
+            Status::Dispatched | Status::Handling => c
+                .worker()
+                .and_then(|w| self.worker_idx(w))
+                .map(|w| (w, (c.next_due().map_or(i64::MAX, |d| d.0), c.id))),
+            _ => None,
+        };
+        Keys {
+            worker,
+            due,
+            timer: next_timer(c, self.escalation_levels).map(|t| (t.0, c.id)),
+            waiting: c.status == Status::Accepted,
+        }
+    }
+
+    fn index(&mut self, c: &Case, k: Keys) {
+        self.by_no.insert(c.no.0.clone(), c.id);
+        if let Some(r) = &c.intake.req {
+            self.by_req.insert(r.clone(), c.id);
+        }
+        if let Some((w, key)) = k.worker {
+            self.loads[w.ix()] += 1;
+            self.by_worker[w.ix()].insert(key);
+        }
+        if let Some(d) = k.due {
+            self.by_due.insert(d);
+        }
+        if let Some(t) = k.timer {
+            self.timers.insert(t);
+        }
+        if k.waiting {
+            self.waiting.insert(c.id);
+        }
+        if let Some((day, seq)) = c.no.parts() {
+            let m = self.day_max.entry(day).or_insert(0);
+            *m = (*m).max(seq);
+        }
+    }
+
+    fn unindex(&mut self, c: &Case, k: Keys) {
+        self.by_no.remove(&c.no.0);
+        if let Some(r) = &c.intake.req {
+            self.by_req.remove(r);
+        }
+        if let Some((w, key)) = k.worker {
+            self.loads[w.ix()] -= 1;
+            self.by_worker[w.ix()].remove(&key);
+        }
+        if let Some(d) = k.due {
+            self.by_due.remove(&d);
+        }
+        if let Some(t) = k.timer {
+            self.timers.remove(&t);
+        }
+        if k.waiting {
+            self.waiting.remove(&c.id);
+        }
+        // day_max is a high-water mark: undoing a case leaves its number
+        // unused rather than reissuing it to a different case.
+    }
+}
+
+/// When a case next needs the engine's attention, if ever.
+///
+/// Dispatched: its claim deadline, then one escalation step per further claim
+/// limit (up to `levels`), and its close deadline. Handling: its close
+/// deadline. Each only until the event for it has been recorded.
+pub(crate) fn next_timer(c: &Case, levels: u8) -> Option<Timestamp> {
+    let mut next: Option<Timestamp> = None;
+    let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
+    match c.status {
+        Status::Dispatched => {
+            if let (Some(due), Some(at)) = (c.due_claim, c.dispatched_at) {
+                if !c.overdue_claim {
+                    consider(due);
+                } else if c.escalation_level < levels {
+                    let limit = due.since(at).0.max(60_000);
+                    consider(Timestamp(due.0 + limit * c.escalation_level as i64));
+                }
+            }
+            if let (Some(due), false) = (c.due_close, c.overdue_close) {
+                consider(due);
+            }
+        }
+        Status::Handling => {
+            if let (Some(due), false) = (c.due_close, c.overdue_close) {
+                consider(due);
+            }
+        }
+        _ => {}
+    }
+    next
+}

@@ -1,0 +1,179 @@
+//! Tokens: who may connect, and as what.
+//!
+//! `<data>/tokens.toml` holds `[[token]]` tables with `role`, `secret`,
+//! `name` and, for workers, `worker`. On first start `serve` writes it with
+//! an admin, a supervisor and an operator token (mode 0600).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gridline_model::{Caller, Role};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub role: String,
+    pub name: String,
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFile {
+    #[serde(default)]
+    pub token: Vec<Token>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("cannot make a random secret: {0}")]
+    Random(String),
+}
+
+/// The tokens the server accepts, and the file they live in.
+#[derive(Debug)]
+pub struct Tokens {
+    path: PathBuf,
+    file: TokenFile,
+    callers: Vec<Caller>,
+}
+
+/// 128 random bits as 32 hex digits.
+pub fn new_secret() -> Result<String, TokenError> {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).map_err(|e| TokenError::Random(e.to_string()))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl Tokens {
+    /// Loads `path`, or creates it with an admin, a supervisor and an operator.
+    /// Returns whether it was created.
+    pub fn open_or_create(path: &Path) -> Result<(Tokens, bool), TokenError> {
+        let err = |m: String| TokenError::File { path: path.to_path_buf(), message: m };
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+            let file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+            let callers = file
+                .token
+                .iter()
+                .enumerate()
+                .map(|(i, t)| caller_of(t).map_err(|m| err(format!("token {}: {m}", i + 1))))
+                .collect::<Result<_, _>>()?;
+            return Ok((Tokens { path: path.to_path_buf(), file, callers }, false));
+        }
+        let mut t = Tokens { path: path.to_path_buf(), file: TokenFile::default(), callers: Vec::new() };
+        for role in ["admin", "supervisor", "operator"] {
+            t.push(Token { role: role.into(), name: role.into(), secret: new_secret()?, worker: None })
+                .map_err(|m| err(m))?;
+        }
+        t.save()?;
+        Ok((t, true))
+    }
+
+    fn push(&mut self, token: Token) -> Result<(), String> {
+        self.callers.push(caller_of(&token)?);
+        self.file.token.push(token);
+        Ok(())
+    }
+
+    /// Adds a token and rewrites the file durably (write, fsync, rename).
+    pub fn add(&mut self, token: Token) -> Result<(), TokenError> {
+        self.push(token).map_err(|m| TokenError::File { path: self.path.clone(), message: m })?;
+        self.save()
+    }
+
+    fn save(&self) -> Result<(), TokenError> {
+        let err = |m: String| TokenError::File { path: self.path.clone(), message: m };
+        let text = toml::to_string(&self.file).map_err(|e| err(e.to_string()))?;
+        let tmp = self.path.with_extension("toml.tmp");
+        {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&tmp).map_err(|e| err(format!("cannot write: {e}")))?;
+            f.write_all(b"# Gridline tokens: keep this file secret (mode 0600).\n")
+                .and_then(|_| f.write_all(text.as_bytes()))
+                .and_then(|_| f.sync_all())
+                .map_err(|e| err(format!("cannot write: {e}")))?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(|e| err(format!("cannot replace: {e}")))?;
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn tokens(&self) -> &[Token] {
+        &self.file.token
+    }
+
+    /// The caller a secret belongs to. Every token is compared, in constant
+    /// time each, so timing says nothing about which one matched.
+    pub fn authenticate(&self, secret: &str) -> Option<Caller> {
+        let mut found = None;
+        for (t, c) in self.file.token.iter().zip(&self.callers) {
+            if bool::from(t.secret.as_bytes().ct_eq(secret.as_bytes())) {
+                found = Some(c.clone());
+            }
+        }
+        found
+    }
+}
+
+fn caller_of(t: &Token) -> Result<Caller, String> {
+    let role = Role::parse(&t.role)
+        .filter(|r| *r != Role::System)
+        .ok_or_else(|| format!("role `{}` is not admin, supervisor, operator or worker", t.role))?;
+    if t.secret.len() < 16 {
+        return Err("secret: shorter than 16 characters".into());
+    }
+    match (role, &t.worker) {
+        (Role::Worker, None) => Err("worker: required for role worker".into()),
+        (Role::Worker, Some(_)) | (_, None) => {
+            Ok(Caller { role, name: t.name.clone(), worker: t.worker.clone() })
+        }
+        (_, Some(_)) => Err("worker: only for role worker".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_then_reloads_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        let (mut t, created) = Tokens::open_or_create(&p).unwrap();
+        assert!(created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let admin = t.tokens()[0].secret.clone();
+        assert_eq!(t.authenticate(&admin).unwrap().role, Role::Admin);
+        assert!(t.authenticate("nope").is_none());
+        t.add(Token {
+            role: "worker".into(),
+            name: "w1".into(),
+            secret: new_secret().unwrap(),
+            worker: Some("W00001".into()),
+        })
+        .unwrap();
+        let (t2, created) = Tokens::open_or_create(&p).unwrap();
+        assert!(!created);
+        assert_eq!(t2.tokens().len(), 4);
+        let w = t2.authenticate(&t2.tokens()[3].secret).unwrap();
+        assert_eq!(w.worker.as_deref(), Some("W00001"));
+    }
+}

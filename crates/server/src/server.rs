@@ -1,0 +1,313 @@
+//! Accepting connections and serving each one, with limits everywhere.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use gridline_engine::{EngineHandle, ReplyRx};
+use gridline_model::{Caller, Command, Error, ErrorCode, Reply, Role};
+use gridline_protocol::FormatCtx;
+use gridline_registry::Registry;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use crate::auth::{new_secret, Token, Tokens};
+use crate::codec::{LineCodec, LineError};
+
+/// The server's limits; each has a sane default and a `serve` flag.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Longest request line; a longer one gets `ERR too_large` and the connection closes.
+    pub line_bytes_max: usize,
+    /// Connections served at once; one more gets `ERR busy` and is closed.
+    pub connections_max: usize,
+    /// A connection that completes no line for this long is closed.
+    pub idle_timeout: Duration,
+    /// Requests of one connection waiting for their replies at most (pipelining depth).
+    pub inflight_per_connection_max: usize,
+    /// The county's offset, for the times in replies.
+    pub utc_offset_min: i32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            line_bytes_max: 8 * 1024,
+            connections_max: 1024,
+            idle_timeout: Duration::from_secs(300),
+            inflight_per_connection_max: 1024,
+            utc_offset_min: 480,
+        }
+    }
+}
+
+struct Shared {
+    engine: EngineHandle,
+    tokens: Mutex<Tokens>,
+    registry: Arc<Registry>,
+    config: ServerConfig,
+}
+
+/// Serves `listener` until `shutdown` completes, then stops accepting, lets
+/// every connection finish the requests it has read (their replies are
+/// written), and returns. The engine keeps running until its handles drop.
+pub async fn run(
+    listener: TcpListener,
+    engine: EngineHandle,
+    tokens: Tokens,
+    registry: Arc<Registry>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limit = Arc::new(Semaphore::new(config.connections_max));
+    let shared = Arc::new(Shared { engine, tokens: Mutex::new(tokens), registry, config });
+    let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let (socket, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => { backoff = Duration::from_millis(10); x }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            debug!(%peer, "refused: too many connections");
+            let max = shared.config.connections_max;
+            tokio::spawn(async move {
+                let mut s = socket;
+                let msg = format!("ERR busy \"too many connections (limit {max}); try again later\"\n");
+                let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(msg.as_bytes())).await;
+                let _ = s.shutdown().await;
+            });
+            continue;
+        };
+        let shared = shared.clone();
+        let stop = notify_shutdown.subscribe();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            serve_connection(socket, &shared, stop).await;
+            drop(permit);
+            drop(done);
+        });
+    }
+    info!("shutting down: no new connections; finishing requests in flight");
+    drop(notify_shutdown);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    info!("every connection finished");
+    Ok(())
+}
+
+/// A reply slot, in request order.
+enum Pending {
+    Ready(String),
+    Engine(ReplyRx),
+}
+
+async fn serve_connection(socket: TcpStream, shared: &Shared, mut stop: broadcast::Receiver<()>) {
+    let (rd, wr) = socket.into_split();
+    let mut lines = FramedRead::new(rd, LineCodec::new(shared.config.line_bytes_max));
+    let (tx, rx) = mpsc::channel::<Pending>(shared.config.inflight_per_connection_max);
+    let ctx = FormatCtx { utc_offset_min: shared.config.utc_offset_min };
+    let writer = tokio::spawn(write_replies(wr, rx, ctx));
+    let mut caller: Option<Caller> = None;
+    loop {
+        let next = tokio::select! {
+            r = tokio::time::timeout(shared.config.idle_timeout, lines.next()) => r,
+            _ = stop.recv() => break,
+        };
+        let bytes = match next {
+            Err(_) => {
+                debug!("idle timeout");
+                let secs = shared.config.idle_timeout.as_secs();
+                let _ = tx
+                    .send(Pending::Ready(error_line(&Error::bad_request(format!(
+                        "idle for {secs}s; closing"
+                    )))))
+                    .await;
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(LineError::Io(e)))) => {
+                debug!(error = %e, "read failed");
+                break;
+            }
+            Ok(Some(Err(LineError::TooLong))) => {
+                let e = Error::new(
+                    ErrorCode::TooLarge,
+                    format!("line longer than {} bytes; closing", shared.config.line_bytes_max),
+                );
+                let _ = tx.send(Pending::Ready(error_line(&e))).await;
+                break;
+            }
+            Ok(Some(Ok(b))) => b,
+        };
+        let (pending, quit) = handle_line(&bytes, &mut caller, shared);
+        if tx.send(pending).await.is_err() || quit {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn error_line(e: &Error) -> String {
+    let mut s = String::new();
+    gridline_protocol::write_error(&mut s, e);
+    s
+}
+
+fn ok_line(fields: Vec<(String, String)>, ctx: &FormatCtx) -> String {
+    let mut s = String::new();
+    gridline_protocol::write_reply(&mut s, &Reply::Fields(fields), ctx);
+    s
+}
+
+fn kv(k: &str, v: impl Into<String>) -> (String, String) {
+    (k.to_string(), v.into())
+}
+
+/// One request line: answered here (session verbs) or handed to the engine.
+fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Shared) -> (Pending, bool) {
+    let ctx = FormatCtx { utc_offset_min: shared.config.utc_offset_min };
+    let line = match std::str::from_utf8(bytes) {
+        Ok(l) => l,
+        Err(e) => {
+            let msg = format!("the line is not valid UTF-8 (at byte {})", e.valid_up_to());
+            return (Pending::Ready(error_line(&Error::bad_request(msg))), false);
+        }
+    };
+    let cmd = match gridline_protocol::parse_request(line) {
+        Ok(c) => c,
+        Err(e) => return (Pending::Ready(error_line(&e)), false),
+    };
+    let ready = |r: Result<Vec<(String, String)>, Error>| match r {
+        Ok(f) => Pending::Ready(ok_line(f, &ctx)),
+        Err(e) => Pending::Ready(error_line(&e)),
+    };
+    match cmd {
+        Command::Ping => (ready(Ok(vec![kv("pong", "yes")])), false),
+        Command::Quit => (ready(Ok(vec![kv("bye", "yes")])), true),
+        Command::Help => {
+            let mut s = String::new();
+            gridline_protocol::write_reply(&mut s, &gridline_protocol::help_reply(), &ctx);
+            (Pending::Ready(s), false)
+        }
+        Command::Auth { token } => {
+            let found = shared.tokens.lock().expect("tokens lock").authenticate(&token);
+            match found {
+                Some(c) => {
+                    let mut f = vec![kv("role", c.role.as_str())];
+                    if let Some(w) = &c.worker {
+                        f.push(kv("worker", w.clone()));
+                    }
+                    *caller = Some(c);
+                    (ready(Ok(f)), false)
+                }
+                None => {
+                    *caller = None;
+                    (ready(Err(Error::new(ErrorCode::Unauthenticated, "unknown token"))), false)
+                }
+            }
+        }
+        _ if caller.is_none() => (
+            ready(Err(Error::new(
+                ErrorCode::Unauthenticated,
+                "AUTH token=... first; before it only PING, HELP, AUTH and QUIT work",
+            ))),
+            false,
+        ),
+        Command::Token { role, worker, name } => {
+            (ready(issue_token(caller.as_ref().expect("checked"), role, worker, name, shared)), false)
+        }
+        cmd => match shared.engine.submit(caller.clone().expect("checked"), cmd) {
+            Ok(rx) => (Pending::Engine(rx), false),
+            Err(e) => (Pending::Ready(error_line(&e)), false),
+        },
+    }
+}
+
+fn issue_token(
+    caller: &Caller,
+    role: Role,
+    worker: Option<String>,
+    name: Option<String>,
+    shared: &Shared,
+) -> Result<Vec<(String, String)>, Error> {
+    if caller.role != Role::Admin {
+        return Err(Error::forbidden("only admin issues tokens"));
+    }
+    if matches!(role, Role::System | Role::Admin) {
+        return Err(Error::bad_request("role: must be worker, operator or supervisor"));
+    }
+    if let Some(w) = &worker {
+        if shared.registry.worker_idx(w).is_none() {
+            return Err(Error::not_found(format!("worker: no worker `{w}` in the registry")));
+        }
+    }
+    let secret = new_secret().map_err(|e| Error::internal(e.to_string()))?;
+    let name = name.or_else(|| worker.clone()).unwrap_or_else(|| role.as_str().to_string());
+    let token = Token {
+        role: role.as_str().into(),
+        name: name.clone(),
+        secret: secret.clone(),
+        worker: worker.clone(),
+    };
+    shared
+        .tokens
+        .lock()
+        .expect("tokens lock")
+        .add(token)
+        .map_err(|e| Error::unavailable(format!("cannot save the token: {e}")))?;
+    let mut f = vec![kv("role", role.as_str()), kv("name", name)];
+    if let Some(w) = worker {
+        f.push(kv("worker", w));
+    }
+    f.push(kv("secret", secret));
+    Ok(f)
+}
+
+/// Writes replies in request order, waiting for each engine reply in turn,
+/// and flushes whenever nothing else is ready.
+async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>, ctx: FormatCtx) {
+    let mut w = BufWriter::with_capacity(64 * 1024, wr);
+    let mut out = String::with_capacity(1024);
+    while let Some(p) = rx.recv().await {
+        out.clear();
+        match p {
+            Pending::Ready(s) => out.push_str(&s),
+            Pending::Engine(reply) => match reply.await {
+                Ok(Ok(r)) => gridline_protocol::write_reply(&mut out, &r, &ctx),
+                Ok(Err(e)) => gridline_protocol::write_error(&mut out, &e),
+                Err(_) => gridline_protocol::write_error(
+                    &mut out,
+                    &Error::internal("the engine dropped the request"),
+                ),
+            },
+        }
+        if w.write_all(out.as_bytes()).await.is_err() {
+            // The client is gone; the engine still finishes what it was given.
+            break;
+        }
+        if rx.is_empty() && w.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+}
