@@ -108,7 +108,8 @@ impl Case {
         if event.case != self.id {
             return Err(TransitionError::WrongCase);
         }
-        if event.seq != self.last_seq + 1 {
+        // checked: a case read back with a corrupt `last_seq` must not overflow.
+        if self.last_seq.checked_add(1) != Some(event.seq) {
             return Err(TransitionError::OutOfOrder { last: self.last_seq, got: event.seq });
         }
         let s = self.status;
