@@ -139,7 +139,13 @@ impl Timestamp {
         let offset = match rest {
             "" => offset_min as i64,
             "Z" | "z" => 0,
-            o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            // ASCII first: slicing a multi-byte character would panic.
+            o if o.is_ascii()
+                && o.len() == 6
+                && (o.starts_with('+') || o.starts_with('-'))
+                && &o[3..4] == ":"
+                && o[1..3].bytes().chain(o[4..6].bytes()).all(|c| c.is_ascii_digit()) =>
+            {
                 let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
                 let om: i64 = o[4..6].parse().map_err(|_| bad())?;
                 let v = oh * 60 + om;
@@ -291,7 +297,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_times() {
-        for s in ["", "2026-13-01", "2026-02-30", "2026-11-24T25:00", "2026/11/24", "2026-11-24T10:00+8"] {
+        for s in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-11-24T25:00",
+            "2026/11/24",
+            "2026-11-24T10:00+8",
+            "2026-11-24T10:00+1é00",
+            "2026-11-24T10:00+é:00",
+            "2026-11-24T10:00+-1:00",
+        ] {
             assert!(Timestamp::parse(s, 480).is_err(), "{s}");
         }
     }

@@ -323,3 +323,20 @@ fn every_verb_has_help() {
         assert!(gridline_protocol::verbs().any(|v| v == *h), "HELP lists {h}, the parser does not");
     }
 }
+
+#[test]
+fn a_time_with_a_multibyte_offset_is_refused_not_a_panic() {
+    // The shrunk case from `time_shaped_values_are_safe` (it used to panic in Timestamp::parse).
+    check(
+        "AUDIT from=\"2000-01-10+\\tAࠀ\"",
+        "ERR bad_request \"from: `2000-01-10+\\tAࠀ` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]\"",
+    );
+    check(
+        "EXTEND case=JD-1 until=2026-11-24T10:00+1é00 reason=x",
+        "ERR bad_request \"until: `2026-11-24T10:00+1é00` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]\"",
+    );
+    check(
+        "AUDIT from=2026-11-24T10:00+é:00",
+        "ERR bad_request \"from: `2026-11-24T10:00+é:00` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]\"",
+    );
+}

@@ -144,7 +144,8 @@ fn command() -> impl Strategy<Value = Command> {
 fn protocol_ish() -> impl Strategy<Value = String> {
     let verb = proptest::sample::select(gridline_protocol::verbs().collect::<Vec<_>>());
     let key = "(text|case|lon|lat|grid|limit|score|satisfied|approve|until|role|worker|[a-z_]{1,4})";
-    let value = "(\"([^\"\\\\]|\\\\.){0,6}\"?|[^ \"]{0,6}|-?[0-9]{1,4}(\\.[0-9]{0,3})?|yes|no|\\\\)";
+    let value = "(\"([^\"\\\\]|\\\\.){0,6}\"?|[^ \"]{0,6}|-?[0-9]{1,4}(\\.[0-9]{0,3})?|yes|no|\\\\\
+                 |20[0-9]{2}-[01][0-9]-[0-3][0-9](T[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?)?([+-][^ \"=]{0,5}|Z)?)";
     let pair = format!("{key}={value}");
     (verb, proptest::collection::vec(proptest::string::string_regex(&pair).unwrap(), 0..8), "[ \t\r]{0,2}")
         .prop_map(|(v, pairs, tail)| format!("{v} {}{tail}", pairs.join(" ")))
@@ -202,6 +203,19 @@ proptest! {
             Err(e) => error_reads_back(&e)?,
         }
         let _ = parse_reply_line(&s);
+    }
+
+    /// Time values reach `Timestamp::parse`, which once sliced inside a
+    /// multi-byte character of an offset; date-shaped strings with any tail.
+    #[test]
+    fn time_shaped_values_are_safe(
+        s in "20[0-9]{2}-[01][0-9]-[0-3][0-9]([T ][0-2][0-9]:[0-5][0-9](:[0-5][0-9])?)?([+-]|Z)?.{0,6}",
+    ) {
+        let line = format_request(&Command::Audit { by: AuditBy::County, from: Some(s), to: None });
+        match parse_request(&line) {
+            Ok(cmd) => prop_assert_eq!(parse_request(&format_request(&cmd)), Ok(cmd)),
+            Err(e) => error_reads_back(&e)?,
+        }
     }
 
     #[test]
