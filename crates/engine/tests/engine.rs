@@ -1,0 +1,308 @@
+//! The engine against the in-memory store: durability barrier, faults,
+//! deadlines with a manual clock, recovery.
+
+use std::sync::Arc;
+
+use gridline_caselog::{codec, CaseLog, Faults, MemStore};
+use gridline_engine::{EngineConfig, EngineHandle, EngineThread, ManualClock};
+use gridline_model::{
+    Caller, Case, CaseRef, Command, DurationMs, ErrorCode, EventKind, Intake, Location, Reply, Role, Status, Timestamp,
+};
+use gridline_registry::Registry;
+
+fn registry() -> Arc<Registry> {
+    Arc::new(gridline_registry::embedded::jidong().clone())
+}
+
+fn caller(role: Role, name: &str) -> Caller {
+    Caller { role, name: name.into(), worker: None }
+}
+
+fn worker(id: &str) -> Caller {
+    Caller { role: Role::Worker, name: id.into(), worker: Some(id.into()) }
+}
+
+struct Rig {
+    store: MemStore,
+    clock: Arc<ManualClock>,
+    engine: Option<EngineHandle>,
+    thread: Option<EngineThread>,
+    reg: Arc<Registry>,
+}
+
+/// 2026-11-24 10:00 in Jidong: full-time workers and day-shift part-timers are on duty.
+fn ten_am() -> Timestamp {
+    Timestamp::parse("2026-11-24T10:00:00+08:00", 480).unwrap()
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::on(MemStore::new(), Arc::new(ManualClock::new(ten_am())))
+    }
+
+    fn on(store: MemStore, clock: Arc<ManualClock>) -> Rig {
+        let reg = registry();
+        let log = CaseLog::open(store.clone(), Some(&reg.county.code)).unwrap();
+        let (engine, thread) =
+            gridline_engine::start(reg.clone(), log, clock.clone(), EngineConfig::default()).unwrap();
+        Rig { store, clock, engine: Some(engine), thread: Some(thread), reg }
+    }
+
+    fn call(&self, c: &Caller, cmd: Command) -> Result<Reply, gridline_model::Error> {
+        self.engine.as_ref().unwrap().call(c, cmd)
+    }
+
+    fn tick(&self) -> usize {
+        self.engine.as_ref().unwrap().tick().unwrap()
+    }
+
+    /// Stops the engine and starts another on what a crash would leave.
+    fn crash_and_restart(mut self) -> Rig {
+        drop(self.engine.take());
+        self.thread.take().unwrap().join();
+        Rig::on(self.store.crash(), self.clock.clone())
+    }
+
+    fn accept_at_grid(&self, text: &str) -> Box<Case> {
+        let grid = self.reg.grids.iter().find(|g| g.kind != gridline_registry::GridKind::Dedicated).unwrap();
+        let intake = Intake {
+            text: text.into(),
+            category: Some("sanitation".into()),
+            location: Location { grid: Some(grid.code.clone()), ..Default::default() },
+            phone: Some("13812345678".into()),
+            ..Default::default()
+        };
+        match self.call(&caller(Role::Operator, "operator"), Command::Accept(intake)).unwrap() {
+            Reply::Accepted { case, .. } => case,
+            r => panic!("unexpected {r:?}"),
+        }
+    }
+
+    fn get(&self, no: &str) -> (Box<Case>, Vec<gridline_model::Event>) {
+        match self.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::parse(no) }).unwrap() {
+            Reply::Detail { case, events } => (case, events),
+            r => panic!("unexpected {r:?}"),
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        drop(self.engine.take());
+        if let Some(t) = self.thread.take() {
+            t.join();
+        }
+    }
+}
+
+#[test]
+fn an_ok_means_the_events_are_durable() {
+    let rig = Rig::new();
+    for i in 0..20 {
+        let case = rig.accept_at_grid(&format!("垃圾没人清运 {i}"));
+        // The reply came back: the case and its last event must already be durable.
+        assert!(rig.store.durable_get(&codec::case_key(&case.id)).is_some());
+        assert!(rig.store.durable_get(&codec::event_key(&case.id, case.last_seq)).is_some());
+        assert_eq!(case.status, Status::Dispatched);
+    }
+}
+
+#[test]
+fn a_failed_sync_answers_unavailable_and_changes_nothing() {
+    let rig = Rig::new();
+    let before = rig.accept_at_grid("first");
+    rig.store.set_faults(Faults { fail_sync_in: Some(1), ..Default::default() });
+    let op = caller(Role::Operator, "operator");
+    let intake = Intake {
+        text: "second".into(),
+        location: Location { grid: before.grid().map(str::to_string), ..Default::default() },
+        req: Some("r-2".into()),
+        ..Default::default()
+    };
+    let err = rig.call(&op, Command::Accept(intake.clone())).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    // Nothing half-applied: the worker's load and the request id are as before.
+    let w = worker(before.worker().unwrap());
+    let pulled = match rig.call(&w, Command::Pull { worker: None, page: Default::default() }).unwrap() {
+        Reply::Cases { cases, .. } => cases,
+        r => panic!("{r:?}"),
+    };
+    assert!(pulled.iter().all(|c| c.intake.text != "second"));
+    // Reads still work, and once the fault clears, writes do too; the retry
+    // with the same req= makes exactly one case.
+    assert_eq!(rig.get(before.no.as_str()).0.id, before.id);
+    let again = rig.call(&op, Command::Accept(intake.clone())).unwrap();
+    let Reply::Accepted { case, duplicate: false, .. } = again else { panic!("{again:?}") };
+    assert_eq!(case.no.parts().unwrap().1, before.no.parts().unwrap().1 + 2, "a number is never reused");
+    let Reply::Accepted { duplicate: true, case: same, .. } = rig.call(&op, Command::Accept(intake)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(same.id, case.id);
+}
+
+#[test]
+fn a_full_disk_refuses_writes_but_serves_reads_until_it_clears() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("first");
+    rig.store.set_faults(Faults { full: true, ..Default::default() });
+    let w = worker(case.worker().unwrap());
+    let err = rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert_eq!(rig.get(case.no.as_str()).0.status, Status::Dispatched);
+    rig.store.set_faults(Faults::default());
+    let Reply::Case(c) = rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap() else { panic!() };
+    assert_eq!(c.status, Status::Handling);
+}
+
+#[test]
+fn a_failed_apply_in_a_batch_with_other_commands_fails_them_all_and_keeps_state() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("first");
+    rig.store.set_faults(Faults { fail_apply_in: Some(1), ..Default::default() });
+    let w = worker(case.worker().unwrap());
+    assert_eq!(rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap_err().code, ErrorCode::Unavailable);
+    let (c, events) = rig.get(case.no.as_str());
+    assert_eq!(c.status, Status::Dispatched);
+    assert_eq!(events.len() as u32, c.last_seq);
+}
+
+#[test]
+fn roles_and_ownership_are_enforced() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("first");
+    let other = rig.reg.workers.iter().find(|w| Some(w.id.as_str()) != case.worker()).unwrap();
+    let e = rig.call(&worker(&other.id), Command::Claim { case: CaseRef::Id(case.id) }).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    let e = rig
+        .call(&caller(Role::Operator, "operator"), Command::Close { case: CaseRef::Id(case.id), result: "x".into() })
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    // Phones are masked for the worker, not for the operator who took the call.
+    let Reply::Detail { case: seen, .. } =
+        rig.call(&worker(case.worker().unwrap()), Command::Get { case: CaseRef::Id(case.id) }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(seen.intake.phone.as_deref(), Some("138****5678"));
+    let Reply::Detail { case: seen, .. } =
+        rig.call(&caller(Role::Operator, "operator"), Command::Get { case: CaseRef::Id(case.id) }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(seen.intake.phone.as_deref(), Some("13812345678"));
+}
+
+#[test]
+fn the_whole_loop_with_return_and_reopen() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("垃圾好几天没人清运");
+    let first = case.worker().unwrap().to_string();
+    let r = CaseRef::Id(case.id);
+    // Returned: never back to the same worker.
+    let Reply::Case(c) =
+        rig.call(&worker(&first), Command::Return { case: r.clone(), reason: "不是我的网格".into() }).unwrap()
+    else {
+        panic!()
+    };
+    let second = c.worker().expect("routed again").to_string();
+    assert_ne!(second, first);
+    assert_eq!(c.returned_by, vec![first.clone()]);
+    let w = worker(&second);
+    rig.call(&w, Command::Claim { case: r.clone() }).unwrap();
+    rig.call(&w, Command::Note { case: r.clone(), text: "到现场".into() }).unwrap();
+    rig.call(&w, Command::Close { case: r.clone(), result: "已清运".into() }).unwrap();
+    rig.clock.advance(DurationMs::hours(1));
+    let op = caller(Role::Operator, "operator");
+    let Reply::Case(c) = rig
+        .call(&op, Command::Feedback { case: r.clone(), satisfied: false, score: Some(2), text: Some("没解决".into()) })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(c.status, Status::Dispatched, "reopened and dispatched again");
+    assert_eq!(c.reopens, 1);
+    assert!(c.due_claim.unwrap() > case.due_claim.unwrap(), "a reopened case gets new deadlines");
+    let (_, events) = rig.get(case.no.as_str());
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "accepted", "dispatched", "returned", "dispatched", "claimed", "noted", "closed", "feedback", "reopened",
+            "dispatched"
+        ]
+    );
+    // Every event says when, who, and (where it applies) why.
+    assert!(events.iter().all(|e| e.at >= case.received_at && !e.actor.name.is_empty()));
+}
+
+#[test]
+fn deadlines_escalate_and_extensions_move_them() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("垃圾没人清运");
+    let r = CaseRef::Id(case.id);
+    let claim_limit = case.due_claim.unwrap().since(case.received_at);
+    rig.clock.advance(DurationMs(claim_limit.0 + 1000));
+    assert_eq!(rig.tick(), 2, "overdue + escalated to the community lead");
+    let (c, events) = rig.get(case.no.as_str());
+    assert!(c.overdue_claim);
+    assert_eq!(c.escalation_level, 1);
+    let EventKind::Escalated { level: 1, to, .. } = &events.last().unwrap().kind else { panic!("{events:?}") };
+    assert!(!to.is_empty());
+    // Another claim limit: the township's lead; then the command centre.
+    rig.clock.advance(claim_limit);
+    assert_eq!(rig.tick(), 1);
+    rig.clock.advance(claim_limit);
+    assert_eq!(rig.tick(), 1);
+    let (c, events) = rig.get(case.no.as_str());
+    assert_eq!(c.escalation_level, 3);
+    let EventKind::Escalated { to, .. } = &events.last().unwrap().kind else { panic!() };
+    assert_eq!(to, &rig.reg.county.command_centre);
+    assert_eq!(rig.tick(), 0, "nothing more until the close deadline");
+
+    // Extension: refused leaves the deadline, approved moves it.
+    let w = worker(c.worker().unwrap());
+    rig.call(&w, Command::Claim { case: r.clone() }).unwrap();
+    let due = c.due_close.unwrap();
+    let later = Timestamp(due.0 + 86_400_000).rfc3339(480);
+    rig.call(&w, Command::Extend { case: r.clone(), until: later.clone(), reason: "等配件".into() }).unwrap();
+    let sup = caller(Role::Supervisor, "sup");
+    rig.call(&sup, Command::DecideExtension { case: r.clone(), approve: false, reason: None }).unwrap();
+    assert_eq!(rig.get(case.no.as_str()).0.due_close, Some(due));
+    rig.call(&w, Command::Extend { case: r.clone(), until: later, reason: "等配件".into() }).unwrap();
+    rig.call(&sup, Command::DecideExtension { case: r.clone(), approve: true, reason: None }).unwrap();
+    let moved = rig.get(case.no.as_str()).0.due_close.unwrap();
+    assert_eq!(moved, Timestamp(due.0 + 86_400_000));
+    // Past the old deadline nothing happens; past the new one, overdue.
+    rig.clock.set(Timestamp(due.0 + 1000));
+    assert_eq!(rig.tick(), 0);
+    rig.clock.set(Timestamp(moved.0 + 1000));
+    assert_eq!(rig.tick(), 1);
+    assert!(rig.get(case.no.as_str()).0.overdue_close);
+    let Reply::Cases { cases, .. } =
+        rig.call(&sup, Command::Overdue { township: None, grid: None, page: Default::default() }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(cases.len(), 1);
+}
+
+#[test]
+fn a_restart_recovers_exactly_what_was_acknowledged() {
+    let rig = Rig::new();
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        acked.push(rig.accept_at_grid(&format!("case {i}")));
+    }
+    let w = worker(acked[0].worker().unwrap());
+    rig.call(&w, Command::Claim { case: CaseRef::Id(acked[0].id) }).unwrap();
+    let rig = rig.crash_and_restart();
+    for c in &acked {
+        let (got, events) = rig.get(c.no.as_str());
+        assert_eq!(got.id, c.id);
+        assert_eq!(events.len() as u32, got.last_seq);
+    }
+    assert_eq!(rig.get(acked[0].no.as_str()).0.status, Status::Handling);
+    // Numbering continues after the highest number of the day.
+    let next = rig.accept_at_grid("after restart");
+    assert_eq!(next.no.parts().unwrap().1, 31);
+}
