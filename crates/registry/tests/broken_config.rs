@@ -1,0 +1,572 @@
+//! Broken config directories: each test starts from the embedded Jidong
+//! files, breaks one thing, loads the directory from disk and compares the
+//! whole error report with the expected text (`$DIR` stands for the
+//! directory). The expected texts are what an operator sees from
+//! `gridline registry check`.
+
+use gridline_registry::{embedded, Registry};
+
+struct Files {
+    county: String,
+    workers: String,
+    grids: String,
+}
+
+/// Replaces the first occurrence of `from` (which must exist) with `to`.
+fn replace_first(text: &mut String, from: &str, to: &str) {
+    let at = text.find(from).unwrap_or_else(|| panic!("{from:?} is not in the file"));
+    text.replace_range(at..at + from.len(), to);
+}
+
+/// Replaces the whole of line `n` (1-based).
+fn replace_line(text: &mut String, n: usize, to: &str) {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    lines[n - 1] = to;
+    *text = lines.join("\n");
+}
+
+fn line(text: &str, n: usize) -> &str {
+    text.split('\n').nth(n - 1).expect("the line exists")
+}
+
+fn check(mutate: impl FnOnce(&mut Files), expect: &str) {
+    let f = Files {
+        county: embedded::COUNTY_TOML.to_string(),
+        workers: embedded::WORKERS_CSV.to_string(),
+        grids: embedded::GRIDS_GEOJSON.to_string(),
+    };
+    check_files(f, mutate, expect);
+}
+
+fn check_files(mut f: Files, mutate: impl FnOnce(&mut Files), expect: &str) {
+    mutate(&mut f);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(dir.path().join("county.toml"), &f.county).unwrap();
+    std::fs::write(dir.path().join("workers.csv"), &f.workers).unwrap();
+    std::fs::write(dir.path().join("grids.geojson"), &f.grids).unwrap();
+    let got = match Registry::load_dir(dir.path()) {
+        Ok(_) => "(loaded without errors)".to_string(),
+        Err(e) => e.to_string().replace(&dir.path().display().to_string(), "$DIR"),
+    };
+    let expect = expect.trim();
+    assert!(got == expect, "\n--- expected:\n{expect}\n--- got:\n{got}\n");
+}
+
+#[test]
+fn unchanged_files_load() {
+    check(|_| {}, "(loaded without errors)");
+}
+
+#[test]
+fn unknown_department_in_a_category() {
+    check(
+        |f| replace_first(&mut f.county, "department = \"water\"", "department = \"wter\""),
+        r#"
+$DIR/county.toml:64: category.department: unknown department "wter"
+"#,
+    );
+}
+
+#[test]
+fn category_without_department() {
+    check(
+        |f| replace_first(&mut f.county, "department = \"water\"\n", ""),
+        r#"
+$DIR/county.toml:60: category.department: required when handling = "department"
+"#,
+    );
+}
+
+#[test]
+fn grid_category_with_a_department() {
+    check(
+        |f| {
+            replace_first(
+                &mut f.county,
+                "handling = \"grid\"\n",
+                "handling = \"grid\"\ndepartment = \"civil\"\n",
+            )
+        },
+        r#"
+$DIR/county.toml:136: category.department: a category handled by the grid has no department (use handling = "grid_with_department" for both)
+"#,
+    );
+}
+
+#[test]
+fn bad_duration() {
+    check(
+        |f| replace_first(&mut f.county, "normal = \"1h\"", "normal = \"1 hour\""),
+        r#"
+$DIR/county.toml:66: category.claim.normal: `1 hour` is not a duration: expected a positive number and s, m, h or d (e.g. 2h)
+"#,
+    );
+}
+
+#[test]
+fn claim_longer_than_close() {
+    check(
+        |f| replace_first(&mut f.county, "normal = \"1h\"", "normal = \"3d\""),
+        r#"
+$DIR/county.toml:66: category.claim.normal: the time to claim (3d) is longer than the time to close (2d)
+"#,
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    check(
+        |f| replace_first(&mut f.county, "[[township]]", "[[township]"),
+        r#"
+$DIR/county.toml:194: township: invalid table header; expected `.`, `]]`
+"#,
+    );
+}
+
+#[test]
+fn toml_wrong_type() {
+    check(
+        |f| replace_first(&mut f.county, "warn_at_percent = 80", "warn_at_percent = \"80\""),
+        r#"
+$DIR/county.toml:13: county.warn_at_percent: invalid type: string "80", expected an integer
+"#,
+    );
+}
+
+#[test]
+fn toml_unknown_field() {
+    check(
+        |f| replace_first(&mut f.county, "handling = ", "handlign = "),
+        r#"
+$DIR/county.toml:63: category.handlign: unknown field `handlign`, expected one of `code`, `name`, `handling`, `department`, `keywords`, `claim`, `close`
+"#,
+    );
+}
+
+#[test]
+fn empty_required_fields() {
+    check(
+        |f| {
+            replace_first(&mut f.county, "name = \"县水务局\"", "name = \"\"");
+            replace_first(&mut f.county, "name = \"鸡东镇\"\n", "");
+            replace_first(&mut f.workers, "W00004,尹平昌,", "W00004,,");
+            replace_first(&mut f.grids, "\"name\":\"南华社区第2网格\"", "\"name\":\" \"");
+        },
+        r#"
+$DIR/county.toml:20: department.name: must not be empty
+$DIR/county.toml:194: township.name: required but missing
+$DIR/grids.geojson:3: feature 1: properties.name: must not be empty
+$DIR/workers.csv:5: name: must not be empty
+"#,
+    );
+}
+
+#[test]
+fn invalid_kinds() {
+    check(
+        |f| {
+            replace_first(&mut f.county, "kind = \"town\"", "kind = \"city\"");
+            replace_first(&mut f.workers, ",full_time,", ",fulltime,");
+            replace_first(&mut f.grids, "\"kind\":\"urban\"", "\"kind\":\"town\"");
+        },
+        r#"
+$DIR/county.toml:197: township.kind: "city" is not valid: expected town or township
+$DIR/grids.geojson:2: feature 0: properties.kind: "town" is not valid: expected urban, rural or dedicated
+$DIR/workers.csv:2: kind: "fulltime" is not valid: expected full_time, part_time or department
+"#,
+    );
+}
+
+#[test]
+fn duplicate_codes_in_county() {
+    check(
+        |f| {
+            replace_first(&mut f.county, "code = \"drainage\"", "code = \"water\"");
+            f.county.push_str("\n[[township]]\ncode = \"JDZ\"\nname = \"新镇\"\nkind = \"town\"\n");
+        },
+        r#"
+$DIR/county.toml:70: category.code: duplicate code "water" (first defined at line 61)
+$DIR/county.toml:1447: township.code: duplicate code "JDZ" (first defined at line 195)
+"#,
+    );
+}
+
+#[test]
+fn unknown_references_in_county() {
+    check(
+        |f| {
+            replace_first(&mut f.county, "general_category = \"general\"", "general_category = \"generl\"");
+            replace_first(&mut f.county, "township = \"JDZ\"", "township = \"JDX\"");
+            replace_first(&mut f.county, "lead = \"W00001\"", "lead = \"W99999\"");
+        },
+        r#"
+$DIR/county.toml:14: county.general_category: unknown category "generl"
+$DIR/county.toml:259: community.township: unknown township "JDX"
+$DIR/county.toml:262: community.lead: unknown worker "W99999" (not in workers.csv)
+"#,
+    );
+}
+
+#[test]
+fn general_category_handled_by_a_department() {
+    check(
+        |f| replace_first(&mut f.county, "general_category = \"general\"", "general_category = \"water\""),
+        r#"
+$DIR/county.toml:14: county.general_category: category "water" has handling = "department"; the general category must be handled by the grid
+"#,
+    );
+}
+
+#[test]
+fn keyword_in_two_categories() {
+    check(
+        |f| replace_first(&mut f.county, "\"下水道\"", "\"漏水\""),
+        r#"
+$DIR/county.toml:74: category.keywords: keyword "漏水" already belongs to category water (line 65)
+"#,
+    );
+}
+
+#[test]
+fn worker_in_a_missing_grid() {
+    check(
+        |f| replace_first(&mut f.workers, ",JDZ-NH-01,", ",JDZ-NH-99,"),
+        r#"
+$DIR/workers.csv:2: grid: unknown grid "JDZ-NH-99" (not in grids.geojson)
+"#,
+    );
+}
+
+#[test]
+fn duplicate_worker_id() {
+    check(
+        |f| replace_first(&mut f.workers, "W00003,", "W00002,"),
+        r#"
+$DIR/workers.csv:4: id: duplicate worker id "W00002" (first at line 3)
+"#,
+    );
+}
+
+#[test]
+fn worker_with_both_or_neither_grid_and_department() {
+    check(
+        |f| {
+            let w = line(&f.workers, 2).replace(",,,", ",water,,");
+            replace_line(&mut f.workers, 2, &w);
+            let w = line(&f.workers, 3).replace(",JDZ-NH-01,", ",,");
+            replace_line(&mut f.workers, 3, &w);
+            let last = f.workers.trim_end().lines().count();
+            let w = line(&f.workers, last).replace(",,health,", ",JDZ-NH-01,,");
+            replace_line(&mut f.workers, last, &w);
+        },
+        r#"
+$DIR/workers.csv:2: department: a full_time worker has a grid, not a department (professionals have kind department)
+$DIR/workers.csv:3: grid: required for a part_time worker
+$DIR/workers.csv:2492: department: required for a department professional
+$DIR/workers.csv:2492: grid: a department professional has a department, not a grid
+"#,
+    );
+}
+
+#[test]
+fn worker_unknown_department_and_township() {
+    check(
+        |f| {
+            let last = f.workers.trim_end().lines().count();
+            let w = line(&f.workers, last).replace(",health,", ",helth,").replace(",YAZ,", ",YAZ;XXZ,");
+            replace_line(&mut f.workers, last, &w);
+        },
+        r#"
+$DIR/workers.csv:2492: department: unknown department "helth" (not in county.toml)
+$DIR/workers.csv:2492: townships: unknown township "XXZ" (not in county.toml)
+"#,
+    );
+}
+
+#[test]
+fn csv_wrong_column_count_bad_phone_and_duty() {
+    check(
+        |f| {
+            // Line 2: W00001, full-time; 3: W00002 and 4: W00003, part-time; 5: W00004, full-time.
+            let w = line(&f.workers, 2).to_string();
+            replace_line(&mut f.workers, 2, &format!("{w},extra"));
+            let w = line(&f.workers, 3).rsplit_once(',').map(|(a, _)| format!("{a},8:00-12:00")).unwrap();
+            replace_line(&mut f.workers, 3, &w);
+            let w =
+                line(&f.workers, 4).rsplit_once(',').map(|(a, _)| format!("{a},08:00-12:00;20:00")).unwrap();
+            replace_line(&mut f.workers, 4, &w);
+            let w = line(&f.workers, 5).replace(",13601781553,", ",136-0178-1553,");
+            replace_line(&mut f.workers, 5, &format!("{w}08:00-12:00"));
+        },
+        r#"
+$DIR/workers.csv:2: (row): expected 8 columns, found 9
+$DIR/workers.csv:3: duty: "8:00-12:00" is not a duty window: expected HH:MM-HH:MM, e.g. 08:00-12:00 or 20:00-08:00
+$DIR/workers.csv:4: duty: "20:00" is not a duty window: expected HH:MM-HH:MM, e.g. 08:00-12:00 or 20:00-08:00
+$DIR/workers.csv:5: phone: "136-0178-1553" is not a phone number: 3 to 20 digits, nothing else
+$DIR/workers.csv:5: duty: only part-time workers have duty hours; leave it empty
+"#,
+    );
+}
+
+#[test]
+fn csv_bad_header() {
+    check(
+        |f| replace_first(&mut f.workers, "townships,phone", "township,phone"),
+        r#"
+$DIR/workers.csv:1: (header): unknown column "township"; the columns are id,name,kind,grid,department,townships,phone,duty
+$DIR/workers.csv:1: (header): missing column "townships"; the columns are id,name,kind,grid,department,townships,phone,duty
+"#,
+    );
+}
+
+#[test]
+fn duplicate_grid_code() {
+    check(
+        |f| replace_first(&mut f.grids, "\"code\":\"JDZ-NH-03\"", "\"code\":\"JDZ-NH-02\""),
+        r#"
+$DIR/grids.geojson:4: feature 2: properties.code: duplicate grid code "JDZ-NH-02" (first at feature 1)
+$DIR/workers.csv:8: grid: unknown grid "JDZ-NH-03" (not in grids.geojson)
+$DIR/workers.csv:9: grid: unknown grid "JDZ-NH-03" (not in grids.geojson)
+$DIR/workers.csv:10: grid: unknown grid "JDZ-NH-03" (not in grids.geojson)
+$DIR/workers.csv:11: grid: unknown grid "JDZ-NH-03" (not in grids.geojson)
+$DIR/workers.csv:12: grid: unknown grid "JDZ-NH-03" (not in grids.geojson)
+"#,
+    );
+}
+
+#[test]
+fn unknown_community_and_kind_mismatch() {
+    check(
+        |f| {
+            replace_first(&mut f.grids, "\"community\":\"JDZ-NH\"", "\"community\":\"JDZ-NX\"");
+            replace_first(&mut f.grids, "\"kind\":\"rural\"", "\"kind\":\"urban\"");
+        },
+        r#"
+$DIR/grids.geojson:2: feature 0: properties.community: unknown community "JDZ-NX" (not in county.toml)
+$DIR/grids.geojson:93: feature 91: properties.kind: an urban grid cannot be in a village (JDZ-V01); its grids are rural
+"#,
+    );
+}
+
+#[test]
+fn overlapping_grids() {
+    // Move the second corner of grid JDZ-NH-01 east, into JDZ-NH-02.
+    check(
+        |f| replace_first(&mut f.grids, "[131.091386,45.237825]", "[131.093386,45.237825]"),
+        r#"
+$DIR/grids.geojson:3: feature 1: geometry: overlaps grid JDZ-NH-01 (feature 0)
+"#,
+    );
+}
+
+#[test]
+fn invalid_polygons() {
+    check(
+        |f| {
+            let bowtie = "[[[131.1,45.2],[131.2,45.3],[131.2,45.2],[131.1,45.3],[131.1,45.2]]]";
+            let open = "[[[131.1,45.2],[131.2,45.2],[131.2,45.3],[131.1,45.3]]]";
+            let short = "[[[131.1,45.2],[131.2,45.2],[131.1,45.2]]]";
+            for (n, coords) in [(4, bowtie), (5, open), (6, short)] {
+                let l = line(&f.grids, n);
+                let at = l.find("\"coordinates\":").unwrap() + "\"coordinates\":".len();
+                let end = l.rfind("}}").unwrap();
+                let new = format!("{}{coords}{}", &l[..at], &l[end..]);
+                replace_line(&mut f.grids, n, &new);
+            }
+        },
+        r#"
+$DIR/grids.geojson:4: feature 2: geometry: invalid polygon: ring 0 crosses itself at [131.15, 45.25]
+$DIR/grids.geojson:5: feature 3: geometry: invalid polygon: ring 0 is not closed: its last point must repeat its first
+$DIR/grids.geojson:6: feature 4: geometry: invalid polygon: ring 0 has 3 distinct points; a ring needs at least 4, the last repeating the first
+"#,
+    );
+}
+
+#[test]
+fn geometry_of_the_wrong_type() {
+    check(
+        |f| replace_first(&mut f.grids, "\"type\":\"Polygon\"", "\"type\":\"LineString\""),
+        r#"
+$DIR/grids.geojson:2: feature 0: geometry: expected a Polygon, found a LineString
+"#,
+    );
+}
+
+#[test]
+fn json_syntax_error() {
+    check(
+        |f| replace_first(&mut f.grids, "\"features\":[", "\"features\":[,"),
+        r#"
+$DIR/grids.geojson:1: (json): expected value (column 188)
+"#,
+    );
+}
+
+#[test]
+fn dedicated_grid_outside_any_grid() {
+    // Move the school JDZ-S01 far into the north of the county.
+    check(
+        |f| {
+            let n = f.grids.lines().position(|l| l.contains("\"JDZ-S01\"")).unwrap() + 1;
+            let l = line(&f.grids, n).replace("[131.", "[130.").replace(",45.", ",44.");
+            replace_line(&mut f.grids, n, &l);
+        },
+        r#"
+$DIR/grids.geojson:620: feature 618: geometry: a dedicated grid must lie inside one non-dedicated grid; none contains it
+"#,
+    );
+}
+
+#[test]
+fn grid_outside_the_boundary() {
+    // Pull the county's south-west corner in; only grid MDX-V01-01 has it.
+    check(
+        |f| f.county = f.county.replace("[130.558885, 44.862464]", "[130.568885, 44.872464]"),
+        r#"
+$DIR/grids.geojson:587: feature 585: geometry: lies (partly) outside the county boundary ([county.boundary] in county.toml)
+"#,
+    );
+}
+
+#[test]
+fn missing_directory() {
+    let err = Registry::load_dir(std::path::Path::new("/nonexistent/gridline-config")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/gridline-config: (directory): no such directory; \
+         a config directory holds county.toml, workers.csv, grids.geojson"
+    );
+}
+
+#[test]
+fn missing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("workers.csv"), embedded::WORKERS_CSV).unwrap();
+    let err = Registry::load_dir(dir.path()).unwrap_err();
+    let got = err.to_string().replace(&dir.path().display().to_string(), "$DIR");
+    assert_eq!(
+        got,
+        "$DIR/county.toml: (file): cannot read: No such file or directory (os error 2)\n\
+         $DIR/grids.geojson: (file): cannot read: No such file or directory (os error 2)"
+    );
+}
+
+/// A county written from scratch: one township, one village of two grids
+/// with a school inside one, no boundary (so it is the grids' union).
+const SMALL_COUNTY: &str = r#"
+[county]
+name = "小县"
+code = "XX"
+utc_offset_minutes = 480
+centre = [120.5, 40.5]
+command_centre = "小县网格中心"
+general_category = "general"
+
+[[township]]
+code = "T1"
+name = "一镇"
+kind = "town"
+lead = "W1"
+
+[[community]]
+code = "T1-V1"
+name = "一村"
+township = "T1"
+kind = "village"
+keywords = ["一村"]
+
+[[department]]
+code = "water"
+name = "水务局"
+
+[[category]]
+code = "general"
+name = "综合"
+handling = "grid"
+claim = { normal = "2h", urgent = "1h", emergency = "30m" }
+close = { normal = "3d", urgent = "1d", emergency = "4h" }
+
+[[category]]
+code = "water"
+name = "供水"
+handling = "department"
+department = "water"
+keywords = ["漏水"]
+claim = { normal = "2h", urgent = "1h", emergency = "30m" }
+close = { normal = "3d", urgent = "1d", emergency = "4h" }
+"#;
+
+const SMALL_WORKERS: &str = "id,name,kind,grid,department,townships,phone,duty
+W1,甲,full_time,T1-V1-01,,,13800000001,
+W2,乙,part_time,T1-V1-02,,,,20:00-08:00
+W3,丙,department,,water,T1,13800000003,
+";
+
+const SMALL_GRIDS: &str = r#"{"type": "FeatureCollection", "features": [
+{"type": "Feature", "properties": {"code": "T1-V1-01", "name": "一村一网格", "kind": "rural", "community": "T1-V1"},
+ "geometry": {"type": "Polygon", "coordinates": [[[120, 40], [121, 40], [121, 41], [120, 41], [120, 40]]]}},
+{"type": "Feature", "properties": {"code": "T1-V1-02", "name": "一村二网格", "kind": "rural", "community": "T1-V1"},
+ "geometry": {"type": "Polygon", "coordinates": [[[121, 40], [122, 40], [122, 41], [121, 41], [121, 40]]]}},
+{"type": "Feature", "properties": {"code": "T1-S1", "name": "一中", "kind": "dedicated", "community": "T1-V1", "site": "school"},
+ "geometry": {"type": "Polygon", "coordinates": [[[121.2, 40.2], [121.4, 40.2], [121.4, 40.4], [121.2, 40.4], [121.2, 40.2]]]}}
+]}"#;
+
+fn check_small(mutate: impl FnOnce(&mut Files), expect: &str) {
+    check_files(
+        Files { county: SMALL_COUNTY.into(), workers: SMALL_WORKERS.into(), grids: SMALL_GRIDS.into() },
+        mutate,
+        expect,
+    );
+}
+
+#[test]
+fn a_small_county_without_a_boundary_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("county.toml"), SMALL_COUNTY).unwrap();
+    std::fs::write(dir.path().join("workers.csv"), SMALL_WORKERS).unwrap();
+    std::fs::write(dir.path().join("grids.geojson"), SMALL_GRIDS).unwrap();
+    let r = Registry::load_dir(dir.path()).unwrap();
+    use geo::{Area, Contains};
+    assert!((r.county.boundary.unsigned_area() - 2.0).abs() < 1e-9, "the union of the two grids");
+    assert!(r.county.boundary.contains(&geo::Point::new(121.0, 40.5)), "the shared edge is inside");
+    let school = r.grid(r.grid_idx("T1-S1").unwrap());
+    assert_eq!(school.parent, r.grid_idx("T1-V1-02"));
+    assert_eq!(r.township(r.township_idx("T1").unwrap()).lead, r.worker_idx("W1"));
+    let water = r.department_idx("water").unwrap();
+    assert_eq!(r.professionals(water, r.township_idx("T1").unwrap()), [r.worker_idx("W3").unwrap()]);
+    let w2 = r.worker(r.worker_idx("W2").unwrap());
+    assert!(w2.on_duty(23 * 60) && !w2.on_duty(12 * 60));
+    assert_eq!(r.community(r.community_idx("T1-V1").unwrap()).grids.len(), 3);
+}
+
+#[test]
+fn small_county_errors() {
+    check_small(
+        |f| {
+            f.county = f.county.replace("kind = \"village\"", "kind = \"hamlet\"");
+            f.county = f.county.replace("code = \"XX\"", "code = \"xx-1\"");
+            f.grids = f.grids.replace("[121.2, 40.2]", "[120.9, 40.2]");
+        },
+        r#"
+$DIR/county.toml:4: county.code: "xx-1" is not a case number prefix: 1 to 8 letters A-Z or digits
+$DIR/county.toml:20: community.kind: "hamlet" is not valid: expected community or village
+$DIR/grids.geojson:6: feature 2: geometry: a dedicated grid must lie inside one non-dedicated grid; none contains it
+"#,
+    );
+}
+
+#[test]
+fn no_grids_at_all() {
+    check_small(
+        |f| {
+            f.grids = "{\"type\":\"FeatureCollection\",\"features\":[]}".into();
+            f.workers =
+                "id,name,kind,grid,department,townships,phone,duty\nW1,甲,full_time,T1-V1-01,,,,\n".into();
+        },
+        r#"
+$DIR/county.toml:16: community.code: community T1-V1 has no grid in grids.geojson
+$DIR/grids.geojson:1: features: no grids: a county needs at least one urban or rural grid
+$DIR/workers.csv:2: grid: unknown grid "T1-V1-01" (not in grids.geojson)
+"#,
+    );
+}
