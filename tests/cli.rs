@@ -1,0 +1,65 @@
+//! The command line: registry stats and checks, route, verify, audit.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn registry_stats_json_has_the_contract_counts() {
+    let (code, out, err) = run(&["registry", "stats", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["grids"]["total"], 626);
+    assert_eq!(v["grids"]["urban"], 115);
+    assert_eq!(v["grids"]["rural"], 503);
+    assert_eq!(v["grids"]["dedicated"], 8);
+    assert_eq!(v["workers"]["total"], 2491);
+    assert_eq!(v["workers"]["full_time"], 633);
+    assert_eq!(v["workers"]["part_time"], 1508);
+    assert_eq!(v["workers"]["department"], 350);
+    assert_eq!(v["departments"], 10);
+    assert!(v["townships"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn registry_check_names_the_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jidong");
+    for f in ["county.toml", "workers.csv", "grids.geojson"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let (code, out, _) = run(&["registry", "check", "--config", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    // A worker in a grid that does not exist.
+    let csv = std::fs::read_to_string(dir.path().join("workers.csv")).unwrap();
+    let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
+    let first_grid = lines[1].split(',').nth(3).unwrap().to_string();
+    lines[1] = lines[1].replacen(&format!(",{first_grid},"), ",NO-SUCH-GRID,", 1);
+    std::fs::write(dir.path().join("workers.csv"), lines.join("\n") + "\n").unwrap();
+    let (code, _, err) = run(&["registry", "check", "--config", dir.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("workers.csv:2:") && err.contains("grid") && err.contains("NO-SUCH-GRID"), "{err}");
+}
+
+#[test]
+fn route_explains_its_decision() {
+    let (grid, lon, lat) = some_grid(10);
+    let (code, out, err) = run(&[
+        "route",
+        "--lon",
+        &lon.to_string(),
+        "--lat",
+        &lat.to_string(),
+        "--text",
+        "我家楼下水管爆了，一直在漏水",
+        "--at",
+        "2026-11-24T10:00",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("category  water"), "{out}");
+    assert!(out.contains("why:"), "{out}");
+    let _ = grid;
+    let (code, out, _) = run(&["route", "--lon", "100", "--lat", "20", "--text", "x"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("command-centre") || out.contains("waits at"), "{out}");
+}

@@ -1,0 +1,145 @@
+//! Starting the real `gridline` binary on a free port, with a real data directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub use gridline_client::{Client, Reply};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gridline")
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `gridline serve` on `data` with extra flags; waits until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.with_extension("log"))
+            .expect("server log file");
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start gridline serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("gridline: serving ").and_then(|l| l.rsplit(" on ").next()) {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+                panic!("the server did not start; its log:\n{log}");
+            }
+        };
+        Server { child: Some(child), addr, data: data.to_path_buf() }
+    }
+
+    /// The secret of the first token with `role` in tokens.toml.
+    pub fn token(&self, role: &str) -> String {
+        let text = std::fs::read_to_string(self.data.join("tokens.toml")).expect("tokens.toml");
+        let file: toml::Value = toml::from_str(&text).expect("tokens.toml parses");
+        file["token"]
+            .as_array()
+            .expect("token tables")
+            .iter()
+            .find(|t| t["role"].as_str() == Some(role))
+            .and_then(|t| t["secret"].as_str())
+            .expect("a token of that role")
+            .to_string()
+    }
+
+    pub async fn client(&self, role: &str) -> Client {
+        Client::connect_auth(&self.addr, &self.token(role)).await.expect("connect and AUTH")
+    }
+
+    /// A worker's client, issuing its token through the admin.
+    pub async fn worker(&self, worker: &str) -> Client {
+        let mut admin = self.client("admin").await;
+        let (f, _) = admin.call(&format!("TOKEN role=worker worker={worker}")).await.unwrap().ok().unwrap();
+        Client::connect_auth(&self.addr, f.get("secret").unwrap()).await.unwrap()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit (at most 60 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().expect("wait") {
+                return s;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                let _ = c.kill();
+                panic!("the server did not stop within 60 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `gridline` with arguments; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("run gridline");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Fields of an OK reply, or panic with the error.
+pub fn ok(r: Reply) -> (gridline_protocol::Fields, Vec<(String, gridline_protocol::Fields)>) {
+    match r {
+        Reply::Ok { fields, items } => (fields, items),
+        Reply::Err { code, message } => panic!("expected OK, got ERR {code} {message}"),
+    }
+}
+
+/// A grid code and an interior point of a non-dedicated grid, from the embedded registry.
+pub fn some_grid(i: usize) -> (String, f64, f64) {
+    use geo::InteriorPoint;
+    let r = gridline_registry::embedded::jidong();
+    let g = r.grids.iter().filter(|g| g.kind != gridline_registry::GridKind::Dedicated).nth(i).unwrap();
+    let p = g.polygon.interior_point().unwrap();
+    (g.code.clone(), p.x(), p.y())
+}

@@ -1,0 +1,121 @@
+//! The whole loop over TCP against the real binary, for every role.
+
+mod common;
+
+use common::*;
+
+async fn accept(op: &mut Client, extra: &str) -> gridline_protocol::Fields {
+    let (grid, _, _) = some_grid(3);
+    let (f, _) = ok(op.call(&format!("ACCEPT text=\"路灯坏了好几天\" grid={grid} phone=13812345678 {extra}")).await.unwrap());
+    f
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_goes_round_the_whole_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+
+    // accept -> dispatched, with deadlines and the rule that chose the worker
+    let f = accept(&mut op, "").await;
+    assert_eq!(f.get("status"), Some("dispatched"));
+    for k in ["case", "no", "grid", "worker", "due_claim", "due_close", "rule"] {
+        assert!(f.get(k).is_some(), "ACCEPT reply lacks {k}");
+    }
+    let no = f.get("no").unwrap().to_string();
+    assert!(no.starts_with("JD-"), "{no}");
+    let w = f.get("worker").unwrap().to_string();
+
+    // the worker pulls, claims, notes, closes
+    let mut wk = srv.worker(&w).await;
+    let (pf, items) = ok(wk.call("PULL").await.unwrap());
+    assert_eq!(pf.get("count"), Some("1"));
+    assert_eq!(items[0].0, "CASE");
+    assert_eq!(items[0].1.get("no"), Some(no.as_str()));
+    assert_eq!(items[0].1.get("phone"), Some("138****5678"), "workers see masked phones");
+    assert_eq!(ok(wk.call(&format!("CLAIM case={no}")).await.unwrap()).0.get("status"), Some("handling"));
+    ok(wk.call(&format!("NOTE case={no} text=\"已到现场\"")).await.unwrap());
+    assert_eq!(ok(wk.call(&format!("CLOSE case={no} result=\"已更换灯泡\"")).await.unwrap()).0.get("status"), Some("closed"));
+    // the return visit
+    let (ff, _) = ok(op.call(&format!("FEEDBACK case={no} satisfied=yes score=5")).await.unwrap());
+    assert_eq!(ff.get("status"), Some("closed"));
+    // GET shows every event in order
+    let (g, events) = ok(op.call(&format!("GET case={no}")).await.unwrap());
+    assert_eq!(g.get("phone"), Some("13812345678"), "the operator who took the call sees the number");
+    let kinds: Vec<_> = events.iter().map(|(_, e)| e.get("kind").unwrap().to_string()).collect();
+    assert_eq!(kinds, ["accepted", "dispatched", "claimed", "noted", "closed", "feedback"]);
+    assert!(events.iter().all(|(t, e)| t == "EVENT" && e.get("at").is_some() && e.get("actor").is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn returned_cases_move_and_unsatisfied_cases_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+
+    let f = accept(&mut op, "").await;
+    let (no, first) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
+    let mut w1 = srv.worker(&first).await;
+    let (r, _) = ok(w1.call(&format!("RETURN case={no} reason=\"不是本网格的\"")).await.unwrap());
+    let second = r.get("worker").expect("routed again").to_string();
+    assert_ne!(second, first, "never back to the worker who returned it");
+    assert_eq!(w1.call(&format!("CLAIM case={no}")).await.unwrap().err_code(), Some("forbidden"));
+
+    let mut w2 = srv.worker(&second).await;
+    ok(w2.call(&format!("CLAIM case={no}")).await.unwrap());
+    ok(w2.call(&format!("CLOSE case={no} result=done")).await.unwrap());
+    let (r, _) = ok(op.call(&format!("FEEDBACK case={no} satisfied=no score=1 text=\"还是不亮\"")).await.unwrap());
+    assert_eq!(r.get("status"), Some("dispatched"), "reopened and dispatched again");
+    assert_eq!(r.get("reopens"), Some("1"));
+    assert_ne!(r.get("worker"), Some(first.as_str()));
+    // feedback twice on the same round is a conflict
+    assert_eq!(op.call(&format!("FEEDBACK case={no} satisfied=yes")).await.unwrap().err_code(), Some("conflict"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_req_returns_the_same_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    let a = accept(&mut op, "req=call-0001").await;
+    let b = accept(&mut op, "req=call-0001").await;
+    assert_eq!(a.get("case"), b.get("case"));
+    assert_eq!(b.get("duplicate"), Some("yes"));
+    let c = accept(&mut op, "req=call-0002").await;
+    assert_ne!(a.get("case"), c.get("case"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_role_is_refused_what_it_may_not_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut anon = Client::connect(&srv.addr).await.unwrap();
+    assert!(ok(anon.call("PING").await.unwrap()).0.get("pong").is_some());
+    assert_eq!(anon.call("PULL").await.unwrap().err_code(), Some("unauthenticated"));
+    assert_eq!(anon.call("AUTH token=wrong-token-000000").await.unwrap().err_code(), Some("unauthenticated"));
+
+    let mut op = srv.client("operator").await;
+    let no = accept(&mut op, "").await.get("no").unwrap().to_string();
+    let mut sup = srv.client("supervisor").await;
+    // operators take calls; they do not close, dispatch, audit or issue tokens
+    for line in [format!("CLOSE case={no} result=x"), format!("DISPATCH case={no} worker=W00001"), "AUDIT".into(), "TOKEN role=worker worker=W00001".into()] {
+        assert_eq!(op.call(&line).await.unwrap().err_code(), Some("forbidden"), "{line}");
+    }
+    // supervisors do not accept cases or issue tokens
+    assert_eq!(sup.call("ACCEPT text=x grid=JDZ").await.unwrap().err_code(), Some("forbidden"));
+    assert_eq!(sup.call("TOKEN role=worker worker=W00001").await.unwrap().err_code(), Some("forbidden"));
+    // a worker sees and acts on its own cases only
+    let (g, _) = ok(sup.call(&format!("GET case={no}")).await.unwrap());
+    let owner = g.get("worker").unwrap().to_string();
+    let stranger = gridline_registry::embedded::jidong().workers.iter().find(|w| w.id != owner).unwrap().id.clone();
+    let mut other = srv.worker(&stranger).await;
+    for line in [format!("GET case={no}"), format!("CLAIM case={no}"), format!("PULL worker={owner}")] {
+        assert_eq!(other.call(&line).await.unwrap().err_code(), Some("forbidden"), "{line}");
+    }
+    assert_eq!(other.call(&format!("ACCEPT text=x grid={}", some_grid(0).0)).await.unwrap().err_code(), Some("forbidden"));
+    // supervisors may reassign by hand
+    let (d, _) = ok(sup.call(&format!("DISPATCH case={no} worker={stranger}")).await.unwrap());
+    assert_eq!(d.get("worker"), Some(stranger.as_str()));
+    assert_eq!(d.get("status"), Some("dispatched"));
+    ok(other.call(&format!("CLAIM case={no}")).await.unwrap());
+}
