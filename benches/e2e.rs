@@ -1,0 +1,2 @@
+//! End to end: work in progress.
+fn main() {}

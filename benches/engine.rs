@@ -1,0 +1,415 @@
+//! Accepted cases per second through the engine, against sled's raw ceiling.
+//!
+//! `cargo bench --bench engine` (a `harness = false` binary). In one run:
+//!
+//! 1. **group commit**: the engine as `serve` runs it (`EngineConfig::default()`,
+//!    up to 1,024 commands per batch) over a `SledStore` in a temp dir, fed by
+//!    `ENGINE_SUBMITTERS` threads (32) that each keep `ENGINE_WINDOW` (64)
+//!    `ACCEPT`s in flight through `EngineHandle::submit`;
+//! 2. **one flush per command**: the same with `batch_commands_max = 1`;
+//! 3. **no storage**: the same engine over a store that drops everything
+//!    (the CPU cost of applying commands: routing, lifecycle, encoding);
+//! 4. **sled raw ceiling**: `apply_batch` + `flush` + `fsync(db)` in a loop,
+//!    with the keys and value sizes a real accepted case writes (measured
+//!    below through `gridline_caselog::codec`), at the engine's batch sizes.
+//!
+//! Knobs: `ENGINE_CASES` (cases for the group-commit runs, 200,000),
+//! `ENGINE_SERIAL_CASES` (cases for the one-flush-per-command run, 3,000),
+//! `ENGINE_SECS` (time limit of each run, 60). Every run stops at whichever
+//! limit comes first and reports what it did. Figures go in
+//! `docs/performance.md` (## Engine).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gridline_caselog::{codec, CaseLog, MemStore, SledStore, Store, StoreError, WriteBatch};
+use gridline_engine::{EngineConfig, ReplyRx, SystemClock};
+use gridline_model::{Caller, CaseId, Command, ErrorCode, Intake, Location, Priority, Reply, Role, Timestamp};
+use gridline_registry::{GridIdx, GridKind, Registry};
+use gridline_routing::Router;
+use hdrhistogram::Histogram;
+
+const TEXTS: [(&str, &str); 8] = [
+    ("water", "家里水管爆了，一直在漏水，楼下也被淹了"),
+    ("heating", "暖气不热，屋里只有十几度，老人受不了"),
+    ("street_lighting", "路口的路灯坏了好几天，晚上很黑"),
+    ("sanitation", "垃圾好几天没人清运，味道很大"),
+    ("neighbour_dispute", "楼上邻居装修噪音太大，影响休息"),
+    ("market_food_safety", "超市卖过期食品，要求处理"),
+    ("", "家门口的井盖丢了，很危险"),
+    ("", "想反映一下小区物业的问题"),
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+/// A deterministic sample of intakes: a point inside every non-dedicated grid,
+/// texts with and without a category, a few urgent cases.
+fn intakes(reg: &Arc<Registry>) -> Vec<Intake> {
+    let router = Router::new(reg.clone());
+    let mut out = Vec::new();
+    for (g, grid) in reg.grids.iter().enumerate() {
+        if grid.kind == GridKind::Dedicated {
+            continue;
+        }
+        let Some(p) = router.interior_point(GridIdx(g as u32)) else { continue };
+        let (cat, text) = TEXTS[g % TEXTS.len()];
+        out.push(Intake {
+            text: text.into(),
+            category: (!cat.is_empty()).then(|| cat.to_string()),
+            location: Location { point: Some(p), ..Location::default() },
+            phone: Some(format!("138{:08}", g * 7919 % 100_000_000)),
+            priority: if g % 10 == 0 { Priority::Urgent } else { Priority::Normal },
+            ..Intake::default()
+        });
+    }
+    out
+}
+
+fn operator() -> Caller {
+    Caller { role: Role::Operator, name: "bench-operator".into(), worker: None }
+}
+
+/// Counts the store's barriers, to report the batch sizes the engine reached.
+struct Counting<S> {
+    inner: S,
+    syncs: Arc<AtomicU64>,
+}
+
+impl<S: Store> Store for Counting<S> {
+    fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.inner.apply(batch)
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.sync()
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn scan(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
+        self.inner.scan(prefix)
+    }
+    fn size_on_disk(&self) -> Option<u64> {
+        self.inner.size_on_disk()
+    }
+}
+
+/// Keeps nothing: the engine's cost without storage.
+struct NullStore;
+
+impl Store for NullStore {
+    fn apply(&mut self, _: WriteBatch) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    fn scan(&self, _: &[u8]) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
+        Box::new(std::iter::empty())
+    }
+}
+
+struct Run {
+    cases: usize,
+    secs: f64,
+    syncs: u64,
+    lat: Histogram<u64>,
+    busy: u64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.cases as f64 / self.secs
+    }
+}
+
+/// Drives `cases` ACCEPTs through an engine over `store`.
+fn drive<S: Store>(
+    reg: &Arc<Registry>,
+    store: S,
+    batch_max: usize,
+    intakes: &[Intake],
+    cases: usize,
+    submitters: usize,
+    window: usize,
+    limit: Duration,
+) -> Run {
+    let syncs = Arc::new(AtomicU64::new(0));
+    let store = Counting { inner: store, syncs: syncs.clone() };
+    let log = CaseLog::open(store, Some(&reg.county.code)).expect("open the case log");
+    let opened_syncs = syncs.load(Ordering::Relaxed);
+    let config = EngineConfig { batch_commands_max: batch_max, ..EngineConfig::default() };
+    let (handle, thread) =
+        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), config).expect("start the engine");
+    let next = AtomicUsize::new(0);
+    let busy = AtomicU64::new(0);
+    let t0 = Instant::now();
+    let lats: Vec<Histogram<u64>> = std::thread::scope(|s| {
+        let joins: Vec<_> = (0..submitters)
+            .map(|_| {
+                let (handle, next, busy) = (handle.clone(), &next, &busy);
+                s.spawn(move || {
+                    let caller = operator();
+                    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+                    let mut inflight: VecDeque<(Instant, ReplyRx)> = VecDeque::with_capacity(window);
+                    let mut done = false;
+                    loop {
+                        while !done && inflight.len() < window {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= cases || t0.elapsed() > limit {
+                                done = true;
+                                break;
+                            }
+                            let cmd = Command::Accept(intakes[i % intakes.len()].clone());
+                            let sent = Instant::now();
+                            loop {
+                                match handle.submit(caller.clone(), cmd.clone()) {
+                                    Ok(rx) => {
+                                        inflight.push_back((sent, rx));
+                                        break;
+                                    }
+                                    Err(e) if e.code == ErrorCode::Busy => {
+                                        busy.fetch_add(1, Ordering::Relaxed);
+                                        std::thread::sleep(Duration::from_micros(200));
+                                    }
+                                    Err(e) => panic!("submit failed: {e:?}"),
+                                }
+                            }
+                        }
+                        let Some((sent, rx)) = inflight.pop_front() else { break };
+                        match rx.blocking_recv().expect("the engine answers") {
+                            Ok(Reply::Accepted { .. }) => {
+                                let _ = h.record((sent.elapsed().as_micros() as u64).max(1));
+                            }
+                            other => panic!("ACCEPT failed: {other:?}"),
+                        }
+                    }
+                    h
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().expect("submitter")).collect()
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    drop(handle);
+    thread.join();
+    let mut lat = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    for h in lats {
+        lat.add(&h).expect("same bounds");
+    }
+    Run {
+        cases: lat.len() as usize,
+        secs,
+        syncs: syncs.load(Ordering::Relaxed) - opened_syncs,
+        lat,
+        busy: busy.load(Ordering::Relaxed),
+    }
+}
+
+/// The keys and values one accepted case writes, from a real case through the engine.
+struct Shape {
+    case_bytes: usize,
+    event_bytes: Vec<usize>,
+}
+
+fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
+    let store = MemStore::new();
+    let log = CaseLog::open(store.clone(), Some(&reg.county.code)).expect("open");
+    let (handle, thread) =
+        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default()).expect("start");
+    let n = 200.min(intakes.len());
+    for intake in &intakes[..n] {
+        handle.call(&operator(), Command::Accept(intake.clone())).expect("accept");
+    }
+    drop(handle);
+    thread.join();
+    let (mut case_total, mut cases) = (0, 0);
+    for kv in store.scan(&[codec::CASE_PREFIX]) {
+        case_total += kv.expect("scan").1.len();
+        cases += 1;
+    }
+    // Event sizes by sequence number: seq 1 (accepted), seq 2 (dispatched), ...
+    let mut by_seq: Vec<(usize, usize)> = Vec::new();
+    for kv in store.scan(&[codec::EVENT_PREFIX]) {
+        let (k, v) = kv.expect("scan");
+        let (_, seq) = codec::parse_event_key(&k).expect("event key");
+        let i = seq as usize - 1;
+        if by_seq.len() <= i {
+            by_seq.resize(i + 1, (0, 0));
+        }
+        by_seq[i].0 += v.len();
+        by_seq[i].1 += 1;
+    }
+    // Only sequence numbers every case has (an accept writes the same number of events).
+    let event_bytes = by_seq.iter().filter(|(_, c)| *c == cases).map(|(b, c)| b / c).collect();
+    Shape { case_bytes: case_total / cases.max(1), event_bytes }
+}
+
+/// sled 0.34.7 alone, configured as `SledStore` does: `cases_per_batch`
+/// cases (a case record and its events each) per atomic batch, then flush
+/// and fsync of the db file.
+fn sled_raw(dir: &Path, shape: &Shape, cases_per_batch: usize, cases: usize, limit: Duration) -> (usize, f64) {
+    let db = sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
+    let file = File::open(dir.join("db")).expect("db file");
+    let case_value = vec![0x5a; shape.case_bytes];
+    let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
+    let mut ms = 1_795_485_600_000i64;
+    let (mut done, t0) = (0, Instant::now());
+    while done < cases && t0.elapsed() < limit {
+        let mut b = sled::Batch::default();
+        for _ in 0..cases_per_batch {
+            ms += 1;
+            let id = CaseId::new_at(Timestamp(ms));
+            for (seq, v) in event_values.iter().enumerate() {
+                b.insert(codec::event_key(&id, seq as u32 + 1), v.clone());
+            }
+            b.insert(codec::case_key(&id), case_value.clone());
+        }
+        db.apply_batch(b).expect("apply_batch");
+        db.flush().expect("flush");
+        file.sync_all().expect("fsync");
+        done += cases_per_batch;
+    }
+    (done, t0.elapsed().as_secs_f64())
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // special: keep such runs tiny.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let cases = env_usize("ENGINE_CASES", if quick { 2_000 } else { 200_000 });
+    let serial_cases = env_usize("ENGINE_SERIAL_CASES", if quick { 200 } else { 3_000 });
+    let limit = Duration::from_secs(env_usize("ENGINE_SECS", if quick { 10 } else { 60 }) as u64);
+    let submitters = env_usize("ENGINE_SUBMITTERS", 32);
+    let window = env_usize("ENGINE_WINDOW", 64);
+
+    let reg = Arc::new(gridline_registry::embedded::jidong().clone());
+    let intakes = intakes(&reg);
+    let shape = measure_shape(&reg, &intakes);
+    let per_case = shape.case_bytes + shape.event_bytes.iter().sum::<usize>();
+    println!(
+        "# engine bench: {submitters} submitters x {window} in flight; a case writes a {} B case record and {} events ({} B); {} B of values per case",
+        shape.case_bytes,
+        shape.event_bytes.len(),
+        shape.event_bytes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" B + "),
+        per_case
+    );
+    let events_per_case = shape.event_bytes.len() as f64;
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    eprintln!("engine: group commit over sled ({cases} cases)...");
+    let group = drive(
+        &reg,
+        SledStore::open(&tmp.path().join("group")).expect("sled store"),
+        EngineConfig::default().batch_commands_max,
+        &intakes,
+        cases,
+        submitters,
+        window,
+        limit,
+    );
+    let group_disk = dir_bytes(&tmp.path().join("group"));
+    eprintln!("engine: one flush per command over sled ({serial_cases} cases)...");
+    let serial = drive(
+        &reg,
+        SledStore::open(&tmp.path().join("serial")).expect("sled store"),
+        1,
+        &intakes,
+        serial_cases,
+        submitters,
+        window,
+        limit,
+    );
+    eprintln!("engine: no storage ({cases} cases)...");
+    let null = drive(&reg, NullStore, EngineConfig::default().batch_commands_max, &intakes, cases, submitters, window, limit);
+
+    let group_batch = group.cases as f64 / group.syncs.max(1) as f64;
+    let batch_sizes = {
+        let mut v = vec![1, group_batch.round().max(1.0) as usize, 1024];
+        v.dedup();
+        v
+    };
+    let mut raw = Vec::new();
+    for (i, &b) in batch_sizes.iter().enumerate() {
+        eprintln!("sled raw: {b} cases per batch...");
+        let n = if b == 1 { serial_cases } else { cases };
+        let (done, secs) = sled_raw(&tmp.path().join(format!("raw{i}")), &shape, b, n, limit);
+        raw.push((b, done, secs));
+    }
+    let raw_rate = |b: usize| raw.iter().find(|r| r.0 == b).map(|r| r.1 as f64 / r.2).unwrap_or(f64::NAN);
+
+    println!();
+    println!("| run | cases | seconds | cases/s | events/s | cases per fsync | p50 ms | p99 ms | p999 ms |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (name, r) in [
+        ("engine, group commit (batch <= 1,024), sled", &group),
+        ("engine, one flush per command (batch = 1), sled", &serial),
+        ("engine, no storage (CPU only)", &null),
+    ] {
+        println!(
+            "| {name} | {} | {:.2} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} |",
+            r.cases,
+            r.secs,
+            r.rate(),
+            r.rate() * events_per_case,
+            if r.syncs > 0 { format!("{:.1}", r.cases as f64 / r.syncs as f64) } else { "-".into() },
+            ms(r.lat.value_at_quantile(0.5)),
+            ms(r.lat.value_at_quantile(0.99)),
+            ms(r.lat.value_at_quantile(0.999)),
+        );
+    }
+    for &(b, done, secs) in &raw {
+        let rate = done as f64 / secs;
+        println!(
+            "| sled raw: apply_batch + flush + fsync, {b} cases per batch | {done} | {secs:.2} | {rate:.0} | {:.0} | {b} | - | - | - |",
+            rate * events_per_case
+        );
+    }
+    println!();
+    let g = group.rate();
+    println!("| ratio | value | target |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| group commit / sled raw at the engine's batch size ({}) | {:.2} | >= 0.70 |",
+        group_batch.round(),
+        g / raw_rate(group_batch.round().max(1.0) as usize)
+    );
+    println!("| group commit / sled raw at 1,024 per batch | {:.2} | >= 0.70 |", g / raw_rate(1024));
+    println!("| one flush per command / sled raw at 1 per batch | {:.2} | |", serial.rate() / raw_rate(1));
+    println!("| group commit / one flush per command | {:.1}x | |", g / serial.rate());
+    println!("| group commit / no storage | {:.2} | |", g / null.rate());
+    println!("| group commit accepted cases/s | {g:.0} | >= 50,000 |");
+    if group.cases > 0 {
+        println!("| disk bytes per case (sled dir after the group-commit run) | {:.0} | |", group_disk as f64 / group.cases as f64);
+    }
+    if group.busy + serial.busy + null.busy > 0 {
+        println!("\n(busy refusals retried: {} / {} / {})", group.busy, serial.busy, null.busy);
+    }
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
