@@ -15,18 +15,18 @@ async fn bad_lines_get_errors_and_the_connection_stays_usable() {
     let mut op = srv.client("operator").await;
     let cases: &[(&[u8], &str)] = &[
         (b"FROB x=1\n", "unknown_verb"),
-        (b"ACCEPT grid=JDZ\n", "bad_request"),                      // missing text
-        (b"ACCEPT text=x lon=abc lat=45\n", "bad_request"),         // bad coordinate
-        (b"ACCEPT text=x lon=131.1 lat=95\n", "bad_request"),       // out of range
-        (b"ACCEPT text=x lon=131.1\n", "bad_request"),              // lon without lat
-        (b"ACCEPT text=x grid=NO-SUCH-GRID\n", "bad_request"),      // unknown grid
+        (b"ACCEPT grid=JDZ\n", "bad_request"), // missing text
+        (b"ACCEPT text=x lon=abc lat=45\n", "bad_request"), // bad coordinate
+        (b"ACCEPT text=x lon=131.1 lat=95\n", "bad_request"), // out of range
+        (b"ACCEPT text=x lon=131.1\n", "bad_request"), // lon without lat
+        (b"ACCEPT text=x grid=NO-SUCH-GRID\n", "bad_request"), // unknown grid
         (b"ACCEPT text=x grid=JDZ category=nonsense\n", "bad_request"),
         (b"ACCEPT text=\"unterminated grid=x\n", "bad_request"),
-        (b"ACCEPT text=x text=y\n", "bad_request"),                 // duplicate key
-        (b"ACCEPT text=x bogus=1\n", "bad_request"),                // unknown field
-        (b"ACCEPT text=\xff\xfe\n", "bad_request"),                  // bad UTF-8
-        (b"ACCEPT text=a\x00b\n", "bad_request"),                   // NUL byte
-        (b"\n", "bad_request"),                                      // empty line
+        (b"ACCEPT text=x text=y\n", "bad_request"),  // duplicate key
+        (b"ACCEPT text=x bogus=1\n", "bad_request"), // unknown field
+        (b"ACCEPT text=\xff\xfe\n", "bad_request"),  // bad UTF-8
+        (b"ACCEPT text=a\x00b\n", "bad_request"),    // NUL byte
+        (b"\n", "bad_request"),                      // empty line
         (b"\r\n", "bad_request"),
         (b"GET case=JD-20000101-000001\n", "not_found"),
         (b"FEEDBACK case=x satisfied=maybe\n", "bad_request"),
@@ -65,7 +65,8 @@ async fn half_a_line_then_close_executes_nothing() {
     let (grid, _, _) = some_grid(1);
     {
         let mut s = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
-        let line = format!("AUTH token={}\nACCEPT text=half grid={grid} req=half-line", srv.token("operator"));
+        let line =
+            format!("AUTH token={}\nACCEPT text=half grid={grid} req=half-line", srv.token("operator"));
         s.write_all(line.as_bytes()).await.unwrap();
         s.shutdown().await.unwrap();
         let mut buf = Vec::new();

@@ -58,7 +58,8 @@ async fn kill_nine_loses_nothing_acknowledged() {
                 let Ok(mut c) = Client::connect_auth(&addr, &token).await else { return got };
                 for i in 0..1_000_000 {
                     // Pipelined pairs: the ACCEPT and a PING.
-                    let line = format!("ACCEPT text=\"崩溃测试{round}-{k}-{i}\" grid={grid} req=c{round}-{k}-{i}");
+                    let line =
+                        format!("ACCEPT text=\"崩溃测试{round}-{k}-{i}\" grid={grid} req=c{round}-{k}-{i}");
                     match c.call(&line).await {
                         Ok(Reply::Ok { fields, .. }) => got.push((
                             fields.get("no").unwrap().to_string(),

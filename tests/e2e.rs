@@ -6,7 +6,10 @@ use common::*;
 
 async fn accept(op: &mut Client, extra: &str) -> gridline_protocol::Fields {
     let (grid, _, _) = some_grid(3);
-    let (f, _) = ok(op.call(&format!("ACCEPT text=\"路灯坏了好几天\" grid={grid} phone=13812345678 {extra}")).await.unwrap());
+    let (f, _) = ok(op
+        .call(&format!("ACCEPT text=\"路灯坏了好几天\" grid={grid} phone=13812345678 {extra}"))
+        .await
+        .unwrap());
     f
 }
 
@@ -35,7 +38,10 @@ async fn a_case_goes_round_the_whole_loop() {
     assert_eq!(items[0].1.get("phone"), Some("138****5678"), "workers see masked phones");
     assert_eq!(ok(wk.call(&format!("CLAIM case={no}")).await.unwrap()).0.get("status"), Some("handling"));
     ok(wk.call(&format!("NOTE case={no} text=\"已到现场\"")).await.unwrap());
-    assert_eq!(ok(wk.call(&format!("CLOSE case={no} result=\"已更换灯泡\"")).await.unwrap()).0.get("status"), Some("closed"));
+    assert_eq!(
+        ok(wk.call(&format!("CLOSE case={no} result=\"已更换灯泡\"")).await.unwrap()).0.get("status"),
+        Some("closed")
+    );
     // the return visit
     let (ff, _) = ok(op.call(&format!("FEEDBACK case={no} satisfied=yes score=5")).await.unwrap());
     assert_eq!(ff.get("status"), Some("closed"));
@@ -64,12 +70,16 @@ async fn returned_cases_move_and_unsatisfied_cases_reopen() {
     let mut w2 = srv.worker(&second).await;
     ok(w2.call(&format!("CLAIM case={no}")).await.unwrap());
     ok(w2.call(&format!("CLOSE case={no} result=done")).await.unwrap());
-    let (r, _) = ok(op.call(&format!("FEEDBACK case={no} satisfied=no score=1 text=\"还是不亮\"")).await.unwrap());
+    let (r, _) =
+        ok(op.call(&format!("FEEDBACK case={no} satisfied=no score=1 text=\"还是不亮\"")).await.unwrap());
     assert_eq!(r.get("status"), Some("dispatched"), "reopened and dispatched again");
     assert_eq!(r.get("reopens"), Some("1"));
     assert_ne!(r.get("worker"), Some(first.as_str()));
     // feedback twice on the same round is a conflict
-    assert_eq!(op.call(&format!("FEEDBACK case={no} satisfied=yes")).await.unwrap().err_code(), Some("conflict"));
+    assert_eq!(
+        op.call(&format!("FEEDBACK case={no} satisfied=yes")).await.unwrap().err_code(),
+        Some("conflict")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,7 +108,12 @@ async fn each_role_is_refused_what_it_may_not_do() {
     let no = accept(&mut op, "").await.get("no").unwrap().to_string();
     let mut sup = srv.client("supervisor").await;
     // operators take calls; they do not close, dispatch, audit or issue tokens
-    for line in [format!("CLOSE case={no} result=x"), format!("DISPATCH case={no} worker=W00001"), "AUDIT".into(), "TOKEN role=worker worker=W00001".into()] {
+    for line in [
+        format!("CLOSE case={no} result=x"),
+        format!("DISPATCH case={no} worker=W00001"),
+        "AUDIT".into(),
+        "TOKEN role=worker worker=W00001".into(),
+    ] {
         assert_eq!(op.call(&line).await.unwrap().err_code(), Some("forbidden"), "{line}");
     }
     // supervisors do not accept cases or issue tokens
@@ -107,12 +122,16 @@ async fn each_role_is_refused_what_it_may_not_do() {
     // a worker sees and acts on its own cases only
     let (g, _) = ok(sup.call(&format!("GET case={no}")).await.unwrap());
     let owner = g.get("worker").unwrap().to_string();
-    let stranger = gridline_registry::embedded::jidong().workers.iter().find(|w| w.id != owner).unwrap().id.clone();
+    let stranger =
+        gridline_registry::embedded::jidong().workers.iter().find(|w| w.id != owner).unwrap().id.clone();
     let mut other = srv.worker(&stranger).await;
     for line in [format!("GET case={no}"), format!("CLAIM case={no}"), format!("PULL worker={owner}")] {
         assert_eq!(other.call(&line).await.unwrap().err_code(), Some("forbidden"), "{line}");
     }
-    assert_eq!(other.call(&format!("ACCEPT text=x grid={}", some_grid(0).0)).await.unwrap().err_code(), Some("forbidden"));
+    assert_eq!(
+        other.call(&format!("ACCEPT text=x grid={}", some_grid(0).0)).await.unwrap().err_code(),
+        Some("forbidden")
+    );
     // supervisors may reassign by hand
     let (d, _) = ok(sup.call(&format!("DISPATCH case={no} worker={stranger}")).await.unwrap());
     assert_eq!(d.get("worker"), Some(stranger.as_str()));

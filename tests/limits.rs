@@ -15,7 +15,10 @@ async fn connections_beyond_the_limit_get_busy_and_a_close() {
     let mut b = srv.client("operator").await;
     let mut c = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut buf)).await.expect("refused promptly").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut buf))
+        .await
+        .expect("refused promptly")
+        .unwrap();
     assert!(String::from_utf8_lossy(&buf).starts_with("ERR busy "), "{}", String::from_utf8_lossy(&buf));
     assert!(a.call("PING").await.unwrap().is_ok());
     assert!(b.call("PING").await.unwrap().is_ok());

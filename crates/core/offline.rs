@@ -158,7 +158,7 @@ fn open_log(data: &std::path::Path) -> anyhow::Result<CaseLog<SledStore>> {
     }
     let store = SledStore::open(&dir)
         .with_context(|| format!("opening {} (is a server still running on it?)", dir.display()))?;
-    Ok(CaseLog::open(store, None).with_context(|| format!("opening {}", dir.display()))?)
+    CaseLog::open(store, None).with_context(|| format!("opening {}", dir.display()))
 }
 
 #[derive(Args, Debug)]

@@ -38,7 +38,9 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("gridline: serving ").and_then(|l| l.rsplit(" on ").next()) {
+                if let Some(addr) =
+                    line.strip_prefix("gridline: serving ").and_then(|l| l.rsplit(" on ").next())
+                {
                     let _ = tx.send(addr.to_string());
                 }
             }

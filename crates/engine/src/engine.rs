@@ -48,6 +48,9 @@ impl Default for EngineConfig {
 pub type ReplyRx = oneshot::Receiver<Result<Reply, Error>>;
 type ReplyTx = oneshot::Sender<Result<Reply, Error>>;
 
+// Jobs and held replies are moved, never stored long: a large variant costs a
+// memcpy, where boxing would cost an allocation per command.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Job {
     Command {
         caller: Caller,
@@ -188,6 +191,7 @@ impl Batch {
 }
 
 /// A reply held back until the batch is durable.
+#[allow(clippy::large_enum_variant)]
 enum Held {
     Write { reply: ReplyTx, result: Result<Reply, Error> },
     Read { caller: Caller, cmd: Command, reply: ReplyTx, result: Result<Reply, Error> },

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use gridline_caselog::{codec, CaseLog, Faults, MemStore};
 use gridline_engine::{EngineConfig, EngineHandle, EngineThread, ManualClock};
 use gridline_model::{
-    Caller, Case, CaseRef, Command, DurationMs, ErrorCode, EventKind, Intake, Location, Reply, Role, Status, Timestamp,
+    Caller, Case, CaseRef, Command, DurationMs, ErrorCode, EventKind, Intake, Location, Reply, Role, Status,
+    Timestamp,
 };
 use gridline_registry::Registry;
 
@@ -79,7 +80,8 @@ impl Rig {
     }
 
     fn get(&self, no: &str) -> (Box<Case>, Vec<gridline_model::Event>) {
-        match self.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::parse(no) }).unwrap() {
+        match self.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::parse(no) }).unwrap()
+        {
             Reply::Detail { case, events } => (case, events),
             r => panic!("unexpected {r:?}"),
         }
@@ -134,7 +136,8 @@ fn a_failed_sync_answers_unavailable_and_changes_nothing() {
     let again = rig.call(&op, Command::Accept(intake.clone())).unwrap();
     let Reply::Accepted { case, duplicate: false, .. } = again else { panic!("{again:?}") };
     assert_eq!(case.no.parts().unwrap().1, before.no.parts().unwrap().1 + 2, "a number is never reused");
-    let Reply::Accepted { duplicate: true, case: same, .. } = rig.call(&op, Command::Accept(intake)).unwrap() else {
+    let Reply::Accepted { duplicate: true, case: same, .. } = rig.call(&op, Command::Accept(intake)).unwrap()
+    else {
         panic!()
     };
     assert_eq!(same.id, case.id);
@@ -150,7 +153,9 @@ fn a_full_disk_refuses_writes_but_serves_reads_until_it_clears() {
     assert_eq!(err.code, ErrorCode::Unavailable);
     assert_eq!(rig.get(case.no.as_str()).0.status, Status::Dispatched);
     rig.store.set_faults(Faults::default());
-    let Reply::Case(c) = rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap() else { panic!() };
+    let Reply::Case(c) = rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap() else {
+        panic!()
+    };
     assert_eq!(c.status, Status::Handling);
 }
 
@@ -160,7 +165,10 @@ fn a_failed_apply_in_a_batch_with_other_commands_fails_them_all_and_keeps_state(
     let case = rig.accept_at_grid("first");
     rig.store.set_faults(Faults { fail_apply_in: Some(1), ..Default::default() });
     let w = worker(case.worker().unwrap());
-    assert_eq!(rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap_err().code, ErrorCode::Unavailable);
+    assert_eq!(
+        rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap_err().code,
+        ErrorCode::Unavailable
+    );
     let (c, events) = rig.get(case.no.as_str());
     assert_eq!(c.status, Status::Dispatched);
     assert_eq!(events.len() as u32, c.last_seq);
@@ -174,7 +182,10 @@ fn roles_and_ownership_are_enforced() {
     let e = rig.call(&worker(&other.id), Command::Claim { case: CaseRef::Id(case.id) }).unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden);
     let e = rig
-        .call(&caller(Role::Operator, "operator"), Command::Close { case: CaseRef::Id(case.id), result: "x".into() })
+        .call(
+            &caller(Role::Operator, "operator"),
+            Command::Close { case: CaseRef::Id(case.id), result: "x".into() },
+        )
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden);
     // Phones are masked for the worker, not for the operator who took the call.
@@ -199,8 +210,9 @@ fn the_whole_loop_with_return_and_reopen() {
     let first = case.worker().unwrap().to_string();
     let r = CaseRef::Id(case.id);
     // Returned: never back to the same worker.
-    let Reply::Case(c) =
-        rig.call(&worker(&first), Command::Return { case: r.clone(), reason: "不是我的网格".into() }).unwrap()
+    let Reply::Case(c) = rig
+        .call(&worker(&first), Command::Return { case: r.clone(), reason: "不是我的网格".into() })
+        .unwrap()
     else {
         panic!()
     };
@@ -214,7 +226,15 @@ fn the_whole_loop_with_return_and_reopen() {
     rig.clock.advance(DurationMs::hours(1));
     let op = caller(Role::Operator, "operator");
     let Reply::Case(c) = rig
-        .call(&op, Command::Feedback { case: r.clone(), satisfied: false, score: Some(2), text: Some("没解决".into()) })
+        .call(
+            &op,
+            Command::Feedback {
+                case: r.clone(),
+                satisfied: false,
+                score: Some(2),
+                text: Some("没解决".into()),
+            },
+        )
         .unwrap()
     else {
         panic!()
@@ -227,7 +247,15 @@ fn the_whole_loop_with_return_and_reopen() {
     assert_eq!(
         kinds,
         [
-            "accepted", "dispatched", "returned", "dispatched", "claimed", "noted", "closed", "feedback", "reopened",
+            "accepted",
+            "dispatched",
+            "returned",
+            "dispatched",
+            "claimed",
+            "noted",
+            "closed",
+            "feedback",
+            "reopened",
             "dispatched"
         ]
     );
@@ -246,7 +274,9 @@ fn deadlines_escalate_and_extensions_move_them() {
     let (c, events) = rig.get(case.no.as_str());
     assert!(c.overdue_claim);
     assert_eq!(c.escalation_level, 1);
-    let EventKind::Escalated { level: 1, to, .. } = &events.last().unwrap().kind else { panic!("{events:?}") };
+    let EventKind::Escalated { level: 1, to, .. } = &events.last().unwrap().kind else {
+        panic!("{events:?}")
+    };
     assert!(!to.is_empty());
     // Another claim limit: the township's lead; then the command centre.
     rig.clock.advance(claim_limit);

@@ -68,7 +68,7 @@ impl Tokens {
         let mut t = Tokens { path: path.to_path_buf(), file: TokenFile::default(), callers: Vec::new() };
         for role in ["admin", "supervisor", "operator"] {
             t.push(Token { role: role.into(), name: role.into(), secret: new_secret()?, worker: None })
-                .map_err(|m| err(m))?;
+                .map_err(&err)?;
         }
         t.save()?;
         Ok((t, true))
