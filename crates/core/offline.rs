@@ -156,8 +156,7 @@ fn open_log(data: &std::path::Path) -> anyhow::Result<CaseLog<SledStore>> {
     if !dir.join("db").exists() {
         anyhow::bail!("{}: no case log here (expected {}/db)", data.display(), dir.display());
     }
-    let store = SledStore::open(&dir)
-        .with_context(|| format!("opening {} (is a server still running on it?)", dir.display()))?;
+    let store = SledStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     CaseLog::open(store, None).with_context(|| format!("opening {}", dir.display()))
 }
 

@@ -64,6 +64,9 @@ fn sled_err(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
         sled::Error::Io(ref ioe) if ioe.raw_os_error() == Some(libc_enospc()) => StoreError::Full,
+        sled::Error::Io(ref ioe) if ioe.kind() == std::io::ErrorKind::WouldBlock => StoreError::Io(
+            "the log is locked by another process (is a server running on this data directory?)".into(),
+        ),
         other => io(other),
     }
 }
@@ -91,15 +94,22 @@ impl SledStore {
         let existed = path.join("db").exists();
         std::fs::create_dir_all(path).map_err(io)?;
         let config = sled::Config::new().path(path).flush_every_ms(None).cache_capacity(256 << 20);
-        // sled panics on some kinds of damage instead of returning an error.
-        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+        // sled panics on some kinds of damage (a truncated file, say) instead
+        // of returning an error: catch that, quietly, and report it as damage.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        std::panic::set_hook(hook);
+        let db = opened
             .map_err(|p| {
                 let msg = p
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "sled panicked while opening".into());
-                StoreError::Corrupt(msg)
+                    .unwrap_or_else(|| "unknown".into());
+                StoreError::Corrupt(format!(
+                    "sled cannot open the log ({msg}); the file is damaged or truncated"
+                ))
             })?
             .map_err(sled_err)?;
         let file = File::open(path.join("db")).map_err(io)?;

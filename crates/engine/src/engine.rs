@@ -115,7 +115,7 @@ impl EngineThread {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot recover the case log: {0}")]
+    #[error("cannot recover the case log")]
     Recover(#[from] LogError),
     #[error("the case log does not fit the registry: {0}")]
     Registry(String),
