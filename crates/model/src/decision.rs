@@ -34,7 +34,8 @@ pub struct Decision {
     pub township: Option<String>,
     pub department: Option<String>,
     pub worker: Option<String>,
-    /// The rule that matched, e.g. `point+department` or `command-centre`.
+    /// The rule that matched, e.g. `point/department`, `address/grid/community`
+    /// or `command-centre` (see gridline-routing for the grammar).
     pub rule: String,
     /// The explanation chain, one step per entry, in order.
     pub steps: Vec<String>,

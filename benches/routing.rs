@@ -1,0 +1,120 @@
+//! Routing cost per case over the full embedded Jidong registry.
+//!
+//! `cargo bench --bench routing`. Each iteration routes one case; the cases
+//! cycle through a fixed, deterministic sample (a point inside every grid, an
+//! address per grid, a set of real complaint sentences), so the figure is an
+//! average over the whole county, not one lucky grid. Results go in
+//! `docs/performance.md` (## Routing).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gridline_model::{Intake, Location, Priority, Timestamp};
+use gridline_registry::GridIdx;
+use gridline_routing::{RouteRequest, Router};
+
+/// 2026-11-24 10:00 at +08:00: part-timers with day windows are on duty.
+const AT: Timestamp = Timestamp(1_795_485_600_000);
+
+const TEXTS: [&str; 8] = [
+    "我家楼下水管爆了，一直在漏水",
+    "小区路灯坏了好几天，晚上出门很不方便",
+    "邻居装修噪音太大，晚上十点还在施工",
+    "家里暖气不热，屋里才十二度",
+    "路边垃圾好几天没人清理了，味道很大",
+    "超市卖过期食品，希望有关部门查一查",
+    "我想咨询一下养老保险怎么续交",
+    "有人在河边钓鱼，想反映一下情况",
+];
+
+fn router() -> Router {
+    Router::new(Arc::new(gridline_registry::embedded::jidong().clone()))
+}
+
+fn point_intakes(r: &Router) -> Vec<Intake> {
+    let category = r.registry().category(r.registry().county.general_category).code.clone();
+    (0..r.registry().grids.len() as u32)
+        .filter_map(|g| r.interior_point(GridIdx(g)))
+        .map(|p| Intake {
+            text: "市民反映问题".into(),
+            category: Some(category.clone()),
+            location: Location { point: Some(p), ..Location::default() },
+            ..Intake::default()
+        })
+        .collect()
+}
+
+fn address_intakes(r: &Router) -> Vec<Intake> {
+    let reg = r.registry();
+    let category = reg.category(reg.county.general_category).code.clone();
+    reg.grids
+        .iter()
+        .map(|g| {
+            let c = reg.community(g.community);
+            let t = reg.township(g.township);
+            let place = g.keywords.first().cloned().unwrap_or_else(|| g.name.clone());
+            Intake {
+                text: "市民反映问题".into(),
+                category: Some(category.clone()),
+                location: Location {
+                    address: Some(format!("{}{}{}3号楼2单元", t.name, c.name, place)),
+                    ..Location::default()
+                },
+                ..Intake::default()
+            }
+        })
+        .collect()
+}
+
+fn text_intakes(r: &Router) -> Vec<Intake> {
+    let reg = r.registry();
+    TEXTS
+        .iter()
+        .zip(reg.grids.iter().cycle())
+        .map(|(t, g)| Intake {
+            text: (*t).to_string(),
+            location: Location { grid: Some(g.code.clone()), ..Location::default() },
+            ..Intake::default()
+        })
+        .collect()
+}
+
+fn bench_cases(c: &mut Criterion, name: &str, r: &Router, intakes: &[Intake], loads: &[u32]) {
+    let mut i = 0;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            let intake = &intakes[i % intakes.len()];
+            i += 1;
+            let req = RouteRequest { intake, at: AT, exclude: &[] };
+            black_box(r.route(black_box(&req), loads))
+        })
+    });
+}
+
+fn routing(c: &mut Criterion) {
+    let r = router();
+    // Loads as in a busy afternoon: 0..7 open cases, deterministic.
+    let loads: Vec<u32> = (0..r.registry().workers.len() as u32).map(|i| (i * 7 + 3) % 8).collect();
+    let points = point_intakes(&r);
+    let addresses = address_intakes(&r);
+    let texts = text_intakes(&r);
+
+    let mut i = 0;
+    c.bench_function("locate/point", |b| {
+        b.iter(|| {
+            let intake = &points[i % points.len()];
+            i += 1;
+            black_box(r.locate(black_box(&intake.location)))
+        })
+    });
+    bench_cases(c, "route/point", &r, &points, &loads);
+    bench_cases(c, "route/address", &r, &addresses, &loads);
+    bench_cases(c, "route/text", &r, &texts, &loads);
+    let urgent: Vec<Intake> =
+        points.iter().map(|p| Intake { priority: Priority::Emergency, ..p.clone() }).collect();
+    bench_cases(c, "route/point-emergency", &r, &urgent, &loads);
+}
+
+criterion_group!(benches, routing);
+criterion_main!(benches);

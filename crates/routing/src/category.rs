@@ -1,0 +1,61 @@
+//! Inferring a case's category from its text with the registry's keywords.
+//!
+//! Every occurrence of every category keyword in the text is found. Each
+//! category scores the number of its distinct keywords found, then the length
+//! (in characters) of its longest one; the highest score wins, then the lowest
+//! category index. The winning category's keywords are reported in the order
+//! they first appear in the text. No keyword at all: no inference (the caller
+//! falls back to the county's general category).
+
+use gridline_registry::{CategoryIdx, Registry};
+
+use crate::text::Matcher;
+
+pub(crate) struct CategoryIndex {
+    matcher: Matcher<CategoryIdx>,
+}
+
+/// The winning category and its keywords (pattern ids, in text order).
+pub(crate) struct Inferred {
+    pub category: CategoryIdx,
+    pub keywords: Vec<u32>,
+}
+
+impl CategoryIndex {
+    pub fn new(reg: &Registry) -> CategoryIndex {
+        let items = reg
+            .categories
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.keywords.iter().map(move |k| (k.clone(), CategoryIdx(i as u32))));
+        CategoryIndex { matcher: Matcher::new(items) }
+    }
+
+    pub fn word(&self, id: u32) -> &str {
+        &self.matcher.pattern(id).text
+    }
+
+    pub fn infer(&self, text: &str) -> Option<Inferred> {
+        // Distinct (pattern id), in order of first occurrence.
+        let mut found: Vec<u32> = Vec::new();
+        self.matcher.for_each_hit(text, |_, id| {
+            if !found.contains(&id) {
+                found.push(id);
+            }
+        });
+        // (distinct keywords, longest keyword, Reverse(category)): the largest wins.
+        let mut best: Option<(usize, u32, std::cmp::Reverse<u32>)> = None;
+        for &id in &found {
+            let cat = self.matcher.pattern(id).target;
+            let mine = found.iter().map(|&o| self.matcher.pattern(o)).filter(|p| p.target == cat);
+            let (count, longest) = mine.fold((0, 0), |(n, l), p| (n + 1, l.max(p.chars)));
+            let key = (count, longest, std::cmp::Reverse(cat.0));
+            if best.is_none_or(|b| key > b) {
+                best = Some(key);
+            }
+        }
+        let category = CategoryIdx(best?.2 .0);
+        found.retain(|&id| self.matcher.pattern(id).target == category);
+        Some(Inferred { category, keywords: found })
+    }
+}

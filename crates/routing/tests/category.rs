@@ -1,0 +1,75 @@
+//! The category: given, inferred from Chinese text by keywords, or the fallback.
+
+mod common;
+
+use common::*;
+use gridline_model::CategorySource;
+
+fn infer(text: &str) -> (String, CategorySource, Vec<String>) {
+    let r = route(jidong(), &intake(text, None, grid("JDZ-NH-01")), "10:00");
+    (r.decision.category, r.decision.category_source, r.decision.keywords)
+}
+
+#[test]
+fn real_sentences_infer_their_category_and_say_which_keywords() {
+    let cases: [(&str, &str, &[&str]); 10] = [
+        ("我家楼下水管爆了，一直在漏水", "water", &["水管", "漏水"]),
+        ("小区路灯坏了好几天", "street_lighting", &["路灯"]),
+        ("邻居装修噪音太大", "neighbour_dispute", &["邻居", "噪音"]),
+        ("家里暖气片不热，屋里才十二度", "heating", &["暖气片", "暖气", "不热"]),
+        ("楼道里的垃圾好几天没人清运了", "sanitation", &["垃圾", "清运"]),
+        ("超市卖过期食品", "market_food_safety", &["过期", "食品"]),
+        ("单位拖欠工资三个月了", "social_security", &["拖欠工资"]),
+        ("昨晚楼下有人打架", "public_order", &["打架"]),
+        ("我们这片从早上就停电了", "power", &["停电"]),
+        ("厨房下水道堵塞，污水往上返", "drainage", &["下水道", "堵塞", "污水"]),
+    ];
+    for (text, want, words) in cases {
+        let (cat, source, kws) = infer(text);
+        assert_eq!((cat.as_str(), source), (want, CategorySource::Inferred), "{text}");
+        assert_eq!(kws, words.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{text}");
+    }
+    let r = route(jidong(), &intake("我家楼下水管爆了，一直在漏水", None, grid("JDZ-NH-01")), "10:00");
+    assert!(r.decision.steps[1].contains("inferred from the keywords 水管, 漏水"), "{:?}", r.decision.steps);
+}
+
+#[test]
+fn most_matches_then_longest_keyword_then_lowest_index() {
+    // 水管 (water) and 路灯 (street lighting): one each, both two characters:
+    // water comes first in the registry.
+    assert_eq!(infer("路灯旁边的水管").0, "water");
+    // Two lighting keywords against one water keyword.
+    assert_eq!(infer("水管边上的路灯不亮").0, "street_lighting");
+    // One each, the longer keyword wins: 拖欠工资 (4) over 噪音 (2).
+    assert_eq!(infer("噪音，拖欠工资").0, "social_security");
+    // Repeating a keyword does not count twice.
+    assert_eq!(infer("漏水漏水漏水，路灯不亮").0, "street_lighting");
+}
+
+#[test]
+fn unknown_text_falls_back_to_the_general_category() {
+    for text in ["你好，我想反映个情况", "", "hello"] {
+        let (cat, source, kws) = infer(text);
+        assert_eq!((cat.as_str(), source, kws.len()), ("general", CategorySource::Fallback, 0), "{text}");
+    }
+}
+
+#[test]
+fn a_given_category_wins_over_the_text_and_may_be_its_chinese_name() {
+    let r = jidong();
+    let given = route(r, &intake("水管漏水", Some("heating"), grid("JDZ-NH-01")), "10:00");
+    assert_eq!(
+        (given.decision.category.as_str(), given.decision.category_source),
+        ("heating", CategorySource::Given)
+    );
+    assert!(given.decision.keywords.is_empty());
+    let by_name = route(r, &intake("", Some("路灯照明"), grid("JDZ-NH-01")), "10:00");
+    assert_eq!(by_name.decision.category, "street_lighting");
+    // Unknown: routing still works (validate is where the operator hears about it).
+    let unknown = route(r, &intake("水管漏水", Some("煤气"), grid("JDZ-NH-01")), "10:00");
+    assert_eq!(
+        (unknown.decision.category.as_str(), unknown.decision.category_source),
+        ("water", CategorySource::Inferred)
+    );
+    assert!(unknown.decision.steps[1].contains("`煤气` is not in the registry"));
+}
