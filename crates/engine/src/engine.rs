@@ -175,6 +175,8 @@ pub(crate) enum Undo {
 pub(crate) struct Batch {
     pub events: Vec<Event>,
     pub undo: Vec<Undo>,
+    /// Where the current command's undo entries begin.
+    pub command_undo_start: usize,
 }
 
 /// A savepoint inside a batch.
@@ -239,6 +241,7 @@ impl<S: Store> Engine<S> {
                             Some(why) => Err(Error::unavailable(why.clone())),
                             None => {
                                 let mark = batch.mark();
+                                batch.command_undo_start = mark.undo;
                                 let r = self.write(&caller, &cmd, &mut batch);
                                 if r.is_err() {
                                     self.rollback(&mut batch, mark);
@@ -367,13 +370,19 @@ impl<S: Store> Engine<S> {
             return Err(Error::not_found(format!("no case {id}")));
         };
         let event = Event { case: id, seq: case.last_seq + 1, at, actor, kind };
-        let before = case.clone();
+        // A case created by the current command needs no copy: undoing the
+        // command removes it, whatever happened to it since.
+        let created_just_now = batch.undo.len() > batch.command_undo_start
+            && matches!(batch.undo.last(), Some(Undo::Case(u, None)) if *u == id);
+        let before = (!created_just_now).then(|| case.clone());
         // `apply` leaves the case unchanged when it refuses the event.
         self.state
             .update(&id, |c| c.apply(&event))
             .expect("case exists")
             .map_err(|e| Error::conflict(e.to_string()))?;
-        batch.undo.push(Undo::Case(id, Some(Box::new(before))));
+        if let Some(before) = before {
+            batch.undo.push(Undo::Case(id, Some(Box::new(before))));
+        }
         batch.events.push(event);
         Ok(())
     }
