@@ -1,2 +1,1220 @@
-//! End to end: work in progress.
-fn main() {}
+//! End to end: Gridline over loopback against a PostgreSQL peer and the
+//! physical ceilings, in one run.
+//!
+//! `cargo build --release && cargo bench --bench e2e` (a `harness = false`
+//! binary; it runs `target/release/gridline`, found next to the bench
+//! executable's `deps/` directory, or at `GRIDLINE_BIN`). Prints a table:
+//!
+//! 1. Gridline: accepted cases/s at `E2E_CONNS` (32) connections, each
+//!    pipelining `E2E_WINDOW` (64) requests, with p50/p99/p999 ack latency;
+//!    the same at half of that rate (paced, open loop: latency counts from
+//!    the intended send time); the full lifecycle (accept, pull, claim, close,
+//!    feedback) in complete cases/s.
+//! 2. PostgreSQL 15: a throwaway cluster (`initdb` in a temp dir, run as the
+//!    `postgres` user, 127.0.0.1 on a free port, `fsync=on`,
+//!    `synchronous_commit=on`), the same routing decision computed by the
+//!    client, one transaction per case at the same concurrency; workers claim
+//!    with `FOR UPDATE SKIP LOCKED`. Skipped, saying why, when it cannot run.
+//! 3. Ceilings: sled's raw batch+flush+fsync rate for records of a real
+//!    case's sizes, the disk's 4 KiB write+fdatasync rate, and the server's
+//!    no-storage echo rate (PING pipelined at the same concurrency).
+//! 4. Ratios.
+//!
+//! Knobs: `E2E_CASES` (accepts per run, 100,000), `E2E_LIFECYCLE_CASES`
+//! (30,000), `E2E_PG_CASES` (20,000), `E2E_SECS` (time limit of each run,
+//! 60), `E2E_BIG=1` (resident memory, disk bytes per case and restart time
+//! after kill -9 with `E2E_BIG_CASES`, 1,000,000, in the log). Every loop is
+//! bounded in count and in time; all traffic stays on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gridline_caselog::{codec, CaseLog, MemStore, Store};
+use gridline_client::{Client, Reply};
+use gridline_engine::{EngineConfig, SystemClock};
+use gridline_model::{Caller, CaseId, Intake, Location, Priority, Role, Timestamp};
+use gridline_registry::{GridIdx, GridKind, Registry};
+use gridline_routing::{RouteRequest, Router};
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, Semaphore};
+
+const TEXTS: [(&str, &str); 8] = [
+    ("water", "家里水管爆了，一直在漏水，楼下也被淹了"),
+    ("heating", "暖气不热，屋里只有十几度，老人受不了"),
+    ("street_lighting", "路口的路灯坏了好几天，晚上很黑"),
+    ("sanitation", "垃圾好几天没人清运，味道很大"),
+    ("neighbour_dispute", "楼上邻居装修噪音太大，影响休息"),
+    ("market_food_safety", "超市卖过期食品，要求处理"),
+    ("", "家门口的井盖丢了，很危险"),
+    ("", "想反映一下小区物业的问题"),
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+// ---------------------------------------------------------------- workload
+
+/// One intake per non-dedicated grid: an interior point, a text, a category
+/// for most, a few urgent. Both Gridline and PostgreSQL get these.
+fn intakes(reg: &Arc<Registry>) -> Vec<Intake> {
+    let router = Router::new(reg.clone());
+    let mut out = Vec::new();
+    for (g, grid) in reg.grids.iter().enumerate() {
+        if grid.kind == GridKind::Dedicated {
+            continue;
+        }
+        let Some(p) = router.interior_point(GridIdx(g as u32)) else { continue };
+        let (cat, text) = TEXTS[g % TEXTS.len()];
+        out.push(Intake {
+            text: text.into(),
+            category: (!cat.is_empty()).then(|| cat.to_string()),
+            location: Location { point: Some(p), ..Location::default() },
+            phone: Some(format!("138{:08}", g * 7919 % 100_000_000)),
+            priority: if g % 10 == 0 { Priority::Urgent } else { Priority::Normal },
+            ..Intake::default()
+        });
+    }
+    out
+}
+
+fn accept_line(intake: &Intake, req: &str) -> String {
+    let mut l = format!("ACCEPT req={req} text=\"{}\"", intake.text);
+    if let Some(c) = &intake.category {
+        l.push_str(&format!(" category={c}"));
+    }
+    if let Some((x, y)) = intake.location.point {
+        l.push_str(&format!(" lon={x:.6} lat={y:.6}"));
+    }
+    if let Some(p) = &intake.phone {
+        l.push_str(&format!(" phone={p}"));
+    }
+    if intake.priority == Priority::Urgent {
+        l.push_str(" priority=urgent");
+    }
+    l
+}
+
+// ---------------------------------------------------------------- the server
+
+struct Server {
+    child: Option<Child>,
+    addr: String,
+    tokens: HashMap<String, String>,
+}
+
+fn gridline_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GRIDLINE_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/release/deps/e2e-HASH -> target/release/gridline
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("gridline")
+}
+
+/// Writes tokens.toml before the first start: admin, supervisor, operator
+/// and one token per worker (TOKEN over the wire rewrites and fsyncs the file
+/// per worker; 2,491 of them would dominate the setup).
+fn write_tokens(data: &Path, reg: &Registry) -> HashMap<String, String> {
+    std::fs::create_dir_all(data).expect("data dir");
+    let mut seed =
+        Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
+    let mut secret = || {
+        let mut s = String::new();
+        for _ in 0..2 {
+            seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            s.push_str(&format!("{:016x}", z ^ (z >> 31)));
+        }
+        s
+    };
+    let mut text = String::from("# Gridline tokens written by the e2e bench.\n");
+    let mut map = HashMap::new();
+    for role in ["admin", "supervisor", "operator"] {
+        let s = secret();
+        text.push_str(&format!("[[token]]\nrole = \"{role}\"\nname = \"{role}\"\nsecret = \"{s}\"\n\n"));
+        map.insert(role.to_string(), s);
+    }
+    for w in &reg.workers {
+        let s = secret();
+        text.push_str(&format!(
+            "[[token]]\nrole = \"worker\"\nname = \"{}\"\nsecret = \"{s}\"\nworker = \"{}\"\n\n",
+            w.id, w.id
+        ));
+        map.insert(format!("worker:{}", w.id), s);
+    }
+    let p = data.join("tokens.toml");
+    std::fs::write(&p, text).expect("tokens.toml");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod tokens.toml");
+    map
+}
+
+impl Server {
+    fn start(data: &Path, tokens: HashMap<String, String>) -> Server {
+        let bin = gridline_bin();
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo build --release` first (or set GRIDLINE_BIN)",
+            bin.display()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.with_extension("log"))
+            .expect("server log");
+        let mut child = Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start gridline serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) =
+                    line.strip_prefix("gridline: serving ").and_then(|l| l.rsplit(" on ").next())
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+                panic!("the server did not start; its log:\n{log}");
+            }
+        };
+        Server { child: Some(child), addr, tokens }
+    }
+
+    fn token(&self, k: &str) -> String {
+        self.tokens[k].clone()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn rss_bytes(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let l = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+        Some(l.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- load drivers
+
+/// How a connection sends: keep `window` requests in flight, or send each at
+/// its scheduled time (open loop).
+#[derive(Clone, Copy)]
+enum Pace {
+    Window(usize),
+    Every { start: Instant, interval: Duration },
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: usize,
+    err: HashMap<String, usize>,
+}
+
+/// Sends single-line-reply requests (`ACCEPT`, `PING`) on one connection,
+/// reading replies as they come; latency from the send (or the scheduled
+/// send) to the reply line.
+async fn conn_run(
+    addr: String,
+    auth: Option<String>,
+    lines: Vec<String>,
+    pace: Pace,
+    deadline: Instant,
+) -> std::io::Result<(Histogram<u64>, Tally)> {
+    let stream = tokio::net::TcpStream::connect(&addr).await?;
+    stream.set_nodelay(true)?;
+    let (r, w) = stream.into_split();
+    let mut rd = tokio::io::BufReader::new(r);
+    let mut wr = tokio::io::BufWriter::with_capacity(64 * 1024, w);
+    let mut line = String::new();
+    if let Some(tok) = auth {
+        wr.write_all(format!("AUTH token={tok}\n").as_bytes()).await?;
+        wr.flush().await?;
+        rd.read_line(&mut line).await?;
+        if !line.starts_with("OK") {
+            return Err(std::io::Error::other(format!("AUTH refused: {line}")));
+        }
+    }
+    let window = match pace {
+        Pace::Window(w) => w.max(1),
+        Pace::Every { .. } => 1 << 20,
+    };
+    let permits = Arc::new(Semaphore::new(window));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    let n = lines.len();
+    let writer = {
+        let permits = permits.clone();
+        tokio::spawn(async move {
+            let mut sent = 0;
+            for (i, l) in lines.into_iter().enumerate() {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let at = match pace {
+                    Pace::Every { start, interval } => {
+                        let at = start + interval * i as u32;
+                        let now = Instant::now();
+                        if at > now {
+                            wr.flush().await?;
+                            tokio::time::sleep(at - now).await;
+                        }
+                        at
+                    }
+                    Pace::Window(_) => Instant::now(),
+                };
+                let permit = match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        wr.flush().await?;
+                        permits.clone().acquire_owned().await.expect("semaphore open")
+                    }
+                };
+                permit.forget();
+                let at = if matches!(pace, Pace::Window(_)) { Instant::now() } else { at };
+                wr.write_all(l.as_bytes()).await?;
+                wr.write_all(b"\n").await?;
+                let _ = tx.send(at);
+                sent += 1;
+            }
+            wr.flush().await?;
+            drop(tx);
+            std::io::Result::Ok((sent, wr))
+        })
+    };
+    let mut h = hist();
+    let mut tally = Tally::default();
+    let mut got = 0;
+    while let Some(at) = rx.recv().await {
+        line.clear();
+        if rd.read_line(&mut line).await? == 0 {
+            return Err(std::io::Error::other("the server closed the connection"));
+        }
+        let _ = h.record((at.elapsed().as_micros() as u64).max(1));
+        permits.add_permits(1);
+        got += 1;
+        if line.starts_with("OK") {
+            tally.ok += 1;
+        } else {
+            let code = line.split_whitespace().nth(1).unwrap_or("?").to_string();
+            *tally.err.entry(code).or_default() += 1;
+        }
+    }
+    let (sent, _wr) = writer.await.expect("writer task")?;
+    debug_assert_eq!(sent, got);
+    let _ = n;
+    Ok((h, tally))
+}
+
+struct LoadResult {
+    done: usize,
+    secs: f64,
+    lat: Histogram<u64>,
+    errors: HashMap<String, usize>,
+}
+
+impl LoadResult {
+    fn rate(&self) -> f64 {
+        self.done as f64 / self.secs
+    }
+}
+
+/// Spreads `lines` over `conns` connections and runs them together.
+fn load(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+    auth: Option<String>,
+    lines: Vec<String>,
+    conns: usize,
+    pace: impl Fn(usize) -> Pace,
+    limit: Duration,
+) -> LoadResult {
+    let mut per: Vec<Vec<String>> = vec![Vec::new(); conns];
+    for (i, l) in lines.into_iter().enumerate() {
+        per[i % conns].push(l);
+    }
+    let t0 = Instant::now();
+    let deadline = t0 + limit;
+    let results: Vec<_> = rt.block_on(async {
+        let tasks: Vec<_> = per
+            .into_iter()
+            .enumerate()
+            .map(|(k, ls)| tokio::spawn(conn_run(addr.to_string(), auth.clone(), ls, pace(k), deadline)))
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("connection task").expect("connection"));
+        }
+        out
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    let mut lat = hist();
+    let mut errors = HashMap::new();
+    let mut done = 0;
+    for (h, t) in results {
+        lat.add(&h).expect("same bounds");
+        done += t.ok;
+        for (k, v) in t.err {
+            *errors.entry(k).or_default() += v;
+        }
+    }
+    LoadResult { done, secs, lat, errors }
+}
+
+/// Sends `reqs` over `c` keeping `window` in flight; replies in order.
+async fn pipeline(
+    c: &mut Client,
+    reqs: &[String],
+    window: usize,
+) -> Result<Vec<Reply>, gridline_client::ClientError> {
+    let mut inflight = 0;
+    let mut next = 0;
+    let mut out = Vec::with_capacity(reqs.len());
+    while out.len() < reqs.len() {
+        while next < reqs.len() && inflight < window {
+            c.send(&reqs[next]).await?;
+            next += 1;
+            inflight += 1;
+        }
+        c.flush().await?;
+        out.push(c.read_reply().await?);
+        inflight -= 1;
+    }
+    Ok(out)
+}
+
+struct Lifecycle {
+    complete: usize,
+    accepted: usize,
+    unassigned: usize,
+    secs: f64,
+    requests: usize,
+    errors: HashMap<String, usize>,
+}
+
+/// The whole loop at `conns` connections: each connection, in rounds of
+/// `round` cases, accepts them as the operator, then for each worker who got
+/// some re-AUTHs as that worker, PULLs, CLAIMs and CLOSEs them, then re-AUTHs
+/// as the operator and gives FEEDBACK. Everything pipelined.
+fn lifecycle(
+    rt: &tokio::runtime::Runtime,
+    srv: &Server,
+    intakes: &[Intake],
+    cases: usize,
+    conns: usize,
+    window: usize,
+    limit: Duration,
+) -> Lifecycle {
+    let round = 256;
+    let next = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let results: Vec<_> = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for k in 0..conns {
+            let (addr, op) = (srv.addr.clone(), srv.token("operator"));
+            let tokens = srv.tokens.clone();
+            let next = next.clone();
+            let intakes = intakes.to_vec();
+            tasks.push(tokio::spawn(async move {
+                let mut c = Client::connect_auth(&addr, &op).await?;
+                let (mut complete, mut accepted, mut unassigned, mut requests) = (0, 0, 0, 0);
+                let mut errors: HashMap<String, usize> = HashMap::new();
+                let count = |rs: &[Reply], errors: &mut HashMap<String, usize>, what: &str| {
+                    for r in rs {
+                        if let Some(code) = r.err_code() {
+                            *errors.entry(format!("{what} {code}")).or_default() += 1;
+                        }
+                    }
+                };
+                loop {
+                    if Instant::now() - t0 > limit {
+                        break;
+                    }
+                    let first = next.fetch_add(round, Ordering::Relaxed);
+                    if first >= cases {
+                        break;
+                    }
+                    let ids: Vec<usize> = (first..(first + round).min(cases)).collect();
+                    let reqs: Vec<String> = ids
+                        .iter()
+                        .map(|&i| accept_line(&intakes[i % intakes.len()], &format!("lc-{k}-{i}")))
+                        .collect();
+                    let rs = pipeline(&mut c, &reqs, window).await?;
+                    requests += rs.len();
+                    count(&rs, &mut errors, "ACCEPT");
+                    let mut by_worker: HashMap<String, Vec<String>> = HashMap::new();
+                    for r in rs {
+                        if let Reply::Ok { fields, .. } = r {
+                            accepted += 1;
+                            match (fields.get("worker"), fields.get("no")) {
+                                (Some(w), Some(no)) if !w.is_empty() => {
+                                    by_worker.entry(w.to_string()).or_default().push(no.to_string())
+                                }
+                                _ => unassigned += 1,
+                            }
+                        }
+                    }
+                    let mut work = Vec::new();
+                    let mut closes = Vec::new();
+                    let mut workers: Vec<_> = by_worker.into_iter().collect();
+                    workers.sort();
+                    for (w, nos) in &workers {
+                        work.push(format!("AUTH token={}", tokens[&format!("worker:{w}")]));
+                        work.push("PULL limit=20".to_string());
+                        for no in nos {
+                            work.push(format!("CLAIM case={no}"));
+                        }
+                        for no in nos {
+                            work.push(format!("CLOSE case={no} result=\"已处理完毕\""));
+                            closes.push(no.clone());
+                        }
+                    }
+                    work.push(format!("AUTH token={op}"));
+                    for no in &closes {
+                        work.push(format!("FEEDBACK case={no} satisfied=yes score=5"));
+                    }
+                    let rs = pipeline(&mut c, &work, window).await?;
+                    requests += rs.len();
+                    count(&rs, &mut errors, "lifecycle");
+                    let fb = &rs[rs.len() - closes.len()..];
+                    complete += fb.iter().filter(|r| r.is_ok()).count();
+                }
+                Ok::<_, gridline_client::ClientError>((complete, accepted, unassigned, requests, errors))
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("lifecycle task").expect("lifecycle connection"));
+        }
+        out
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    let mut l =
+        Lifecycle { complete: 0, accepted: 0, unassigned: 0, secs, requests: 0, errors: HashMap::new() };
+    for (c, a, u, r, e) in results {
+        l.complete += c;
+        l.accepted += a;
+        l.unassigned += u;
+        l.requests += r;
+        for (k, v) in e {
+            *l.errors.entry(k).or_default() += v;
+        }
+    }
+    l
+}
+
+fn ping_until_ok(addr: &str, limit: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            if s.write_all(b"PING\n").is_ok() {
+                let mut b = [0u8; 64];
+                if let Ok(n) = s.read(&mut b) {
+                    if b[..n].starts_with(b"OK") {
+                        return Some(t0.elapsed());
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+// ---------------------------------------------------------------- ceilings
+
+struct Shape {
+    case_bytes: usize,
+    event_bytes: Vec<usize>,
+}
+
+/// The values one accepted case writes, from real cases through the engine.
+fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
+    let store = MemStore::new();
+    let log = CaseLog::open(store.clone(), Some(&reg.county.code)).expect("open");
+    let (handle, thread) =
+        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default())
+            .expect("start");
+    let op = Caller { role: Role::Operator, name: "bench".into(), worker: None };
+    let n = 200.min(intakes.len());
+    for (i, intake) in intakes[..n].iter().enumerate() {
+        let mut intake = intake.clone();
+        intake.req = Some(format!("shape-{i}"));
+        handle.call(&op, gridline_model::Command::Accept(intake)).expect("accept");
+    }
+    drop(handle);
+    thread.join();
+    let (mut case_total, mut cases) = (0, 0);
+    for kv in store.scan(&[codec::CASE_PREFIX]) {
+        case_total += kv.expect("scan").1.len();
+        cases += 1;
+    }
+    let mut by_seq: Vec<(usize, usize)> = Vec::new();
+    for kv in store.scan(&[codec::EVENT_PREFIX]) {
+        let (k, v) = kv.expect("scan");
+        let (_, seq) = codec::parse_event_key(&k).expect("event key");
+        let i = seq as usize - 1;
+        if by_seq.len() <= i {
+            by_seq.resize(i + 1, (0, 0));
+        }
+        by_seq[i].0 += v.len();
+        by_seq[i].1 += 1;
+    }
+    let event_bytes = by_seq.iter().filter(|(_, c)| *c == cases).map(|(b, c)| b / c).collect();
+    Shape { case_bytes: case_total / cases.max(1), event_bytes }
+}
+
+/// sled 0.34.7 configured as `SledStore`: `per_batch` cases per atomic batch,
+/// then flush and fsync of the db file. Returns (cases, seconds).
+fn sled_raw(dir: &Path, shape: &Shape, per_batch: usize, cases: usize, limit: Duration) -> (usize, f64) {
+    let db =
+        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
+    let file = std::fs::File::open(dir.join("db")).expect("db file");
+    let case_value = vec![0x5a; shape.case_bytes];
+    let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
+    let mut t = 1_795_485_600_000i64;
+    let (mut done, t0) = (0, Instant::now());
+    while done < cases && t0.elapsed() < limit {
+        let mut b = sled::Batch::default();
+        for _ in 0..per_batch {
+            t += 1;
+            let id = CaseId::new_at(Timestamp(t));
+            for (seq, v) in event_values.iter().enumerate() {
+                b.insert(codec::event_key(&id, seq as u32 + 1), v.clone());
+            }
+            b.insert(codec::case_key(&id), case_value.clone());
+        }
+        db.apply_batch(b).expect("apply_batch");
+        db.flush().expect("flush");
+        file.sync_all().expect("fsync");
+        done += per_batch;
+    }
+    (done, t0.elapsed().as_secs_f64())
+}
+
+/// 4 KiB pwrite + fdatasync in a loop, over a preallocated 4 MiB file.
+fn fsync_rate(dir: &Path, limit: Duration, max: usize) -> (usize, f64) {
+    let p = dir.join("fsync.bin");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .expect("file");
+    f.write_all_at(&vec![0u8; 4 << 20], 0).expect("prealloc");
+    f.sync_all().expect("sync");
+    let block = vec![0x42u8; 4096];
+    let t0 = Instant::now();
+    let mut n = 0;
+    while n < max && t0.elapsed() < limit {
+        f.write_all_at(&block, ((n % 1024) * 4096) as u64).expect("pwrite");
+        f.sync_data().expect("fdatasync");
+        n += 1;
+    }
+    (n, t0.elapsed().as_secs_f64())
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+struct Pg {
+    dir: PathBuf,
+    port: u16,
+    ctl: PathBuf,
+    as_postgres: bool,
+}
+
+fn pg_bin(name: &str) -> Option<PathBuf> {
+    for d in ["/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin"] {
+        let p = Path::new(d).join(name);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn run_pg(cmd: &Path, args: &[&str], as_postgres: bool) -> Result<String, String> {
+    let mut c = if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(cmd);
+        c
+    } else {
+        Command::new(cmd)
+    };
+    let out = c.args(args).output().map_err(|e| format!("{}: {e}", cmd.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} {}: {}{}",
+            cmd.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Pg {
+    fn start(base: &Path) -> Result<Pg, String> {
+        let initdb = pg_bin("initdb").ok_or("initdb not found (apt-get install postgresql-15)")?;
+        let ctl = pg_bin("pg_ctl").ok_or("pg_ctl not found")?;
+        let as_postgres = unsafe { libc::geteuid() } == 0;
+        let dir = base.join("pg");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        if as_postgres {
+            let chown = |p: &Path| {
+                Command::new("chown").args(["-R", "postgres:postgres"]).arg(p).status().map(|s| s.success())
+            };
+            // The temp dir and its parent must be reachable by postgres.
+            std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            if !matches!(chown(&dir), Ok(true)) {
+                return Err("cannot chown the cluster directory to postgres (no postgres user?)".into());
+            }
+        }
+        let data = dir.join("data");
+        let d = data.to_str().ok_or("non-UTF-8 path")?;
+        run_pg(
+            &initdb,
+            &["-D", d, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            as_postgres,
+        )?;
+        let port = free_port();
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on \
+             -c full_page_writes=on -c max_connections=100 -c shared_buffers=256MB",
+            dir.display()
+        );
+        let logf = dir.join("pg.log");
+        run_pg(
+            &ctl,
+            &["-D", d, "-o", &opts, "-l", logf.to_str().unwrap_or("pg.log"), "-w", "-t", "60", "start"],
+            as_postgres,
+        )?;
+        Ok(Pg { dir, port, ctl, as_postgres })
+    }
+
+    fn connect(&self) -> Result<postgres::Client, String> {
+        postgres::Client::connect(
+            &format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port),
+            postgres::NoTls,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let d = self.dir.join("data");
+        let _ =
+            run_pg(&self.ctl, &["-D", d.to_str().unwrap_or(""), "-m", "immediate", "stop"], self.as_postgres);
+    }
+}
+
+const PG_SCHEMA: &str = "
+DROP TABLE IF EXISTS events; DROP TABLE IF EXISTS cases;
+CREATE TABLE cases (
+    id bigserial PRIMARY KEY,
+    no text NOT NULL UNIQUE,
+    req text UNIQUE,
+    text text NOT NULL,
+    category text NOT NULL,
+    lon double precision, lat double precision,
+    phone text, priority text NOT NULL,
+    grid text, township text, department text, worker text, rule text NOT NULL,
+    status text NOT NULL,
+    due_claim timestamptz, due_close timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cases_queue ON cases (worker, status, due_claim);
+CREATE TABLE events (
+    case_id bigint NOT NULL REFERENCES cases(id),
+    seq int NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    actor text NOT NULL,
+    kind text NOT NULL,
+    detail text,
+    PRIMARY KEY (case_id, seq)
+);";
+
+const PG_ACCEPT: &str = "INSERT INTO cases (no, req, text, category, lon, lat, phone, priority, grid, township, \
+     department, worker, rule, status, due_claim, due_close) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14, \
+     now() + interval '2 hours', now() + interval '3 days') RETURNING id";
+const PG_EVENT: &str = "INSERT INTO events (case_id, seq, actor, kind, detail) VALUES ($1,$2,$3,$4,$5)";
+const PG_CLAIM: &str = "SELECT id FROM cases WHERE worker = $1 AND status = 'dispatched' \
+     ORDER BY due_claim LIMIT 1 FOR UPDATE SKIP LOCKED";
+const PG_STATUS: &str = "UPDATE cases SET status = $2, updated_at = now() WHERE id = $1";
+
+struct PgResult {
+    accept: LoadResult,
+    lifecycle: Option<(usize, f64)>,
+}
+
+/// One accept transaction: the case row (routing decided by the client, as
+/// Gridline decides it in the engine) and its accepted and dispatched events.
+fn pg_accept(
+    c: &mut postgres::Client,
+    router: &Router,
+    intake: &Intake,
+    no: &str,
+) -> Result<(i64, Option<String>), postgres::Error> {
+    let routed = router.route(&RouteRequest { intake, at: Timestamp::now(), exclude: &[] }, &[]);
+    let d = &routed.decision;
+    let (lon, lat) = intake.location.point.unzip();
+    let status = if d.worker.is_some() { "dispatched" } else { "accepted" };
+    let priority = format!("{:?}", intake.priority);
+    let mut tx = c.transaction()?;
+    let row = tx.query_one(
+        PG_ACCEPT,
+        &[
+            &no,
+            &no,
+            &intake.text,
+            &d.category,
+            &lon,
+            &lat,
+            &intake.phone,
+            &priority,
+            &d.grid,
+            &d.township,
+            &d.department,
+            &d.worker,
+            &d.rule,
+            &status,
+        ],
+    )?;
+    let id: i64 = row.get(0);
+    tx.execute(PG_EVENT, &[&id, &1i32, &"operator", &"accepted", &Some(intake.text.as_str())])?;
+    tx.execute(PG_EVENT, &[&id, &2i32, &"system", &"dispatched", &d.worker])?;
+    tx.commit()?;
+    Ok((id, d.worker.clone()))
+}
+
+fn pg_bench(
+    base: &Path,
+    reg: &Arc<Registry>,
+    intakes: &[Intake],
+    cases: usize,
+    conns: usize,
+    limit: Duration,
+) -> Result<PgResult, String> {
+    let pg = Pg::start(base)?;
+    let mut admin = pg.connect()?;
+    admin.batch_execute(PG_SCHEMA).map_err(|e| e.to_string())?;
+    let run = |lifecycle: bool, cases: usize| -> Result<(usize, f64, Histogram<u64>), String> {
+        let next = AtomicUsize::new(0);
+        let t0 = Instant::now();
+        let per: Vec<Result<(usize, Histogram<u64>), String>> = std::thread::scope(|s| {
+            let joins: Vec<_> = (0..conns)
+                .map(|k| {
+                    let (next, pg) = (&next, &pg);
+                    s.spawn(move || -> Result<(usize, Histogram<u64>), String> {
+                        let mut c = pg.connect()?;
+                        let router = Router::new(reg.clone());
+                        let mut h = hist();
+                        let mut done = 0;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= cases || t0.elapsed() > limit {
+                                break;
+                            }
+                            let no = format!("{}-{k}-{i}", if lifecycle { "L" } else { "A" });
+                            let t = Instant::now();
+                            let (_, worker) = pg_accept(&mut c, &router, &intakes[i % intakes.len()], &no)
+                                .map_err(|e| e.to_string())?;
+                            if !lifecycle {
+                                let _ = h.record((t.elapsed().as_micros() as u64).max(1));
+                                done += 1;
+                                continue;
+                            }
+                            let Some(w) = worker else { continue };
+                            // The worker claims its earliest case (not necessarily this one),
+                            // closes it, and the operator records the feedback: each a transaction.
+                            let mut tx = c.transaction().map_err(|e| e.to_string())?;
+                            let claimed = tx.query_opt(PG_CLAIM, &[&w]).map_err(|e| e.to_string())?;
+                            let Some(row) = claimed else {
+                                tx.commit().map_err(|e| e.to_string())?;
+                                continue;
+                            };
+                            let id: i64 = row.get(0);
+                            tx.execute(PG_STATUS, &[&id, &"handling"]).map_err(|e| e.to_string())?;
+                            tx.execute(PG_EVENT, &[&id, &3i32, &w.as_str(), &"claimed", &None::<String>])
+                                .map_err(|e| e.to_string())?;
+                            tx.commit().map_err(|e| e.to_string())?;
+                            for (seq, status, kind, actor) in [
+                                (4i32, "closed", "closed", w.as_str()),
+                                (5, "closed", "feedback", "operator"),
+                            ] {
+                                let mut tx = c.transaction().map_err(|e| e.to_string())?;
+                                tx.execute(PG_STATUS, &[&id, &status]).map_err(|e| e.to_string())?;
+                                tx.execute(PG_EVENT, &[&id, &seq, &actor, &kind, &Some("已处理完毕")])
+                                    .map_err(|e| e.to_string())?;
+                                tx.commit().map_err(|e| e.to_string())?;
+                            }
+                            done += 1;
+                        }
+                        Ok((done, h))
+                    })
+                })
+                .collect();
+            joins.into_iter().map(|j| j.join().expect("pg thread")).collect()
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        let mut h = hist();
+        let mut done = 0;
+        for r in per {
+            let (d, hh) = r?;
+            done += d;
+            h.add(&hh).expect("bounds");
+        }
+        Ok((done, secs, h))
+    };
+    let (done, secs, lat) = run(false, cases)?;
+    let accept = LoadResult { done, secs, lat, errors: HashMap::new() };
+    let lc_cases = (cases / 2).max(1);
+    let lifecycle = match run(true, lc_cases) {
+        Ok((d, s, _)) => Some((d, s)),
+        Err(e) => {
+            eprintln!("postgres lifecycle failed: {e}");
+            None
+        }
+    };
+    Ok(PgResult { accept, lifecycle })
+}
+
+// ---------------------------------------------------------------- main
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{n} cores, {cpu}, {:.1} GiB", mem as f64 / (1 << 20) as f64)
+}
+
+fn lat_cells(h: &Histogram<u64>) -> String {
+    format!(
+        "{:.2} | {:.2} | {:.2}",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999))
+    )
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let cases = env_usize("E2E_CASES", if quick { 2_000 } else { 100_000 });
+    let lc_cases = env_usize("E2E_LIFECYCLE_CASES", if quick { 1_000 } else { 30_000 });
+    let pg_cases = env_usize("E2E_PG_CASES", if quick { 500 } else { 20_000 });
+    let limit = Duration::from_secs(env_usize("E2E_SECS", if quick { 20 } else { 60 }) as u64);
+    let conns = env_usize("E2E_CONNS", 32);
+    let window = env_usize("E2E_WINDOW", 64);
+    let big = std::env::var("E2E_BIG").is_ok_and(|v| v == "1");
+    let big_cases = env_usize("E2E_BIG_CASES", 1_000_000);
+
+    let reg = Arc::new(gridline_registry::embedded::jidong().clone());
+    let intakes = intakes(&reg);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    println!("# e2e bench: {}; temp dir {}", machine(), tmp.path().display());
+    println!("# {conns} connections, {window} requests in flight each; {cases} accepts, {lc_cases} lifecycles, {pg_cases} PostgreSQL accepts");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+
+    // 1. Gridline: peak accepts, then half of peak, then PING.
+    let data_a = tmp.path().join("accept");
+    let srv = Server::start(&data_a, write_tokens(&data_a, &reg));
+    let lines: Vec<String> =
+        (0..cases).map(|i| accept_line(&intakes[i % intakes.len()], &format!("a-{i}"))).collect();
+    eprintln!("gridline: {cases} accepts at {conns} connections...");
+    let peak =
+        load(&rt, &srv.addr, Some(srv.token("operator")), lines, conns, |_| Pace::Window(window), limit);
+    let half_rate = peak.rate() / 2.0;
+    let half_cases = ((half_rate * 10.0) as usize).clamp(1000, cases);
+    let interval = Duration::from_secs_f64(conns as f64 / half_rate);
+    eprintln!("gridline: {half_cases} accepts paced at {half_rate:.0}/s...");
+    let lines: Vec<String> =
+        (0..half_cases).map(|i| accept_line(&intakes[i % intakes.len()], &format!("h-{i}"))).collect();
+    let start = Instant::now() + Duration::from_millis(50);
+    let half = load(
+        &rt,
+        &srv.addr,
+        Some(srv.token("operator")),
+        lines,
+        conns,
+        |k| Pace::Every { start: start + interval.mul_f64(k as f64 / conns as f64), interval },
+        limit,
+    );
+    let pings = (cases * 10).max(200_000);
+    eprintln!("gridline: {pings} PINGs...");
+    let ping =
+        load(&rt, &srv.addr, None, vec!["PING".to_string(); pings], conns, |_| Pace::Window(window), limit);
+    let accept_disk = dir_bytes(&data_a);
+    let accept_rss = srv.rss_bytes();
+    drop(srv);
+
+    // Full lifecycle on a fresh server.
+    let data_l = tmp.path().join("lifecycle");
+    let srv = Server::start(&data_l, write_tokens(&data_l, &reg));
+    eprintln!("gridline: {lc_cases} full lifecycles...");
+    let lc = lifecycle(&rt, &srv, &intakes, lc_cases, conns, window, limit);
+    drop(srv);
+    let lc_disk = dir_bytes(&data_l.join("log"));
+
+    // 2. PostgreSQL.
+    eprintln!("postgres: {pg_cases} accepts, {} lifecycles...", pg_cases / 2);
+    let pg = pg_bench(tmp.path(), &reg, &intakes, pg_cases, conns, limit);
+
+    // 3. Ceilings.
+    let shape = measure_shape(&reg, &intakes);
+    eprintln!("ceilings: sled raw, fsync...");
+    let (raw_n, raw_s) = sled_raw(&tmp.path().join("raw"), &shape, 1024, cases, limit);
+    let raw_rate = raw_n as f64 / raw_s;
+    let (fs_n, fs_s) = fsync_rate(tmp.path(), Duration::from_secs(5).min(limit), 20_000);
+
+    // Big: memory, disk and restart with many cases.
+    let big_row = big.then(|| {
+        let data = tmp.path().join("big");
+        let mut srv = Server::start(&data, write_tokens(&data, &reg));
+        eprintln!("big: {big_cases} accepts...");
+        let lines: Vec<String> =
+            (0..big_cases).map(|i| accept_line(&intakes[i % intakes.len()], &format!("b-{i}"))).collect();
+        let r = load(
+            &rt,
+            &srv.addr,
+            Some(srv.token("operator")),
+            lines,
+            conns,
+            |_| Pace::Window(window),
+            limit * 20,
+        );
+        let rss = srv.rss_bytes();
+        let disk = dir_bytes(&data.join("log"));
+        srv.kill9();
+        let tokens = srv.tokens.clone();
+        drop(srv);
+        let t0 = Instant::now();
+        let srv2 = Server::start(&data, tokens);
+        let up = ping_until_ok(&srv2.addr, Duration::from_secs(600)).map(|_| t0.elapsed());
+        let rss2 = srv2.rss_bytes();
+        (r.done, r.rate(), rss, disk, up, rss2)
+    });
+
+    // The table.
+    let g = peak.rate();
+    println!();
+    println!("| what | count | seconds | per second | p50 ms | p99 ms | p999 ms |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| Gridline ACCEPT, {conns} conns x {window} pipelined (durable) | {} | {:.2} | {:.0} | {} |",
+        peak.done,
+        peak.secs,
+        g,
+        lat_cells(&peak.lat)
+    );
+    println!(
+        "| Gridline ACCEPT paced at half of peak ({half_rate:.0}/s offered) | {} | {:.2} | {:.0} | {} |",
+        half.done,
+        half.secs,
+        half.rate(),
+        lat_cells(&half.lat)
+    );
+    println!(
+        "| Gridline full lifecycle (accept, pull, claim, close, feedback), complete cases | {} | {:.2} | {:.0} | - | - | - |",
+        lc.complete,
+        lc.secs,
+        lc.complete as f64 / lc.secs
+    );
+    match &pg {
+        Ok(p) => {
+            println!(
+                "| PostgreSQL 15 accept (1 txn per case, {conns} conns, synchronous_commit=on) | {} | {:.2} | {:.0} | {} |",
+                p.accept.done,
+                p.accept.secs,
+                p.accept.rate(),
+                lat_cells(&p.accept.lat)
+            );
+            if let Some((d, s)) = p.lifecycle {
+                println!(
+                    "| PostgreSQL 15 full lifecycle (SKIP LOCKED claim, close, feedback), complete cases | {d} | {s:.2} | {:.0} | - | - | - |",
+                    d as f64 / s
+                );
+            }
+        }
+        Err(e) => println!("| PostgreSQL 15 | skipped: {} | | | | | |", e.replace(['\n', '|'], " ")),
+    }
+    println!(
+        "| ceiling: sled apply_batch+flush+fsync, 1,024 cases ({} B values) per batch | {raw_n} | {raw_s:.2} | {raw_rate:.0} | - | - | - |",
+        shape.case_bytes + shape.event_bytes.iter().sum::<usize>()
+    );
+    println!(
+        "| ceiling: disk 4 KiB pwrite + fdatasync | {fs_n} | {fs_s:.2} | {:.0} | - | - | - |",
+        fs_n as f64 / fs_s
+    );
+    println!(
+        "| ceiling: PING echo, {conns} conns x {window} pipelined (no storage) | {} | {:.2} | {:.0} | {} |",
+        ping.done,
+        ping.secs,
+        ping.rate(),
+        lat_cells(&ping.lat)
+    );
+    println!();
+    println!("| ratio / figure | value | target |");
+    println!("| --- | ---: | --- |");
+    match &pg {
+        Ok(p) => {
+            println!("| Gridline / PostgreSQL, accepts | {:.1}x | >= 5x (goal 10x) |", g / p.accept.rate());
+            if let Some((d, s)) = p.lifecycle {
+                println!(
+                    "| Gridline / PostgreSQL, full lifecycle | {:.1}x | |",
+                    (lc.complete as f64 / lc.secs) / (d as f64 / s)
+                );
+            }
+        }
+        Err(_) => println!("| Gridline / PostgreSQL | n/a (PostgreSQL skipped) | >= 5x |"),
+    }
+    println!("| Gridline / sled ceiling | {:.2} | >= 0.70 |", g / raw_rate);
+    println!("| Gridline / PING echo | {:.2} | |", g / ping.rate());
+    println!("| p99 ack at half of peak | {:.2} ms | < 2 ms |", ms(half.lat.value_at_quantile(0.99)));
+    println!("| full lifecycle complete cases/s | {:.0} | >= 20,000 |", lc.complete as f64 / lc.secs);
+    if lc.complete > 0 {
+        println!(
+            "| disk per closed case (sled dir / complete cases, {} cases) | {:.0} B | < 1,024 B |",
+            lc.complete,
+            lc_disk as f64 / lc.accepted.max(1) as f64
+        );
+    }
+    println!(
+        "| disk per accepted case (data dir after the accept runs, {} cases) | {:.0} B | |",
+        peak.done + half.done,
+        accept_disk as f64 / (peak.done + half.done).max(1) as f64
+    );
+    if let Some(rss) = accept_rss {
+        println!(
+            "| server VmRSS after {} accepts | {:.0} MiB | |",
+            peak.done + half.done,
+            rss as f64 / (1 << 20) as f64
+        );
+    }
+    if let Some((n, rate, rss, disk, up, rss2)) = big_row {
+        println!("| big: accepted cases (rate) | {n} ({rate:.0}/s) | |");
+        if let Some(rss) = rss {
+            println!(
+                "| big: VmRSS with {n} cases | {:.0} MiB ({:.0} B/case) | |",
+                rss as f64 / (1 << 20) as f64,
+                rss as f64 / n as f64
+            );
+        }
+        println!(
+            "| big: disk bytes per case | {:.0} B | < 1,024 B (closed) |",
+            disk as f64 / n.max(1) as f64
+        );
+        match up {
+            Some(d) => println!(
+                "| big: restart after kill -9 until PING answers, {n} cases | {:.2} s | < 3 s |",
+                d.as_secs_f64()
+            ),
+            None => println!("| big: restart after kill -9 | did not answer within 600 s | < 3 s |"),
+        }
+        if let Some(r) = rss2 {
+            println!("| big: VmRSS after restart | {:.0} MiB | |", r as f64 / (1 << 20) as f64);
+        }
+    } else {
+        println!("| memory, disk and restart with 1,000,000 cases | run with E2E_BIG=1 | |");
+    }
+    let mut errs: Vec<String> = peak
+        .errors
+        .iter()
+        .chain(half.errors.iter())
+        .map(|(k, v)| format!("ACCEPT {k} x{v}"))
+        .chain(lc.errors.iter().map(|(k, v)| format!("{k} x{v}")))
+        .collect();
+    errs.sort();
+    if !errs.is_empty() || lc.unassigned > 0 {
+        println!(
+            "\nerrors: {}; lifecycle cases left at the command centre: {}",
+            errs.join(", "),
+            lc.unassigned
+        );
+    }
+    println!(
+        "lifecycle: {} requests in {:.2} s ({:.0} requests/s)",
+        lc.requests,
+        lc.secs,
+        lc.requests as f64 / lc.secs
+    );
+}

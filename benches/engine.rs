@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use gridline_caselog::{codec, CaseLog, MemStore, SledStore, Store, StoreError, WriteBatch};
 use gridline_engine::{EngineConfig, ReplyRx, SystemClock};
-use gridline_model::{Caller, CaseId, Command, ErrorCode, Intake, Location, Priority, Reply, Role, Timestamp};
+use gridline_model::{
+    Caller, CaseId, Command, ErrorCode, Intake, Location, Priority, Reply, Role, Timestamp,
+};
 use gridline_registry::{GridIdx, GridKind, Registry};
 use gridline_routing::Router;
 use hdrhistogram::Histogram;
@@ -133,6 +135,7 @@ impl Run {
 }
 
 /// Drives `cases` ACCEPTs through an engine over `store`.
+#[allow(clippy::too_many_arguments)]
 fn drive<S: Store>(
     reg: &Arc<Registry>,
     store: S,
@@ -225,7 +228,8 @@ fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
     let store = MemStore::new();
     let log = CaseLog::open(store.clone(), Some(&reg.county.code)).expect("open");
     let (handle, thread) =
-        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default()).expect("start");
+        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default())
+            .expect("start");
     let n = 200.min(intakes.len());
     for intake in &intakes[..n] {
         handle.call(&operator(), Command::Accept(intake.clone())).expect("accept");
@@ -257,8 +261,15 @@ fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
 /// sled 0.34.7 alone, configured as `SledStore` does: `cases_per_batch`
 /// cases (a case record and its events each) per atomic batch, then flush
 /// and fsync of the db file.
-fn sled_raw(dir: &Path, shape: &Shape, cases_per_batch: usize, cases: usize, limit: Duration) -> (usize, f64) {
-    let db = sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
+fn sled_raw(
+    dir: &Path,
+    shape: &Shape,
+    cases_per_batch: usize,
+    cases: usize,
+    limit: Duration,
+) -> (usize, f64) {
+    let db =
+        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
     let file = File::open(dir.join("db")).expect("db file");
     let case_value = vec![0x5a; shape.case_bytes];
     let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
@@ -334,7 +345,16 @@ fn main() {
         limit,
     );
     eprintln!("engine: no storage ({cases} cases)...");
-    let null = drive(&reg, NullStore, EngineConfig::default().batch_commands_max, &intakes, cases, submitters, window, limit);
+    let null = drive(
+        &reg,
+        NullStore,
+        EngineConfig::default().batch_commands_max,
+        &intakes,
+        cases,
+        submitters,
+        window,
+        limit,
+    );
 
     let group_batch = group.cases as f64 / group.syncs.max(1) as f64;
     let batch_sizes = {
@@ -393,7 +413,10 @@ fn main() {
     println!("| group commit / no storage | {:.2} | |", g / null.rate());
     println!("| group commit accepted cases/s | {g:.0} | >= 50,000 |");
     if group.cases > 0 {
-        println!("| disk bytes per case (sled dir after the group-commit run) | {:.0} | |", group_disk as f64 / group.cases as f64);
+        println!(
+            "| disk bytes per case (sled dir after the group-commit run) | {:.0} | |",
+            group_disk as f64 / group.cases as f64
+        );
     }
     if group.busy + serial.busy + null.busy > 0 {
         println!("\n(busy refusals retried: {} / {} / {})", group.busy, serial.busy, null.busy);
