@@ -23,7 +23,7 @@ use gridline_model::{AuditBy, Case, Row, Timestamp};
 use group::{Hashed, PassThrough};
 
 pub use group::GroupKey;
-pub use tally::{CaseFacts, Tally};
+pub use tally::{closure_s, CaseFacts, Tally};
 
 /// Cases read ahead per batch (see [`audit`]).
 const BATCH: usize = 64;
@@ -87,6 +87,9 @@ pub fn audit<'a>(cases: impl Iterator<Item = &'a Case>, q: &Query) -> Vec<Row> {
     let mut groups: Vec<(GroupKey<'a>, Tally)> = Vec::new();
     // Consecutive cases often share a group (always, for `county`): skip the lookup.
     let mut last: Option<(Hashed<'a>, usize)> = None;
+    // (group, closure time) of every closed case, in the order met: appending
+    // to one array is cheaper than to one per group, with thousands of groups.
+    let mut closures: Vec<(u32, u32)> = Vec::new();
     // Per batch, first touch every case: its record and its group's name, both
     // scattered on the heap. These loads do not depend on each other, so the
     // CPU overlaps their cache misses instead of waiting for each in turn
@@ -113,18 +116,38 @@ pub fn audit<'a>(cases: impl Iterator<Item = &'a Case>, q: &Query) -> Vec<Row> {
                     ix
                 }
             };
-            groups[ix].1.add(&CaseFacts::of(case, q.now));
+            let facts = CaseFacts::of(case, q.now);
+            groups[ix].1.add(&facts);
+            if let Some(ms) = facts.closure_ms {
+                closures.push((ix as u32, closure_s(ms)));
+            }
         }
     }
 
-    let mut labelled: Vec<(String, Tally)> = groups.into_iter().map(|(k, t)| (k.label(), t)).collect();
+    // Closure times by group: a counting sort of `closures` on the group
+    // (each group has `closed` of them), so each group's times are one slice.
+    let mut starts = Vec::with_capacity(groups.len() + 1);
+    starts.push(0usize);
+    for (_, t) in &groups {
+        starts.push(starts[starts.len() - 1] + t.closed as usize);
+    }
+    let mut next = starts.clone();
+    let mut times = vec![0u32; closures.len()];
+    for &(g, s) in &closures {
+        times[next[g as usize]] = s;
+        next[g as usize] += 1;
+    }
+    drop(closures);
+
+    let mut labelled: Vec<(String, Tally, std::ops::Range<usize>)> =
+        groups.into_iter().enumerate().map(|(i, (k, t))| (k.label(), t, starts[i]..starts[i + 1])).collect();
     labelled.sort_by(|a, b| a.0.cmp(&b.0));
     let total = if q.by != AuditBy::County && !labelled.is_empty() {
         let mut all = Tally::default();
-        for (_, t) in &labelled {
+        for (_, t, _) in &labelled {
             all.merge(t);
         }
-        Some((TOTAL.to_string(), all))
+        Some((TOTAL.to_string(), all, 0..times.len()))
     } else {
         None
     };
@@ -132,10 +155,10 @@ pub fn audit<'a>(cases: impl Iterator<Item = &'a Case>, q: &Query) -> Vec<Row> {
     labelled
         .into_iter()
         .chain(total)
-        .map(|(label, mut t)| {
+        .map(|(label, t, range)| {
             let mut row: Row = Vec::with_capacity(Tally::COLUMNS.len() + 1);
             row.push((by.to_string(), label));
-            row.extend(Tally::COLUMNS.iter().map(|c| c.to_string()).zip(t.figures()));
+            row.extend(Tally::COLUMNS.iter().map(|c| c.to_string()).zip(t.figures(&mut times[range])));
             row
         })
         .collect()

@@ -82,8 +82,17 @@ impl CaseFacts {
     }
 }
 
-/// A group's running totals: the numerators and denominators of every figure.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A closure time in whole seconds (rounded down), as the audit keeps them:
+/// half the memory of milliseconds, and still exact for the printed 0.1 h
+/// (rounding a time to 0.1 h only compares it with multiples of 1 s).
+pub fn closure_s(ms: u64) -> u32 {
+    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+}
+
+/// A group's running totals: the numerators and denominators of every
+/// figure. The closure times are kept apart, all groups in one array (see
+/// [`crate::audit`]), and handed to [`Tally::figures`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub received: u64,
     pub dispatched: u64,
@@ -103,8 +112,6 @@ pub struct Tally {
     pub returned: u64,
     pub closed_once: u64,
     pub reopened: u64,
-    /// Closure times of the closed cases, milliseconds, in no particular order.
-    pub closure_ms: Vec<u64>,
 }
 
 impl Tally {
@@ -141,9 +148,6 @@ impl Tally {
         self.returned += n(f.returned);
         self.closed_once += n(f.closed_once);
         self.reopened += n(f.reopened);
-        if let Some(ms) = f.closure_ms {
-            self.closure_ms.push(ms);
-        }
     }
 
     /// Adds another group's totals to these (for the `total` row).
@@ -161,20 +165,22 @@ impl Tally {
         self.returned += o.returned;
         self.closed_once += o.closed_once;
         self.reopened += o.reopened;
-        self.closure_ms.extend_from_slice(&o.closure_ms);
     }
 
     pub fn open(&self) -> u64 {
         self.received - self.closed
     }
 
-    /// The printed figures, in [`Tally::COLUMNS`] order. Reorders `closure_ms`.
-    pub fn figures(&mut self) -> Vec<String> {
+    /// The printed figures, in [`Tally::COLUMNS`] order, given the closure
+    /// times of the group's closed cases in seconds (see [`closure_s`]),
+    /// which it reorders.
+    pub fn figures(&self, closure_s: &mut [u32]) -> Vec<String> {
         debug_assert!(self.dispatched <= self.received && self.closed <= self.dispatched);
-        debug_assert!(self.closure_ms.len() as u64 == self.closed);
+        debug_assert!(closure_s.len() as u64 == self.closed);
         debug_assert!(self.returned <= self.dispatched && self.reopened <= self.closed_once);
-        let (p50, p90, max) = match percentiles(&mut self.closure_ms) {
-            Some((a, b, c)) => (hours(a), hours(b), hours(c)),
+        let h = |s: u32| hours(u64::from(s) * 1000);
+        let (p50, p90, max) = match percentiles(closure_s) {
+            Some((a, b, c)) => (h(a), h(b), h(c)),
             None => (NO_FIGURE.to_string(), NO_FIGURE.to_string(), NO_FIGURE.to_string()),
         };
         vec![
@@ -200,7 +206,7 @@ impl Tally {
 /// `None` when empty. The p-th percentile of n values is the value of rank
 /// `ceil(p * n / 100)` in ascending order: the smallest value that at least
 /// p% of the values do not exceed. Linear time (two selections), no sort.
-pub fn percentiles(v: &mut [u64]) -> Option<(u64, u64, u64)> {
+pub fn percentiles<T: Ord + Copy>(v: &mut [T]) -> Option<(T, T, T)> {
     let n = v.len();
     if n == 0 {
         return None;
@@ -220,7 +226,7 @@ mod tests {
 
     #[test]
     fn nearest_rank() {
-        assert_eq!(percentiles(&mut []), None);
+        assert_eq!(percentiles::<u64>(&mut []), None);
         assert_eq!(percentiles(&mut [7]), Some((7, 7, 7)));
         // n = 2: p50 rank ceil(1) = 1, p90 rank ceil(1.8) = 2
         assert_eq!(percentiles(&mut [9, 3]), Some((3, 9, 9)));
