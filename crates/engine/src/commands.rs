@@ -408,7 +408,7 @@ impl<S: Store> Engine<S> {
         let sys = Actor::system();
         if c.status == Status::Dispatched {
             if let (Some(due), Some(at)) = (c.due_claim, c.dispatched_at) {
-                if !c.overdue_claim && due <= now {
+                if !c.overdue_claim && due < now {
                     self.emit(
                         batch,
                         id,
@@ -418,7 +418,7 @@ impl<S: Store> Engine<S> {
                     self.escalate(batch, id, 1)?;
                 } else if c.overdue_claim && c.escalation_level < self.config.escalation_levels {
                     let limit = due.since(at).0.max(60_000);
-                    if Timestamp(due.0 + limit * c.escalation_level as i64) <= now {
+                    if Timestamp(due.0 + limit * c.escalation_level as i64) < now {
                         self.escalate(batch, id, c.escalation_level + 1)?;
                     }
                 }
@@ -426,7 +426,7 @@ impl<S: Store> Engine<S> {
         }
         let c = &self.state.cases[&id];
         if matches!(c.status, Status::Dispatched | Status::Handling) && !c.overdue_close {
-            if let Some(due) = c.due_close.filter(|d| *d <= now) {
+            if let Some(due) = c.due_close.filter(|d| *d < now) {
                 self.emit(
                     batch,
                     id,

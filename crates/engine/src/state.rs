@@ -158,6 +158,11 @@ impl State {
     }
 }
 
+/// A deadline is met at its very millisecond; it is missed one after.
+pub(crate) fn just_after(t: Timestamp) -> Timestamp {
+    Timestamp(t.0 + 1)
+}
+
 /// When a case next needs the engine's attention, if ever.
 ///
 /// Dispatched: its claim deadline, then one escalation step per further claim
@@ -170,19 +175,19 @@ pub(crate) fn next_timer(c: &Case, levels: u8) -> Option<Timestamp> {
         Status::Dispatched => {
             if let (Some(due), Some(at)) = (c.due_claim, c.dispatched_at) {
                 if !c.overdue_claim {
-                    consider(due);
+                    consider(just_after(due));
                 } else if c.escalation_level < levels {
                     let limit = due.since(at).0.max(60_000);
-                    consider(Timestamp(due.0 + limit * c.escalation_level as i64));
+                    consider(just_after(Timestamp(due.0 + limit * c.escalation_level as i64)));
                 }
             }
             if let (Some(due), false) = (c.due_close, c.overdue_close) {
-                consider(due);
+                consider(just_after(due));
             }
         }
         Status::Handling => {
             if let (Some(due), false) = (c.due_close, c.overdue_close) {
-                consider(due);
+                consider(just_after(due));
             }
         }
         _ => {}

@@ -305,6 +305,8 @@ fn deadlines_escalate_and_extensions_move_them() {
     // Past the old deadline nothing happens; past the new one, overdue.
     rig.clock.set(Timestamp(due.0 + 1000));
     assert_eq!(rig.tick(), 0);
+    rig.clock.set(moved);
+    assert_eq!(rig.tick(), 0, "a deadline is met at its very millisecond");
     rig.clock.set(Timestamp(moved.0 + 1000));
     assert_eq!(rig.tick(), 1);
     assert!(rig.get(case.no.as_str()).0.overdue_close);
