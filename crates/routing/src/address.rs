@@ -93,9 +93,13 @@ impl AddressIndex {
             }
         });
         let hit = |want: Place| hits.iter().find(|h| h.0 == want).map(|h| (h.1, h.2));
-        // ((score, named directly, Reverse(index)): the largest wins, grid, words)
-        type Best = ((u32, bool, std::cmp::Reverse<u32>), GridIdx, Vec<u32>);
-        let mut best: Option<Best> = None;
+        let levels = |g: GridIdx| {
+            let grid = reg.grid(g);
+            [Place::Grid(g), Place::Community(grid.community), Place::Township(grid.township)]
+        };
+        // (score, named directly, Reverse(index)): the largest wins.
+        type Key = (u32, bool, std::cmp::Reverse<u32>);
+        let mut best: Option<(Key, GridIdx)> = None;
         for h in &hits {
             let (grid, by_grid) = match h.0 {
                 Place::Grid(g) => (g, true),
@@ -108,21 +112,14 @@ impl AddressIndex {
             if !by_grid && hits.iter().any(|o| o.0 == Place::Grid(grid)) {
                 continue; // the same grid, named directly, is scored as such
             }
-            let g = reg.grid(grid);
-            let mut words = Vec::with_capacity(3);
-            let mut score = 0;
-            for level in [Place::Grid(grid), Place::Community(g.community), Place::Township(g.township)] {
-                if let Some((id, chars)) = hit(level) {
-                    score += chars;
-                    words.push(id);
-                }
-            }
+            let score = levels(grid).into_iter().filter_map(hit).map(|(_, chars)| chars).sum();
             let key = (score, by_grid, std::cmp::Reverse(grid.0));
-            if best.as_ref().is_none_or(|b| key > b.0) {
-                best = Some((key, grid, words));
+            if best.is_none_or(|b| key > b.0) {
+                best = Some((key, grid));
             }
         }
-        if let Some(((_, by_grid, _), grid, words)) = best {
+        if let Some(((_, by_grid, _), grid)) = best {
+            let words = levels(grid).into_iter().filter_map(hit).map(|(id, _)| id).collect();
             return AddressMatch::Grid { grid, by_grid, words };
         }
         let township = hits

@@ -1,12 +1,15 @@
 //! Point location over the grid polygons: an R-tree of grid envelopes, then
 //! an exact point-in-polygon test on the registry's own polygon.
 //!
-//! The tree lives in a locally "equirectangular" plane (longitude scaled by
-//! the cosine of the county seat's latitude), so that nearest-grid distances
-//! are distances on the ground, not in degrees. Containment is decided on the
-//! original coordinates with geo's robust predicates (boundary inclusive); the
-//! scaled envelopes are widened by [`ENVELOPE_PAD`] so that rounding in the
-//! scaling can never drop a candidate.
+//! Two trees. The hot one holds only each grid's bounding box (40 bytes an
+//! entry, so a query touches few cache lines), in the original coordinates:
+//! a box test there is exact, and containment is decided by geo's robust
+//! predicates on the registry's polygon (boundary inclusive). The other,
+//! used only for points in no grid, holds the non-dedicated polygons in a
+//! locally "equirectangular" plane (longitude scaled by the cosine of the
+//! county seat's latitude), so that nearest-grid distances are distances on
+//! the ground, not in degrees; its envelopes are widened by [`ENVELOPE_PAD`]
+//! so that rounding in the scaling can never make them too small.
 
 use geo::coordinate_position::CoordPos;
 use geo::{BoundingRect, Coord, CoordinatePosition, InteriorPoint};
@@ -19,9 +22,23 @@ const ENVELOPE_PAD: f64 = 1e-9;
 /// Metres per degree of latitude (and per scaled degree of longitude).
 pub(crate) const METRES_PER_DEGREE: f64 = 111_320.0;
 
-struct Entry {
+/// A grid's bounding box, for the containment tree.
+struct Cell {
     grid: u32,
     dedicated: bool,
+    envelope: AABB<[f64; 2]>,
+}
+
+impl RTreeObject for Cell {
+    type Envelope = AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        self.envelope
+    }
+}
+
+/// A non-dedicated grid's polygon, scaled, for the nearest-grid tree.
+struct Entry {
+    grid: u32,
     envelope: AABB<[f64; 2]>,
     /// Every ring of the polygon, scaled, as closed vertex lists.
     rings: Vec<Vec<[f64; 2]>>,
@@ -70,7 +87,8 @@ pub(crate) enum PointPlace {
 }
 
 pub(crate) struct GridIndex {
-    tree: RTree<Entry>,
+    cells: RTree<Cell>,
+    polygons: RTree<Entry>,
     /// Longitude scale: cos(latitude of the county seat).
     kx: f64,
 }
@@ -80,31 +98,38 @@ impl GridIndex {
         let lat0 = reg.county.centre.1;
         let kx = if lat0.is_finite() && lat0.abs() < 89.0 { lat0.to_radians().cos() } else { 1.0 };
         let scale = |c: &Coord<f64>| [c.x * kx, c.y];
-        let entries = reg
-            .grids
-            .iter()
-            .enumerate()
-            .filter_map(|(i, g)| {
-                let rings: Vec<Vec<[f64; 2]>> = std::iter::once(g.polygon.exterior())
-                    .chain(g.polygon.interiors())
-                    .map(|r| r.0.iter().map(scale).collect())
-                    .collect();
-                let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-                for p in rings.first()? {
-                    lo = [lo[0].min(p[0]), lo[1].min(p[1])];
-                    hi = [hi[0].max(p[0]), hi[1].max(p[1])];
+        let finite = |lo: [f64; 2], hi: [f64; 2]| lo.iter().chain(&hi).all(|v| v.is_finite());
+        let mut cells = Vec::with_capacity(reg.grids.len());
+        let mut polygons = Vec::with_capacity(reg.grids.len());
+        for (i, g) in reg.grids.iter().enumerate() {
+            let dedicated = g.kind == GridKind::Dedicated;
+            if let Some(r) = g.polygon.bounding_rect() {
+                let (lo, hi) = ([r.min().x, r.min().y], [r.max().x, r.max().y]);
+                if finite(lo, hi) {
+                    cells.push(Cell { grid: i as u32, dedicated, envelope: AABB::from_corners(lo, hi) });
                 }
-                if !(lo[0].is_finite() && lo[1].is_finite() && hi[0].is_finite() && hi[1].is_finite()) {
-                    return None;
-                }
+            }
+            if dedicated {
+                continue; // never the nearest grid: its parent is at least as near
+            }
+            let rings: Vec<Vec<[f64; 2]>> = std::iter::once(g.polygon.exterior())
+                .chain(g.polygon.interiors())
+                .map(|r| r.0.iter().map(scale).collect())
+                .collect();
+            let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+            for p in rings.first().into_iter().flatten() {
+                lo = [lo[0].min(p[0]), lo[1].min(p[1])];
+                hi = [hi[0].max(p[0]), hi[1].max(p[1])];
+            }
+            if finite(lo, hi) {
                 let envelope = AABB::from_corners(
                     [lo[0] - ENVELOPE_PAD, lo[1] - ENVELOPE_PAD],
                     [hi[0] + ENVELOPE_PAD, hi[1] + ENVELOPE_PAD],
                 );
-                Some(Entry { grid: i as u32, dedicated: g.kind == GridKind::Dedicated, envelope, rings })
-            })
-            .collect();
-        GridIndex { tree: RTree::bulk_load(entries), kx }
+                polygons.push(Entry { grid: i as u32, envelope, rings });
+            }
+        }
+        GridIndex { cells: RTree::bulk_load(cells), polygons: RTree::bulk_load(polygons), kx }
     }
 
     /// The grid of a point: a dedicated grid wins over the grid around it;
@@ -116,11 +141,10 @@ impl GridIndex {
             return PointPlace::Outside;
         }
         let coord = Coord { x: lon, y: lat };
-        let q = [lon * self.kx, lat];
         // (not dedicated, index): the smallest wins.
         let mut best: Option<(bool, u32)> = None;
         let mut shared = 0u32;
-        let _ = self.tree.locate_in_envelope_intersecting_int(&AABB::from_point(q), |e| {
+        let _ = self.cells.locate_in_envelope_intersecting_int(&AABB::from_point([lon, lat]), |e| {
             if reg.grids[e.grid as usize].polygon.coordinate_position(&coord) != CoordPos::Outside {
                 shared += u32::from(!e.dedicated);
                 let key = (!e.dedicated, e.grid);
@@ -136,7 +160,7 @@ impl GridIndex {
         if reg.county.boundary.coordinate_position(&coord) == CoordPos::Outside {
             return PointPlace::Outside;
         }
-        self.nearest(q).map_or(PointPlace::Outside, |(grid, d2)| PointPlace::Nearest {
+        self.nearest([lon * self.kx, lat]).map_or(PointPlace::Outside, |(grid, d2)| PointPlace::Nearest {
             grid,
             distance_m: d2.sqrt() * METRES_PER_DEGREE,
         })
@@ -163,10 +187,7 @@ impl GridIndex {
     /// The nearest non-dedicated grid to a scaled point; ties go to the lowest index.
     fn nearest(&self, q: [f64; 2]) -> Option<(GridIdx, f64)> {
         let mut best: Option<(f64, u32)> = None;
-        for (e, d2) in self.tree.nearest_neighbor_iter_with_distance_2(&q) {
-            if e.dedicated {
-                continue;
-            }
+        for (e, d2) in self.polygons.nearest_neighbor_iter_with_distance_2(&q) {
             match best {
                 None => best = Some((d2, e.grid)),
                 Some((b, _)) if d2 > b => break,

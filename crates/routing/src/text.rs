@@ -1,10 +1,12 @@
 //! Finding a fixed set of (Chinese) keywords in a short text.
 //!
 //! Texts are a sentence or an address, keywords number in the hundreds or
-//! thousands: patterns are bucketed by their first character, and the scan
-//! looks up each character of the text once (binary search over the sorted
-//! first characters) and tries only the patterns starting with it, longest
-//! first. No allocation while scanning.
+//! thousands and many share a first character (every `南华社区第N网格`
+//! starts with `南`): patterns are bucketed by their first *two* characters
+//! (one-character patterns by their only one), and the scan looks up each
+//! position of the text once per bucket table (binary search) and compares
+//! only the patterns of that bucket, longest first. No allocation while
+//! scanning.
 
 /// One keyword and what it points at.
 #[derive(Clone, Debug)]
@@ -17,11 +19,29 @@ pub(crate) struct Pattern<T> {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Matcher<T> {
-    /// Sorted distinct first characters, each with its range in `order`.
-    firsts: Vec<(char, u32, u32)>,
-    /// Pattern ids grouped by first character, longest first, then by id.
+    /// Sorted bucket keys (first two characters, packed; see [`key`]), each
+    /// with its range in `order`.
+    pairs: Buckets,
+    /// The same for one-character patterns.
+    singles: Buckets,
+    /// Pattern ids grouped by bucket, longest first, then by id.
     order: Vec<u32>,
     patterns: Vec<Pattern<T>>,
+}
+
+/// (key, start, end) of each bucket's pattern ids in `order`, sorted by key.
+type Buckets = Vec<(u64, u32, u32)>;
+
+/// A bucket key: one or two characters packed into a `u64`.
+fn key(a: char, b: Option<char>) -> u64 {
+    (u64::from(a) << 32) | b.map_or(0, u64::from)
+}
+
+fn bucket_key(text: &str) -> (bool, u64) {
+    let mut cs = text.chars();
+    let a = cs.next().unwrap_or('\0');
+    let b = cs.next();
+    (b.is_some(), key(a, b))
 }
 
 impl<T: PartialEq> Matcher<T> {
@@ -36,21 +56,24 @@ impl<T: PartialEq> Matcher<T> {
             let chars = text.chars().count() as u32;
             patterns.push(Pattern { text: text.into(), chars, target });
         }
-        let first = |p: &Pattern<T>| p.text.chars().next().unwrap_or('\0');
         let mut order: Vec<u32> = (0..patterns.len() as u32).collect();
         order.sort_by(|&a, &b| {
             let (pa, pb) = (&patterns[a as usize], &patterns[b as usize]);
-            first(pa).cmp(&first(pb)).then(pb.text.len().cmp(&pa.text.len())).then(a.cmp(&b))
+            bucket_key(&pa.text)
+                .cmp(&bucket_key(&pb.text))
+                .then(pb.text.len().cmp(&pa.text.len()))
+                .then(a.cmp(&b))
         });
-        let mut firsts: Vec<(char, u32, u32)> = Vec::new();
+        let (mut pairs, mut singles): (Buckets, Buckets) = (Vec::new(), Vec::new());
         for (i, &id) in order.iter().enumerate() {
-            let c = first(&patterns[id as usize]);
-            match firsts.last_mut() {
-                Some(last) if last.0 == c => last.2 = i as u32 + 1,
-                _ => firsts.push((c, i as u32, i as u32 + 1)),
+            let (two, k) = bucket_key(&patterns[id as usize].text);
+            let table = if two { &mut pairs } else { &mut singles };
+            match table.last_mut() {
+                Some(last) if last.0 == k => last.2 = i as u32 + 1,
+                _ => table.push((k, i as u32, i as u32 + 1)),
             }
         }
-        Matcher { firsts, order, patterns }
+        Matcher { pairs, singles, order, patterns }
     }
 }
 
@@ -65,20 +88,36 @@ impl<T> Matcher<T> {
     }
 
     /// Calls `f(byte_offset, pattern_id)` for every occurrence of every
-    /// pattern in `text`, in order of position, longer patterns first at
-    /// one position.
+    /// pattern in `text`, in order of position; at one position, the
+    /// patterns of two or more characters (longest first), then those of one.
     pub fn for_each_hit(&self, text: &str, mut f: impl FnMut(usize, u32)) {
-        if self.firsts.is_empty() {
+        if self.patterns.is_empty() {
             return;
         }
-        for (at, c) in text.char_indices() {
-            let Ok(i) = self.firsts.binary_search_by(|e| e.0.cmp(&c)) else { continue };
-            let (_, lo, hi) = self.firsts[i];
+        let mut it = text.char_indices().peekable();
+        while let Some((at, c)) = it.next() {
+            let next = it.peek().map(|&(_, n)| n);
             let rest = &text[at..];
-            for &id in &self.order[lo as usize..hi as usize] {
-                if rest.starts_with(&*self.patterns[id as usize].text) {
-                    f(at, id);
-                }
+            if next.is_some() {
+                self.bucket(&self.pairs, key(c, next), rest, at, &mut f);
+            }
+            self.bucket(&self.singles, key(c, None), rest, at, &mut f);
+        }
+    }
+
+    fn bucket(
+        &self,
+        table: &[(u64, u32, u32)],
+        k: u64,
+        rest: &str,
+        at: usize,
+        f: &mut impl FnMut(usize, u32),
+    ) {
+        let Ok(i) = table.binary_search_by(|e| e.0.cmp(&k)) else { return };
+        let (_, lo, hi) = table[i];
+        for &id in &self.order[lo as usize..hi as usize] {
+            if rest.starts_with(&*self.patterns[id as usize].text) {
+                f(at, id);
             }
         }
     }
@@ -102,6 +141,18 @@ mod tests {
         m.for_each_hit("水管漏水了", |at, id| hits.push((at, m.pattern(id).text.to_string())));
         let want = [(0, "水管"), (0, "水"), (6, "漏水"), (9, "水")];
         assert_eq!(hits, want.map(|(a, s)| (a, s.to_string())));
+    }
+
+    #[test]
+    fn patterns_sharing_a_first_character() {
+        let words = ["南华社区", "南华路", "南", "华路", "南华社区第1网格"];
+        let m = Matcher::new(words.iter().enumerate().map(|(i, w)| (w.to_string(), i)));
+        let mut hits = Vec::new();
+        m.for_each_hit("南华社区南华路", |at, id| hits.push((at, m.pattern(id).target)));
+        assert_eq!(hits, [(0, 0), (0, 2), (12, 1), (12, 2), (15, 3)]);
+        let mut last = Vec::new();
+        m.for_each_hit("路南", |at, id| last.push((at, m.pattern(id).target)));
+        assert_eq!(last, [(3, 2)], "a one-character pattern at the very end");
     }
 
     #[test]
