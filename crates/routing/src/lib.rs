@@ -674,7 +674,9 @@ impl Router {
                         picker,
                         w,
                         pool,
-                        "emergency: the nearest available worker with fewer than 3 open cases",
+                        &format!(
+                            "emergency: the nearest available worker with fewer than {EMERGENCY_FREE_BELOW} open cases"
+                        ),
                     ));
                     return Some((w, pool));
                 }
@@ -686,8 +688,10 @@ impl Router {
                         picker,
                         w,
                         pool,
-                        "emergency: nobody nearby has fewer than 3 open cases, so the least-loaded \
-                         full-time worker takes it rather than wait",
+                        &format!(
+                            "emergency: nobody nearby has fewer than {EMERGENCY_FREE_BELOW} open cases, so the \
+                             least-loaded full-time worker takes it rather than wait"
+                        ),
                     ));
                     return Some((w, pool));
                 }
