@@ -19,6 +19,10 @@
 //! limit comes first and reports what it did. Figures go in
 //! `docs/performance.md` (## Engine).
 
+/// The same allocator as the `gridline` binary, so the figures match the server.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::Path;
@@ -84,10 +88,10 @@ struct Counting<S> {
 }
 
 impl<S: Store> Store for Counting<S> {
-    fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         self.inner.apply(batch)
     }
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&self) -> Result<(), StoreError> {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.inner.sync()
     }
@@ -106,10 +110,10 @@ impl<S: Store> Store for Counting<S> {
 struct NullStore;
 
 impl Store for NullStore {
-    fn apply(&mut self, _: WriteBatch) -> Result<(), StoreError> {
+    fn apply(&self, _: WriteBatch) -> Result<(), StoreError> {
         Ok(())
     }
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&self) -> Result<(), StoreError> {
         Ok(())
     }
     fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -25,13 +25,20 @@ fn damage(path: &std::path::Path, how: &str) {
     let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
     match how {
         "flip" => {
-            for off in [len / 3, len / 2, len / 2 + 4096] {
-                let mut b = [0u8; 16];
-                f.seek(SeekFrom::Start(off)).unwrap();
-                f.read_exact(&mut b).unwrap();
-                b.iter_mut().for_each(|x| *x ^= 0xA5);
-                f.seek(SeekFrom::Start(off)).unwrap();
-                f.write_all(&b).unwrap();
+            // Damage live records: every copy of some cases' text in the file.
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).unwrap();
+            let needle = "损坏测试1".as_bytes();
+            let hits: Vec<usize> = bytes
+                .windows(needle.len())
+                .enumerate()
+                .filter(|(_, w)| *w == needle)
+                .map(|(i, _)| i)
+                .collect();
+            assert!(!hits.is_empty(), "no record found to damage");
+            for off in hits {
+                f.seek(SeekFrom::Start(off as u64)).unwrap();
+                f.write_all(&[0xA5; 4]).unwrap();
             }
         }
         _ => f.set_len(len / 2).unwrap(),

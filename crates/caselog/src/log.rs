@@ -57,7 +57,7 @@ impl<S: Store> CaseLog<S> {
     /// Opens the log of `county`, writing its format record if the store is
     /// new. With `county` `None` (offline tools), opens an existing log of any
     /// county and refuses an empty store.
-    pub fn open(mut store: S, county: Option<&str>) -> Result<CaseLog<S>, LogError> {
+    pub fn open(store: S, county: Option<&str>) -> Result<CaseLog<S>, LogError> {
         match (store.get(META_KEY)?, county) {
             (Some(bytes), _) => {
                 let meta: Meta = codec::decode(Kind::Meta, &bytes).map_err(|e| corrupt(META_KEY, e))?;
@@ -89,12 +89,12 @@ impl<S: Store> CaseLog<S> {
         &self.store
     }
 
-    /// Makes `events` and the resulting `cases` visible, atomically. Not yet durable.
-    pub fn append<'a>(
-        &mut self,
+    /// Encodes `events` and the resulting `cases` as one batch (checksummed envelopes).
+    pub fn encode<'a>(
+        &self,
         events: impl IntoIterator<Item = &'a Event>,
         cases: impl IntoIterator<Item = &'a Case>,
-    ) -> Result<(), LogError> {
+    ) -> Result<WriteBatch, LogError> {
         let mut b = WriteBatch::default();
         for e in events {
             b.put(codec::event_key(&e.case, e.seq), codec::encode_event(e).map_err(LogError::Encode)?);
@@ -102,14 +102,27 @@ impl<S: Store> CaseLog<S> {
         for c in cases {
             b.put(codec::case_key(&c.id), codec::encode_case(c).map_err(LogError::Encode)?);
         }
-        self.store.apply(b)?;
-        Ok(())
+        Ok(b)
+    }
+
+    /// Makes an encoded batch visible, atomically. Not yet durable.
+    pub fn write(&self, batch: WriteBatch) -> Result<(), LogError> {
+        Ok(self.store.apply(batch)?)
+    }
+
+    /// Makes `events` and the resulting `cases` visible, atomically. Not yet durable.
+    pub fn append<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a Event>,
+        cases: impl IntoIterator<Item = &'a Case>,
+    ) -> Result<(), LogError> {
+        self.write(self.encode(events, cases)?)
     }
 
     /// Undoes an `append` whose sync failed: removes its events and restores
     /// the cases as they were (`None`: the case did not exist).
     pub fn revert<'a>(
-        &mut self,
+        &self,
         events: impl IntoIterator<Item = &'a Event>,
         previous: impl IntoIterator<Item = (CaseId, Option<&'a Case>)>,
     ) -> Result<(), LogError> {
@@ -128,7 +141,7 @@ impl<S: Store> CaseLog<S> {
     }
 
     /// The durability barrier: returns once everything appended is on disk.
-    pub fn sync(&mut self) -> Result<(), LogError> {
+    pub fn sync(&self) -> Result<(), LogError> {
         Ok(self.store.sync()?)
     }
 

@@ -40,13 +40,14 @@ impl WriteBatch {
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// An ordered key-value store with atomic batches and an explicit durability barrier.
+/// Shared by the engine (reads) and its syncer thread (writes).
 ///
 /// `apply` makes a batch visible to reads; only a successful `sync` after it
 /// makes it durable. After a failed `sync`, whether the batch survives a crash
 /// is unknown.
-pub trait Store: Send + 'static {
-    fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError>;
-    fn sync(&mut self) -> Result<(), StoreError>;
+pub trait Store: Send + Sync + 'static {
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
+    fn sync(&self) -> Result<(), StoreError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + '_>;
@@ -133,7 +134,7 @@ fn sync_dir(p: &Path) -> Result<(), StoreError> {
 }
 
 impl Store for SledStore {
-    fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
         for (k, v) in batch.ops {
             match v {
@@ -144,7 +145,7 @@ impl Store for SledStore {
         self.db.apply_batch(b).map_err(sled_err)
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err)?;
         self.file.sync_all().map_err(io)
     }
@@ -219,7 +220,7 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    fn apply(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut g = self.inner.lock().expect("mem store lock");
         if g.faults.full {
             return Err(StoreError::Full);
@@ -241,7 +242,7 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync(&self) -> Result<(), StoreError> {
         let mut g = self.inner.lock().expect("mem store lock");
         if let Some(n) = g.faults.fail_sync_in {
             if n <= 1 {

@@ -149,7 +149,14 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    pub(crate) fn read(&self, caller: &Caller, cmd: &Command) -> Result<Reply, Error> {
+    /// Answers a query. `batch` holds the events of the batch being built,
+    /// which (like those of batches still syncing) are not in the store yet.
+    pub(crate) fn read(
+        &self,
+        caller: &Caller,
+        cmd: &Command,
+        batch: &[gridline_model::Event],
+    ) -> Result<Reply, Error> {
         match cmd {
             Command::Route(intake) => {
                 allow(caller, &[Role::Operator, Role::Supervisor], "ROUTE")?;
@@ -170,6 +177,8 @@ impl<S: Store> Engine<S> {
                 }
                 let view = self.view(caller, c);
                 let mut events = self.log.events(&id).map_err(|e| Error::internal(e.to_string()))?;
+                let stored = events.last().map_or(0, |e| e.seq);
+                events.extend(self.pending_events(batch).filter(|e| e.case == id && e.seq > stored).cloned());
                 for e in &mut events {
                     if let EventKind::Accepted { intake, .. } = &mut e.kind {
                         intake.phone = view.intake.phone.clone();

@@ -1,11 +1,12 @@
 //! The engine thread: batches, group commit, rollback, deadlines.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use gridline_caselog::{CaseLog, LogError, Store};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use gridline_caselog::{CaseLog, LogError, Store, WriteBatch};
 use gridline_model::{Actor, Caller, Case, CaseId, Command, Error, Event, Reply};
 use gridline_registry::Registry;
 use gridline_routing::Router;
@@ -123,7 +124,7 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
 }
 
-/// Recovers the state from `log` and starts the engine thread.
+/// Recovers the state from `log` and starts the engine thread (and its syncer).
 pub fn start<S: Store>(
     registry: Arc<Registry>,
     log: CaseLog<S>,
@@ -145,23 +146,127 @@ pub fn start<S: Store>(
         state.replace(case.id, Some(case));
     }
     info!(cases = state.cases.len(), ms = t0.elapsed().as_millis() as u64, "recovered the case log");
+    let log = Arc::new(log);
     let (tx, rx) = crossbeam_channel::bounded(config.queue_commands_max);
+    // One batch syncing, one waiting: the engine applies the next meanwhile.
+    let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(1);
+    let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<Outcome>();
+    let syncer_log = log.clone();
+    let syncer = std::thread::Builder::new()
+        .name("gridline-syncer".into())
+        .spawn(move || run_syncer(&syncer_log, commit_rx, outcome_tx))?;
     let router = Router::new(registry.clone());
-    let mut engine = Engine { registry, router, log, clock, config, state, poisoned: None };
-    let join = std::thread::Builder::new().name("gridline-engine".into()).spawn(move || engine.run(rx))?;
+    let mut engine = Engine {
+        registry,
+        router,
+        log,
+        clock,
+        config,
+        state,
+        poisoned: None,
+        pipeline: Pipeline {
+            commits: Some(commit_tx),
+            outcomes: outcome_rx,
+            next_id: 0,
+            unconfirmed: VecDeque::new(),
+        },
+    };
+    let join = std::thread::Builder::new().name("gridline-engine".into()).spawn(move || {
+        engine.run(rx);
+        if syncer.join().is_err() {
+            error!("the syncer thread panicked");
+        }
+    })?;
     Ok((EngineHandle { tx }, EngineThread { join }))
 }
 
 pub(crate) struct Engine<S: Store> {
     pub registry: Arc<Registry>,
     pub router: Router,
-    pub log: CaseLog<S>,
+    pub log: Arc<CaseLog<S>>,
     pub clock: Arc<dyn Clock>,
     pub config: EngineConfig,
     pub state: State,
     /// Set when a failed batch could not be undone in the store: writes are
     /// refused until a restart re-reads the log.
     poisoned: Option<String>,
+    pipeline: Pipeline,
+}
+
+/// Batches handed to the syncer and not yet confirmed durable.
+struct Pipeline {
+    commits: Option<Sender<Commit>>,
+    outcomes: Receiver<Outcome>,
+    next_id: u64,
+    unconfirmed: VecDeque<Unconfirmed>,
+}
+
+/// What the engine keeps of a batch until the syncer confirms it.
+pub(crate) struct Unconfirmed {
+    id: u64,
+    pub events: Vec<Event>,
+    undo: Vec<Undo>,
+}
+
+/// A batch for the syncer: its encoded writes and the replies they release.
+enum Commit {
+    Batch {
+        id: u64,
+        write: Option<WriteBatch>,
+        held: Vec<Held>,
+    },
+    /// The engine has rolled back after a failure: take writes again.
+    Resume,
+}
+
+enum Outcome {
+    Done {
+        id: u64,
+    },
+    /// `applied`: the batch reached the store (its sync failed), so it must be reverted there.
+    Failed {
+        id: u64,
+        error: String,
+        held: Vec<Held>,
+        applied: bool,
+    },
+}
+
+/// The syncer: writes each batch, syncs, releases its replies, in order.
+/// After a failure it fails every batch it is given, unapplied, until the
+/// engine has rolled back and says `Resume`.
+fn run_syncer<S: Store>(log: &CaseLog<S>, commits: Receiver<Commit>, outcomes: Sender<Outcome>) {
+    let mut failed: Option<String> = None;
+    for c in commits {
+        let (id, write, held) = match c {
+            Commit::Resume => {
+                failed = None;
+                continue;
+            }
+            Commit::Batch { id, write, held } => (id, write, held),
+        };
+        if let Some(error) = &failed {
+            let _ = outcomes.send(Outcome::Failed { id, error: error.clone(), held, applied: false });
+            continue;
+        }
+        let result = match write {
+            None => Ok(()),
+            Some(w) => log.write(w).map_err(|e| (e, false)).and_then(|()| log.sync().map_err(|e| (e, true))),
+        };
+        match result {
+            Ok(()) => {
+                for h in held {
+                    h.release();
+                }
+                let _ = outcomes.send(Outcome::Done { id });
+            }
+            Err((e, applied)) => {
+                let error = e.to_string();
+                failed = Some(error.clone());
+                let _ = outcomes.send(Outcome::Failed { id, error, held, applied });
+            }
+        }
+    }
 }
 
 /// What a batch has changed, in order, so it can be undone.
@@ -200,15 +305,37 @@ enum Held {
     Tick { reply: oneshot::Sender<usize>, events: usize },
 }
 
+impl Held {
+    fn release(self) {
+        match self {
+            Held::Write { reply, result } | Held::Read { reply, result, .. } => {
+                let _ = reply.send(result);
+            }
+            Held::Tick { reply, events } => {
+                let _ = reply.send(events);
+            }
+        }
+    }
+}
+
 impl<S: Store> Engine<S> {
     fn run(&mut self, rx: Receiver<Job>) {
         let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
         loop {
             let wait = self.until_next_timer();
-            match rx.recv_timeout(wait) {
-                Ok(job) => jobs.push(job),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            let outcomes = self.pipeline.outcomes.clone();
+            crossbeam_channel::select! {
+                recv(rx) -> job => match job {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                },
+                recv(outcomes) -> o => {
+                    if let Ok(o) = o {
+                        self.on_outcome(o);
+                    }
+                    continue;
+                },
+                default(wait) => {},
             }
             while jobs.len() < self.config.batch_commands_max {
                 match rx.try_recv() {
@@ -216,7 +343,18 @@ impl<S: Store> Engine<S> {
                     Err(_) => break,
                 }
             }
+            while let Ok(o) = self.pipeline.outcomes.try_recv() {
+                self.on_outcome(o);
+            }
             self.run_batch(&mut jobs);
+        }
+        // Every handle is gone: let the syncer finish what it has.
+        self.pipeline.commits = None;
+        while !self.pipeline.unconfirmed.is_empty() {
+            match self.pipeline.outcomes.recv() {
+                Ok(o) => self.on_outcome(o),
+                Err(_) => break,
+            }
         }
         info!("engine stopped: every handle dropped and every command answered");
     }
@@ -228,6 +366,11 @@ impl<S: Store> Engine<S> {
             Some(&(t, _)) => Duration::from_millis(((t - now.0) as u64).min(1000)),
             None => Duration::from_secs(1),
         }
+    }
+
+    /// Events not yet confirmed durable (the syncer's and this batch's), for reads.
+    pub(crate) fn pending_events<'a>(&'a self, batch: &'a [Event]) -> impl Iterator<Item = &'a Event> {
+        self.pipeline.unconfirmed.iter().flat_map(|u| u.events.iter()).chain(batch)
     }
 
     fn run_batch(&mut self, jobs: &mut Vec<Job>) {
@@ -257,7 +400,7 @@ impl<S: Store> Engine<S> {
                             ok => held.push(Held::Write { reply, result: ok }),
                         }
                     } else {
-                        let result = self.read(&caller, &cmd);
+                        let result = self.read(&caller, &cmd, &batch.events);
                         held.push(Held::Read { caller, cmd, reply, result });
                     }
                 }
@@ -270,72 +413,117 @@ impl<S: Store> Engine<S> {
         if self.poisoned.is_none() {
             self.tick(&mut batch);
         }
-        let outcome = if batch.events.is_empty() { Ok(()) } else { self.commit(&batch) };
-        match outcome {
-            Ok(()) => {
-                for h in held {
-                    match h {
-                        Held::Write { reply, result } | Held::Read { reply, result, .. } => {
-                            let _ = reply.send(result);
-                        }
-                        Held::Tick { reply, events } => {
-                            let _ = reply.send(events);
-                        }
-                    }
+        if held.is_empty() && batch.events.is_empty() {
+            return;
+        }
+        let write = if batch.events.is_empty() {
+            None
+        } else {
+            match self.encode(&batch) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    // Nothing reached the store: undo in memory and refuse.
+                    error!(error = %e, "cannot encode a batch");
+                    self.rollback(&mut batch, Mark { events: 0, undo: 0 });
+                    self.fail(held, &format!("cannot encode the batch ({e})"));
+                    return;
                 }
             }
-            Err(e) => {
-                let message = format!(
-                    "storage cannot take writes ({e}); the request was not acknowledged: retry (ACCEPT with the same req=)"
-                );
-                warn!(error = %e, events = batch.events.len(), "batch failed; rolled back");
-                self.rollback(&mut batch, Mark { events: 0, undo: 0 });
-                for h in held {
-                    match h {
-                        Held::Write { reply, .. } => {
-                            let _ = reply.send(Err(Error::unavailable(message.clone())));
-                        }
-                        Held::Read { caller, cmd, reply, .. } => {
-                            let _ = reply.send(self.read(&caller, &cmd));
-                        }
-                        Held::Tick { reply, .. } => {
-                            let _ = reply.send(0);
-                        }
-                    }
-                }
-            }
+        };
+        let id = self.pipeline.next_id;
+        self.pipeline.next_id += 1;
+        self.pipeline.unconfirmed.push_back(Unconfirmed { id, events: batch.events, undo: batch.undo });
+        let commit = Commit::Batch { id, write, held };
+        let sent = self.pipeline.commits.as_ref().map(|c| c.send(commit));
+        if !matches!(sent, Some(Ok(()))) {
+            error!("the syncer has stopped");
+            self.poisoned = Some("the storage thread has stopped; restart the server".into());
         }
     }
 
-    /// Writes the batch and syncs. On failure, the store is put back as it
-    /// was (or the engine refuses writes until restart if even that fails).
-    fn commit(&mut self, batch: &Batch) -> Result<(), LogError> {
-        let cases: Vec<&Case> = {
+    /// The batch's events and the final state of every case it touched.
+    fn encode(&self, batch: &Batch) -> Result<WriteBatch, LogError> {
+        let mut seen = std::collections::HashSet::new();
+        let cases = batch
+            .events
+            .iter()
+            .rev()
+            .filter(|e| seen.insert(e.case))
+            .filter_map(|e| self.state.cases.get(&e.case));
+        self.log.encode(&batch.events, cases)
+    }
+
+    fn on_outcome(&mut self, o: Outcome) {
+        match o {
+            Outcome::Done { id } => {
+                let u = self.pipeline.unconfirmed.pop_front();
+                debug_assert_eq!(u.map(|u| u.id), Some(id), "the syncer confirms batches in order");
+            }
+            Outcome::Failed { id, error, held, applied } => self.on_failure(id, error, held, applied),
+        }
+    }
+
+    /// A batch failed to become durable: every later batch fails with it. Wait
+    /// for all of them, undo them in memory and in the store (newest first),
+    /// let the syncer resume, then answer: writes `unavailable`, reads again.
+    fn on_failure(&mut self, first: u64, error: String, held: Vec<Held>, applied: bool) {
+        warn!(error = %error, "a batch failed to become durable; rolling back");
+        let mut failed = vec![(first, held)];
+        while failed.len() < self.pipeline.unconfirmed.len() {
+            match self.pipeline.outcomes.recv() {
+                Ok(Outcome::Failed { id, held, .. }) => failed.push((id, held)),
+                Ok(Outcome::Done { id }) => error!(id, "a batch after a failed one was confirmed"),
+                Err(_) => break,
+            }
+        }
+        while let Some(u) = self.pipeline.unconfirmed.pop_back() {
+            // Only the first failed batch can have reached the store.
+            if u.id != first || !applied {
+                let mut b = Batch { events: u.events, undo: u.undo, command_undo_start: 0 };
+                self.rollback(&mut b, Mark { events: 0, undo: 0 });
+                continue;
+            }
             let mut seen = std::collections::HashSet::new();
-            batch
-                .events
+            let previous: Vec<(CaseId, Option<&Case>)> = u
+                .undo
                 .iter()
-                .rev()
-                .filter(|e| seen.insert(e.case))
-                .filter_map(|e| self.state.cases.get(&e.case))
-                .collect()
-        };
-        self.log.append(&batch.events, cases)?;
-        if let Err(e) = self.log.sync() {
-            let mut seen = std::collections::HashSet::new();
-            let previous = batch.undo.iter().filter_map(|u| match u {
-                Undo::Case(id, old) if seen.insert(*id) => Some((*id, old.as_deref())),
-                _ => None,
-            });
-            if let Err(e2) = self.log.revert(&batch.events, previous) {
-                error!(error = %e2, "cannot undo a failed batch in the store; refusing writes until restart");
+                .filter_map(|Undo::Case(id, old)| seen.insert(*id).then_some((*id, old.as_deref())))
+                .collect();
+            if let Err(e) = self.log.revert(&u.events, previous) {
+                error!(error = %e, "cannot undo a failed batch in the store; refusing writes until restart");
                 self.poisoned = Some(format!(
-                    "storage failed and could not be rolled back ({e2}); writes are refused until the server restarts"
+                    "storage failed and could not be rolled back ({e}); writes are refused until the server restarts"
                 ));
             }
-            return Err(e);
+            let mut b = Batch { events: u.events, undo: u.undo, command_undo_start: 0 };
+            self.rollback(&mut b, Mark { events: 0, undo: 0 });
         }
-        Ok(())
+        if let Some(c) = &self.pipeline.commits {
+            let _ = c.send(Commit::Resume);
+        }
+        let message =
+            format!("storage cannot take writes ({error}); the request was not acknowledged: retry (ACCEPT with the same req=)");
+        for (_, held) in failed {
+            self.fail(held, &message);
+        }
+    }
+
+    /// Answers a batch that will not be durable: writes fail, reads are answered
+    /// again from the rolled-back state.
+    fn fail(&self, held: Vec<Held>, message: &str) {
+        for h in held {
+            match h {
+                Held::Write { reply, .. } => {
+                    let _ = reply.send(Err(Error::unavailable(message.to_string())));
+                }
+                Held::Read { caller, cmd, reply, .. } => {
+                    let _ = reply.send(self.read(&caller, &cmd, &[]));
+                }
+                Held::Tick { reply, .. } => {
+                    let _ = reply.send(0);
+                }
+            }
+        }
     }
 
     /// Undoes everything after `mark`, newest first.

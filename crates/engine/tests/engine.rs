@@ -338,3 +338,75 @@ fn a_restart_recovers_exactly_what_was_acknowledged() {
     let next = rig.accept_at_grid("after restart");
     assert_eq!(next.no.parts().unwrap().1, 31);
 }
+
+#[test]
+fn a_failed_sync_fails_every_batch_behind_it_and_keeps_the_rest_consistent() {
+    let rig = Rig::new();
+    let first = rig.accept_at_grid("before");
+    rig.store.set_faults(Faults { fail_sync_in: Some(1), ..Default::default() });
+    let op = caller(Role::Operator, "operator");
+    let engine = rig.engine.as_ref().unwrap();
+    let pending: Vec<_> = (0..400)
+        .map(|i| {
+            let intake = Intake {
+                text: format!("批量 {i}"),
+                location: Location { grid: first.grid().map(str::to_string), ..Default::default() },
+                req: Some(format!("b-{i}")),
+                ..Default::default()
+            };
+            engine.submit(op.clone(), Command::Accept(intake)).unwrap()
+        })
+        .collect();
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    for rx in pending {
+        match rx.blocking_recv().unwrap() {
+            Ok(Reply::Accepted { case, .. }) => acked.push(case),
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::Unavailable);
+                failed += 1;
+            }
+            Ok(r) => panic!("{r:?}"),
+        }
+    }
+    assert!(failed > 0, "the injected failure hit no command");
+    for c in &acked {
+        assert!(rig.store.durable_get(&codec::case_key(&c.id)).is_some(), "acknowledged but not durable");
+    }
+    let sup = caller(Role::Supervisor, "sup");
+    let Reply::Rows(rows) =
+        rig.call(&sup, Command::Audit { by: gridline_model::AuditBy::County, from: None, to: None }).unwrap()
+    else {
+        panic!()
+    };
+    let received = rows[0].iter().find(|(k, _)| k == "received").unwrap().1.clone();
+    assert_eq!(received, (acked.len() + 1).to_string(), "memory holds exactly the acknowledged cases");
+    // And after a crash, exactly those are there.
+    let rig = rig.crash_and_restart();
+    let Reply::Rows(rows) =
+        rig.call(&sup, Command::Audit { by: gridline_model::AuditBy::County, from: None, to: None }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(rows[0].iter().find(|(k, _)| k == "received").unwrap().1, received);
+}
+
+#[test]
+fn a_read_pipelined_behind_a_write_sees_its_events() {
+    let rig = Rig::new();
+    let grid = rig.reg.grids[0].code.clone();
+    let engine = rig.engine.as_ref().unwrap();
+    let op = caller(Role::Operator, "operator");
+    let intake = Intake {
+        text: "管道".into(),
+        location: Location { grid: Some(grid), ..Default::default() },
+        ..Default::default()
+    };
+    let a = engine.submit(op.clone(), Command::Accept(intake)).unwrap();
+    let no = format!("JD-{}-000001", ten_am().day_number(480));
+    let g = engine.submit(op, Command::Get { case: CaseRef::parse(&no) }).unwrap();
+    let Ok(Reply::Accepted { case, .. }) = a.blocking_recv().unwrap() else { panic!() };
+    let Ok(Reply::Detail { case: seen, events }) = g.blocking_recv().unwrap() else { panic!() };
+    assert_eq!(seen.id, case.id);
+    assert_eq!(events.len() as u32, seen.last_seq, "every event of the case, stored or not yet");
+}
