@@ -33,6 +33,12 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// How many of the most recently changed cases recovery checks against their
+/// events. A crash can only catch the batches of its last moments (a batch
+/// is at most a few thousand cases), and the first start after that crash
+/// checks them while they are still the most recent; `verify` checks all.
+pub const RECOVER_CHECK_RECENT: usize = 16_384;
+
 /// What recovery found.
 pub struct Recovered {
     pub cases: Vec<Case>,
@@ -157,8 +163,10 @@ impl<S: Store> CaseLog<S> {
     }
 
     /// Loads every case for the engine to rebuild its state from, checking
-    /// each record's checksum and that each case's last event is stored and
-    /// is the newest. (`verify` replays whole histories.)
+    /// each record's checksum, and, for the `RECOVER_CHECK_RECENT` most
+    /// recently changed cases (the only ones a crash can have caught
+    /// mid-commit), that the case's last event is stored, matches, and is the
+    /// newest. `verify` replays every history.
     pub fn recover(&self) -> Result<Recovered, LogError> {
         let mut cases = Vec::new();
         for r in self.store.scan(&[codec::CASE_PREFIX]) {
@@ -171,29 +179,41 @@ impl<S: Store> CaseLog<S> {
                     case.id
                 )));
             }
-            let last = codec::event_key(&case.id, case.last_seq);
-            let Some(ev) = self.store.get(&last)? else {
-                return Err(LogError::Inconsistent(format!(
-                    "case {} ({}) is at event {} but that event is missing",
-                    case.no, case.id, case.last_seq
-                )));
-            };
-            let ev: Event = codec::decode(Kind::Event, &ev).map_err(|e| corrupt(&last, e))?;
-            if ev.case != case.id || ev.seq != case.last_seq || ev.at != case.updated_at {
-                return Err(LogError::Inconsistent(format!(
-                    "case {} does not match its last event {}",
-                    case.no, case.last_seq
-                )));
-            }
-            if self.store.get(&codec::event_key(&case.id, case.last_seq + 1))?.is_some() {
-                return Err(LogError::Inconsistent(format!(
-                    "case {} has an event after its last recorded one ({})",
-                    case.no, case.last_seq
-                )));
-            }
             cases.push(case);
         }
+        let mut recent: Vec<&Case> = cases.iter().collect();
+        if recent.len() > RECOVER_CHECK_RECENT {
+            recent.select_nth_unstable_by_key(RECOVER_CHECK_RECENT, |c| std::cmp::Reverse(c.updated_at));
+            recent.truncate(RECOVER_CHECK_RECENT);
+        }
+        for case in recent {
+            self.check_last_event(case)?;
+        }
         Ok(Recovered { cases })
+    }
+
+    fn check_last_event(&self, case: &Case) -> Result<(), LogError> {
+        let last = codec::event_key(&case.id, case.last_seq);
+        let Some(ev) = self.store.get(&last)? else {
+            return Err(LogError::Inconsistent(format!(
+                "case {} ({}) is at event {} but that event is missing",
+                case.no, case.id, case.last_seq
+            )));
+        };
+        let ev: Event = codec::decode(Kind::Event, &ev).map_err(|e| corrupt(&last, e))?;
+        if ev.case != case.id || ev.seq != case.last_seq || ev.at != case.updated_at {
+            return Err(LogError::Inconsistent(format!(
+                "case {} does not match its last event {}",
+                case.no, case.last_seq
+            )));
+        }
+        if self.store.get(&codec::event_key(&case.id, case.last_seq + 1))?.is_some() {
+            return Err(LogError::Inconsistent(format!(
+                "case {} has an event after its last recorded one ({})",
+                case.no, case.last_seq
+            )));
+        }
+        Ok(())
     }
 
     /// Reads everything: every envelope, every history replayed through the
