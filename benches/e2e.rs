@@ -26,6 +26,10 @@
 //! after kill -9 with `E2E_BIG_CASES`, 1,000,000, in the log). Every loop is
 //! bounded in count and in time; all traffic stays on 127.0.0.1.
 
+mod common;
+
+use common::{dir_bytes, env_usize, measure_shape, sled_raw};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -35,10 +39,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gridline_caselog::{codec, CaseLog, MemStore, Store};
 use gridline_client::{Client, Reply};
-use gridline_engine::{EngineConfig, SystemClock};
-use gridline_model::{Caller, CaseId, Intake, Location, Priority, Role, Timestamp};
+use gridline_model::{Intake, Location, Priority, Timestamp};
 use gridline_registry::{GridIdx, GridKind, Registry};
 use gridline_routing::{RouteRequest, Router};
 use hdrhistogram::Histogram;
@@ -55,10 +57,6 @@ const TEXTS: [(&str, &str); 8] = [
     ("", "家门口的井盖丢了，很危险"),
     ("", "想反映一下小区物业的问题"),
 ];
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
-}
 
 fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds")
@@ -236,20 +234,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------- load drivers
@@ -580,75 +564,6 @@ fn ping_until_ok(addr: &str, limit: Duration) -> Option<Duration> {
 }
 
 // ---------------------------------------------------------------- ceilings
-
-struct Shape {
-    case_bytes: usize,
-    event_bytes: Vec<usize>,
-}
-
-/// The values one accepted case writes, from real cases through the engine.
-fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
-    let store = MemStore::new();
-    let log = CaseLog::open(store.clone(), Some(&reg.county.code)).expect("open");
-    let (handle, thread) =
-        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default())
-            .expect("start");
-    let op = Caller { role: Role::Operator, name: "bench".into(), worker: None };
-    let n = 200.min(intakes.len());
-    for (i, intake) in intakes[..n].iter().enumerate() {
-        let mut intake = intake.clone();
-        intake.req = Some(format!("shape-{i}"));
-        handle.call(&op, gridline_model::Command::Accept(intake)).expect("accept");
-    }
-    drop(handle);
-    thread.join();
-    let (mut case_total, mut cases) = (0, 0);
-    for kv in store.scan(&[codec::CASE_PREFIX]) {
-        case_total += kv.expect("scan").1.len();
-        cases += 1;
-    }
-    let mut by_seq: Vec<(usize, usize)> = Vec::new();
-    for kv in store.scan(&[codec::EVENT_PREFIX]) {
-        let (k, v) = kv.expect("scan");
-        let (_, seq) = codec::parse_event_key(&k).expect("event key");
-        let i = seq as usize - 1;
-        if by_seq.len() <= i {
-            by_seq.resize(i + 1, (0, 0));
-        }
-        by_seq[i].0 += v.len();
-        by_seq[i].1 += 1;
-    }
-    let event_bytes = by_seq.iter().filter(|(_, c)| *c == cases).map(|(b, c)| b / c).collect();
-    Shape { case_bytes: case_total / cases.max(1), event_bytes }
-}
-
-/// sled 0.34.7 configured as `SledStore`: `per_batch` cases per atomic batch,
-/// then flush and fsync of the db file. Returns (cases, seconds).
-fn sled_raw(dir: &Path, shape: &Shape, per_batch: usize, cases: usize, limit: Duration) -> (usize, f64) {
-    let db =
-        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
-    let file = std::fs::File::open(dir.join("db")).expect("db file");
-    let case_value = vec![0x5a; shape.case_bytes];
-    let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
-    let mut t = 1_795_485_600_000i64;
-    let (mut done, t0) = (0, Instant::now());
-    while done < cases && t0.elapsed() < limit {
-        let mut b = sled::Batch::default();
-        for _ in 0..per_batch {
-            t += 1;
-            let id = CaseId::new_at(Timestamp(t));
-            for (seq, v) in event_values.iter().enumerate() {
-                b.insert(codec::event_key(&id, seq as u32 + 1), v.clone());
-            }
-            b.insert(codec::case_key(&id), case_value.clone());
-        }
-        db.apply_batch(b).expect("apply_batch");
-        db.flush().expect("flush");
-        file.sync_all().expect("fsync");
-        done += per_batch;
-    }
-    (done, t0.elapsed().as_secs_f64())
-}
 
 /// 4 KiB pwrite + fdatasync in a loop, over a preallocated 4 MiB file.
 fn fsync_rate(dir: &Path, limit: Duration, max: usize) -> (usize, f64) {

@@ -1,0 +1,111 @@
+//! What the engine and end-to-end benches share: the shape of an accepted
+//! case's writes, sled's raw ceiling for that shape, small helpers.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gridline_caselog::{codec, CaseLog, MemStore, Store};
+use gridline_engine::{EngineConfig, SystemClock};
+use gridline_model::{Caller, CaseId, Command, Intake, Role, Timestamp};
+use gridline_registry::Registry;
+
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+/// The keys and values one accepted case writes, from a real case through the engine.
+pub struct Shape {
+    pub case_bytes: usize,
+    pub event_bytes: Vec<usize>,
+}
+
+pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
+    let store = MemStore::new();
+    let log = CaseLog::open(store.clone(), Some(&reg.county.code)).expect("open");
+    let (handle, thread) =
+        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default())
+            .expect("start");
+    let n = 200.min(intakes.len());
+    for intake in &intakes[..n] {
+        handle
+            .call(
+                &Caller { role: Role::Operator, name: "bench".into(), worker: None },
+                Command::Accept(intake.clone()),
+            )
+            .expect("accept");
+    }
+    drop(handle);
+    thread.join();
+    let (mut case_total, mut cases) = (0, 0);
+    for kv in store.scan(&[codec::CASE_PREFIX]) {
+        case_total += kv.expect("scan").1.len();
+        cases += 1;
+    }
+    // Event sizes by sequence number: seq 1 (accepted), seq 2 (dispatched), ...
+    let mut by_seq: Vec<(usize, usize)> = Vec::new();
+    for kv in store.scan(&[codec::EVENT_PREFIX]) {
+        let (k, v) = kv.expect("scan");
+        let (_, seq) = codec::parse_event_key(&k).expect("event key");
+        let i = seq as usize - 1;
+        if by_seq.len() <= i {
+            by_seq.resize(i + 1, (0, 0));
+        }
+        by_seq[i].0 += v.len();
+        by_seq[i].1 += 1;
+    }
+    // Only sequence numbers every case has (an accept writes the same number of events).
+    let event_bytes = by_seq.iter().filter(|(_, c)| *c == cases).map(|(b, c)| b / c).collect();
+    Shape { case_bytes: case_total / cases.max(1), event_bytes }
+}
+
+/// sled 0.34.7 alone, configured as `SledStore` does: `cases_per_batch`
+/// cases (a case record and its events each) per atomic batch, then flush
+/// and fsync of the db file.
+pub fn sled_raw(
+    dir: &Path,
+    shape: &Shape,
+    cases_per_batch: usize,
+    cases: usize,
+    limit: Duration,
+) -> (usize, f64) {
+    let db =
+        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
+    let file = File::open(dir.join("db")).expect("db file");
+    let case_value = vec![0x5a; shape.case_bytes];
+    let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
+    let mut ms = 1_795_485_600_000i64;
+    let (mut done, t0) = (0, Instant::now());
+    while done < cases && t0.elapsed() < limit {
+        let mut b = sled::Batch::default();
+        for _ in 0..cases_per_batch {
+            ms += 1;
+            let id = CaseId::new_at(Timestamp(ms));
+            for (seq, v) in event_values.iter().enumerate() {
+                b.insert(codec::event_key(&id, seq as u32 + 1), v.clone());
+            }
+            b.insert(codec::case_key(&id), case_value.clone());
+        }
+        db.apply_batch(b).expect("apply_batch");
+        db.flush().expect("flush");
+        file.sync_all().expect("fsync");
+        done += cases_per_batch;
+    }
+    (done, t0.elapsed().as_secs_f64())
+}
+
+pub fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
