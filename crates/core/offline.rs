@@ -234,7 +234,8 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
         utc_offset_min: off,
     };
     let log = open_log(&a.data.data)?;
-    let cases = log.recover()?.cases;
+    let mut cases = Vec::new();
+    log.recover(|c| cases.push(c))?;
     let rows = gridline_audit::audit(cases.iter(), &query);
     let format = if a.csv {
         OutputFormat::Csv

@@ -1,9 +1,10 @@
 //! The case log: append a batch of events with the cases they produce, make
 //! it durable, and get everything back at start.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
-use gridline_model::{Case, CaseId, Event};
+use gridline_model::{Case, CaseId, CaseNo, Event, Timestamp};
 use tracing::{info, warn};
 
 use crate::codec::{self, CodecError, Kind, Meta, FORMAT_VERSION, META_KEY};
@@ -38,11 +39,6 @@ fn hex(b: &[u8]) -> String {
 /// is at most a few thousand cases), and the first start after that crash
 /// checks them while they are still the most recent; `verify` checks all.
 pub const RECOVER_CHECK_RECENT: usize = 16_384;
-
-/// What recovery found.
-pub struct Recovered {
-    pub cases: Vec<Case>,
-}
 
 /// What a full verification counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -167,8 +163,10 @@ impl<S: Store> CaseLog<S> {
     /// recently changed cases (the only ones a crash can have caught
     /// mid-commit), that the case's last event is stored, matches, and is the
     /// newest. `verify` replays every history.
-    pub fn recover(&self) -> Result<Recovered, LogError> {
-        let mut cases = Vec::new();
+    pub fn recover(&self, mut each: impl FnMut(Case)) -> Result<u64, LogError> {
+        // The most recent cases seen so far: a min-heap on their update time.
+        let mut recent: BinaryHeap<Reverse<(Timestamp, CaseId, u32, CaseNo)>> = BinaryHeap::new();
+        let mut n = 0;
         for r in self.store.scan(&[codec::CASE_PREFIX]) {
             let (k, v) = r?;
             let case: Case = codec::decode(Kind::Case, &v).map_err(|e| corrupt(&k, e))?;
@@ -179,38 +177,45 @@ impl<S: Store> CaseLog<S> {
                     case.id
                 )));
             }
-            cases.push(case);
+            if recent.len() < RECOVER_CHECK_RECENT
+                || recent.peek().is_some_and(|Reverse(r)| r.0 < case.updated_at)
+            {
+                recent.push(Reverse((case.updated_at, case.id, case.last_seq, case.no.clone())));
+                if recent.len() > RECOVER_CHECK_RECENT {
+                    recent.pop();
+                }
+            }
+            n += 1;
+            each(case);
         }
-        let mut recent: Vec<&Case> = cases.iter().collect();
-        if recent.len() > RECOVER_CHECK_RECENT {
-            recent.select_nth_unstable_by_key(RECOVER_CHECK_RECENT, |c| std::cmp::Reverse(c.updated_at));
-            recent.truncate(RECOVER_CHECK_RECENT);
+        for Reverse((at, id, seq, no)) in recent {
+            self.check_last_event(&id, &no, seq, at)?;
         }
-        for case in recent {
-            self.check_last_event(case)?;
-        }
-        Ok(Recovered { cases })
+        Ok(n)
     }
 
-    fn check_last_event(&self, case: &Case) -> Result<(), LogError> {
-        let last = codec::event_key(&case.id, case.last_seq);
+    fn check_last_event(
+        &self,
+        id: &CaseId,
+        no: &CaseNo,
+        last_seq: u32,
+        at: Timestamp,
+    ) -> Result<(), LogError> {
+        let last = codec::event_key(id, last_seq);
         let Some(ev) = self.store.get(&last)? else {
             return Err(LogError::Inconsistent(format!(
-                "case {} ({}) is at event {} but that event is missing",
-                case.no, case.id, case.last_seq
+                "case {no} ({id}) is at event {last_seq} but that event is missing"
             )));
         };
         let ev: Event = codec::decode(Kind::Event, &ev).map_err(|e| corrupt(&last, e))?;
-        if ev.case != case.id || ev.seq != case.last_seq || ev.at != case.updated_at {
+        if ev.case != *id || ev.seq != last_seq || ev.at != at {
             return Err(LogError::Inconsistent(format!(
-                "case {} does not match its last event {}",
-                case.no, case.last_seq
+                "case {no} does not match its last event {last_seq}"
             )));
         }
-        if self.store.get(&codec::event_key(&case.id, case.last_seq + 1))?.is_some() {
+        if self.store.get(&codec::event_key(id, last_seq + 1))?.is_some() {
             return Err(LogError::Inconsistent(format!(
-                "case {} has an event after its last recorded one ({})",
-                case.no, case.last_seq
+                "case {no} has an event after its last recorded one ({last_seq})"
             )));
         }
         Ok(())

@@ -246,7 +246,7 @@ impl<S: Store> Engine<S> {
             now: self.clock.now(),
             utc_offset_min: self.registry.county.utc_offset_min,
         };
-        gridline_audit::audit(self.state.cases.values(), &query)
+        gridline_audit::audit(self.state.cases.values().map(|c| &**c), &query)
     }
 
     /// A page of cases from an ordered index, after the cursor `page.after`.

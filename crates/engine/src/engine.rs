@@ -132,18 +132,18 @@ pub fn start<S: Store>(
     config: EngineConfig,
 ) -> Result<(EngineHandle, EngineThread), StartError> {
     let t0 = std::time::Instant::now();
-    let recovered = log.recover()?;
     let mut state = State::new(&registry, config.escalation_levels);
-    for case in recovered.cases {
-        if let Some(w) = case.worker() {
-            if case.status.is_open() && state.worker_idx(w).is_none() {
-                return Err(StartError::Registry(format!(
-                    "open case {} is assigned to worker {w}, who is not in the registry",
-                    case.no
-                )));
-            }
-        }
-        state.replace(case.id, Some(case));
+    log.recover(|case| state.replace(case.id, Some(case)))?;
+    if let Some(c) = state
+        .cases
+        .values()
+        .find(|c| c.status.is_open() && c.worker().is_some_and(|w| state.worker_idx(w).is_none()))
+    {
+        return Err(StartError::Registry(format!(
+            "open case {} is assigned to worker {}, who is not in the registry",
+            c.no,
+            c.worker().unwrap_or_default()
+        )));
     }
     info!(cases = state.cases.len(), ms = t0.elapsed().as_millis() as u64, "recovered the case log");
     let log = Arc::new(log);
@@ -449,7 +449,7 @@ impl<S: Store> Engine<S> {
             .iter()
             .rev()
             .filter(|e| seen.insert(e.case))
-            .filter_map(|e| self.state.cases.get(&e.case));
+            .filter_map(|e| self.state.cases.get(&e.case).map(|c| &**c));
         self.log.encode(&batch.events, cases)
     }
 
@@ -569,7 +569,7 @@ impl<S: Store> Engine<S> {
             .expect("case exists")
             .map_err(|e| Error::conflict(e.to_string()))?;
         if let Some(before) = before {
-            batch.undo.push(Undo::Case(id, Some(Box::new(before))));
+            batch.undo.push(Undo::Case(id, Some(before)));
         }
         batch.events.push(event);
         Ok(())

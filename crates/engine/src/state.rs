@@ -12,7 +12,8 @@ use gridline_registry::{Registry, WorkerIdx};
 pub(crate) type DueKey = (i64, CaseId);
 
 pub(crate) struct State {
-    pub cases: HashMap<CaseId, Case>,
+    /// Boxed, so growing the map moves pointers, not 700-byte records.
+    pub cases: HashMap<CaseId, Box<Case>>,
     pub by_no: HashMap<String, CaseId>,
     pub by_req: HashMap<String, CaseId>,
     /// Open (dispatched or handling) cases per worker: routing's loads.
@@ -78,7 +79,7 @@ impl State {
         if let Some(c) = new {
             let k = self.keys(&c);
             self.index(&c, k);
-            self.cases.insert(id, c);
+            self.cases.insert(id, Box::new(c));
         }
     }
 
