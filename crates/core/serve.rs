@@ -75,6 +75,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_secs(a.idle_timeout_secs),
         inflight_per_connection_max: a.inflight_max,
         utc_offset_min: registry.county.utc_offset_min,
+        warn_at_percent: registry.county.warn_at_percent,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {

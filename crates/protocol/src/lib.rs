@@ -20,6 +20,7 @@ mod request;
 pub use help::{help_reply, Usage, HELP};
 pub use lex::{is_bare, is_key, write_quoted, write_value};
 pub use reply::{
-    overdue_word, parse_reply_line, write_error, write_reply, Fields, FormatCtx, ParseError, ReplyLine,
+    overdue_word, parse_reply_line, warn_at, write_error, write_reply, Fields, FormatCtx, ParseError,
+    ReplyLine,
 };
 pub use request::{format_request, parse_request, verbs};

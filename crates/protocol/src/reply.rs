@@ -10,6 +10,15 @@ use crate::request::yes_no;
 pub struct FormatCtx {
     /// Minutes east of UTC (480 for China).
     pub utc_offset_min: i32,
+    /// The warning point of a deadline, in percent of its limit (the registry's `warn_at_percent`).
+    pub warn_at_percent: u8,
+}
+
+/// When the deadline a case is racing reaches its warning point: `percent`
+/// of the way from its dispatch to the deadline.
+pub fn warn_at(c: &Case, percent: u8) -> Option<Timestamp> {
+    let (from, due) = (c.dispatched_at?, c.next_due()?);
+    Some(Timestamp(from.0 + (due.0 - from.0) * i64::from(percent) / 100))
 }
 
 /// Writes a reply as one or more lines, each ending with `\n`.
@@ -174,6 +183,7 @@ fn write_case(l: &mut Line<'_>, c: &Case) {
     l.opt("dept", a.and_then(|a| a.department.as_deref()));
     l.opt_time("due_claim", c.due_claim);
     l.opt_time("due_close", c.due_close);
+    l.opt_time("warn_at", warn_at(c, l.ctx.warn_at_percent));
     l.time("received", c.received_at);
     l.put("text", &c.intake.text);
     l.opt("phone", c.intake.phone.as_deref());

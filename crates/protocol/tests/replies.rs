@@ -6,7 +6,7 @@ use gridline_model::{
 };
 use gridline_protocol::{parse_reply_line, write_error, write_reply, Fields, FormatCtx, ReplyLine};
 
-const CTX: FormatCtx = FormatCtx { utc_offset_min: 480 };
+const CTX: FormatCtx = FormatCtx { utc_offset_min: 480, warn_at_percent: 80 };
 
 fn t(s: &str) -> Timestamp {
     Timestamp::parse(s, 480).unwrap()
@@ -81,7 +81,7 @@ fn render(reply: &Reply) -> String {
 
 const SUMMARY: &str = "case=01938a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b no=JD-20261124-000123 status=handling \
 category=heating priority=urgent grid=G0007 township=鸡东镇 worker=W00012 dept=heating \
-due_claim=2026-11-24T12:00:00+08:00 due_close=2026-11-27T10:00:00+08:00 received=2026-11-24T09:58:00+08:00 \
+due_claim=2026-11-24T12:00:00+08:00 due_close=2026-11-27T10:00:00+08:00 warn_at=2026-11-26T19:36:00+08:00 received=2026-11-24T09:58:00+08:00 \
 text=小区供暖不热，室温只有12度 phone=138****5678 name=王女士 address=\"幸福小区 3号楼\" lon=131.12 lat=45.26 \
 returns=0 reopens=0 overdue=none";
 

@@ -162,7 +162,7 @@ fn error_reads_back(e: &Error) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-const CTX: FormatCtx = FormatCtx { utc_offset_min: 480 };
+const CTX: FormatCtx = FormatCtx { utc_offset_min: 480, warn_at_percent: 80 };
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub inflight_per_connection_max: usize,
     /// The county's offset, for the times in replies.
     pub utc_offset_min: i32,
+    /// The county's warning point, in percent of a deadline's limit (`warn_at=` in case lines).
+    pub warn_at_percent: u8,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             inflight_per_connection_max: 1024,
             utc_offset_min: 480,
+            warn_at_percent: 80,
         }
     }
 }
@@ -123,7 +126,10 @@ async fn serve_connection(socket: TcpStream, shared: &Shared, mut stop: broadcas
     let (rd, wr) = socket.into_split();
     let mut lines = FramedRead::new(rd, LineCodec::new(shared.config.line_bytes_max));
     let (tx, rx) = mpsc::channel::<Pending>(shared.config.inflight_per_connection_max);
-    let ctx = FormatCtx { utc_offset_min: shared.config.utc_offset_min };
+    let ctx = FormatCtx {
+        utc_offset_min: shared.config.utc_offset_min,
+        warn_at_percent: shared.config.warn_at_percent,
+    };
     let writer = tokio::spawn(write_replies(wr, rx, ctx));
     let mut caller: Option<Caller> = None;
     loop {
@@ -184,7 +190,10 @@ fn kv(k: &str, v: impl Into<String>) -> (String, String) {
 
 /// One request line: answered here (session verbs) or handed to the engine.
 fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Shared) -> (Pending, bool) {
-    let ctx = FormatCtx { utc_offset_min: shared.config.utc_offset_min };
+    let ctx = FormatCtx {
+        utc_offset_min: shared.config.utc_offset_min,
+        warn_at_percent: shared.config.warn_at_percent,
+    };
     let line = match std::str::from_utf8(bytes) {
         Ok(l) => l,
         Err(e) => {
