@@ -36,6 +36,9 @@ async fn a_case_goes_round_the_whole_loop() {
     assert_eq!(items[0].0, "CASE");
     assert_eq!(items[0].1.get("no"), Some(no.as_str()));
     assert_eq!(items[0].1.get("phone"), Some("138****5678"), "workers see masked phones");
+    let (due, warn) =
+        (items[0].1.get("due_claim").unwrap(), items[0].1.get("warn_at").expect("a warning point"));
+    assert!(warn < due, "the warning point {warn} comes before the deadline {due}");
     assert_eq!(ok(wk.call(&format!("CLAIM case={no}")).await.unwrap()).0.get("status"), Some("handling"));
     ok(wk.call(&format!("NOTE case={no} text=\"已到现场\"")).await.unwrap());
     assert_eq!(

@@ -300,7 +300,7 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
         .filter(|w| w.kind == gridline_registry::WorkerKind::FullTime)
         .map(|w| w.id.clone())
         .collect();
-    let (mut returned, mut reopened, mut closed, mut manual) = (0, 0, 0, 0);
+    let (mut returned, mut reopened, mut closed, mut manual, mut in_hand) = (0, 0, 0, 0, 0);
     for round in 0..4 {
         if open.is_empty() {
             break;
@@ -359,15 +359,21 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
             s.push(("AUTH", format!("AUTH token={}", tokens.workers[&w])));
             s.push(("PULL", "PULL limit=20".to_string()));
             for no in nos {
-                let give_back = round < 2 && rng.chance(3);
-                if give_back {
+                // 3% misrouted; 6% still being worked on at the end of the day.
+                let roll = rng.below(100);
+                if round < 2 && roll < 3 {
                     s.push(("RETURN", format!("RETURN case={no} reason=\"不属于本网格，请重新分派\"")));
+                    outcomes[i % conns].push((no, true));
+                } else if roll >= 94 {
+                    s.push(("CLAIM", format!("CLAIM case={no}")));
+                    s.push(("NOTE", format!("NOTE case={no} text=\"配件未到，明天继续\"")));
+                    in_hand += 1;
                 } else {
                     s.push(("CLAIM", format!("CLAIM case={no}")));
                     s.push(("NOTE", format!("NOTE case={no} text=\"已到现场，正在处理\"")));
                     s.push(("CLOSE", format!("CLOSE case={no} result=\"已处理完毕\"")));
+                    outcomes[i % conns].push((no, false));
                 }
-                outcomes[i % conns].push((no, give_back));
             }
         }
         let mut tasks = Vec::new();
@@ -392,14 +398,15 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
                 next_open.push(no);
             } else {
                 closed += 1;
-                let unhappy = round < 2 && rng.chance(8);
+                // Unhappy residents: the case is reopened (in the last round they stay unhappy).
+                let unhappy = rng.chance(if round < 2 { 8 } else { 3 });
                 let line = if unhappy {
                     format!("FEEDBACK case={no} satisfied=no score=2 text=\"问题没有解决\"")
                 } else {
                     format!("FEEDBACK case={no} satisfied=yes score={}", 4 + rng.below(2))
                 };
                 visits.push(("FEEDBACK", line));
-                if unhappy {
+                if unhappy && round < 3 {
                     reopened += 1;
                     next_open.push(no);
                 }
@@ -432,7 +439,9 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
         a.cases,
         accepted as f64 / intake_secs
     );
-    println!("  {manual} dispatched by hand, {returned} returned, {reopened} reopened, {closed} closings");
+    println!(
+        "  {manual} dispatched by hand, {returned} returned, {reopened} reopened, {closed} closings, {in_hand} still in hand"
+    );
     println!("  {} requests in {secs:.2}s: {:.0} requests/s", stats.requests, stats.requests as f64 / secs);
     println!("  latency (ms)      count      p50      p90      p99     p999      max");
     let mut verbs: Vec<_> = stats.by_verb.iter().collect();
