@@ -28,7 +28,7 @@
 
 mod common;
 
-use common::{dir_bytes, env_usize, measure_shape, sled_raw};
+use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -40,23 +40,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gridline_client::{Client, Reply};
-use gridline_model::{Intake, Location, Priority, Timestamp};
-use gridline_registry::{GridIdx, GridKind, Registry};
+use gridline_model::{Intake, Priority, Timestamp};
+use gridline_registry::Registry;
 use gridline_routing::{RouteRequest, Router};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
-
-const TEXTS: [(&str, &str); 8] = [
-    ("water", "家里水管爆了，一直在漏水，楼下也被淹了"),
-    ("heating", "暖气不热，屋里只有十几度，老人受不了"),
-    ("street_lighting", "路口的路灯坏了好几天，晚上很黑"),
-    ("sanitation", "垃圾好几天没人清运，味道很大"),
-    ("neighbour_dispute", "楼上邻居装修噪音太大，影响休息"),
-    ("market_food_safety", "超市卖过期食品，要求处理"),
-    ("", "家门口的井盖丢了，很危险"),
-    ("", "想反映一下小区物业的问题"),
-];
 
 fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds")
@@ -67,29 +56,6 @@ fn ms(us: u64) -> f64 {
 }
 
 // ---------------------------------------------------------------- workload
-
-/// One intake per non-dedicated grid: an interior point, a text, a category
-/// for most, a few urgent. Both Gridline and PostgreSQL get these.
-fn intakes(reg: &Arc<Registry>) -> Vec<Intake> {
-    let router = Router::new(reg.clone());
-    let mut out = Vec::new();
-    for (g, grid) in reg.grids.iter().enumerate() {
-        if grid.kind == GridKind::Dedicated {
-            continue;
-        }
-        let Some(p) = router.interior_point(GridIdx(g as u32)) else { continue };
-        let (cat, text) = TEXTS[g % TEXTS.len()];
-        out.push(Intake {
-            text: text.into(),
-            category: (!cat.is_empty()).then(|| cat.to_string()),
-            location: Location { point: Some(p), ..Location::default() },
-            phone: Some(format!("138{:08}", g * 7919 % 100_000_000)),
-            priority: if g % 10 == 0 { Priority::Urgent } else { Priority::Normal },
-            ..Intake::default()
-        });
-    }
-    out
-}
 
 fn accept_line(intake: &Intake, req: &str) -> String {
     let mut l = format!("ACCEPT req={req} text=\"{}\"", intake.text);

@@ -25,7 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod common;
 
-use common::{dir_bytes, env_usize, measure_shape, sled_raw};
+use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,44 +34,9 @@ use std::time::{Duration, Instant};
 
 use gridline_caselog::{CaseLog, SledStore, Store, StoreError, WriteBatch};
 use gridline_engine::{EngineConfig, ReplyRx, SystemClock};
-use gridline_model::{Caller, Command, ErrorCode, Intake, Location, Priority, Reply, Role};
-use gridline_registry::{GridIdx, GridKind, Registry};
-use gridline_routing::Router;
+use gridline_model::{Caller, Command, ErrorCode, Intake, Reply, Role};
+use gridline_registry::Registry;
 use hdrhistogram::Histogram;
-
-const TEXTS: [(&str, &str); 8] = [
-    ("water", "家里水管爆了，一直在漏水，楼下也被淹了"),
-    ("heating", "暖气不热，屋里只有十几度，老人受不了"),
-    ("street_lighting", "路口的路灯坏了好几天，晚上很黑"),
-    ("sanitation", "垃圾好几天没人清运，味道很大"),
-    ("neighbour_dispute", "楼上邻居装修噪音太大，影响休息"),
-    ("market_food_safety", "超市卖过期食品，要求处理"),
-    ("", "家门口的井盖丢了，很危险"),
-    ("", "想反映一下小区物业的问题"),
-];
-
-/// A deterministic sample of intakes: a point inside every non-dedicated grid,
-/// texts with and without a category, a few urgent cases.
-fn intakes(reg: &Arc<Registry>) -> Vec<Intake> {
-    let router = Router::new(reg.clone());
-    let mut out = Vec::new();
-    for (g, grid) in reg.grids.iter().enumerate() {
-        if grid.kind == GridKind::Dedicated {
-            continue;
-        }
-        let Some(p) = router.interior_point(GridIdx(g as u32)) else { continue };
-        let (cat, text) = TEXTS[g % TEXTS.len()];
-        out.push(Intake {
-            text: text.into(),
-            category: (!cat.is_empty()).then(|| cat.to_string()),
-            location: Location { point: Some(p), ..Location::default() },
-            phone: Some(format!("138{:08}", g * 7919 % 100_000_000)),
-            priority: if g % 10 == 0 { Priority::Urgent } else { Priority::Normal },
-            ..Intake::default()
-        });
-    }
-    out
-}
 
 fn operator() -> Caller {
     Caller { role: Role::Operator, name: "bench-operator".into(), worker: None }
