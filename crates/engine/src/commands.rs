@@ -81,6 +81,13 @@ impl<S: Store> Engine<S> {
             }
             Command::Note { case, text } => {
                 let id = self.own_case(caller, case, "NOTE")?;
+                let c = &self.state.cases[&id];
+                if c.last_seq >= self.config.case_events_max {
+                    return Err(Error::conflict(format!(
+                        "case {} already has {} events; no more notes (GET lists them all)",
+                        c.no, c.last_seq
+                    )));
+                }
                 self.emit(batch, id, actor(caller), EventKind::Noted { text: text.clone() })?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }

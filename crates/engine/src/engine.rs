@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub timer_events_max: usize,
     /// Escalation steps after a missed claim deadline.
     pub escalation_levels: u8,
+    /// Events one case may have before NOTE is refused (bounds a GET reply).
+    pub case_events_max: u32,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +44,7 @@ impl Default for EngineConfig {
             list_items_default: 100,
             timer_events_max: 4096,
             escalation_levels: 3,
+            case_events_max: 1000,
         }
     }
 }
