@@ -235,6 +235,9 @@ enum Outcome {
     },
 }
 
+/// A commit slower than this is logged: every reply behind it waited too.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
+
 /// The syncer: writes each batch, syncs, releases its replies, in order.
 /// After a failure it fails every batch it is given, unapplied, until the
 /// engine has rolled back and says `Resume`.
@@ -252,9 +255,24 @@ fn run_syncer<S: Store>(log: &CaseLog<S>, commits: Receiver<Commit>, outcomes: S
             let _ = outcomes.send(Outcome::Failed { id, error: error.clone(), held, applied: false });
             continue;
         }
+        let t0 = std::time::Instant::now();
+        let ops = write.as_ref().map_or(0, WriteBatch::len);
         let result = match write {
             None => Ok(()),
-            Some(w) => log.write(w).map_err(|e| (e, false)).and_then(|()| log.sync().map_err(|e| (e, true))),
+            Some(w) => log.write(w).map_err(|e| (e, false)).and_then(|()| {
+                let written = t0.elapsed();
+                let r = log.sync().map_err(|e| (e, true));
+                let total = t0.elapsed();
+                if total > SLOW_COMMIT {
+                    warn!(
+                        ops,
+                        write_ms = written.as_millis() as u64,
+                        sync_ms = (total - written).as_millis() as u64,
+                        "slow commit"
+                    );
+                }
+                r
+            }),
         };
         match result {
             Ok(()) => {
