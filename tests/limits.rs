@@ -41,9 +41,10 @@ async fn connections_beyond_the_limit_get_busy_and_a_close() {
 async fn a_trickling_client_is_dropped_at_the_idle_deadline_while_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(&dir.path().join("data"), &["--idle-timeout-secs", "2"]);
+    // The server's idle clock starts at accept, after this instant.
+    let t0 = Instant::now();
     let mut slow = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
     let mut good = srv.client("operator").await;
-    let t0 = Instant::now();
     let mut closed = false;
     for b in b"PING PING PING PING PING".iter() {
         if slow.write_all(&[*b]).await.is_err() {
