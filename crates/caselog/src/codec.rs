@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `m` `format` | envelope(`Meta`) |
 //! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`Case`) |
-//! | `e` case id (16) seq (4, big-endian) | envelope(`Event`) |
+//! | `e` case id (16) seq (4, big-endian) | envelope(`[Event]`): a run of the case's consecutive events written in one batch (usually one command's), the first of which has sequence `seq` |
 //!
 //! A value is an envelope: `version: u8`, `kind: u8`, `crc32: u32 LE` of the
 //! payload, then the postcard payload. A reader refuses an unknown version
@@ -31,6 +31,8 @@ pub enum Kind {
     Meta = 1,
     Case = 2,
     Event = 3,
+    /// A run of one case's consecutive events, written in one batch.
+    Events = 4,
 }
 
 /// What the log records about itself.
@@ -140,6 +142,16 @@ pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
 
 pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
     encode(Kind::Event, e)
+}
+
+pub fn encode_events(e: &[Event]) -> Result<Vec<u8>, CodecError> {
+    encode(Kind::Events, &e)
+}
+
+/// Splits events into runs of consecutive events of the same case: each run
+/// is stored under one key, the sequence number of its first event.
+pub fn event_runs(events: &[Event]) -> impl Iterator<Item = &[Event]> {
+    events.chunk_by(|a, b| a.case == b.case && a.seq + 1 == b.seq)
 }
 
 #[cfg(test)]

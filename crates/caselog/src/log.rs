@@ -94,12 +94,16 @@ impl<S: Store> CaseLog<S> {
     /// Encodes `events` and the resulting `cases` as one batch (checksummed envelopes).
     pub fn encode<'a>(
         &self,
-        events: impl IntoIterator<Item = &'a Event>,
+        events: &[Event],
         cases: impl IntoIterator<Item = &'a Case>,
     ) -> Result<WriteBatch, LogError> {
         let mut b = WriteBatch::default();
-        for e in events {
-            b.put(codec::event_key(&e.case, e.seq), codec::encode_event(e).map_err(LogError::Encode)?);
+        for run in codec::event_runs(events) {
+            let first = &run[0];
+            b.put(
+                codec::event_key(&first.case, first.seq),
+                codec::encode_events(run).map_err(LogError::Encode)?,
+            );
         }
         for c in cases {
             b.put(codec::case_key(&c.id), codec::encode_case(c).map_err(LogError::Encode)?);
@@ -115,7 +119,7 @@ impl<S: Store> CaseLog<S> {
     /// Makes `events` and the resulting `cases` visible, atomically. Not yet durable.
     pub fn append<'a>(
         &self,
-        events: impl IntoIterator<Item = &'a Event>,
+        events: &[Event],
         cases: impl IntoIterator<Item = &'a Case>,
     ) -> Result<(), LogError> {
         self.write(self.encode(events, cases)?)
@@ -125,12 +129,12 @@ impl<S: Store> CaseLog<S> {
     /// the cases as they were (`None`: the case did not exist).
     pub fn revert<'a>(
         &self,
-        events: impl IntoIterator<Item = &'a Event>,
+        events: &[Event],
         previous: impl IntoIterator<Item = (CaseId, Option<&'a Case>)>,
     ) -> Result<(), LogError> {
         let mut b = WriteBatch::default();
-        for e in events {
-            b.remove(codec::event_key(&e.case, e.seq));
+        for run in codec::event_runs(events) {
+            b.remove(codec::event_key(&run[0].case, run[0].seq));
         }
         for (id, c) in previous {
             match c {
@@ -149,13 +153,12 @@ impl<S: Store> CaseLog<S> {
 
     /// One case's events, in order, each checked.
     pub fn events(&self, id: &CaseId) -> Result<Vec<Event>, LogError> {
-        self.store
-            .scan(&codec::events_prefix(id))
-            .map(|r| {
-                let (k, v) = r?;
-                codec::decode::<Event>(Kind::Event, &v).map_err(|e| corrupt(&k, e))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for r in self.store.scan(&codec::events_prefix(id)) {
+            let (k, v) = r?;
+            out.extend(codec::decode::<Vec<Event>>(Kind::Events, &v).map_err(|e| corrupt(&k, e))?);
+        }
+        Ok(out)
     }
 
     /// Loads every case for the engine to rebuild its state from, checking
@@ -201,24 +204,19 @@ impl<S: Store> CaseLog<S> {
         last_seq: u32,
         at: Timestamp,
     ) -> Result<(), LogError> {
-        let last = codec::event_key(id, last_seq);
-        let Some(ev) = self.store.get(&last)? else {
-            return Err(LogError::Inconsistent(format!(
-                "case {no} ({id}) is at event {last_seq} but that event is missing"
-            )));
+        let Some((k, v)) = self.store.last(&codec::events_prefix(id))? else {
+            return Err(LogError::Inconsistent(format!("case {no} ({id}) has no events")));
         };
-        let ev: Event = codec::decode(Kind::Event, &ev).map_err(|e| corrupt(&last, e))?;
-        if ev.case != *id || ev.seq != last_seq || ev.at != at {
-            return Err(LogError::Inconsistent(format!(
-                "case {no} does not match its last event {last_seq}"
-            )));
-        }
-        if self.store.get(&codec::event_key(id, last_seq + 1))?.is_some() {
-            return Err(LogError::Inconsistent(format!(
+        let run: Vec<Event> = codec::decode(Kind::Events, &v).map_err(|e| corrupt(&k, e))?;
+        match run.last() {
+            Some(ev) if ev.case == *id && ev.seq == last_seq && ev.at == at => Ok(()),
+            Some(ev) if ev.seq > last_seq => Err(LogError::Inconsistent(format!(
                 "case {no} has an event after its last recorded one ({last_seq})"
-            )));
+            ))),
+            _ => Err(LogError::Inconsistent(format!(
+                "case {no} ({id}) is at event {last_seq} but its newest stored event is not that one"
+            ))),
         }
-        Ok(())
     }
 
     /// Reads everything: every envelope, every history replayed through the
@@ -256,25 +254,26 @@ impl<S: Store> CaseLog<S> {
         };
         for r in self.store.scan(&[codec::EVENT_PREFIX]) {
             let (k, v) = r?;
-            let event: Event = codec::decode(Kind::Event, &v).map_err(|e| corrupt(&k, e))?;
-            if codec::parse_event_key(&k) != Some((event.case, event.seq)) {
+            let run: Vec<Event> = codec::decode(Kind::Events, &v).map_err(|e| corrupt(&k, e))?;
+            let first = run.first().map(|e| (e.case, e.seq));
+            if first.is_none() || codec::parse_event_key(&k) != first {
                 return Err(LogError::Inconsistent(format!(
-                    "event under key {} is {}#{}",
-                    hex(&k),
-                    event.case,
-                    event.seq
+                    "events under key {} do not start there",
+                    hex(&k)
                 )));
             }
-            report.events += 1;
-            match current.as_mut() {
-                Some(c) if c.id == event.case => c
-                    .apply(&event)
-                    .map_err(|e| LogError::Inconsistent(format!("case {} event {}: {e}", c.no, event.seq)))?,
-                _ => {
-                    finish(current.take(), &mut report)?;
-                    current = Some(Case::from_first(&event).map_err(|e| {
-                        LogError::Inconsistent(format!("case {} event {}: {e}", event.case, event.seq))
-                    })?);
+            for event in run {
+                report.events += 1;
+                match current.as_mut() {
+                    Some(c) if c.id == event.case => c.apply(&event).map_err(|e| {
+                        LogError::Inconsistent(format!("case {} event {}: {e}", c.no, event.seq))
+                    })?,
+                    _ => {
+                        finish(current.take(), &mut report)?;
+                        current = Some(Case::from_first(&event).map_err(|e| {
+                            LogError::Inconsistent(format!("case {} event {}: {e}", event.case, event.seq))
+                        })?);
+                    }
                 }
             }
         }

@@ -51,6 +51,10 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + '_>;
+    /// The pair with the greatest key starting with `prefix`.
+    fn last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        self.scan(prefix).last().transpose()
+    }
     /// Bytes on disk, where that means something.
     fn size_on_disk(&self) -> Option<u64> {
         None
@@ -162,6 +166,15 @@ impl Store for SledStore {
 
     fn size_on_disk(&self) -> Option<u64> {
         self.db.size_on_disk().ok()
+    }
+
+    fn last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        self.db
+            .scan_prefix(prefix)
+            .next_back()
+            .transpose()
+            .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .map_err(sled_err)
     }
 }
 

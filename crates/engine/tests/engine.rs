@@ -103,8 +103,10 @@ fn an_ok_means_the_events_are_durable() {
     for i in 0..20 {
         let case = rig.accept_at_grid(&format!("垃圾没人清运 {i}"));
         // The reply came back: the case and its last event must already be durable.
-        assert!(rig.store.durable_get(&codec::case_key(&case.id)).is_some());
-        assert!(rig.store.durable_get(&codec::event_key(&case.id, case.last_seq)).is_some());
+        let stored = rig.store.durable_get(&codec::case_key(&case.id)).expect("the case is durable");
+        let stored: Case = codec::decode(codec::Kind::Case, &stored).unwrap();
+        assert_eq!(stored.last_seq, case.last_seq, "with all its events");
+        assert!(rig.store.durable_get(&codec::event_key(&case.id, 1)).is_some());
         assert_eq!(case.status, Status::Dispatched);
     }
 }
