@@ -381,6 +381,10 @@ impl<S: Store> Engine<S> {
     }
 
     fn until_next_timer(&self) -> Duration {
+        if self.poisoned.is_some() {
+            // No deadline events can be written: do not wake for them.
+            return Duration::from_secs(1);
+        }
         let now = self.clock.now();
         match self.state.timers.first() {
             Some(&(t, _)) if t <= now.0 => Duration::ZERO,
