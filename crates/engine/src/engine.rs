@@ -417,13 +417,9 @@ impl<S: Store> Engine<S> {
                                 r
                             }
                         };
-                        match result {
-                            // Refusals depend on nothing unwritten: answer now.
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                            }
-                            ok => held.push(Held::Write { reply, result: ok }),
-                        }
+                        // Refusals wait too: they may rest on state a batch
+                        // still syncing established (a case closed a moment ago).
+                        held.push(Held::Write { reply, result });
                     } else {
                         let result = self.read(&caller, &cmd, &batch.events);
                         held.push(Held::Read { caller, cmd, reply, result });
