@@ -12,11 +12,16 @@ use crate::time::Timestamp;
 pub struct CaseId(pub uuid::Uuid);
 
 impl CaseId {
-    /// A new id whose timestamp is `at`; the rest is random.
+    /// A new id whose timestamp is `at`; the other 74 bits are random.
+    ///
+    /// The random bits come from a per-thread generator seeded once by the
+    /// OS, not a system call per id: ids are unique, not secret.
     pub fn new_at(at: Timestamp) -> CaseId {
         let ms = at.0.max(0) as u64;
-        let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
-        CaseId(uuid::Uuid::new_v7(ts))
+        let r = next_random();
+        let mut bytes = [0u8; 10];
+        bytes.copy_from_slice(&r.to_le_bytes()[..10]);
+        CaseId(uuid::Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid())
     }
 
     pub fn as_bytes(&self) -> &[u8; 16] {
@@ -26,6 +31,30 @@ impl CaseId {
     pub fn from_bytes(b: [u8; 16]) -> CaseId {
         CaseId(uuid::Uuid::from_bytes(b))
     }
+}
+
+/// 128 random bits from a per-thread SplitMix64 pair, seeded by the OS.
+fn next_random() -> u128 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            // RandomState is seeded from the OS's randomness.
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x9E37_79B9_7F4A_7C15);
+            h.finish()
+        });
+    }
+    let step = || {
+        STATE.with(|s| {
+            let z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            s.set(z);
+            let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    (u128::from(step()) << 64) | u128::from(step())
 }
 
 impl fmt::Display for CaseId {
@@ -95,5 +124,8 @@ mod tests {
         assert!(a < b);
         assert_eq!(a.to_string().parse::<CaseId>().unwrap(), a);
         assert_eq!(a.0.get_version_num(), 7);
+        assert_eq!(a.0.get_variant(), uuid::Variant::RFC4122);
+        let many: std::collections::HashSet<_> = (0..10_000).map(|_| CaseId::new_at(Timestamp(5))).collect();
+        assert_eq!(many.len(), 10_000, "ids made in the same millisecond differ");
     }
 }
