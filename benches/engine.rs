@@ -202,13 +202,14 @@ fn main() {
     let shape = measure_shape(&reg, &intakes);
     let per_case = shape.case_bytes + shape.event_bytes.iter().sum::<usize>();
     println!(
-        "# engine bench: {submitters} submitters x {window} in flight; a case writes a {} B case record and {} events ({} B); {} B of values per case",
+        "# engine bench: {submitters} submitters x {window} in flight; a case writes a {} B case record and {} events in {} key(s) ({} B); {} B of values per case",
         shape.case_bytes,
+        shape.events_per_case,
         shape.event_bytes.len(),
         shape.event_bytes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" B + "),
         per_case
     );
-    let events_per_case = shape.event_bytes.len() as f64;
+    let events_per_case = shape.events_per_case as f64;
 
     let tmp = tempfile::tempdir().expect("temp dir");
     eprintln!("engine: group commit over sled ({cases} cases)...");

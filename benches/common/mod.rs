@@ -20,7 +20,10 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 /// The keys and values one accepted case writes, from a real case through the engine.
 pub struct Shape {
     pub case_bytes: usize,
+    /// Bytes of each event key's value (a run of events), by key.
     pub event_bytes: Vec<usize>,
+    /// Events one accepted case records (they share the run keys above).
+    pub events_per_case: usize,
 }
 
 pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
@@ -45,10 +48,12 @@ pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
         case_total += kv.expect("scan").1.len();
         cases += 1;
     }
-    // Event sizes by sequence number: seq 1 (accepted), seq 2 (dispatched), ...
+    // Value sizes by the key's sequence number (the first event of each run).
     let mut by_seq: Vec<(usize, usize)> = Vec::new();
+    let mut events = 0;
     for kv in store.scan(&[codec::EVENT_PREFIX]) {
         let (k, v) = kv.expect("scan");
+        events += codec::decode::<Vec<gridline_model::Event>>(codec::Kind::Events, &v).expect("a run").len();
         let (_, seq) = codec::parse_event_key(&k).expect("event key");
         let i = seq as usize - 1;
         if by_seq.len() <= i {
@@ -59,7 +64,7 @@ pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
     }
     // Only sequence numbers every case has (an accept writes the same number of events).
     let event_bytes = by_seq.iter().filter(|(_, c)| *c == cases).map(|(b, c)| b / c).collect();
-    Shape { case_bytes: case_total / cases.max(1), event_bytes }
+    Shape { case_bytes: case_total / cases.max(1), event_bytes, events_per_case: events / cases.max(1) }
 }
 
 /// sled 0.34.7 alone, configured as `SledStore` does: `cases_per_batch`

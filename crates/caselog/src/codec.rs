@@ -30,7 +30,7 @@ pub const EVENT_PREFIX: u8 = b'e';
 pub enum Kind {
     Meta = 1,
     Case = 2,
-    Event = 3,
+    // 3 was a single event, before events were stored in runs; never reused.
     /// A run of one case's consecutive events, written in one batch.
     Events = 4,
 }
@@ -138,10 +138,6 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecE
 
 pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
     encode(Kind::Case, c)
-}
-
-pub fn encode_event(e: &Event) -> Result<Vec<u8>, CodecError> {
-    encode(Kind::Event, e)
 }
 
 pub fn encode_events(e: &[Event]) -> Result<Vec<u8>, CodecError> {

@@ -87,10 +87,6 @@ impl<S: Store> CaseLog<S> {
         Ok(CaseLog { store })
     }
 
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// Encodes `events` and the resulting `cases` as one batch (checksummed envelopes).
     pub fn encode<'a>(
         &self,
@@ -116,16 +112,7 @@ impl<S: Store> CaseLog<S> {
         Ok(self.store.apply(batch)?)
     }
 
-    /// Makes `events` and the resulting `cases` visible, atomically. Not yet durable.
-    pub fn append<'a>(
-        &self,
-        events: &[Event],
-        cases: impl IntoIterator<Item = &'a Case>,
-    ) -> Result<(), LogError> {
-        self.write(self.encode(events, cases)?)
-    }
-
-    /// Undoes an `append` whose sync failed: removes its events and restores
+    /// Undoes a `write` whose sync failed: removes its events and restores
     /// the cases as they were (`None`: the case did not exist).
     pub fn revert<'a>(
         &self,

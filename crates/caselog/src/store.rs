@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// A storage failure. `Full` and `Io` make the engine answer `unavailable`.
@@ -91,7 +91,6 @@ const fn libc_enospc() -> i32 {
 pub struct SledStore {
     db: sled::Db,
     file: File,
-    path: PathBuf,
 }
 
 impl SledStore {
@@ -125,11 +124,7 @@ impl SledStore {
                 sync_dir(parent)?;
             }
         }
-        Ok(SledStore { db, file, path: path.to_path_buf() })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(SledStore { db, file })
     }
 }
 
@@ -194,8 +189,6 @@ struct MemInner {
     visible: BTreeMap<Vec<u8>, Vec<u8>>,
     durable: BTreeMap<Vec<u8>, Vec<u8>>,
     faults: Faults,
-    applies: u64,
-    syncs: u64,
 }
 
 /// An in-memory store that keeps what is visible apart from what is durable
@@ -219,11 +212,6 @@ impl MemStore {
         self.inner.lock().expect("mem store lock").durable.get(key).cloned()
     }
 
-    /// Successful syncs so far.
-    pub fn syncs(&self) -> u64 {
-        self.inner.lock().expect("mem store lock").syncs
-    }
-
     /// A store holding only what was durable: what a restart after a crash sees.
     pub fn crash(&self) -> MemStore {
         let g = self.inner.lock().expect("mem store lock");
@@ -245,7 +233,6 @@ impl Store for MemStore {
             }
             g.faults.fail_apply_in = Some(n - 1);
         }
-        g.applies += 1;
         for (k, v) in batch.ops {
             match v {
                 Some(v) => g.visible.insert(k, v),
@@ -265,7 +252,6 @@ impl Store for MemStore {
             g.faults.fail_sync_in = Some(n - 1);
         }
         g.durable = g.visible.clone();
-        g.syncs += 1;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! replies read whole (an `OK count=N` line and its N item lines).
 
 use gridline_protocol::{parse_reply_line, Fields, ReplyLine};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
@@ -45,6 +45,9 @@ impl Reply {
         }
     }
 }
+
+/// The longest reply line read (a case line with the longest text is ~15 KB).
+pub const REPLY_LINE_BYTES_MAX: u64 = 1 << 20;
 
 pub struct Client {
     rd: BufReader<OwnedReadHalf>,
@@ -89,8 +92,15 @@ impl Client {
     /// Reads one raw line, without its terminator; `None` at end of stream.
     pub async fn read_line(&mut self) -> Result<Option<String>, ClientError> {
         self.line.clear();
-        if self.rd.read_line(&mut self.line).await? == 0 {
+        let n = (&mut self.rd).take(REPLY_LINE_BYTES_MAX).read_line(&mut self.line).await?;
+        if n == 0 {
             return Ok(None);
+        }
+        if !self.line.ends_with('\n') && n as u64 == REPLY_LINE_BYTES_MAX {
+            return Err(ClientError::Reply {
+                line: self.line.chars().take(80).collect(),
+                why: format!("reply line longer than {REPLY_LINE_BYTES_MAX} bytes"),
+            });
         }
         let l = self.line.trim_end_matches(['\n', '\r']);
         Ok(Some(l.to_string()))
@@ -108,7 +118,8 @@ impl Client {
             }
             ReplyLine::Ok(fields) => {
                 let n: usize = fields.get("count").and_then(|c| c.parse().ok()).unwrap_or(0);
-                let mut items = Vec::with_capacity(n);
+                // `count` comes from the other side: trust it for the loop, not for memory.
+                let mut items = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
                     let l = self.read_line().await?.ok_or(ClientError::Closed)?;
                     match parse_reply_line(&l) {
