@@ -342,9 +342,9 @@ impl Held {
 impl<S: Store> Engine<S> {
     fn run(&mut self, rx: Receiver<Job>) {
         let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
+        let outcomes = self.pipeline.outcomes.clone();
         loop {
             let wait = self.until_next_timer();
-            let outcomes = self.pipeline.outcomes.clone();
             crossbeam_channel::select! {
                 recv(rx) -> job => match job {
                     Ok(job) => jobs.push(job),
