@@ -1,10 +1,9 @@
 //! The case log: append a batch of events with the cases they produce, make
 //! it durable, and get everything back at start.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
-use gridline_model::{Case, CaseId, CaseNo, Event, Timestamp};
+use gridline_model::{Case, CaseId, Event, Timestamp};
 use tracing::{info, warn};
 
 use crate::codec::{self, CodecError, Kind, Meta, FORMAT_VERSION, META_KEY};
@@ -48,6 +47,41 @@ pub struct VerifyReport {
     pub open: u64,
     pub closed: u64,
     pub bytes_on_disk: Option<u64>,
+}
+
+/// The `k` most recently changed cases seen so far, as `(updated_at, id,
+/// last_seq)`: kept in a buffer of up to `2k`, cut back to the `k` newest
+/// when it fills (linear time overall; a heap cost a sift per case, since
+/// cases arrive oldest first).
+struct Recent {
+    k: usize,
+    items: Vec<(Timestamp, CaseId, u32)>,
+}
+
+impl Recent {
+    fn new(k: usize) -> Recent {
+        Recent { k, items: Vec::with_capacity(2 * k) }
+    }
+
+    fn push(&mut self, item: (Timestamp, CaseId, u32)) {
+        self.items.push(item);
+        if self.items.len() >= 2 * self.k {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        if self.items.len() > self.k {
+            let drop = self.items.len() - self.k;
+            self.items.select_nth_unstable(drop);
+            self.items.drain(..drop);
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<(Timestamp, CaseId, u32)> {
+        self.cut();
+        self.items
+    }
 }
 
 /// The durable log of cases and their events.
@@ -153,55 +187,79 @@ impl<S: Store> CaseLog<S> {
     /// recently changed cases (the only ones a crash can have caught
     /// mid-commit), that the case's last event is stored, matches, and is the
     /// newest. `verify` replays every history.
+    ///
+    /// Two threads: this one hands each case to `each` (the engine builds
+    /// its indexes there) while a second reads and decodes the next ones,
+    /// then checks the recent cases' events.
     pub fn recover(&self, mut each: impl FnMut(Case)) -> Result<u64, LogError> {
-        // The most recent cases seen so far: a min-heap on their update time.
-        let mut recent: BinaryHeap<Reverse<(Timestamp, CaseId, u32, CaseNo)>> = BinaryHeap::new();
-        let mut n = 0;
-        for r in self.store.scan(&[codec::CASE_PREFIX]) {
-            let (k, v) = r?;
-            let case: Case = codec::decode(Kind::Case, &v).map_err(|e| corrupt(&k, e))?;
-            if codec::parse_case_key(&k) != Some(case.id) {
-                return Err(LogError::Inconsistent(format!(
-                    "case record under key {} has id {}",
-                    hex(&k),
-                    case.id
-                )));
+        const CHUNK: usize = 512;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Case>>(8);
+        std::thread::scope(|s| {
+            let reader = std::thread::Builder::new()
+                .name("gridline-recover".into())
+                .spawn_scoped(s, move || -> Result<u64, LogError> {
+                    let mut recent = Recent::new(RECOVER_CHECK_RECENT);
+                    let mut n = 0;
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    for r in self.store.scan(&[codec::CASE_PREFIX]) {
+                        let (k, v) = r?;
+                        let case: Case = codec::decode(Kind::Case, &v).map_err(|e| corrupt(&k, e))?;
+                        if codec::parse_case_key(&k) != Some(case.id) {
+                            return Err(LogError::Inconsistent(format!(
+                                "case record under key {} has id {}",
+                                hex(&k),
+                                case.id
+                            )));
+                        }
+                        recent.push((case.updated_at, case.id, case.last_seq));
+                        n += 1;
+                        chunk.push(case);
+                        if chunk.len() == CHUNK {
+                            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                            if tx.send(full).is_err() {
+                                return Ok(n);
+                            }
+                        }
+                    }
+                    if !chunk.is_empty() {
+                        let _ = tx.send(chunk);
+                    }
+                    drop(tx);
+                    for (at, id, seq) in recent.into_vec() {
+                        self.check_last_event(&id, seq, at)?;
+                    }
+                    Ok(n)
+                })
+                .map_err(|e| LogError::Inconsistent(format!("cannot start the recovery thread: {e}")))?;
+            for chunk in rx {
+                chunk.into_iter().for_each(&mut each);
             }
-            if recent.len() < RECOVER_CHECK_RECENT
-                || recent.peek().is_some_and(|Reverse(r)| r.0 < case.updated_at)
-            {
-                recent.push(Reverse((case.updated_at, case.id, case.last_seq, case.no.clone())));
-                if recent.len() > RECOVER_CHECK_RECENT {
-                    recent.pop();
-                }
-            }
-            n += 1;
-            each(case);
-        }
-        for Reverse((at, id, seq, no)) in recent {
-            self.check_last_event(&id, &no, seq, at)?;
-        }
-        Ok(n)
+            reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
     }
 
-    fn check_last_event(
-        &self,
-        id: &CaseId,
-        no: &CaseNo,
-        last_seq: u32,
-        at: Timestamp,
-    ) -> Result<(), LogError> {
+    fn check_last_event(&self, id: &CaseId, last_seq: u32, at: Timestamp) -> Result<(), LogError> {
+        let inconsistent = |what: &str| -> LogError {
+            let no = self
+                .store
+                .get(&codec::case_key(id))
+                .ok()
+                .flatten()
+                .and_then(|v| codec::decode::<Case>(Kind::Case, &v).ok())
+                .map_or_else(|| "?".to_string(), |c| c.no.to_string());
+            LogError::Inconsistent(format!("case {no} ({id}) {what}"))
+        };
         let Some((k, v)) = self.store.last(&codec::events_prefix(id))? else {
-            return Err(LogError::Inconsistent(format!("case {no} ({id}) has no events")));
+            return Err(inconsistent("has no events"));
         };
         let run: Vec<Event> = codec::decode(Kind::Events, &v).map_err(|e| corrupt(&k, e))?;
         match run.last() {
             Some(ev) if ev.case == *id && ev.seq == last_seq && ev.at == at => Ok(()),
-            Some(ev) if ev.seq > last_seq => Err(LogError::Inconsistent(format!(
-                "case {no} has an event after its last recorded one ({last_seq})"
-            ))),
-            _ => Err(LogError::Inconsistent(format!(
-                "case {no} ({id}) is at event {last_seq} but its newest stored event is not that one"
+            Some(ev) if ev.seq > last_seq => {
+                Err(inconsistent(&format!("has an event after its last recorded one ({last_seq})")))
+            }
+            _ => Err(inconsistent(&format!(
+                "is at event {last_seq} but its newest stored event is not that one"
             ))),
         }
     }
