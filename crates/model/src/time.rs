@@ -64,27 +64,27 @@ impl Timestamp {
 
     /// RFC 3339 with the given offset, to the second: `2026-11-24T15:32:42+08:00`.
     pub fn rfc3339(self, offset_min: i32) -> String {
+        let mut s = String::with_capacity(25);
+        self.write_rfc3339(&mut s, offset_min);
+        s
+    }
+
+    /// Appends [`Timestamp::rfc3339`] to `out`, without a string of its own.
+    pub fn write_rfc3339(self, out: &mut String, offset_min: i32) {
+        use std::fmt::Write;
         let c = self.civil(offset_min);
         let sign = if offset_min < 0 { '-' } else { '+' };
         let off = offset_min.unsigned_abs();
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            c.year, c.month, c.day, c.hour, c.minute, c.second
+        );
         if off == 0 {
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                c.year, c.month, c.day, c.hour, c.minute, c.second
-            )
+            out.push('Z');
         } else {
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{:02}:{:02}",
-                c.year,
-                c.month,
-                c.day,
-                c.hour,
-                c.minute,
-                c.second,
-                sign,
-                off / 60,
-                off % 60
-            )
+            let _ = write!(out, "{sign}{:02}:{:02}", off / 60, off % 60);
         }
     }
 

@@ -23,6 +23,12 @@ pub(crate) fn is_separator(c: char) -> bool {
 
 /// Rejects control characters anywhere in the line, except tab.
 pub(crate) fn check_controls(line: &str) -> Result<(), String> {
+    // The control characters are U+0000-U+001F, U+007F and U+0080-U+009F,
+    // which UTF-8 writes as one byte below 0x20, 0x7F, or 0xC2 then
+    // 0x80-0x9F: a line without those bytes (and tab aside) has none.
+    if !line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f || b == 0xc2) {
+        return Ok(());
+    }
     match line.chars().enumerate().find(|(_, c)| c.is_control() && *c != '\t') {
         None => Ok(()),
         Some((i, c)) => {
@@ -130,7 +136,14 @@ pub(crate) fn quoted<'a>(s: &'a str, what: &str) -> Result<(String, &'a str), St
 
 /// Whether `v` can be written without quotes and read back the same.
 pub fn is_bare(v: &str) -> bool {
-    !v.is_empty() && v.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=')
+    !v.is_empty()
+        && v.chars().all(|c| {
+            if c.is_ascii() {
+                c > ' ' && c != '\x7f' && c != '"' && c != '='
+            } else {
+                !c.is_whitespace() && !c.is_control()
+            }
+        })
 }
 
 /// Writes a value bare when it can be, quoted and escaped otherwise.
@@ -169,4 +182,47 @@ pub(crate) fn write_pair(out: &mut String, key: &str, value: &str) {
     out.push_str(key);
     out.push('=');
     write_value(out, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definitions the fast paths must agree with.
+    fn is_bare_by_chars(v: &str) -> bool {
+        !v.is_empty() && v.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=')
+    }
+
+    fn has_control_by_chars(line: &str) -> bool {
+        line.chars().any(|c| c.is_control() && c != '\t')
+    }
+
+    /// Strings rich in the characters that matter: ASCII, controls (C0 and
+    /// C1), Unicode spaces, and other text such as CJK.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                any::<char>(),
+                prop::sample::select(vec![
+                    ' ', '\t', '\n', '\r', '"', '=', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}', '\u{a0}', '°',
+                    '\u{3000}', '室', 'a', '0',
+                ]),
+            ],
+            0..12,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn is_bare_agrees_with_its_definition(v in text()) {
+            prop_assert_eq!(is_bare(&v), is_bare_by_chars(&v));
+        }
+
+        #[test]
+        fn check_controls_agrees_with_its_definition(v in text()) {
+            prop_assert_eq!(check_controls(&v).is_err(), has_control_by_chars(&v));
+        }
+    }
 }

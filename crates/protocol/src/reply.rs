@@ -33,7 +33,7 @@ pub fn write_reply(out: &mut String, reply: &Reply, ctx: &FormatCtx) {
         }
         Reply::Accepted { case, decision, duplicate } => {
             let mut l = Line::start(out, "OK", ctx);
-            l.put("case", &case.id.to_string());
+            l.display("case", case.id);
             l.put("no", case.no.as_str());
             l.put("status", case.status.as_str());
             let a = case.assignment.as_ref();
@@ -61,7 +61,7 @@ pub fn write_reply(out: &mut String, reply: &Reply, ctx: &FormatCtx) {
         }
         Reply::Detail { case, events } => {
             let mut l = Line::start(out, "OK", ctx);
-            l.put("count", &events.len().to_string());
+            l.display("count", events.len());
             write_case(&mut l, case);
             l.end();
             for e in events {
@@ -72,7 +72,7 @@ pub fn write_reply(out: &mut String, reply: &Reply, ctx: &FormatCtx) {
         }
         Reply::Cases { cases, next } => {
             let mut l = Line::start(out, "OK", ctx);
-            l.put("count", &cases.len().to_string());
+            l.display("count", cases.len());
             l.opt("next", next.as_deref());
             l.end();
             for c in cases {
@@ -83,7 +83,7 @@ pub fn write_reply(out: &mut String, reply: &Reply, ctx: &FormatCtx) {
         }
         Reply::Rows(rows) => {
             let mut l = Line::start(out, "OK", ctx);
-            l.put("count", &rows.len().to_string());
+            l.display("count", rows.len());
             l.end();
             for row in rows {
                 let mut l = Line::start(out, "ROW", ctx);
@@ -128,9 +128,27 @@ impl<'a> Line<'a> {
         }
     }
 
+    /// ` key=` and a value that is bare by construction (numbers, ids, times).
+    fn bare_key(&mut self, key: &str) {
+        debug_assert!(lex::is_key(key), "bad key {key:?}");
+        self.out.push(' ');
+        self.out.push_str(key);
+        self.out.push('=');
+    }
+
     fn time(&mut self, key: &str, t: Timestamp) {
-        let v = t.rfc3339(self.ctx.utc_offset_min);
-        self.put(key, &v);
+        self.bare_key(key);
+        t.write_rfc3339(self.out, self.ctx.utc_offset_min);
+    }
+
+    /// A value whose `Display` is always bare: a number or a case id.
+    fn display(&mut self, key: &str, v: impl std::fmt::Display) {
+        use std::fmt::Write;
+        self.bare_key(key);
+        let start = self.out.len();
+        // Writing to a String cannot fail.
+        let _ = write!(self.out, "{v}");
+        debug_assert!(lex::is_bare(&self.out[start..]), "not bare: {:?}", &self.out[start..]);
     }
 
     fn opt_time(&mut self, key: &str, t: Option<Timestamp>) {
@@ -172,7 +190,7 @@ pub fn overdue_word(case: &Case) -> &'static str {
 /// every reply that holds a case (`OK` of a write or `GET`, `CASE` lines).
 fn write_case(l: &mut Line<'_>, c: &Case) {
     let a = c.assignment.as_ref();
-    l.put("case", &c.id.to_string());
+    l.display("case", c.id);
     l.put("no", c.no.as_str());
     l.put("status", c.status.as_str());
     l.put("category", &c.category);
@@ -190,16 +208,16 @@ fn write_case(l: &mut Line<'_>, c: &Case) {
     l.opt("name", c.intake.name.as_deref());
     l.opt("address", c.intake.location.address.as_deref());
     if let Some((lon, lat)) = c.intake.location.point {
-        l.put("lon", &lon.to_string());
-        l.put("lat", &lat.to_string());
+        l.display("lon", lon);
+        l.display("lat", lat);
     }
-    l.put("returns", &c.returns.to_string());
-    l.put("reopens", &c.reopens.to_string());
+    l.display("returns", c.returns);
+    l.display("reopens", c.reopens);
     l.put("overdue", overdue_word(c));
     if let Some(f) = &c.feedback {
         l.put("satisfied", yes_no(f.satisfied));
         if let Some(s) = f.score {
-            l.put("score", &s.to_string());
+            l.display("score", s);
         }
     }
     if let Some(x) = &c.extension {
@@ -209,7 +227,7 @@ fn write_case(l: &mut Line<'_>, c: &Case) {
 
 /// `seq= at= actor= kind=` and the kind's own fields.
 fn write_event(l: &mut Line<'_>, e: &Event) {
-    l.put("seq", &e.seq.to_string());
+    l.display("seq", e.seq);
     l.time("at", e.at);
     l.put("actor", &e.actor.label());
     l.put("kind", e.kind.name());
@@ -238,7 +256,7 @@ fn write_event(l: &mut Line<'_>, e: &Event) {
         EventKind::Feedback { satisfied, score, text } => {
             l.put("satisfied", yes_no(*satisfied));
             if let Some(s) = score {
-                l.put("score", &s.to_string());
+                l.display("score", s);
             }
             l.opt("text", text.as_deref());
         }
@@ -257,7 +275,7 @@ fn write_event(l: &mut Line<'_>, e: &Event) {
         }
         EventKind::Escalated { to, level, reason } => {
             l.put("to", to);
-            l.put("level", &level.to_string());
+            l.display("level", level);
             l.put("reason", reason);
         }
     }
