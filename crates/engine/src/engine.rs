@@ -172,6 +172,7 @@ pub fn start<S: Store>(
             outcomes: outcome_rx,
             next_id: 0,
             unconfirmed: VecDeque::new(),
+            spares: Spares::default(),
         },
     };
     let join = std::thread::Builder::new().name("gridline-engine".into()).spawn(move || {
@@ -202,6 +203,33 @@ struct Pipeline {
     outcomes: Receiver<Outcome>,
     next_id: u64,
     unconfirmed: VecDeque<Unconfirmed>,
+    spares: Spares,
+}
+
+/// Emptied event and reply lists of confirmed batches, kept for the next
+/// ones. A full batch's lists are about a megabyte; allocated afresh, they
+/// grew by doubling (copying) and came back from the allocator as new pages
+/// the kernel zeroed, every batch.
+#[derive(Default)]
+struct Spares {
+    events: Vec<Vec<Event>>,
+    held: Vec<Vec<Held>>,
+}
+
+impl Spares {
+    /// As many as can be in use at once: the batch being built, one syncing,
+    /// one waiting.
+    const KEEP: usize = 3;
+
+    fn keep(&mut self, mut events: Vec<Event>, held: Vec<Held>) {
+        events.clear();
+        if self.events.len() < Self::KEEP {
+            self.events.push(events);
+        }
+        if self.held.len() < Self::KEEP && held.is_empty() {
+            self.held.push(held);
+        }
+    }
 }
 
 /// What the engine keeps of a batch until the syncer confirms it.
@@ -223,16 +251,10 @@ enum Commit {
 }
 
 enum Outcome {
-    Done {
-        id: u64,
-    },
+    /// `spare`: the batch's reply list, emptied, for the engine to reuse.
+    Done { id: u64, spare: Vec<Held> },
     /// `applied`: the batch reached the store (its sync failed), so it must be reverted there.
-    Failed {
-        id: u64,
-        error: String,
-        held: Vec<Held>,
-        applied: bool,
-    },
+    Failed { id: u64, error: String, held: Vec<Held>, applied: bool },
 }
 
 /// A commit slower than this is logged: every reply behind it waited too.
@@ -276,10 +298,11 @@ fn run_syncer<S: Store>(log: &CaseLog<S>, commits: Receiver<Commit>, outcomes: S
         };
         match result {
             Ok(()) => {
-                for h in held {
+                let mut held = held;
+                for h in held.drain(..) {
                     h.release();
                 }
-                let _ = outcomes.send(Outcome::Done { id });
+                let _ = outcomes.send(Outcome::Done { id, spare: held });
             }
             Err((e, applied)) => {
                 let error = e.to_string();
@@ -399,8 +422,10 @@ impl<S: Store> Engine<S> {
     }
 
     fn run_batch(&mut self, jobs: &mut Vec<Job>) {
-        let mut batch = Batch::default();
-        let mut held = Vec::with_capacity(jobs.len());
+        let spares = &mut self.pipeline.spares;
+        let mut batch = Batch { events: spares.events.pop().unwrap_or_default(), ..Batch::default() };
+        let mut held = spares.held.pop().unwrap_or_default();
+        held.reserve(jobs.len());
         for job in jobs.drain(..) {
             match job {
                 Job::Command { caller, cmd, reply } => {
@@ -476,9 +501,12 @@ impl<S: Store> Engine<S> {
 
     fn on_outcome(&mut self, o: Outcome) {
         match o {
-            Outcome::Done { id } => {
+            Outcome::Done { id, spare } => {
                 let u = self.pipeline.unconfirmed.pop_front();
-                debug_assert_eq!(u.map(|u| u.id), Some(id), "the syncer confirms batches in order");
+                debug_assert_eq!(u.as_ref().map(|u| u.id), Some(id), "the syncer confirms batches in order");
+                if let Some(u) = u {
+                    self.pipeline.spares.keep(u.events, spare);
+                }
             }
             Outcome::Failed { id, error, held, applied } => self.on_failure(id, error, held, applied),
         }
@@ -493,7 +521,7 @@ impl<S: Store> Engine<S> {
         while failed.len() < self.pipeline.unconfirmed.len() {
             match self.pipeline.outcomes.recv() {
                 Ok(Outcome::Failed { id, held, .. }) => failed.push((id, held)),
-                Ok(Outcome::Done { id }) => error!(id, "a batch after a failed one was confirmed"),
+                Ok(Outcome::Done { id, .. }) => error!(id, "a batch after a failed one was confirmed"),
                 Err(_) => break,
             }
         }
