@@ -141,3 +141,30 @@ async fn each_role_is_refused_what_it_may_not_do() {
     assert_eq!(d.get("status"), Some("dispatched"));
     ok(other.call(&format!("CLAIM case={no}")).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_reports_the_servers_own_ack_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    let mut sup = srv.client("supervisor").await;
+    for _ in 0..5 {
+        accept(&mut op, "").await;
+    }
+    // a refused write is acknowledged too; reads are not counted
+    assert_eq!(op.call("CLAIM case=JD-20000101-000001").await.unwrap().err_code(), Some("forbidden"));
+    ok(sup.call("AUDIT").await.unwrap());
+    let (f, _) = ok(sup.call("STATS").await.unwrap());
+    assert_eq!(f.get("acks"), Some("6"));
+    let ms = |k: &str| -> f64 { f.get(k).unwrap().parse().unwrap() };
+    assert!(ms("p50_ms") > 0.0, "a durable write takes some time: {f:?}");
+    assert!(ms("p50_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("p999_ms") && ms("p999_ms") <= ms("max_ms"));
+    assert!(f.get("since").is_some());
+
+    assert_eq!(op.call("STATS").await.unwrap().err_code(), Some("forbidden"));
+    assert_eq!(sup.call("STATS reset=maybe").await.unwrap().err_code(), Some("bad_request"));
+    // a reset reports, then zeroes
+    assert_eq!(ok(sup.call("STATS reset=yes").await.unwrap()).0.get("acks"), Some("6"));
+    let (f, _) = ok(sup.call("STATS").await.unwrap());
+    assert_eq!((f.get("acks"), f.get("max_ms")), (Some("0"), Some("0.000")));
+}

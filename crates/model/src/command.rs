@@ -148,6 +148,10 @@ pub enum Command {
         worker: Option<String>,
         name: Option<String>,
     },
+    /// The server's acknowledgement latency since start or the last reset.
+    Stats {
+        reset: bool,
+    },
     Ping,
     Help,
     Quit,
@@ -172,6 +176,7 @@ impl Command {
             Command::Overdue { .. } => "OVERDUE",
             Command::Audit { .. } => "AUDIT",
             Command::Token { .. } => "TOKEN",
+            Command::Stats { .. } => "STATS",
             Command::Ping => "PING",
             Command::Help => "HELP",
             Command::Quit => "QUIT",

@@ -70,6 +70,12 @@ pub const HELP: &[Usage] = &[
         "TOKEN role=worker|operator|supervisor [worker=W] [name=]",
         "issue a token; worker= iff role=worker",
     ),
+    u(
+        "STATS",
+        "supervisor",
+        "STATS [reset=yes]",
+        "acknowledgement latency of writes since start (or the last reset)",
+    ),
     u("PING", "any", "PING", "liveness"),
     u("HELP", "any", "HELP", "this list"),
     u("QUIT", "any", "QUIT", "close the connection"),

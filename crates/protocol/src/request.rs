@@ -54,6 +54,7 @@ const VERBS: &[(&str, ParseFn)] = &[
     ("OVERDUE", overdue),
     ("AUDIT", audit),
     ("TOKEN", token),
+    ("STATS", |a| Command::Stats { reset: a.yes_no("reset").unwrap_or(false) }),
     ("PING", |_| Command::Ping),
     ("HELP", |_| Command::Help),
     ("QUIT", |_| Command::Quit),
@@ -434,6 +435,11 @@ pub fn format_request(cmd: &Command) -> String {
             w.put("role", role.as_str());
             w.opt("worker", worker);
             w.opt("name", name);
+        }
+        Command::Stats { reset } => {
+            if *reset {
+                w.put("reset", "yes");
+            }
         }
         Command::Ping | Command::Help | Command::Quit => {}
     }

@@ -134,6 +134,7 @@ fn command() -> impl Strategy<Value = Command> {
                 name,
             })
             .boxed(),
+        any::<bool>().prop_map(|reset| Command::Stats { reset }).boxed(),
         Just(Command::Ping).boxed(),
         Just(Command::Help).boxed(),
         Just(Command::Quit).boxed(),

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gridline_engine::{EngineHandle, ReplyRx};
@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::{new_secret, Token, Tokens};
 use crate::codec::{LineCodec, LineError};
+use crate::latency::Latency;
 
 /// The server's limits; each has a sane default and a `serve` flag.
 #[derive(Clone, Debug)]
@@ -54,6 +55,10 @@ struct Shared {
     tokens: Mutex<Tokens>,
     registry: Arc<Registry>,
     config: ServerConfig,
+    /// Writes, from submission to the engine to the reply written.
+    acks: Arc<Latency>,
+    /// When `acks` started counting.
+    acks_since: Mutex<gridline_model::Timestamp>,
 }
 
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets
@@ -68,7 +73,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(config.connections_max));
-    let shared = Arc::new(Shared { engine, tokens: Mutex::new(tokens), registry, config });
+    let shared = Arc::new(Shared {
+        engine,
+        tokens: Mutex::new(tokens),
+        registry,
+        config,
+        acks: Arc::new(Latency::default()),
+        acks_since: Mutex::new(gridline_model::Timestamp::now()),
+    });
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -119,7 +131,8 @@ pub async fn run(
 /// A reply slot, in request order.
 enum Pending {
     Ready(String),
-    Engine(ReplyRx),
+    /// With the time a write was submitted, for [`Shared::acks`].
+    Engine(ReplyRx, Option<Instant>),
 }
 
 async fn serve_connection(socket: TcpStream, shared: &Shared, mut stop: broadcast::Receiver<()>) {
@@ -130,7 +143,7 @@ async fn serve_connection(socket: TcpStream, shared: &Shared, mut stop: broadcas
         utc_offset_min: shared.config.utc_offset_min,
         warn_at_percent: shared.config.warn_at_percent,
     };
-    let writer = tokio::spawn(write_replies(wr, rx, ctx));
+    let writer = tokio::spawn(write_replies(wr, rx, ctx, shared.acks.clone()));
     let mut caller: Option<Caller> = None;
     loop {
         let next = tokio::select! {
@@ -244,11 +257,40 @@ fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Shared) -> (P
         Command::Token { role, worker, name } => {
             (ready(issue_token(caller.as_ref().expect("checked"), role, worker, name, shared)), false)
         }
-        cmd => match shared.engine.submit(caller.clone().expect("checked"), cmd) {
-            Ok(rx) => (Pending::Engine(rx), false),
-            Err(e) => (Pending::Ready(error_line(&e)), false),
-        },
+        Command::Stats { reset } => (ready(stats(caller.as_ref().expect("checked"), reset, shared)), false),
+        cmd => {
+            let sent = cmd.is_write().then(Instant::now);
+            match shared.engine.submit(caller.clone().expect("checked"), cmd) {
+                Ok(rx) => (Pending::Engine(rx, sent), false),
+                Err(e) => (Pending::Ready(error_line(&e)), false),
+            }
+        }
     }
+}
+
+/// `STATS [reset=yes]`: the acknowledgement latency of writes, in
+/// milliseconds, since start or the last reset (which this reply reports
+/// before zeroing).
+fn stats(caller: &Caller, reset: bool, shared: &Shared) -> Result<Vec<(String, String)>, Error> {
+    if !matches!(caller.role, Role::Supervisor | Role::Admin) {
+        return Err(Error::forbidden(format!("STATS is for supervisors, not {}", caller.role.as_str())));
+    }
+    let mut since = shared.acks_since.lock().expect("stats lock");
+    let s = shared.acks.summary();
+    let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
+    let f = vec![
+        kv("acks", s.count.to_string()),
+        kv("p50_ms", ms(s.p50_us)),
+        kv("p99_ms", ms(s.p99_us)),
+        kv("p999_ms", ms(s.p999_us)),
+        kv("max_ms", ms(s.max_us)),
+        kv("since", since.rfc3339(shared.config.utc_offset_min)),
+    ];
+    if reset {
+        shared.acks.reset();
+        *since = gridline_model::Timestamp::now();
+    }
+    Ok(f)
 }
 
 fn issue_token(
@@ -293,25 +335,40 @@ fn issue_token(
 
 /// Writes replies in request order, waiting for each engine reply in turn,
 /// and flushes whenever nothing else is ready.
-async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>, ctx: FormatCtx) {
+async fn write_replies(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Pending>,
+    ctx: FormatCtx,
+    acks: Arc<Latency>,
+) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     let mut out = String::with_capacity(1024);
     while let Some(p) = rx.recv().await {
         out.clear();
-        match p {
-            Pending::Ready(s) => out.push_str(&s),
-            Pending::Engine(reply) => match reply.await {
-                Ok(Ok(r)) => gridline_protocol::write_reply(&mut out, &r, &ctx),
-                Ok(Err(e)) => gridline_protocol::write_error(&mut out, &e),
-                Err(_) => gridline_protocol::write_error(
-                    &mut out,
-                    &Error::internal("the engine dropped the request"),
-                ),
-            },
-        }
+        // A write's reply, answer or refusal, counts as its acknowledgement.
+        let sent = match p {
+            Pending::Ready(s) => {
+                out.push_str(&s);
+                None
+            }
+            Pending::Engine(reply, sent) => {
+                match reply.await {
+                    Ok(Ok(r)) => gridline_protocol::write_reply(&mut out, &r, &ctx),
+                    Ok(Err(e)) => gridline_protocol::write_error(&mut out, &e),
+                    Err(_) => gridline_protocol::write_error(
+                        &mut out,
+                        &Error::internal("the engine dropped the request"),
+                    ),
+                }
+                sent
+            }
+        };
         if w.write_all(out.as_bytes()).await.is_err() {
             // The client is gone; the engine still finishes what it was given.
             break;
+        }
+        if let Some(at) = sent {
+            acks.record(at.elapsed().as_micros() as u64);
         }
         if rx.is_empty() && w.flush().await.is_err() {
             break;
