@@ -8,7 +8,8 @@
 //! 1. Gridline: accepted cases/s at `E2E_CONNS` (32) connections, each
 //!    pipelining `E2E_WINDOW` (64) requests, with p50/p99/p999 ack latency;
 //!    the same at half of that rate (paced, open loop: latency counts from
-//!    the intended send time); the full lifecycle (accept, pull, claim, close,
+//!    the intended send time), with the server's own figures for that run
+//!    from `STATS`; the full lifecycle (accept, pull, claim, close,
 //!    feedback) in complete cases/s.
 //! 2. PostgreSQL 15: a throwaway cluster (`initdb` in a temp dir, run as the
 //!    `postgres` user, 127.0.0.1 on a free port, `fsync=on`,
@@ -533,6 +534,18 @@ fn lifecycle(
     l
 }
 
+/// `STATS` as the supervisor (`reset=yes` to start counting afresh):
+/// the server's own p50, p99 and max acknowledgement latency, in ms.
+fn stats(rt: &tokio::runtime::Runtime, srv: &Server, reset: bool) -> Option<(String, String, String)> {
+    rt.block_on(async {
+        let mut c = Client::connect_auth(&srv.addr, &srv.token("supervisor")).await.ok()?;
+        let line = if reset { "STATS reset=yes" } else { "STATS" };
+        let (f, _) = c.call(line).await.ok()?.ok().ok()?;
+        let get = |k: &str| f.get(k).map(str::to_string);
+        Some((get("p50_ms")?, get("p99_ms")?, get("max_ms")?))
+    })
+}
+
 fn ping_until_ok(addr: &str, limit: Duration) -> Option<Duration> {
     use std::io::Read;
     let t0 = Instant::now();
@@ -914,6 +927,7 @@ fn main() {
     eprintln!("gridline: {half_cases} accepts paced at {half_rate:.0}/s...");
     let lines: Vec<String> =
         (0..half_cases).map(|i| accept_line(&intakes[i % intakes.len()], &format!("h-{i}"))).collect();
+    stats(&rt, &srv, true);
     let start = Instant::now() + Duration::from_millis(50);
     let half = load(
         &rt,
@@ -924,6 +938,7 @@ fn main() {
         |k| Pace::Every { start: start + interval.mul_f64(k as f64 / conns as f64), interval },
         limit,
     );
+    let half_server = stats(&rt, &srv, false);
     let pings = (cases * 10).max(200_000);
     eprintln!("gridline: {pings} PINGs...");
     let ping =
@@ -1055,6 +1070,11 @@ fn main() {
     println!("| Gridline / sled ceiling | {:.2} | >= 0.70 |", g / raw_rate);
     println!("| Gridline / PING echo | {:.2} | |", g / ping.rate());
     println!("| p99 ack at half of peak | {:.2} ms | < 2 ms |", ms(half.lat.value_at_quantile(0.99)));
+    if let Some((p50, p99, max)) = half_server {
+        println!(
+            "| the same inside the server (STATS: submit to reply written), p50 / p99 / max | {p50} / {p99} / {max} ms | |"
+        );
+    }
     println!("| full lifecycle complete cases/s | {:.0} | >= 20,000 |", lc.complete as f64 / lc.secs);
     if lc.complete > 0 {
         println!(
