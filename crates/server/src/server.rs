@@ -115,7 +115,7 @@ pub async fn run(
         let stop = notify_shutdown.subscribe();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            serve_connection(socket, &shared, stop).await;
+            serve_connection(socket, shared, stop).await;
             drop(permit);
             drop(done);
         });
@@ -133,9 +133,11 @@ enum Pending {
     Ready(String),
     /// With the time a write was submitted, for [`Shared::acks`].
     Engine(ReplyRx, Option<Instant>),
+    /// A reply line being made on a blocking thread (file IO).
+    Blocking(tokio::task::JoinHandle<String>),
 }
 
-async fn serve_connection(socket: TcpStream, shared: &Shared, mut stop: broadcast::Receiver<()>) {
+async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
     let (rd, wr) = socket.into_split();
     let mut lines = FramedRead::new(rd, LineCodec::new(shared.config.line_bytes_max));
     let (tx, rx) = mpsc::channel::<Pending>(shared.config.inflight_per_connection_max);
@@ -176,7 +178,7 @@ async fn serve_connection(socket: TcpStream, shared: &Shared, mut stop: broadcas
             }
             Ok(Some(Ok(b))) => b,
         };
-        let (pending, quit) = handle_line(&bytes, &mut caller, shared);
+        let (pending, quit) = handle_line(&bytes, &mut caller, &shared);
         if tx.send(pending).await.is_err() || quit {
             break;
         }
@@ -202,7 +204,7 @@ fn kv(k: &str, v: impl Into<String>) -> (String, String) {
 }
 
 /// One request line: answered here (session verbs) or handed to the engine.
-fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Shared) -> (Pending, bool) {
+fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Arc<Shared>) -> (Pending, bool) {
     let ctx = FormatCtx {
         utc_offset_min: shared.config.utc_offset_min,
         warn_at_percent: shared.config.warn_at_percent,
@@ -255,7 +257,15 @@ fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Shared) -> (P
             false,
         ),
         Command::Token { role, worker, name } => {
-            (ready(issue_token(caller.as_ref().expect("checked"), role, worker, name, shared)), false)
+            // It rewrites and fsyncs tokens.toml: off the connection threads.
+            let (caller, shared) = (caller.clone().expect("checked"), shared.clone());
+            let task = tokio::task::spawn_blocking(move || {
+                match issue_token(&caller, role, worker, name, &shared) {
+                    Ok(f) => ok_line(f, &ctx),
+                    Err(e) => error_line(&e),
+                }
+            });
+            (Pending::Blocking(task), false)
         }
         Command::Stats { reset } => (ready(stats(caller.as_ref().expect("checked"), reset, shared)), false),
         cmd => {
@@ -349,6 +359,16 @@ async fn write_replies(
         let sent = match p {
             Pending::Ready(s) => {
                 out.push_str(&s);
+                None
+            }
+            Pending::Blocking(task) => {
+                match task.await {
+                    Ok(s) => out.push_str(&s),
+                    Err(e) => gridline_protocol::write_error(
+                        &mut out,
+                        &Error::internal(format!("the request's task failed: {e}")),
+                    ),
+                }
                 None
             }
             Pending::Engine(reply, sent) => {
