@@ -12,7 +12,7 @@ use gridline_registry::Registry;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
@@ -343,15 +343,21 @@ fn issue_token(
     Ok(f)
 }
 
-/// Writes replies in request order, waiting for each engine reply in turn,
-/// and flushes whenever nothing else is ready.
+/// Writes replies in request order, waiting for each engine reply in turn.
+///
+/// Replies that are ready one after another go out in one write; whatever
+/// is buffered is flushed before waiting for a reply that is not ready yet
+/// (and when nothing else is queued). Flushing only when the queue was
+/// empty held a reply back behind the next request's commit whenever that
+/// request had already arrived: at a steady paced load, chains of such
+/// waits made the client's p99 ten times the server's.
 async fn write_replies(
     wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Pending>,
     ctx: FormatCtx,
     acks: Arc<Latency>,
 ) {
-    let mut w = BufWriter::with_capacity(64 * 1024, wr);
+    let mut w = Writer { w: BufWriter::with_capacity(64 * 1024, wr), unflushed: Vec::new(), acks };
     let mut out = String::with_capacity(1024);
     while let Some(p) = rx.recv().await {
         out.clear();
@@ -362,6 +368,9 @@ async fn write_replies(
                 None
             }
             Pending::Blocking(task) => {
+                if !task.is_finished() && w.flush().await.is_err() {
+                    break;
+                }
                 match task.await {
                     Ok(s) => out.push_str(&s),
                     Err(e) => gridline_protocol::write_error(
@@ -371,11 +380,21 @@ async fn write_replies(
                 }
                 None
             }
-            Pending::Engine(reply, sent) => {
-                match reply.await {
+            Pending::Engine(mut reply, sent) => {
+                let r = match reply.try_recv() {
+                    Ok(r) => Ok(r),
+                    Err(oneshot::error::TryRecvError::Closed) => Err(()),
+                    Err(oneshot::error::TryRecvError::Empty) => {
+                        if w.flush().await.is_err() {
+                            break;
+                        }
+                        reply.await.map_err(|_| ())
+                    }
+                };
+                match r {
                     Ok(Ok(r)) => gridline_protocol::write_reply(&mut out, &r, &ctx),
                     Ok(Err(e)) => gridline_protocol::write_error(&mut out, &e),
-                    Err(_) => gridline_protocol::write_error(
+                    Err(()) => gridline_protocol::write_error(
                         &mut out,
                         &Error::internal("the engine dropped the request"),
                     ),
@@ -383,17 +402,33 @@ async fn write_replies(
                 sent
             }
         };
-        if w.write_all(out.as_bytes()).await.is_err() {
+        if w.w.write_all(out.as_bytes()).await.is_err() {
             // The client is gone; the engine still finishes what it was given.
             break;
         }
-        if let Some(at) = sent {
-            acks.record(at.elapsed().as_micros() as u64);
-        }
+        w.unflushed.extend(sent);
         if rx.is_empty() && w.flush().await.is_err() {
             break;
         }
     }
     let _ = w.flush().await;
-    let _ = w.shutdown().await;
+    let _ = w.w.shutdown().await;
+}
+
+/// A connection's buffered writer, and the writes whose replies it holds:
+/// their acknowledgement latency is recorded when the reply is flushed.
+struct Writer {
+    w: BufWriter<OwnedWriteHalf>,
+    unflushed: Vec<Instant>,
+    acks: Arc<Latency>,
+}
+
+impl Writer {
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush().await?;
+        for at in self.unflushed.drain(..) {
+            self.acks.record(at.elapsed().as_micros() as u64);
+        }
+        Ok(())
+    }
 }
