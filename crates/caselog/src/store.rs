@@ -182,6 +182,9 @@ pub struct Faults {
     pub fail_sync_in: Option<u64>,
     /// Refuse every `apply`, as a full disk would, until cleared.
     pub full: bool,
+    /// Make every `sync` take this long, as a slow disk would, so that work
+    /// queues up behind it.
+    pub sync_delay: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -243,6 +246,10 @@ impl Store for MemStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        let delay = self.inner.lock().expect("mem store lock").faults.sync_delay;
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         let mut g = self.inner.lock().expect("mem store lock");
         if let Some(n) = g.faults.fail_sync_in {
             if n <= 1 {

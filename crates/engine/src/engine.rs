@@ -151,8 +151,8 @@ pub fn start<S: Store>(
     info!(cases = state.cases.len(), ms = t0.elapsed().as_millis() as u64, "recovered the case log");
     let log = Arc::new(log);
     let (tx, rx) = crossbeam_channel::bounded(config.queue_commands_max);
-    // One batch syncing, one waiting: the engine applies the next meanwhile.
-    let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(1);
+    // Batches wait here while the syncer syncs; the engine applies the next meanwhile.
+    let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(COMMITS_QUEUED_MAX);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<Outcome>();
     let syncer_log = log.clone();
     let syncer = std::thread::Builder::new()
@@ -253,28 +253,53 @@ enum Commit {
 enum Outcome {
     /// `spare`: the batch's reply list, emptied, for the engine to reuse.
     Done { id: u64, spare: Vec<Held> },
-    /// `applied`: the batch reached the store (its sync failed), so it must be reverted there.
+    /// `applied`: the batch reached the store (the sync of its commit
+    /// failed), so it must be reverted there. Every batch of a failed commit
+    /// fails, each with its own outcome.
     Failed { id: u64, error: String, held: Vec<Held>, applied: bool },
 }
 
 /// A commit slower than this is logged: every reply behind it waited too.
 const SLOW_COMMIT: Duration = Duration::from_millis(50);
 
-/// The syncer: writes each batch, syncs, releases its replies, in order.
-/// After a failure it fails every batch it is given, unapplied, until the
-/// engine has rolled back and says `Resume`.
+/// Batches the engine may queue for the syncer while it syncs; the syncer
+/// takes all of them into its next commit.
+const COMMITS_QUEUED_MAX: usize = 8;
+
+/// The syncer: writes batches, syncs, releases their replies, in order.
+///
+/// Whatever batches queued while it synced go into its next commit: one
+/// write, one sync, for all of them. So a command waits for at most the
+/// sync under way and its own, however many batches the engine made
+/// meanwhile (handing batches over one sync each, a command could wait for
+/// three). After a failure it fails every batch it is given, unapplied,
+/// until the engine has rolled back and says `Resume`.
 fn run_syncer<S: Store>(log: &CaseLog<S>, commits: Receiver<Commit>, outcomes: Sender<Outcome>) {
     let mut failed: Option<String> = None;
-    for c in commits {
-        let (id, write, held) = match c {
-            Commit::Resume => {
-                failed = None;
-                continue;
+    let mut group: Vec<(u64, Vec<Held>)> = Vec::new();
+    while let Ok(first) = commits.recv() {
+        let mut write: Option<WriteBatch> = None;
+        for c in std::iter::once(first).chain(commits.try_iter().take(COMMITS_QUEUED_MAX)) {
+            match c {
+                Commit::Resume => failed = None,
+                Commit::Batch { id, write: w, held } => {
+                    if let Some(error) = &failed {
+                        let _ =
+                            outcomes.send(Outcome::Failed { id, error: error.clone(), held, applied: false });
+                        continue;
+                    }
+                    if let Some(w) = w {
+                        match &mut write {
+                            // Later writes of the same key win, as they would one batch after another.
+                            Some(all) => all.ops.extend(w.ops),
+                            None => write = Some(w),
+                        }
+                    }
+                    group.push((id, held));
+                }
             }
-            Commit::Batch { id, write, held } => (id, write, held),
-        };
-        if let Some(error) = &failed {
-            let _ = outcomes.send(Outcome::Failed { id, error: error.clone(), held, applied: false });
+        }
+        if group.is_empty() {
             continue;
         }
         let t0 = std::time::Instant::now();
@@ -288,6 +313,7 @@ fn run_syncer<S: Store>(log: &CaseLog<S>, commits: Receiver<Commit>, outcomes: S
                 if total > SLOW_COMMIT {
                     warn!(
                         ops,
+                        batches = group.len(),
                         write_ms = written.as_millis() as u64,
                         sync_ms = (total - written).as_millis() as u64,
                         "slow commit"
@@ -298,16 +324,19 @@ fn run_syncer<S: Store>(log: &CaseLog<S>, commits: Receiver<Commit>, outcomes: S
         };
         match result {
             Ok(()) => {
-                let mut held = held;
-                for h in held.drain(..) {
-                    h.release();
+                for (id, mut held) in group.drain(..) {
+                    for h in held.drain(..) {
+                        h.release();
+                    }
+                    let _ = outcomes.send(Outcome::Done { id, spare: held });
                 }
-                let _ = outcomes.send(Outcome::Done { id, spare: held });
             }
             Err((e, applied)) => {
                 let error = e.to_string();
                 failed = Some(error.clone());
-                let _ = outcomes.send(Outcome::Failed { id, error, held, applied });
+                for (id, held) in group.drain(..) {
+                    let _ = outcomes.send(Outcome::Failed { id, error: error.clone(), held, applied });
+                }
             }
         }
     }
@@ -518,16 +547,22 @@ impl<S: Store> Engine<S> {
     fn on_failure(&mut self, first: u64, error: String, held: Vec<Held>, applied: bool) {
         warn!(error = %error, "a batch failed to become durable; rolling back");
         let mut failed = vec![(first, held)];
+        // The batches of the failed commit reached the store; later ones did not.
+        let mut in_store: Vec<u64> = if applied { vec![first] } else { Vec::new() };
         while failed.len() < self.pipeline.unconfirmed.len() {
             match self.pipeline.outcomes.recv() {
-                Ok(Outcome::Failed { id, held, .. }) => failed.push((id, held)),
+                Ok(Outcome::Failed { id, held, applied, .. }) => {
+                    failed.push((id, held));
+                    if applied {
+                        in_store.push(id);
+                    }
+                }
                 Ok(Outcome::Done { id, .. }) => error!(id, "a batch after a failed one was confirmed"),
                 Err(_) => break,
             }
         }
         while let Some(u) = self.pipeline.unconfirmed.pop_back() {
-            // Only the first failed batch can have reached the store.
-            if u.id != first || !applied {
+            if !in_store.contains(&u.id) {
                 let mut b = Batch { events: u.events, undo: u.undo, command_undo_start: 0 };
                 self.rollback(&mut b, Mark { events: 0, undo: 0 });
                 continue;

@@ -412,3 +412,63 @@ fn a_read_pipelined_behind_a_write_sees_its_events() {
     assert_eq!(seen.id, case.id);
     assert_eq!(events.len() as u32, seen.last_seq, "every event of the case, stored or not yet");
 }
+
+#[test]
+fn batches_queued_behind_a_slow_sync_share_a_commit_and_fail_together() {
+    let rig = Rig::new();
+    let first = rig.accept_at_grid("before");
+    // Each sync takes 30 ms; the second one from now fails.
+    rig.store.set_faults(Faults {
+        sync_delay: Some(std::time::Duration::from_millis(30)),
+        fail_sync_in: Some(2),
+        ..Default::default()
+    });
+    let op = caller(Role::Operator, "operator");
+    let engine = rig.engine.as_ref().unwrap();
+    let accept = |i: usize| {
+        let intake = Intake {
+            text: format!("排队 {i}"),
+            location: Location { grid: first.grid().map(str::to_string), ..Default::default() },
+            req: Some(format!("q-{i}")),
+            ..Default::default()
+        };
+        engine.submit(op.clone(), Command::Accept(intake)).unwrap()
+    };
+    // One command starts the first (slow, successful) sync; the rest arrive
+    // one at a time while it runs, each in a batch of its own, and queue.
+    let head = accept(0);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let queued: Vec<_> = (1..=6)
+        .map(|i| {
+            let rx = accept(i);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            rx
+        })
+        .collect();
+    let head = head.blocking_recv().unwrap();
+    assert!(matches!(head, Ok(Reply::Accepted { .. })), "{head:?}");
+    for rx in queued {
+        let e = rx.blocking_recv().unwrap().expect_err("its commit failed");
+        assert_eq!(e.code, ErrorCode::Unavailable);
+    }
+    // The failed commit wrote several batches; every one is undone, in
+    // memory and in the store, and the log takes writes again.
+    rig.store.set_faults(Faults::default());
+    let after = rig.accept_at_grid("after");
+    assert_eq!(after.no.parts().unwrap().1, 9, "numbers of failed cases are not reissued");
+    let sup = caller(Role::Supervisor, "sup");
+    let count = |rig: &Rig| -> String {
+        let Reply::Rows(rows) = rig
+            .call(&sup, Command::Audit { by: gridline_model::AuditBy::County, from: None, to: None })
+            .unwrap()
+        else {
+            panic!()
+        };
+        rows[0].iter().find(|(k, _)| k == "received").unwrap().1.clone()
+    };
+    assert_eq!(count(&rig), "3");
+    let rig = rig.crash_and_restart();
+    assert_eq!(count(&rig), "3", "after a crash, exactly the acknowledged cases");
+    let report = CaseLog::open(rig.store.clone(), None).unwrap().verify().unwrap();
+    assert_eq!(report.cases, 3);
+}
