@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use gridline_model::{Caller, Role};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
@@ -41,9 +40,7 @@ pub struct Tokens {
     path: PathBuf,
     file: TokenFile,
     callers: Vec<Caller>,
-    /// Each secret's token (the last one, if a secret is repeated). The
-    /// map's hasher is SipHash with keys drawn at random per process, so how
-    /// long a lookup takes tells a client nothing it can steer.
+    /// Each secret's token (the last one, if a secret is repeated).
     by_secret: HashMap<String, usize>,
 }
 
@@ -93,32 +90,31 @@ impl Tokens {
         Ok(())
     }
 
-    /// Adds a token and rewrites the file durably (write, fsync, rename).
+    /// Adds a token: rewrites the file durably (write, fsync, rename), then
+    /// takes it in memory, so a token that could not be saved never works.
     pub fn add(&mut self, token: Token) -> Result<(), TokenError> {
-        self.push(token).map_err(|m| TokenError::File { path: self.path.clone(), message: m })?;
-        self.save()
+        let file = self.with_added(&token)?;
+        save(&self.path, &file)?;
+        self.insert(token)
+    }
+
+    /// The token file as it would be with `token`, which is checked; nothing
+    /// changes yet. With [`save`] and [`Tokens::insert`], for a caller that
+    /// must not hold its lock on the tokens while the file is written.
+    pub fn with_added(&self, token: &Token) -> Result<TokenFile, TokenError> {
+        caller_of(token).map_err(|m| TokenError::File { path: self.path.clone(), message: m })?;
+        let mut file = self.file.clone();
+        file.token.push(token.clone());
+        Ok(file)
+    }
+
+    /// Takes a token in memory (after [`save`]).
+    pub fn insert(&mut self, token: Token) -> Result<(), TokenError> {
+        self.push(token).map_err(|m| TokenError::File { path: self.path.clone(), message: m })
     }
 
     fn save(&self) -> Result<(), TokenError> {
-        let err = |m: String| TokenError::File { path: self.path.clone(), message: m };
-        let text = toml::to_string(&self.file).map_err(|e| err(e.to_string()))?;
-        let tmp = self.path.with_extension("toml.tmp");
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&tmp).map_err(|e| err(format!("cannot write: {e}")))?;
-            f.write_all(b"# Gridline tokens: keep this file secret (mode 0600).\n")
-                .and_then(|_| f.write_all(text.as_bytes()))
-                .and_then(|_| f.sync_all())
-                .map_err(|e| err(format!("cannot write: {e}")))?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(|e| err(format!("cannot replace: {e}")))?;
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
+        save(&self.path, &self.file)
     }
 
     pub fn path(&self) -> &Path {
@@ -129,16 +125,40 @@ impl Tokens {
         &self.file.token
     }
 
-    /// The caller a secret belongs to. One keyed-hash lookup, then a
-    /// constant-time comparison with the candidate: the time taken depends
-    /// on neither how many tokens there are (comparing every token made
-    /// `AUTH` cost about 100 µs with the county's 2,494) nor how much of a
-    /// secret a guess got right.
+    /// The caller a secret belongs to: one hash-map lookup, whatever the
+    /// number of tokens (comparing every token in constant time made `AUTH`
+    /// cost about 100 µs with the county's 2,494). The map hashes with
+    /// SipHash under keys drawn at random per process, so a client cannot
+    /// choose which stored secret its guess lands next to; the byte
+    /// comparison that follows a hash match is with a secret it could not
+    /// aim at, and timing it teaches nothing about any other.
     pub fn authenticate(&self, secret: &str) -> Option<Caller> {
-        let &i = self.by_secret.get(secret)?;
-        let t = &self.file.token[i];
-        bool::from(t.secret.as_bytes().ct_eq(secret.as_bytes())).then(|| self.callers[i].clone())
+        self.by_secret.get(secret).map(|&i| self.callers[i].clone())
     }
+}
+
+/// Writes `file` to `path` durably: a temporary file (mode 0600), fsync,
+/// rename over the old one, fsync of the directory.
+pub fn save(path: &Path, file: &TokenFile) -> Result<(), TokenError> {
+    let err = |m: String| TokenError::File { path: path.to_path_buf(), message: m };
+    let text = toml::to_string(file).map_err(|e| err(e.to_string()))?;
+    let tmp = path.with_extension("toml.tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp).map_err(|e| err(format!("cannot write: {e}")))?;
+        f.write_all(b"# Gridline tokens: keep this file secret (mode 0600).\n")
+            .and_then(|_| f.write_all(text.as_bytes()))
+            .and_then(|_| f.sync_all())
+            .map_err(|e| err(format!("cannot write: {e}")))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| err(format!("cannot replace: {e}")))?;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 fn caller_of(t: &Token) -> Result<Caller, String> {

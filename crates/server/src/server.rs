@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
-use crate::auth::{new_secret, Token, Tokens};
+use crate::auth::{new_secret, Token, TokenError, Tokens};
 use crate::codec::{LineCodec, LineError};
 use crate::latency::Latency;
 
@@ -53,6 +53,8 @@ impl Default for ServerConfig {
 struct Shared {
     engine: EngineHandle,
     tokens: Mutex<Tokens>,
+    /// Held while `TOKEN` rewrites the token file.
+    token_writer: Mutex<()>,
     registry: Arc<Registry>,
     config: ServerConfig,
     /// Writes, from submission to the engine to the reply written.
@@ -76,6 +78,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         engine,
         tokens: Mutex::new(tokens),
+        token_writer: Mutex::new(()),
         registry,
         config,
         acks: Arc::new(Latency::default()),
@@ -329,12 +332,16 @@ fn issue_token(
         secret: secret.clone(),
         worker: worker.clone(),
     };
-    shared
-        .tokens
-        .lock()
-        .expect("tokens lock")
-        .add(token)
-        .map_err(|e| Error::unavailable(format!("cannot save the token: {e}")))?;
+    // One writer of the file at a time; the tokens themselves are locked
+    // only to copy and to insert, so AUTH never waits for the fsync.
+    let _writer = shared.token_writer.lock().expect("token writer lock");
+    let unsaved = |e: TokenError| Error::unavailable(format!("cannot save the token: {e}"));
+    let (path, file) = {
+        let t = shared.tokens.lock().expect("tokens lock");
+        (t.path().to_path_buf(), t.with_added(&token).map_err(unsaved)?)
+    };
+    crate::auth::save(&path, &file).map_err(unsaved)?;
+    shared.tokens.lock().expect("tokens lock").insert(token).map_err(unsaved)?;
     let mut f = vec![kv("role", role.as_str()), kv("name", name)];
     if let Some(w) = worker {
         f.push(kv("worker", w));
