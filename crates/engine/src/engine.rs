@@ -489,6 +489,7 @@ impl<S: Store> Engine<S> {
             self.tick(&mut batch);
         }
         if held.is_empty() && batch.events.is_empty() {
+            self.pipeline.spares.keep(batch.events, held);
             return;
         }
         let write = if batch.events.is_empty() {

@@ -1,7 +1,9 @@
 //! The engine's in-memory state: every case, and indexes derived from them.
 //!
 //! Every index is a function of the case records alone, maintained by
-//! [`State::replace`], so undoing a change is replacing the case back.
+//! [`State::replace`] (a case appears, goes, or is put back) and
+//! [`State::update`] (a case changes in place), so undoing a change is
+//! replacing the case back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -11,12 +13,15 @@ use gridline_registry::{Registry, WorkerIdx};
 /// A position in a deadline-ordered list: `(deadline ms, case id)`.
 pub(crate) type DueKey = (i64, CaseId);
 
+/// The engine's state.
 ///
 /// The maps by case id, number and request id are B-trees, not hash maps: a
-/// hash map doubles all at once, and rehashing a million string keys stalled
-/// every command behind it for 100-200 ms (the p99 tail at half load). A
-/// B-tree grows a node at a time, and ids and case numbers arrive in order,
-/// so their inserts land on the rightmost, cached leaves.
+/// hash map doubles all at once, and every command waits while it rehashes.
+/// Measured with 16-byte string keys (mimalloc, this VM): one insert took
+/// 49 ms at 229,376 entries, 106 ms at 458,752 and 238 ms at 917,504; a
+/// B-tree's worst insert over the same run was 5 ms. A B-tree grows a node
+/// at a time, and ids and case numbers arrive in order, so their inserts
+/// land on the rightmost, cached leaves.
 pub(crate) struct State {
     /// Boxed, so a B-tree node moves pointers, not 700-byte records.
     pub cases: BTreeMap<CaseId, Box<Case>>,
@@ -108,7 +113,11 @@ impl State {
     pub fn update<R>(&mut self, id: &CaseId, f: impl FnOnce(&mut Case) -> R) -> Option<R> {
         let c = self.cases.get_mut(id)?;
         let before = keys(&self.worker_ix, self.escalation_levels, c);
+        #[cfg(debug_assertions)]
+        let identity = (c.no.clone(), c.intake.req.clone());
         let r = f(c);
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(identity, (c.no.clone(), c.intake.req.clone()), "update changed a case's identity");
         let after = keys(&self.worker_ix, self.escalation_levels, c);
         if before != after {
             self.unindex(id, before);

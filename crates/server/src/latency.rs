@@ -35,7 +35,9 @@ fn bucket(us: u64) -> usize {
     if us < SUB {
         return us as usize;
     }
-    let exp = (63 - us.leading_zeros()).min(TOP_EXP - 1);
+    // Longer than the top bucket's range counts in the top bucket.
+    let us = us.min((1 << TOP_EXP) - 1);
+    let exp = 63 - us.leading_zeros();
     let sub = (us >> (exp - SUB_BITS)) & (SUB - 1);
     (SUB + (exp - SUB_BITS) as u64 * SUB + sub) as usize
 }
@@ -67,32 +69,34 @@ impl Latency {
     /// above the maximum seen).
     pub fn summary(&self) -> Summary {
         let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        let max_us = self.max_us.load(Ordering::Relaxed);
-        let count: u64 = counts.iter().sum();
-        let at = |q: f64| -> u64 {
-            if count == 0 {
-                return 0;
-            }
-            let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
-            let mut seen = 0;
-            for (i, c) in counts.iter().enumerate() {
-                seen += c;
-                if seen >= rank {
-                    return upper(i).min(max_us);
-                }
-            }
-            max_us
-        };
-        Summary { count, p50_us: at(0.5), p99_us: at(0.99), p999_us: at(0.999), max_us }
+        summarize(&counts, self.max_us.load(Ordering::Relaxed))
     }
 
-    /// Starts counting afresh. Records made meanwhile may land on either side.
-    pub fn reset(&self) {
-        for c in &self.counts {
-            c.store(0, Ordering::Relaxed);
-        }
-        self.max_us.store(0, Ordering::Relaxed);
+    /// The summary so far, and a fresh start: each counter is swapped for
+    /// zero, so a value recorded meanwhile lands in one window or the next.
+    pub fn take(&self) -> Summary {
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.swap(0, Ordering::Relaxed)).collect();
+        summarize(&counts, self.max_us.swap(0, Ordering::Relaxed))
     }
+}
+
+fn summarize(counts: &[u64], max_us: u64) -> Summary {
+    let count: u64 = counts.iter().sum();
+    let at = |q: f64| -> u64 {
+        if count == 0 {
+            return 0;
+        }
+        let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return upper(i).min(max_us);
+            }
+        }
+        max_us
+    };
+    Summary { count, p50_us: at(0.5), p99_us: at(0.99), p999_us: at(0.999), max_us }
 }
 
 #[cfg(test)]
@@ -102,7 +106,9 @@ mod tests {
     #[test]
     fn buckets_are_ordered_and_tight() {
         let mut last = 0;
-        for us in (0..1_000_000u64).step_by(7).chain([u64::MAX / 4, u64::MAX]) {
+        for us in
+            (0..1_000_000u64).step_by(7).chain([(1 << TOP_EXP) - 1, 1 << TOP_EXP, u64::MAX / 4, u64::MAX])
+        {
             let b = bucket(us);
             assert!(b < BUCKETS);
             assert!(b >= last, "bucket of {us} went down");
@@ -128,7 +134,7 @@ mod tests {
         assert!((999..=1000).contains(&s.p999_us), "{s:?}");
         l.record(250_000);
         assert_eq!(l.summary().max_us, 250_000);
-        l.reset();
+        assert_eq!(l.take().count, 1001);
         assert_eq!(l.summary(), Summary::default());
     }
 }

@@ -289,7 +289,7 @@ fn stats(caller: &Caller, reset: bool, shared: &Shared) -> Result<Vec<(String, S
         return Err(Error::forbidden(format!("STATS is for supervisors, not {}", caller.role.as_str())));
     }
     let mut since = shared.acks_since.lock().expect("stats lock");
-    let s = shared.acks.summary();
+    let s = if reset { shared.acks.take() } else { shared.acks.summary() };
     let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
     let f = vec![
         kv("acks", s.count.to_string()),
@@ -300,7 +300,6 @@ fn stats(caller: &Caller, reset: bool, shared: &Shared) -> Result<Vec<(String, S
         kv("since", since.rfc3339(shared.config.utc_offset_min)),
     ];
     if reset {
-        shared.acks.reset();
         *since = gridline_model::Timestamp::now();
     }
     Ok(f)
