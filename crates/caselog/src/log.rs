@@ -217,7 +217,8 @@ impl<S: Store> CaseLog<S> {
                         if chunk.len() == CHUNK {
                             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                             if tx.send(full).is_err() {
-                                return Ok(n);
+                                // Only a panic in `each` drops the receiver.
+                                return Err(LogError::Inconsistent("recovery stopped early".into()));
                             }
                         }
                     }
