@@ -6,7 +6,8 @@
 //!    up to 1,024 commands per batch) over a `SledStore` in a temp dir, fed by
 //!    `ENGINE_SUBMITTERS` threads (32) that each keep `ENGINE_WINDOW` (64)
 //!    `ACCEPT`s in flight through `EngineHandle::submit`;
-//! 2. **one flush per command**: the same with `batch_commands_max = 1`;
+//! 2. **one flush per command**: the same with `batch_commands_max = 1` and
+//!    `commit_batches_max = 1`;
 //! 3. **no storage**: the same engine over a store that drops everything
 //!    (the CPU cost of applying commands: routing, lifecycle, encoding);
 //! 4. **sled raw ceiling**: `apply_batch` + `flush` + `fsync(db)` in a loop,
@@ -115,7 +116,10 @@ fn drive<S: Store>(
     let store = Counting { inner: store, syncs: syncs.clone() };
     let log = CaseLog::open(store, Some(&reg.county.code)).expect("open the case log");
     let opened_syncs = syncs.load(Ordering::Relaxed);
-    let config = EngineConfig { batch_commands_max: batch_max, ..EngineConfig::default() };
+    // One command a batch means one sync a command: no batches share a commit either.
+    let commit_batches_max = if batch_max == 1 { 1 } else { EngineConfig::default().commit_batches_max };
+    let config =
+        EngineConfig { batch_commands_max: batch_max, commit_batches_max, ..EngineConfig::default() };
     let (handle, thread) =
         gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), config).expect("start the engine");
     let next = AtomicUsize::new(0);

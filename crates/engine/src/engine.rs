@@ -19,8 +19,11 @@ use crate::state::State;
 /// Limits of the engine; each has a sane default.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Commands applied and synced together at most.
+    /// Commands applied together at most (one batch).
     pub batch_commands_max: usize,
+    /// Batches that may queue for the syncer while it syncs; it commits
+    /// all that queued with one write and one sync. 1: a sync per batch.
+    pub commit_batches_max: usize,
     /// Commands waiting for the engine at most; beyond that, `busy`.
     pub queue_commands_max: usize,
     /// Items in one list reply at most (`limit=` is capped to it).
@@ -39,6 +42,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             batch_commands_max: 1024,
+            commit_batches_max: 8,
             queue_commands_max: 16 * 1024,
             list_items_max: 1000,
             list_items_default: 100,
@@ -152,12 +156,13 @@ pub fn start<S: Store>(
     let log = Arc::new(log);
     let (tx, rx) = crossbeam_channel::bounded(config.queue_commands_max);
     // Batches wait here while the syncer syncs; the engine applies the next meanwhile.
-    let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(COMMITS_QUEUED_MAX);
+    let batches_max = config.commit_batches_max.max(1);
+    let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(batches_max);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<Outcome>();
     let syncer_log = log.clone();
     let syncer = std::thread::Builder::new()
         .name("gridline-syncer".into())
-        .spawn(move || run_syncer(&syncer_log, commit_rx, outcome_tx))?;
+        .spawn(move || run_syncer(&syncer_log, commit_rx, outcome_tx, batches_max))?;
     let router = Router::new(registry.clone());
     let mut engine = Engine {
         registry,
@@ -262,10 +267,6 @@ enum Outcome {
 /// A commit slower than this is logged: every reply behind it waited too.
 const SLOW_COMMIT: Duration = Duration::from_millis(50);
 
-/// Batches the engine may queue for the syncer while it syncs; the syncer
-/// takes all of them into its next commit.
-const COMMITS_QUEUED_MAX: usize = 8;
-
 /// The syncer: writes batches, syncs, releases their replies, in order.
 ///
 /// Whatever batches queued while it synced go into its next commit: one
@@ -274,12 +275,17 @@ const COMMITS_QUEUED_MAX: usize = 8;
 /// meanwhile (handing batches over one sync each, a command could wait for
 /// three). After a failure it fails every batch it is given, unapplied,
 /// until the engine has rolled back and says `Resume`.
-fn run_syncer<S: Store>(log: &CaseLog<S>, commits: Receiver<Commit>, outcomes: Sender<Outcome>) {
+fn run_syncer<S: Store>(
+    log: &CaseLog<S>,
+    commits: Receiver<Commit>,
+    outcomes: Sender<Outcome>,
+    batches_max: usize,
+) {
     let mut failed: Option<String> = None;
     let mut group: Vec<(u64, Vec<Held>)> = Vec::new();
     while let Ok(first) = commits.recv() {
         let mut write: Option<WriteBatch> = None;
-        for c in std::iter::once(first).chain(commits.try_iter().take(COMMITS_QUEUED_MAX)) {
+        for c in std::iter::once(first).chain(commits.try_iter().take(batches_max - 1)) {
             match c {
                 Commit::Resume => failed = None,
                 Commit::Batch { id, write: w, held } => {
