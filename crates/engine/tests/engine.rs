@@ -341,24 +341,30 @@ fn a_restart_recovers_exactly_what_was_acknowledged() {
     assert_eq!(next.no.parts().unwrap().1, 31);
 }
 
+/// Submits an operator's ACCEPT in the grid of `near`, without waiting.
+fn submit_accept(
+    engine: &gridline_engine::EngineHandle,
+    near: &Case,
+    text: &str,
+    req: &str,
+) -> gridline_engine::ReplyRx {
+    let intake = Intake {
+        text: text.into(),
+        location: Location { grid: near.grid().map(str::to_string), ..Default::default() },
+        req: Some(req.into()),
+        ..Default::default()
+    };
+    engine.submit(caller(Role::Operator, "operator"), Command::Accept(intake)).unwrap()
+}
+
 #[test]
 fn a_failed_sync_fails_every_batch_behind_it_and_keeps_the_rest_consistent() {
     let rig = Rig::new();
     let first = rig.accept_at_grid("before");
     rig.store.set_faults(Faults { fail_sync_in: Some(1), ..Default::default() });
-    let op = caller(Role::Operator, "operator");
     let engine = rig.engine.as_ref().unwrap();
-    let pending: Vec<_> = (0..400)
-        .map(|i| {
-            let intake = Intake {
-                text: format!("批量 {i}"),
-                location: Location { grid: first.grid().map(str::to_string), ..Default::default() },
-                req: Some(format!("b-{i}")),
-                ..Default::default()
-            };
-            engine.submit(op.clone(), Command::Accept(intake)).unwrap()
-        })
-        .collect();
+    let pending: Vec<_> =
+        (0..400).map(|i| submit_accept(engine, &first, &format!("批量 {i}"), &format!("b-{i}"))).collect();
     let mut acked = Vec::new();
     let mut failed = 0;
     for rx in pending {
@@ -423,17 +429,8 @@ fn batches_queued_behind_a_slow_sync_share_a_commit_and_fail_together() {
         fail_sync_in: Some(2),
         ..Default::default()
     });
-    let op = caller(Role::Operator, "operator");
     let engine = rig.engine.as_ref().unwrap();
-    let accept = |i: usize| {
-        let intake = Intake {
-            text: format!("排队 {i}"),
-            location: Location { grid: first.grid().map(str::to_string), ..Default::default() },
-            req: Some(format!("q-{i}")),
-            ..Default::default()
-        };
-        engine.submit(op.clone(), Command::Accept(intake)).unwrap()
-    };
+    let accept = |i: usize| submit_accept(engine, &first, &format!("排队 {i}"), &format!("q-{i}"));
     // One command starts the first (slow, successful) sync; the rest arrive
     // one at a time while it runs, each in a batch of its own, and queue.
     let head = accept(0);
