@@ -213,8 +213,9 @@ struct Pipeline {
 
 /// Emptied event and reply lists of confirmed batches, kept for the next
 /// ones. A full batch's lists are about a megabyte; allocated afresh, they
-/// grew by doubling (copying) and came back from the allocator as new pages
-/// the kernel zeroed, every batch.
+/// grow by doubling (copying) and can come back from the allocator as fresh
+/// pages for the kernel to zero, every batch. (On the bench VM the effect
+/// was within the noise; the reuse costs nothing.)
 #[derive(Default)]
 struct Spares {
     events: Vec<Vec<Event>>,
@@ -222,8 +223,8 @@ struct Spares {
 }
 
 impl Spares {
-    /// As many as can be in use at once: the batch being built, one syncing,
-    /// one waiting.
+    /// A few: enough for the batch being built while others sync; lists
+    /// beyond that would only hold memory.
     const KEEP: usize = 3;
 
     fn keep(&mut self, mut events: Vec<Event>, held: Vec<Held>) {
