@@ -57,7 +57,7 @@ struct Shared {
     token_writer: Mutex<()>,
     registry: Arc<Registry>,
     config: ServerConfig,
-    /// Writes, from submission to the engine to the reply written.
+    /// Writes, from submission to the engine to the reply flushed to the socket.
     acks: Arc<Latency>,
     /// When `acks` started counting.
     acks_since: Mutex<gridline_model::Timestamp>,
