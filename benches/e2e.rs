@@ -1072,7 +1072,7 @@ fn main() {
     println!("| p99 ack at half of peak | {:.2} ms | < 2 ms |", ms(half.lat.value_at_quantile(0.99)));
     if let Some((p50, p99, max)) = half_server {
         println!(
-            "| the same inside the server (STATS: submit to reply written), p50 / p99 / max | {p50} / {p99} / {max} ms | |"
+            "| the same inside the server (STATS: submission to reply flushed), p50 / p99 / max | {p50} / {p99} / {max} ms | |"
         );
     }
     println!("| full lifecycle complete cases/s | {:.0} | >= 20,000 |", lc.complete as f64 / lc.secs);
