@@ -222,7 +222,13 @@ impl<S: Store> Engine<S> {
                         .ok_or_else(|| Error::not_found(format!("grid: no grid `{g}`")))?;
                 }
                 let now = self.clock.now().0;
-                let past = self.state.by_due.range(..(now, CaseId(uuid::Uuid::nil())));
+                // The narrowest index that holds every match; the filter below still applies.
+                let index = match (grid.as_deref(), township.as_deref()) {
+                    (Some(g), _) => self.state.grid_pos(g).map(|i| &self.state.due_by_grid[i]),
+                    (None, Some(t)) => self.state.township_pos(t).map(|i| &self.state.due_by_township[i]),
+                    (None, None) => None,
+                };
+                let past = index.unwrap_or(&self.state.by_due).range(..(now, CaseId(uuid::Uuid::nil())));
                 self.page(caller, past, page, |c| {
                     township.as_deref().is_none_or(|t| c.township.as_deref() == Some(t))
                         && grid.as_deref().is_none_or(|g| c.grid() == Some(g))

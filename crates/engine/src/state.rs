@@ -33,6 +33,10 @@ pub(crate) struct State {
     pub by_worker: Vec<BTreeSet<DueKey>>,
     /// Open cases racing a deadline, earliest first (OVERDUE).
     pub by_due: BTreeSet<DueKey>,
+    /// The same per township and per grid (registry order), so that
+    /// `OVERDUE township=` or `grid=` reads only its own cases.
+    pub due_by_township: Vec<BTreeSet<DueKey>>,
+    pub due_by_grid: Vec<BTreeSet<DueKey>>,
     /// When the engine must next look at each case (deadlines, escalations).
     pub timers: BTreeSet<DueKey>,
     /// Cases waiting at the command centre.
@@ -40,8 +44,25 @@ pub(crate) struct State {
     /// The highest case number issued per local day.
     pub day_max: HashMap<u32, u32>,
     worker_ix: HashMap<String, WorkerIdx>,
+    places: Places,
     /// How many levels of escalation follow a missed claim deadline.
     escalation_levels: u8,
+}
+
+/// Township and grid codes to their positions in the registry.
+struct Places {
+    townships: HashMap<String, usize>,
+    grids: HashMap<String, usize>,
+}
+
+impl Places {
+    pub fn township(&self, code: &str) -> Option<usize> {
+        self.townships.get(code).copied()
+    }
+
+    pub fn grid(&self, code: &str) -> Option<usize> {
+        self.grids.get(code).copied()
+    }
 }
 
 /// The index entries one case contributes.
@@ -49,6 +70,9 @@ pub(crate) struct State {
 struct Keys {
     worker: Option<(WorkerIdx, DueKey)>,
     due: Option<DueKey>,
+    /// Where the deadline entry is filed besides `by_due`.
+    due_township: Option<usize>,
+    due_grid: Option<usize>,
     timer: Option<DueKey>,
     waiting: bool,
 }
@@ -63,6 +87,8 @@ impl State {
             loads: vec![0; n],
             by_worker: vec![BTreeSet::new(); n],
             by_due: BTreeSet::new(),
+            due_by_township: vec![BTreeSet::new(); registry.townships.len()],
+            due_by_grid: vec![BTreeSet::new(); registry.grids.len()],
             timers: BTreeSet::new(),
             waiting: BTreeSet::new(),
             day_max: HashMap::new(),
@@ -72,8 +98,22 @@ impl State {
                 .enumerate()
                 .map(|(i, w)| (w.id.clone(), WorkerIdx(i as u32)))
                 .collect(),
+            places: Places {
+                townships: registry.townships.iter().enumerate().map(|(i, t)| (t.code.clone(), i)).collect(),
+                grids: registry.grids.iter().enumerate().map(|(i, g)| (g.code.clone(), i)).collect(),
+            },
             escalation_levels,
         }
+    }
+
+    /// A township's position, for [`State::due_by_township`].
+    pub fn township_pos(&self, code: &str) -> Option<usize> {
+        self.places.township(code)
+    }
+
+    /// A grid's position, for [`State::due_by_grid`].
+    pub fn grid_pos(&self, code: &str) -> Option<usize> {
+        self.places.grid(code)
     }
 
     pub fn worker_idx(&self, id: &str) -> Option<WorkerIdx> {
@@ -112,13 +152,13 @@ impl State {
     /// it. A change never alters a case's id, number or request id.
     pub fn update<R>(&mut self, id: &CaseId, f: impl FnOnce(&mut Case) -> R) -> Option<R> {
         let c = self.cases.get_mut(id)?;
-        let before = keys(&self.worker_ix, self.escalation_levels, c);
+        let before = keys(&self.worker_ix, &self.places, self.escalation_levels, c);
         #[cfg(debug_assertions)]
         let identity = (c.no.clone(), c.intake.req.clone());
         let r = f(c);
         #[cfg(debug_assertions)]
         debug_assert_eq!(identity, (c.no.clone(), c.intake.req.clone()), "update changed a case's identity");
-        let after = keys(&self.worker_ix, self.escalation_levels, c);
+        let after = keys(&self.worker_ix, &self.places, self.escalation_levels, c);
         if before != after {
             self.unindex(id, before);
             self.index(id, after);
@@ -127,7 +167,7 @@ impl State {
     }
 
     fn keys(&self, c: &Case) -> Keys {
-        keys(&self.worker_ix, self.escalation_levels, c)
+        keys(&self.worker_ix, &self.places, self.escalation_levels, c)
     }
 
     fn index(&mut self, id: &CaseId, k: Keys) {
@@ -137,6 +177,12 @@ impl State {
         }
         if let Some(d) = k.due {
             self.by_due.insert(d);
+            if let Some(t) = k.due_township {
+                self.due_by_township[t].insert(d);
+            }
+            if let Some(g) = k.due_grid {
+                self.due_by_grid[g].insert(d);
+            }
         }
         if let Some(t) = k.timer {
             self.timers.insert(t);
@@ -153,6 +199,12 @@ impl State {
         }
         if let Some(d) = k.due {
             self.by_due.remove(&d);
+            if let Some(t) = k.due_township {
+                self.due_by_township[t].remove(&d);
+            }
+            if let Some(g) = k.due_grid {
+                self.due_by_grid[g].remove(&d);
+            }
         }
         if let Some(t) = k.timer {
             self.timers.remove(&t);
@@ -164,8 +216,9 @@ impl State {
 }
 
 /// The index entries of `c`.
-fn keys(worker_ix: &HashMap<String, WorkerIdx>, levels: u8, c: &Case) -> Keys {
+fn keys(worker_ix: &HashMap<String, WorkerIdx>, places: &Places, levels: u8, c: &Case) -> Keys {
     let due = c.next_due().map(|d| (d.0, c.id));
+    let filed = |found: Option<usize>| due.and(found);
     let worker = match c.status {
         Status::Dispatched | Status::Handling => c
             .worker()
@@ -176,6 +229,8 @@ fn keys(worker_ix: &HashMap<String, WorkerIdx>, levels: u8, c: &Case) -> Keys {
     Keys {
         worker,
         due,
+        due_township: filed(c.township.as_deref().and_then(|t| places.township(t))),
+        due_grid: filed(c.grid().and_then(|g| places.grid(g))),
         timer: next_timer(c, levels).map(|t| (t.0, c.id)),
         waiting: c.status == Status::Accepted,
     }
