@@ -204,31 +204,37 @@ impl<S: Store> Engine<S> {
                     (_, None) => return Err(Error::bad_request("worker: required for supervisors")),
                 };
                 let w = self
-                    .state
+                    .registry
                     .worker_idx(&who)
                     .ok_or_else(|| Error::not_found(format!("worker: no worker `{who}`")))?;
                 self.page(caller, self.state.by_worker[w.ix()].iter(), page, |_| true)
             }
             Command::Overdue { township, grid, page } => {
                 allow(caller, &[Role::Supervisor], "OVERDUE")?;
-                if let Some(t) = township {
-                    self.registry
-                        .township_idx(t)
-                        .ok_or_else(|| Error::not_found(format!("township: no township `{t}`")))?;
-                }
-                if let Some(g) = grid {
-                    self.registry
-                        .grid_idx(g)
-                        .ok_or_else(|| Error::not_found(format!("grid: no grid `{g}`")))?;
-                }
+                let township_ix = township
+                    .as_deref()
+                    .map(|t| {
+                        self.registry
+                            .township_idx(t)
+                            .ok_or_else(|| Error::not_found(format!("township: no township `{t}`")))
+                    })
+                    .transpose()?;
+                let grid_ix = grid
+                    .as_deref()
+                    .map(|g| {
+                        self.registry
+                            .grid_idx(g)
+                            .ok_or_else(|| Error::not_found(format!("grid: no grid `{g}`")))
+                    })
+                    .transpose()?;
                 let now = self.clock.now().0;
                 // The narrowest index that holds every match; the filter below still applies.
-                let index = match (grid.as_deref(), township.as_deref()) {
-                    (Some(g), _) => self.state.grid_pos(g).map(|i| &self.state.due_by_grid[i]),
-                    (None, Some(t)) => self.state.township_pos(t).map(|i| &self.state.due_by_township[i]),
-                    (None, None) => None,
+                let index = match (grid_ix, township_ix) {
+                    (Some(g), _) => &self.state.due_by_grid[g.ix()],
+                    (None, Some(t)) => &self.state.due_by_township[t.ix()],
+                    (None, None) => &self.state.by_due,
                 };
-                let past = index.unwrap_or(&self.state.by_due).range(..(now, CaseId(uuid::Uuid::nil())));
+                let past = index.range(..(now, CaseId(uuid::Uuid::nil())));
                 self.page(caller, past, page, |c| {
                     township.as_deref().is_none_or(|t| c.township.as_deref() == Some(t))
                         && grid.as_deref().is_none_or(|g| c.grid() == Some(g))
@@ -365,7 +371,7 @@ impl<S: Store> Engine<S> {
         batch: &mut Batch,
     ) -> Result<(), Error> {
         let w: WorkerIdx = self
-            .state
+            .registry
             .worker_idx(worker)
             .ok_or_else(|| Error::not_found(format!("worker: no worker `{worker}`")))?;
         let case = &self.state.cases[&id];

@@ -139,12 +139,12 @@ pub fn start<S: Store>(
     config: EngineConfig,
 ) -> Result<(EngineHandle, EngineThread), StartError> {
     let t0 = std::time::Instant::now();
-    let mut state = State::new(&registry, config.escalation_levels);
+    let mut state = State::new(registry.clone(), config.escalation_levels);
     log.recover(|case| state.replace(case.id, Some(case)))?;
     if let Some(c) = state
         .cases
         .values()
-        .find(|c| c.status.is_open() && c.worker().is_some_and(|w| state.worker_idx(w).is_none()))
+        .find(|c| c.status.is_open() && c.worker().is_some_and(|w| registry.worker_idx(w).is_none()))
     {
         return Err(StartError::Registry(format!(
             "open case {} is assigned to worker {}, who is not in the registry",

@@ -6,9 +6,10 @@
 //! replacing the case back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use gridline_model::{Case, CaseId, Status, Timestamp};
-use gridline_registry::{Registry, WorkerIdx};
+use gridline_registry::{GridIdx, Registry, TownshipIdx, WorkerIdx};
 
 /// A position in a deadline-ordered list: `(deadline ms, case id)`.
 pub(crate) type DueKey = (i64, CaseId);
@@ -43,26 +44,10 @@ pub(crate) struct State {
     pub waiting: BTreeSet<CaseId>,
     /// The highest case number issued per local day.
     pub day_max: HashMap<u32, u32>,
-    worker_ix: HashMap<String, WorkerIdx>,
-    places: Places,
+    /// Workers, townships and grids by code, for the indexes.
+    registry: Arc<Registry>,
     /// How many levels of escalation follow a missed claim deadline.
     escalation_levels: u8,
-}
-
-/// Township and grid codes to their positions in the registry.
-struct Places {
-    townships: HashMap<String, usize>,
-    grids: HashMap<String, usize>,
-}
-
-impl Places {
-    pub fn township(&self, code: &str) -> Option<usize> {
-        self.townships.get(code).copied()
-    }
-
-    pub fn grid(&self, code: &str) -> Option<usize> {
-        self.grids.get(code).copied()
-    }
 }
 
 /// The index entries one case contributes.
@@ -71,14 +56,14 @@ struct Keys {
     worker: Option<(WorkerIdx, DueKey)>,
     due: Option<DueKey>,
     /// Where the deadline entry is filed besides `by_due`.
-    due_township: Option<usize>,
-    due_grid: Option<usize>,
+    due_township: Option<TownshipIdx>,
+    due_grid: Option<GridIdx>,
     timer: Option<DueKey>,
     waiting: bool,
 }
 
 impl State {
-    pub fn new(registry: &Registry, escalation_levels: u8) -> State {
+    pub fn new(registry: Arc<Registry>, escalation_levels: u8) -> State {
         let n = registry.workers.len();
         State {
             cases: BTreeMap::new(),
@@ -92,32 +77,9 @@ impl State {
             timers: BTreeSet::new(),
             waiting: BTreeSet::new(),
             day_max: HashMap::new(),
-            worker_ix: registry
-                .workers
-                .iter()
-                .enumerate()
-                .map(|(i, w)| (w.id.clone(), WorkerIdx(i as u32)))
-                .collect(),
-            places: Places {
-                townships: registry.townships.iter().enumerate().map(|(i, t)| (t.code.clone(), i)).collect(),
-                grids: registry.grids.iter().enumerate().map(|(i, g)| (g.code.clone(), i)).collect(),
-            },
+            registry,
             escalation_levels,
         }
-    }
-
-    /// A township's position, for [`State::due_by_township`].
-    pub fn township_pos(&self, code: &str) -> Option<usize> {
-        self.places.township(code)
-    }
-
-    /// A grid's position, for [`State::due_by_grid`].
-    pub fn grid_pos(&self, code: &str) -> Option<usize> {
-        self.places.grid(code)
-    }
-
-    pub fn worker_idx(&self, id: &str) -> Option<WorkerIdx> {
-        self.worker_ix.get(id).copied()
     }
 
     /// Puts `new` in place of the case with the same id (or removes the case
@@ -152,13 +114,13 @@ impl State {
     /// it. A change never alters a case's id, number or request id.
     pub fn update<R>(&mut self, id: &CaseId, f: impl FnOnce(&mut Case) -> R) -> Option<R> {
         let c = self.cases.get_mut(id)?;
-        let before = keys(&self.worker_ix, &self.places, self.escalation_levels, c);
+        let before = keys(&self.registry, self.escalation_levels, c);
         #[cfg(debug_assertions)]
         let identity = (c.no.clone(), c.intake.req.clone());
         let r = f(c);
         #[cfg(debug_assertions)]
         debug_assert_eq!(identity, (c.no.clone(), c.intake.req.clone()), "update changed a case's identity");
-        let after = keys(&self.worker_ix, &self.places, self.escalation_levels, c);
+        let after = keys(&self.registry, self.escalation_levels, c);
         if before != after {
             self.unindex(id, before);
             self.index(id, after);
@@ -167,7 +129,7 @@ impl State {
     }
 
     fn keys(&self, c: &Case) -> Keys {
-        keys(&self.worker_ix, &self.places, self.escalation_levels, c)
+        keys(&self.registry, self.escalation_levels, c)
     }
 
     fn index(&mut self, id: &CaseId, k: Keys) {
@@ -178,10 +140,10 @@ impl State {
         if let Some(d) = k.due {
             self.by_due.insert(d);
             if let Some(t) = k.due_township {
-                self.due_by_township[t].insert(d);
+                self.due_by_township[t.ix()].insert(d);
             }
             if let Some(g) = k.due_grid {
-                self.due_by_grid[g].insert(d);
+                self.due_by_grid[g.ix()].insert(d);
             }
         }
         if let Some(t) = k.timer {
@@ -200,10 +162,10 @@ impl State {
         if let Some(d) = k.due {
             self.by_due.remove(&d);
             if let Some(t) = k.due_township {
-                self.due_by_township[t].remove(&d);
+                self.due_by_township[t.ix()].remove(&d);
             }
             if let Some(g) = k.due_grid {
-                self.due_by_grid[g].remove(&d);
+                self.due_by_grid[g.ix()].remove(&d);
             }
         }
         if let Some(t) = k.timer {
@@ -216,21 +178,20 @@ impl State {
 }
 
 /// The index entries of `c`.
-fn keys(worker_ix: &HashMap<String, WorkerIdx>, places: &Places, levels: u8, c: &Case) -> Keys {
+fn keys(registry: &Registry, levels: u8, c: &Case) -> Keys {
     let due = c.next_due().map(|d| (d.0, c.id));
-    let filed = |found: Option<usize>| due.and(found);
     let worker = match c.status {
         Status::Dispatched | Status::Handling => c
             .worker()
-            .and_then(|w| worker_ix.get(w).copied())
+            .and_then(|w| registry.worker_idx(w))
             .map(|w| (w, (c.next_due().map_or(i64::MAX, |d| d.0), c.id))),
         _ => None,
     };
     Keys {
         worker,
         due,
-        due_township: filed(c.township.as_deref().and_then(|t| places.township(t))),
-        due_grid: filed(c.grid().and_then(|g| places.grid(g))),
+        due_township: due.and(c.township.as_deref()).and_then(|t| registry.township_idx(t)),
+        due_grid: due.and(c.grid()).and_then(|g| registry.grid_idx(g)),
         timer: next_timer(c, levels).map(|t| (t.0, c.id)),
         waiting: c.status == Status::Accepted,
     }
