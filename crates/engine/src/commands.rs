@@ -211,22 +211,9 @@ impl<S: Store> Engine<S> {
             }
             Command::Overdue { township, grid, page } => {
                 allow(caller, &[Role::Supervisor], "OVERDUE")?;
-                let township_ix = township
-                    .as_deref()
-                    .map(|t| {
-                        self.registry
-                            .township_idx(t)
-                            .ok_or_else(|| Error::not_found(format!("township: no township `{t}`")))
-                    })
-                    .transpose()?;
-                let grid_ix = grid
-                    .as_deref()
-                    .map(|g| {
-                        self.registry
-                            .grid_idx(g)
-                            .ok_or_else(|| Error::not_found(format!("grid: no grid `{g}`")))
-                    })
-                    .transpose()?;
+                let reg = &self.registry;
+                let township_ix = known("township", township.as_deref(), |t| reg.township_idx(t))?;
+                let grid_ix = known("grid", grid.as_deref(), |g| reg.grid_idx(g))?;
                 let now = self.clock.now().0;
                 // The narrowest index that holds every match; the filter below still applies.
                 let index = match (grid_ix, township_ix) {
@@ -502,6 +489,11 @@ fn decision_of(case: &Case) -> Decision {
         rule: a.map_or_else(|| "command-centre".to_string(), |a| a.rule.clone()),
         steps: vec![format!("the same req= was accepted before as case {}", case.no)],
     }
+}
+
+/// The registry position of an optional `field=` code; `not_found` when it names nothing.
+fn known<T>(field: &str, code: Option<&str>, find: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Error> {
+    code.map(|c| find(c).ok_or_else(|| Error::not_found(format!("{field}: no {field} `{c}`")))).transpose()
 }
 
 fn cursor(k: DueKey) -> String {
