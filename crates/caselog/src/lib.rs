@@ -15,5 +15,5 @@ pub mod log;
 pub mod store;
 
 pub use codec::CodecError;
-pub use log::{CaseLog, LogError, VerifyReport, RECOVER_CHECK_RECENT};
+pub use log::{CaseLog, LogError, Recovery, VerifyReport, RECOVER_CHECK_RECENT};
 pub use store::{Faults, MemStore, SledStore, Store, StoreError, WriteBatch};

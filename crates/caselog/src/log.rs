@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use gridline_model::{Case, CaseId, Event, Timestamp};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::codec::{self, CodecError, Kind, Meta, FORMAT_VERSION, META_KEY};
 use crate::store::{Store, StoreError, WriteBatch};
@@ -82,6 +82,70 @@ impl Recent {
         self.cut();
         self.items
     }
+}
+
+/// Where recovery puts the cases it reads.
+pub trait Recovery {
+    type Output;
+    /// Takes one stored case; cases come in id order.
+    fn push(&mut self, case: Case);
+    /// Runs once every case is in.
+    fn finish(self) -> Self::Output;
+}
+
+/// Stored pairs handed from the recovery reader to the decoding side: one
+/// buffer a chunk rather than two allocations a pair.
+#[derive(Default)]
+struct Raw {
+    bytes: Vec<u8>,
+    /// Where each pair's key and value end in `bytes`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Raw {
+    const PAIRS: usize = 512;
+
+    fn push(&mut self, k: &[u8], v: &[u8]) {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(Raw::PAIRS * 320);
+            self.ends.reserve(Raw::PAIRS);
+        }
+        self.bytes.extend_from_slice(k);
+        let k_end = self.bytes.len();
+        self.bytes.extend_from_slice(v);
+        self.ends.push((k_end, self.bytes.len()));
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(k_end, v_end)| {
+            let pair = (&self.bytes[start..k_end], &self.bytes[k_end..v_end]);
+            start = v_end;
+            pair
+        })
+    }
+}
+
+enum Chunk {
+    Raw(Raw),
+    Decoded(Vec<Case>),
+}
+
+/// One stored case record, checked: envelope, checksum, and the id its key names.
+fn decode_case(k: &[u8], v: &[u8]) -> Result<Case, LogError> {
+    let case: Case = codec::decode(Kind::Case, v).map_err(|e| corrupt(k, e))?;
+    if codec::parse_case_key(k) != Some(case.id) {
+        return Err(LogError::Inconsistent(format!("case record under key {} has id {}", hex(k), case.id)));
+    }
+    Ok(case)
 }
 
 /// The durable log of cases and their events.
@@ -187,55 +251,111 @@ impl<S: Store> CaseLog<S> {
     /// recently changed cases (the only ones a crash can have caught
     /// mid-commit), that the case's last event is stored, matches, and is the
     /// newest. `verify` replays every history.
+    pub fn recover(&self, each: impl FnMut(Case)) -> Result<u64, LogError> {
+        struct Each<F>(F);
+        impl<F: FnMut(Case)> Recovery for Each<F> {
+            type Output = ();
+            fn push(&mut self, case: Case) {
+                (self.0)(case)
+            }
+            fn finish(self) {}
+        }
+        self.recover_into(Each(each)).map(|(n, ())| n)
+    }
+
+    /// [`recover`](Self::recover) into `into`, returning the number of cases
+    /// and what `into` finishes as.
     ///
-    /// Two threads: this one hands each case to `each` (the engine builds
-    /// its indexes there) while a second reads and decodes the next ones,
-    /// then checks the recent cases' events.
-    pub fn recover(&self, mut each: impl FnMut(Case)) -> Result<u64, LogError> {
-        const CHUNK: usize = 512;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Case>>(8);
+    /// Two threads share the work: a reader scans the stored records and
+    /// hands them over in chunks, raw; this thread decodes them and gives
+    /// each case to `into`. When this thread falls behind (the hand-over
+    /// queue is full), the reader decodes the chunk itself. Once every case
+    /// is read, `into.finish()` runs here while a second thread checks the
+    /// recent cases' events.
+    pub fn recover_into<R: Recovery>(&self, mut into: R) -> Result<(u64, R::Output), LogError> {
+        let t0 = std::time::Instant::now();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
         std::thread::scope(|s| {
             let reader = std::thread::Builder::new()
                 .name("gridline-recover".into())
-                .spawn_scoped(s, move || -> Result<u64, LogError> {
-                    let mut recent = Recent::new(RECOVER_CHECK_RECENT);
-                    let mut n = 0;
-                    let mut chunk = Vec::with_capacity(CHUNK);
-                    for r in self.store.scan(&[codec::CASE_PREFIX]) {
-                        let (k, v) = r?;
-                        let case: Case = codec::decode(Kind::Case, &v).map_err(|e| corrupt(&k, e))?;
-                        if codec::parse_case_key(&k) != Some(case.id) {
-                            return Err(LogError::Inconsistent(format!(
-                                "case record under key {} has id {}",
-                                hex(&k),
-                                case.id
-                            )));
-                        }
-                        recent.push((case.updated_at, case.id, case.last_seq));
-                        n += 1;
-                        chunk.push(case);
-                        if chunk.len() == CHUNK {
-                            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                            if tx.send(full).is_err() {
-                                // Only a panic in `each` drops the receiver.
-                                return Err(LogError::Inconsistent("recovery stopped early".into()));
+                .spawn_scoped(s, move || -> Result<(), LogError> {
+                    let mut chunk = Raw::default();
+                    // Hands a full chunk over, or, when the other side is
+                    // behind, decodes it first. `false`: the other side stopped.
+                    let send = |full: Raw| -> Result<bool, LogError> {
+                        let back = match tx.try_send(Chunk::Raw(full)) {
+                            Ok(()) => return Ok(true),
+                            Err(std::sync::mpsc::TrySendError::Full(Chunk::Raw(back))) => back,
+                            // The decoding side stopped at a bad record: it reports that.
+                            Err(_) => return Ok(false),
+                        };
+                        let cases = back.pairs().map(|(k, v)| decode_case(k, v)).collect::<Result<_, _>>()?;
+                        Ok(tx.send(Chunk::Decoded(cases)).is_ok())
+                    };
+                    let mut open = true;
+                    let mut failed = Ok(());
+                    self.store.for_each(&[codec::CASE_PREFIX], &mut |k, v| {
+                        chunk.push(k, v);
+                        if chunk.len() == Raw::PAIRS {
+                            match send(std::mem::take(&mut chunk)) {
+                                Ok(o) => open = o,
+                                Err(e) => failed = Err(e),
                             }
                         }
+                        open && failed.is_ok()
+                    })?;
+                    failed?;
+                    if open && !chunk.is_empty() {
+                        send(chunk)?;
                     }
-                    if !chunk.is_empty() {
-                        let _ = tx.send(chunk);
-                    }
-                    drop(tx);
-                    for (at, id, seq) in recent.into_vec() {
-                        self.check_last_event(&id, seq, at)?;
-                    }
-                    Ok(n)
+                    Ok(())
                 })
                 .map_err(|e| LogError::Inconsistent(format!("cannot start the recovery thread: {e}")))?;
-            for chunk in rx {
-                chunk.into_iter().for_each(&mut each);
-            }
-            reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            let mut recent = Recent::new(RECOVER_CHECK_RECENT);
+            let mut n = 0;
+            let mut take = |case: Case| {
+                recent.push((case.updated_at, case.id, case.last_seq));
+                n += 1;
+                into.push(case);
+            };
+            let decoded = (|| -> Result<(), LogError> {
+                for chunk in rx {
+                    match chunk {
+                        Chunk::Raw(raw) => {
+                            for (k, v) in raw.pairs() {
+                                take(decode_case(k, v)?);
+                            }
+                        }
+                        Chunk::Decoded(cases) => cases.into_iter().for_each(&mut take),
+                    }
+                }
+                Ok(())
+            })();
+            // A read error ends the scan early: report it, not what it caused.
+            reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            decoded?;
+            let scanned = t0.elapsed();
+            let recent = recent.into_vec();
+            let checker = std::thread::Builder::new()
+                .name("gridline-recover".into())
+                .spawn_scoped(s, move || -> Result<(), LogError> {
+                    for (at, id, seq) in recent {
+                        self.check_last_event(&id, seq, at)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| LogError::Inconsistent(format!("cannot start the recovery thread: {e}")))?;
+            let out = into.finish();
+            let finished = t0.elapsed();
+            checker.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            debug!(
+                cases = n,
+                scan_ms = scanned.as_millis() as u64,
+                finish_ms = (finished - scanned).as_millis() as u64,
+                check_wait_ms = (t0.elapsed() - finished).as_millis() as u64,
+                "read every case record"
+            );
+            Ok((n, out))
         })
     }
 

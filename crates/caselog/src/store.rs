@@ -51,6 +51,17 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + '_>;
+    /// Calls `f` with every pair whose key starts with `prefix`, in key
+    /// order, lent rather than copied; stops when `f` returns `false`.
+    fn for_each(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        for r in self.scan(prefix) {
+            let (k, v) = r?;
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// The pair with the greatest key starting with `prefix`.
     fn last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
         self.scan(prefix).last().transpose()
@@ -151,6 +162,16 @@ impl Store for SledStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get(key).map(|v| v.map(|v| v.to_vec())).map_err(sled_err)
+    }
+
+    fn for_each(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        for r in self.db.scan_prefix(prefix) {
+            let (k, v) = r.map_err(sled_err)?;
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn scan(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + '_> {

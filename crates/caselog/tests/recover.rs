@@ -2,7 +2,7 @@
 //! ahead of its stored events, or damaged, stops the start with its number
 //! or key.
 
-use gridline_caselog::{codec, CaseLog, LogError, MemStore, WriteBatch, RECOVER_CHECK_RECENT};
+use gridline_caselog::{codec, CaseLog, LogError, MemStore, Recovery, WriteBatch, RECOVER_CHECK_RECENT};
 use gridline_model::{Actor, Case, CaseId, CaseNo, Event, EventKind, Intake, Timestamp};
 
 fn accepted(i: u32) -> (Event, Case) {
@@ -91,5 +91,45 @@ fn a_damaged_record_stops_recovery_with_its_key() {
     b.put(key.clone(), v);
     log.write(b).unwrap();
     let err = log.recover(|_| {}).unwrap_err();
+    assert!(matches!(&err, LogError::Corrupt { key: k, .. } if *k == hex(&key)), "{err:?}");
+}
+
+/// Takes cases slowly at first, so that the reader finds the hand-over
+/// queue full and decodes chunks itself.
+struct Slow {
+    got: Vec<Case>,
+}
+
+impl Recovery for Slow {
+    type Output = Vec<Case>;
+    fn push(&mut self, case: Case) {
+        if self.got.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        self.got.push(case);
+    }
+    fn finish(self) -> Vec<Case> {
+        self.got
+    }
+}
+
+#[test]
+fn cases_the_reader_decodes_itself_come_back_in_order_too() {
+    let (log, cases) = log_with(20_000);
+    let (n, got) = log.recover_into(Slow { got: Vec::new() }).unwrap();
+    assert_eq!(n, 20_000);
+    assert_eq!(got, cases);
+}
+
+#[test]
+fn a_damaged_record_the_reader_decodes_stops_recovery_with_its_key() {
+    let (log, cases) = log_with(20_000);
+    let key = codec::case_key(&cases[15_000].id);
+    let mut v = codec::encode_case(&cases[15_000]).unwrap();
+    v[8] ^= 0x55;
+    let mut b = WriteBatch::default();
+    b.put(key.clone(), v);
+    log.write(b).unwrap();
+    let err = log.recover_into(Slow { got: Vec::new() }).map(|_| ()).unwrap_err();
     assert!(matches!(&err, LogError::Corrupt { key: k, .. } if *k == hex(&key)), "{err:?}");
 }

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::state::State;
+use crate::state::{LoadError, Loader, State};
 
 /// Limits of the engine; each has a sane default.
 #[derive(Clone, Debug)]
@@ -139,19 +139,13 @@ pub fn start<S: Store>(
     config: EngineConfig,
 ) -> Result<(EngineHandle, EngineThread), StartError> {
     let t0 = std::time::Instant::now();
-    let mut state = State::new(registry.clone(), config.escalation_levels);
-    log.recover(|case| state.replace(case.id, Some(case)))?;
-    if let Some(c) = state
-        .cases
-        .values()
-        .find(|c| c.status.is_open() && c.worker().is_some_and(|w| registry.worker_idx(w).is_none()))
-    {
-        return Err(StartError::Registry(format!(
-            "open case {} is assigned to worker {}, who is not in the registry",
-            c.no,
-            c.worker().unwrap_or_default()
-        )));
-    }
+    let (_, loaded) = log.recover_into(Loader::new(registry.clone(), config.escalation_levels))?;
+    let state = loaded.map_err(|e| match e {
+        LoadError::UnknownWorker { no, worker } => StartError::Registry(format!(
+            "open case {no} is assigned to worker {worker}, who is not in the registry"
+        )),
+        LoadError::Thread(e) => StartError::Thread(e),
+    })?;
     info!(cases = state.cases.len(), ms = t0.elapsed().as_millis() as u64, "recovered the case log");
     let log = Arc::new(log);
     let (tx, rx) = crossbeam_channel::bounded(config.queue_commands_max);

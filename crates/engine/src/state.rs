@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use gridline_caselog::Recovery;
 use gridline_model::{Case, CaseId, Status, Timestamp};
 use gridline_registry::{GridIdx, Registry, TownshipIdx, WorkerIdx};
 
@@ -177,6 +178,150 @@ impl State {
     }
 }
 
+/// Builds a [`State`] from every stored case at start.
+///
+/// [`State::replace`] inserts one case at a time, each insert a walk down
+/// B-trees of up to a million entries at a random place (deadlines do not
+/// follow case ids). At start every case arrives at once, so the loader only
+/// collects the entries, and [`Loader::finish`] sorts each list and builds
+/// its tree from sorted input in one pass. The result is the same state, a
+/// fact the tests check against `replace`.
+pub(crate) struct Loader {
+    registry: Arc<Registry>,
+    escalation_levels: u8,
+    cases: Vec<(CaseId, Box<Case>)>,
+    by_no: Vec<(String, CaseId)>,
+    by_req: Vec<(String, CaseId)>,
+    loads: Vec<u32>,
+    by_worker: Vec<(WorkerIdx, DueKey)>,
+    by_due: Vec<DueKey>,
+    due_by_township: Vec<(TownshipIdx, DueKey)>,
+    due_by_grid: Vec<(GridIdx, DueKey)>,
+    timers: Vec<DueKey>,
+    waiting: Vec<CaseId>,
+    day_max: HashMap<u32, u32>,
+    /// The first open case assigned to a worker the registry does not know.
+    unknown_worker: Option<(String, String)>,
+}
+
+impl Loader {
+    pub fn new(registry: Arc<Registry>, escalation_levels: u8) -> Loader {
+        Loader {
+            loads: vec![0; registry.workers.len()],
+            registry,
+            escalation_levels,
+            cases: Vec::new(),
+            by_no: Vec::new(),
+            by_req: Vec::new(),
+            by_worker: Vec::new(),
+            by_due: Vec::new(),
+            due_by_township: Vec::new(),
+            due_by_grid: Vec::new(),
+            timers: Vec::new(),
+            waiting: Vec::new(),
+            day_max: HashMap::new(),
+            unknown_worker: None,
+        }
+    }
+
+    pub fn push(&mut self, c: Box<Case>) {
+        let k = keys(&self.registry, self.escalation_levels, &c);
+        if self.unknown_worker.is_none() && c.status.is_open() && k.worker.is_none() {
+            if let Some(w) = c.worker() {
+                self.unknown_worker = Some((c.no.0.clone(), w.to_string()));
+            }
+        }
+        let id = c.id;
+        self.by_no.push((c.no.0.clone(), id));
+        if let Some(r) = &c.intake.req {
+            self.by_req.push((r.clone(), id));
+        }
+        if let Some((day, seq)) = c.no.parts() {
+            let m = self.day_max.entry(day).or_insert(0);
+            *m = (*m).max(seq);
+        }
+        if let Some((w, key)) = k.worker {
+            self.loads[w.ix()] += 1;
+            self.by_worker.push((w, key));
+        }
+        if let Some(d) = k.due {
+            self.by_due.push(d);
+            if let Some(t) = k.due_township {
+                self.due_by_township.push((t, d));
+            }
+            if let Some(g) = k.due_grid {
+                self.due_by_grid.push((g, d));
+            }
+        }
+        if let Some(t) = k.timer {
+            self.timers.push(t);
+        }
+        if k.waiting {
+            self.waiting.push(id);
+        }
+        self.cases.push((id, c));
+    }
+}
+
+/// Why the stored cases cannot become a [`State`].
+#[derive(Debug)]
+pub(crate) enum LoadError {
+    /// An open case is assigned to a worker the registry does not know.
+    UnknownWorker {
+        no: String,
+        worker: String,
+    },
+    Thread(std::io::Error),
+}
+
+impl Recovery for Loader {
+    type Output = Result<State, LoadError>;
+
+    fn push(&mut self, case: Case) {
+        Loader::push(self, Box::new(case))
+    }
+
+    /// Builds the trees; the two keyed by strings (the slowest to sort) on
+    /// a second thread.
+    fn finish(self) -> Result<State, LoadError> {
+        if let Some((no, worker)) = self.unknown_worker {
+            return Err(LoadError::UnknownWorker { no, worker });
+        }
+        let mut state = State::new(self.registry, self.escalation_levels);
+        let (by_no, by_req) = (self.by_no, self.by_req);
+        std::thread::scope(|s| {
+            let strings = std::thread::Builder::new()
+                .name("gridline-load".into())
+                .spawn_scoped(s, || (by_no.into_iter().collect(), by_req.into_iter().collect()))
+                .map_err(LoadError::Thread)?;
+            state.cases = self.cases.into_iter().collect();
+            state.loads = self.loads;
+            fill(&mut state.by_worker, self.by_worker, |w| w.ix());
+            state.by_due = self.by_due.into_iter().collect();
+            fill(&mut state.due_by_township, self.due_by_township, |t| t.ix());
+            fill(&mut state.due_by_grid, self.due_by_grid, |g| g.ix());
+            state.timers = self.timers.into_iter().collect();
+            state.waiting = self.waiting.into_iter().collect();
+            state.day_max = self.day_max;
+            (state.by_no, state.by_req) = strings.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            Ok(state)
+        })
+    }
+}
+
+/// Files each `(place, key)` entry in the set of its place, building each
+/// set from its sorted run.
+fn fill<P: Copy + Ord>(
+    sets: &mut [BTreeSet<DueKey>],
+    mut entries: Vec<(P, DueKey)>,
+    ix: impl Fn(P) -> usize,
+) {
+    entries.sort_unstable();
+    for run in entries.chunk_by(|a, b| a.0 == b.0) {
+        sets[ix(run[0].0)] = run.iter().map(|e| e.1).collect();
+    }
+}
+
 /// The index entries of `c`.
 fn keys(registry: &Registry, levels: u8, c: &Case) -> Keys {
     let due = c.next_due().map(|d| (d.0, c.id));
@@ -232,4 +377,113 @@ pub(crate) fn next_timer(c: &Case, levels: u8) -> Option<Timestamp> {
         _ => {}
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridline_model::{Actor, Assignment, CaseNo, Event, EventKind, Intake};
+    use proptest::prelude::*;
+
+    /// One case's shape: status, a worker (registry position, or one it
+    /// does not know), deadlines drawn from a few values so they tie, a
+    /// request id or none.
+    type Shape = (u8, usize, u8, u8, bool, bool, bool, u8);
+
+    fn case(
+        reg: &Registry,
+        i: usize,
+        (status, worker, claim, close, req, overdue, unknown_grid, level): Shape,
+    ) -> Case {
+        let at = Timestamp(1_800_000_000_000 + i as i64);
+        let intake = Intake {
+            text: format!("case {i}"),
+            req: req.then(|| format!("req-{}", i * 7 % 1000)),
+            ..Intake::default()
+        };
+        let first = Event {
+            case: CaseId::new_at(at),
+            seq: 1,
+            at,
+            actor: Actor::system(),
+            kind: EventKind::Accepted {
+                no: CaseNo::new("JD", 20260101 + (i % 3) as u32, i as u32 + 1),
+                intake,
+                category: "water".into(),
+                township: None,
+            },
+        };
+        let mut c = Case::from_first(&first).unwrap();
+        c.status = Status::ALL[status as usize % 4];
+        let w = &reg.workers[worker % reg.workers.len()];
+        let grid = &reg.grids[worker % reg.grids.len()];
+        c.township = Some(reg.townships[worker % reg.townships.len()].code.clone());
+        if c.status != Status::Accepted {
+            c.assignment = Some(Assignment {
+                grid: if unknown_grid { "nowhere".into() } else { grid.code.clone() },
+                township: c.township.clone().unwrap(),
+                worker: w.id.clone(),
+                department: None,
+                rule: "test".into(),
+            });
+            c.dispatched_at = Some(at);
+            c.due_claim = (claim > 0).then(|| Timestamp(at.0 / 1000 * 1000 + claim as i64 * 60_000));
+            c.due_close = (close > 0).then(|| Timestamp(at.0 / 1000 * 1000 + close as i64 * 3_600_000));
+            c.overdue_claim = overdue;
+            c.escalation_level = level % 4;
+        }
+        c
+    }
+
+    fn dump(s: &State) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            s.cases,
+            s.by_no,
+            s.by_req,
+            s.loads,
+            s.by_worker,
+            s.by_due,
+            s.due_by_township,
+            s.due_by_grid,
+            s.timers,
+            s.waiting,
+            s.day_max.iter().collect::<BTreeMap<_, _>>()
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Loading every case at once builds exactly the state that
+        /// `replace`, one case at a time, builds.
+        #[test]
+        fn loading_at_once_equals_replacing_one_by_one(shapes in prop::collection::vec(any::<Shape>(), 0..300)) {
+            let reg = Arc::new(gridline_registry::embedded::jidong().clone());
+            let cases: Vec<Case> = shapes.iter().enumerate().map(|(i, s)| case(&reg, i, *s)).collect();
+            let mut one_by_one = State::new(reg.clone(), 3);
+            let mut loader = Loader::new(reg.clone(), 3);
+            for c in &cases {
+                one_by_one.replace(c.id, Some(c.clone()));
+                Recovery::push(&mut loader, c.clone());
+            }
+            let loaded = Recovery::finish(loader).unwrap();
+            prop_assert_eq!(dump(&loaded), dump(&one_by_one));
+        }
+    }
+
+    #[test]
+    fn loading_refuses_an_open_case_of_a_worker_the_registry_does_not_know() {
+        let reg = Arc::new(gridline_registry::embedded::jidong().clone());
+        let mut c = case(&reg, 0, (1, 0, 1, 1, false, false, false, 0));
+        c.assignment.as_mut().unwrap().worker = "W-GONE".into();
+        let mut loader = Loader::new(reg, 3);
+        Recovery::push(&mut loader, c);
+        match Recovery::finish(loader) {
+            Err(LoadError::UnknownWorker { no, worker }) => {
+                assert_eq!((no.as_str(), worker.as_str()), ("JD-20260101-000001", "W-GONE"))
+            }
+            other => panic!("expected UnknownWorker, got {:?}", other.map(|_| ())),
+        }
+    }
 }
