@@ -535,15 +535,34 @@ fn lifecycle(
 }
 
 /// `STATS` as the supervisor (`reset=yes` to start counting afresh):
-/// the server's own p50, p99 and max acknowledgement latency, in ms.
-fn stats(rt: &tokio::runtime::Runtime, srv: &Server, reset: bool) -> Option<(String, String, String)> {
+/// the server's own acknowledgement latency and its commits' phases.
+fn stats(rt: &tokio::runtime::Runtime, srv: &Server, reset: bool) -> Option<ServerStats> {
     rt.block_on(async {
         let mut c = Client::connect_auth(&srv.addr, &srv.token("supervisor")).await.ok()?;
         let line = if reset { "STATS reset=yes" } else { "STATS" };
         let (f, _) = c.call(line).await.ok()?.ok().ok()?;
         let get = |k: &str| f.get(k).map(str::to_string);
-        Some((get("p50_ms")?, get("p99_ms")?, get("max_ms")?))
+        let three = |p: &str| {
+            Some([get(&format!("{p}p50_ms"))?, get(&format!("{p}p99_ms"))?, get(&format!("{p}max_ms"))?])
+        };
+        Some(ServerStats {
+            ack: three("")?,
+            write: three("write_")?,
+            sync: three("sync_")?,
+            commits: get("commits")?,
+            ops_p50: get("commit_ops_p50")?,
+        })
     })
+}
+
+/// What `STATS` said: p50, p99 and max in ms of acknowledgements, of
+/// writing commits to the store, and of the barrier after each.
+struct ServerStats {
+    ack: [String; 3],
+    write: [String; 3],
+    sync: [String; 3],
+    commits: String,
+    ops_p50: String,
 }
 
 fn ping_until_ok(addr: &str, limit: Duration) -> Option<Duration> {
@@ -1070,10 +1089,18 @@ fn main() {
     println!("| Gridline / sled ceiling | {:.2} | >= 0.70 |", g / raw_rate);
     println!("| Gridline / PING echo | {:.2} | |", g / ping.rate());
     println!("| p99 ack at half of peak | {:.2} ms | < 2 ms |", ms(half.lat.value_at_quantile(0.99)));
-    if let Some((p50, p99, max)) = half_server {
+    if let Some(st) = half_server {
+        let [p50, p99, max] = &st.ack;
         println!(
             "| the same inside the server (STATS: submission to reply flushed), p50 / p99 / max | {p50} / {p99} / {max} ms | |"
         );
+        let [p50, p99, max] = &st.write;
+        println!(
+            "| its {} commits (p50 {} keys each): store write (sled apply_batch), p50 / p99 / max | {p50} / {p99} / {max} ms | |",
+            st.commits, st.ops_p50
+        );
+        let [p50, p99, max] = &st.sync;
+        println!("| the same commits: barrier (sled flush + fsync), p50 / p99 / max | {p50} / {p99} / {max} ms | |");
     }
     println!("| full lifecycle complete cases/s | {:.0} | >= 20,000 |", lc.complete as f64 / lc.secs);
     if lc.complete > 0 {

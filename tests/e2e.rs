@@ -160,6 +160,18 @@ async fn stats_reports_the_servers_own_ack_latency() {
     assert!(ms("p50_ms") > 0.0, "a durable write takes some time: {f:?}");
     assert!(ms("p50_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("p999_ms") && ms("p999_ms") <= ms("max_ms"));
     assert!(f.get("since").is_some());
+    // the commits behind them: five accepts wrote, the refusal did not
+    let commits: u64 = f.get("commits").unwrap().parse().unwrap();
+    assert!((1..=5).contains(&commits), "{f:?}");
+    // an accepted case writes its record and its events
+    assert!(ms("commit_ops_p50") >= 2.0 && ms("commit_ops_p50") <= ms("commit_ops_max"), "{f:?}");
+    for phase in ["write", "sync"] {
+        let (p50, p99, max) =
+            (ms(&format!("{phase}_p50_ms")), ms(&format!("{phase}_p99_ms")), ms(&format!("{phase}_max_ms")));
+        assert!(p50 <= p99 && p99 <= max && max > 0.0, "{phase}: {f:?}");
+        // a commit's phases fit inside the acknowledgement of its writes
+        assert!(max <= ms("max_ms"), "{phase}: {f:?}");
+    }
 
     assert_eq!(op.call("STATS").await.unwrap().err_code(), Some("forbidden"));
     assert_eq!(sup.call("STATS reset=maybe").await.unwrap().err_code(), Some("bad_request"));
@@ -167,4 +179,8 @@ async fn stats_reports_the_servers_own_ack_latency() {
     assert_eq!(ok(sup.call("STATS reset=yes").await.unwrap()).0.get("acks"), Some("6"));
     let (f, _) = ok(sup.call("STATS").await.unwrap());
     assert_eq!((f.get("acks"), f.get("max_ms")), (Some("0"), Some("0.000")));
+    assert_eq!(
+        (f.get("commits"), f.get("write_max_ms"), f.get("sync_max_ms")),
+        (Some("0"), Some("0.000"), Some("0.000"))
+    );
 }

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
+use crate::latency::Latency;
 use crate::state::{LoadError, Loader, State};
 
 /// Limits of the engine; each has a sane default.
@@ -76,9 +77,28 @@ pub(crate) enum Job {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: Sender<Job>,
+    commits: Arc<CommitStats>,
+}
+
+/// What the syncer's commits took, for `STATS`: writing each commit to the
+/// store, then the durability barrier, and how many store operations each
+/// carried. Commits that failed are not counted.
+#[derive(Default)]
+pub struct CommitStats {
+    /// Writing the commit's batch to the store (sled's `apply_batch`), µs.
+    pub write: Latency,
+    /// The barrier after it (sled's flush, then fsync), µs.
+    pub sync: Latency,
+    /// Keys written or removed per commit.
+    pub ops: Latency,
 }
 
 impl EngineHandle {
+    /// The syncer's commit figures since start or their last reset.
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.commits
+    }
+
     /// Queues a command; the receiver yields its reply once it is durable.
     /// A full queue answers `busy` at once instead of waiting.
     pub fn submit(&self, caller: Caller, cmd: Command) -> Result<ReplyRx, Error> {
@@ -154,9 +174,11 @@ pub fn start<S: Store>(
     let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(batches_max);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<Outcome>();
     let syncer_log = log.clone();
+    let stats = Arc::new(CommitStats::default());
+    let syncer_stats = stats.clone();
     let syncer = std::thread::Builder::new()
         .name("gridline-syncer".into())
-        .spawn(move || run_syncer(&syncer_log, commit_rx, outcome_tx, batches_max))?;
+        .spawn(move || run_syncer(&syncer_log, commit_rx, outcome_tx, batches_max, &syncer_stats))?;
     let router = Router::new(registry.clone());
     let mut engine = Engine {
         registry,
@@ -180,7 +202,7 @@ pub fn start<S: Store>(
             error!("the syncer thread panicked");
         }
     })?;
-    Ok((EngineHandle { tx }, EngineThread { join }))
+    Ok((EngineHandle { tx, commits: stats }, EngineThread { join }))
 }
 
 pub(crate) struct Engine<S: Store> {
@@ -275,6 +297,7 @@ fn run_syncer<S: Store>(
     commits: Receiver<Commit>,
     outcomes: Sender<Outcome>,
     batches_max: usize,
+    stats: &CommitStats,
 ) {
     let mut failed: Option<String> = None;
     let mut group: Vec<(u64, Vec<Held>)> = Vec::new();
@@ -311,6 +334,11 @@ fn run_syncer<S: Store>(
                 let written = t0.elapsed();
                 let r = log.sync().map_err(|e| (e, true));
                 let total = t0.elapsed();
+                if r.is_ok() {
+                    stats.write.record(written.as_micros() as u64);
+                    stats.sync.record((total - written).as_micros() as u64);
+                    stats.ops.record(ops as u64);
+                }
                 if total > SLOW_COMMIT {
                     warn!(
                         ops,

@@ -19,7 +19,8 @@
 pub mod clock;
 mod commands;
 mod engine;
+pub mod latency;
 mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{start, EngineConfig, EngineHandle, EngineThread, ReplyRx, StartError};
+pub use engine::{start, CommitStats, EngineConfig, EngineHandle, EngineThread, ReplyRx, StartError};

@@ -4,14 +4,12 @@
 //! - [`codec`](crate::codec): splitting bytes into bounded lines.
 //! - [`server`](crate::server): accepting, limits, per-connection pipelining,
 //!   graceful shutdown.
-//! - [`latency`](crate::latency): the acknowledgement latency `STATS` reports.
 //!
 //! Invariants: the server never changes a case itself (the engine does);
 //! replies leave in request order; every buffer and queue here is bounded.
 
 pub mod auth;
 mod codec;
-mod latency;
 mod server;
 
 pub use server::{run, ServerConfig};

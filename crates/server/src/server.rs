@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::{new_secret, Token, TokenError, Tokens};
 use crate::codec::{LineCodec, LineError};
-use crate::latency::Latency;
+use gridline_engine::latency::Latency;
 
 /// The server's limits; each has a sane default and a `serve` flag.
 #[derive(Clone, Debug)]
@@ -281,15 +281,18 @@ fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Arc<Shared>) 
     }
 }
 
-/// `STATS [reset=yes]`: the acknowledgement latency of writes, in
-/// milliseconds, since start or the last reset (which this reply reports
-/// before zeroing).
+/// `STATS [reset=yes]`: the acknowledgement latency of writes and the
+/// syncer's commit phases, in milliseconds, since start or the last reset
+/// (which this reply reports before zeroing).
 fn stats(caller: &Caller, reset: bool, shared: &Shared) -> Result<Vec<(String, String)>, Error> {
     if !matches!(caller.role, Role::Supervisor | Role::Admin) {
         return Err(Error::forbidden(format!("STATS is for supervisors, not {}", caller.role.as_str())));
     }
     let mut since = shared.acks_since.lock().expect("stats lock");
-    let s = if reset { shared.acks.take() } else { shared.acks.summary() };
+    let read = |l: &Latency| if reset { l.take() } else { l.summary() };
+    let commits = shared.engine.commit_stats();
+    let (s, write, sync, ops) =
+        (read(&shared.acks), read(&commits.write), read(&commits.sync), read(&commits.ops));
     let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
     let f = vec![
         kv("acks", s.count.to_string()),
@@ -297,6 +300,15 @@ fn stats(caller: &Caller, reset: bool, shared: &Shared) -> Result<Vec<(String, S
         kv("p99_ms", ms(s.p99_us)),
         kv("p999_ms", ms(s.p999_us)),
         kv("max_ms", ms(s.max_us)),
+        kv("commits", write.count.to_string()),
+        kv("commit_ops_p50", ops.p50_us.to_string()),
+        kv("commit_ops_max", ops.max_us.to_string()),
+        kv("write_p50_ms", ms(write.p50_us)),
+        kv("write_p99_ms", ms(write.p99_us)),
+        kv("write_max_ms", ms(write.max_us)),
+        kv("sync_p50_ms", ms(sync.p50_us)),
+        kv("sync_p99_ms", ms(sync.p99_us)),
+        kv("sync_max_ms", ms(sync.max_us)),
         kv("since", since.rfc3339(shared.config.utc_offset_min)),
     ];
     if reset {

@@ -1,7 +1,8 @@
-//! Acknowledgement latency as the server sees it: from handing a write to
-//! the engine to its reply being written to the connection. `STATS` reports
-//! it, so a slow client or a busy load generator can be told apart from a
-//! slow server.
+//! Durations `STATS` reports: the server's acknowledgement latency (from
+//! handing a write to the engine to its reply being written to the
+//! connection) and the syncer's commit phases (writing a commit to the store,
+//! then the durability barrier), so a slow client, a busy load generator, a
+//! slow store and a slow disk can be told apart.
 //!
 //! A log-linear histogram of atomic counters (8 buckets per power of two, so
 //! a reported percentile is at most 12.5% above the true value): recording
