@@ -74,7 +74,7 @@ pub const HELP: &[Usage] = &[
         "STATS",
         "supervisor",
         "STATS [reset=yes]",
-        "acknowledgement latency of writes since start (or the last reset)",
+        "acknowledgement latency of writes and the commits behind them, since start (or the last reset)",
     ),
     u("PING", "any", "PING", "liveness"),
     u("HELP", "any", "HELP", "this list"),
