@@ -1096,11 +1096,11 @@ fn main() {
         );
         let [p50, p99, max] = &st.write;
         println!(
-            "| its {} commits (p50 {} keys each): store write (sled apply_batch), p50 / p99 / max | {p50} / {p99} / {max} ms | |",
+            "| its {} commits (p50 {} keys each): store write (append to the write-ahead log, or a checkpoint), p50 / p99 / max | {p50} / {p99} / {max} ms | |",
             st.commits, st.ops_p50
         );
         let [p50, p99, max] = &st.sync;
-        println!("| the same commits: barrier (sled flush + fsync), p50 / p99 / max | {p50} / {p99} / {max} ms | |");
+        println!("| the same commits: barrier (the log's write + fdatasync), p50 / p99 / max | {p50} / {p99} / {max} ms | |");
     }
     println!("| full lifecycle complete cases/s | {:.0} | >= 20,000 |", lc.complete as f64 / lc.secs);
     if lc.complete > 0 {

@@ -5,6 +5,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `m` `format` | envelope(`Meta`) |
+//! | `m` `wal` | the last write-ahead record sled applied (u64 big-endian; `store::APPLIED_KEY`) |
 //! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`Case`) |
 //! | `e` case id (16) seq (4, big-endian) | envelope(`[Event]`): a run of the case's consecutive events written in one batch (usually one command's), the first of which has sequence `seq` |
 //!

@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod log;
 pub mod store;
+mod wal;
 
 pub use codec::CodecError;
 pub use log::{CaseLog, LogError, Recovery, VerifyReport, RECOVER_CHECK_RECENT};

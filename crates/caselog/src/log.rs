@@ -205,7 +205,7 @@ impl<S: Store> CaseLog<S> {
         Ok(b)
     }
 
-    /// Makes an encoded batch visible, atomically. Not yet durable.
+    /// Stages an encoded batch, atomically. Not yet durable: see `sync`.
     pub fn write(&self, batch: WriteBatch) -> Result<(), LogError> {
         Ok(self.store.apply(batch)?)
     }

@@ -85,9 +85,9 @@ pub struct EngineHandle {
 /// carried. Commits that failed are not counted.
 #[derive(Default)]
 pub struct CommitStats {
-    /// Writing the commit's batch to the store (sled's `apply_batch`), µs.
+    /// Writing the commit's batch to the store (`Store::apply`), µs.
     pub write: Latency,
-    /// The barrier after it (sled's flush, then fsync), µs.
+    /// The durability barrier after it (`Store::sync`), µs.
     pub sync: Latency,
     /// Keys written or removed per commit.
     pub ops: Latency,

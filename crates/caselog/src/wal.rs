@@ -1,0 +1,367 @@
+//! The write-ahead log in front of sled: one file, `wal`, in the data
+//! directory. A commit is durable once its record is in this file and the
+//! file is `fdatasync`ed: one write and one device flush, with sled's own
+//! work (its `apply_batch`, its flush) off the acknowledgement's path.
+//!
+//! Layout (integers little-endian):
+//!
+//! | bytes | what |
+//! | --- | --- |
+//! | 0..8 | magic `GLWAL` and the format version (1) |
+//! | 8..16 | `start`: the sequence number the records in this file start at |
+//! | 16..20 | crc32 of bytes 0..16 |
+//! | 20..32 | zero |
+//! | then, each at an 8-byte boundary | a record: payload length (u32), crc32 of the sequence number and payload (u32), sequence number (u64), payload |
+//!
+//! A payload is a [`WriteBatch`]'s operations, postcard-encoded. The file
+//! is filled with zeros ahead of the records ([`GROW`] bytes at a time,
+//! made durable before use), so an `fdatasync` after a record never has
+//! file-size metadata to write.
+//!
+//! Reading stops at the first record that is not intact (short, failing its
+//! checksum) or not the next in sequence: the torn tail of a write that was
+//! never acknowledged, or records left from before the file was last reset
+//! (their sequence numbers are below `start`). Each record is a whole batch,
+//! so a batch is replayed whole or not at all.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::store::{StoreError, WriteBatch};
+
+const MAGIC: &[u8; 8] = b"GLWAL\x00\x00\x01";
+const HEADER: u64 = 32;
+const RECORD_HEAD: usize = 16;
+/// The file grows by this much, zero-filled, when a write needs room.
+pub(crate) const GROW: u64 = 4 << 20;
+
+/// A key, or a value, borrowed: written with postcard as length and bytes.
+#[derive(Deserialize)]
+struct Bytes<'a>(#[serde(borrow)] &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+pub(crate) struct Wal {
+    file: File,
+    /// Where the next record goes.
+    end: u64,
+    /// Zero-filled and durable up to here.
+    len: u64,
+    /// The sequence number of the next record.
+    next: u64,
+    /// Records encoded since the last `write`.
+    buf: Vec<u8>,
+}
+
+fn io(what: &str, e: std::io::Error) -> StoreError {
+    if e.raw_os_error() == Some(28) {
+        return StoreError::Full;
+    }
+    StoreError::Io(format!("{what}: {e}"))
+}
+
+fn align(n: u64) -> u64 {
+    n.div_ceil(8) * 8
+}
+
+impl Wal {
+    /// Opens the file at `path` (creating it, starting at sequence `from`),
+    /// and returns it with every intact record's batch and sequence number,
+    /// in order. Writing continues after the last intact record.
+    pub fn open(path: &Path, from: u64) -> Result<(Wal, Vec<(u64, WriteBatch)>), StoreError> {
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| io("cannot open the write-ahead log", e))?;
+        let mut wal = Wal { file, end: HEADER, len: 0, next: from, buf: Vec::new() };
+        if !existed || wal.file.metadata().map_err(|e| io("wal", e))?.len() < HEADER {
+            wal.reset(from)?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io("cannot sync the data directory", e))?;
+            }
+            return Ok((wal, Vec::new()));
+        }
+        let bytes = std::fs::read(path).map_err(|e| io("cannot read the write-ahead log", e))?;
+        wal.len = bytes.len() as u64;
+        let start = parse_header(&bytes)?;
+        let mut records = Vec::new();
+        let (mut at, mut next) = (HEADER as usize, start);
+        while let Some((len, batch)) = record(&bytes, at, next) {
+            records.push((next, batch));
+            next += 1;
+            at = align((at + RECORD_HEAD + len) as u64) as usize;
+        }
+        if at + RECORD_HEAD <= bytes.len() && bytes[at..at + RECORD_HEAD].iter().any(|&b| b != 0) {
+            // Not a clean end. Either the torn tail of a write that was never
+            // acknowledged or records from before the last reset; both are
+            // left behind, and the next record overwrites them.
+            let stale = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8 bytes")) < start;
+            if !stale {
+                warn!(
+                    offset = at,
+                    next,
+                    "the write-ahead log ends in a torn record (a write never acknowledged); it is dropped"
+                );
+            }
+        }
+        wal.end = at as u64;
+        wal.next = next;
+        Ok((wal, records))
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Bytes of records since the last reset.
+    pub fn used(&self) -> u64 {
+        self.end - HEADER
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Encodes `batch` as the next record, in memory until `write`.
+    pub fn append(&mut self, batch: &WriteBatch) -> Result<u64, StoreError> {
+        let ops: Vec<(Bytes, Option<Bytes>)> =
+            batch.ops.iter().map(|(k, v)| (Bytes(k), v.as_deref().map(Bytes))).collect();
+        let at = self.buf.len();
+        self.buf.resize(at + RECORD_HEAD, 0);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf = postcard::to_extend(&ops, buf)
+            .map_err(|e| StoreError::Io(format!("cannot encode a record: {e}")))?;
+        let len = buf.len() - at - RECORD_HEAD;
+        let seq = self.next;
+        buf[at + 8..at + 16].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32fast::hash(&buf[at + 8..]);
+        buf[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        buf.resize(align(buf.len() as u64) as usize, 0);
+        self.buf = buf;
+        self.next += 1;
+        Ok(seq)
+    }
+
+    /// Writes the records appended since the last call and makes them
+    /// durable. On failure they are dropped, never to be replayed: the
+    /// caller must `reset` before the next write.
+    pub fn write(&mut self) -> Result<(), StoreError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.write_inner();
+        self.buf.clear();
+        r
+    }
+
+    fn write_inner(&mut self) -> Result<(), StoreError> {
+        let need = self.end + self.buf.len() as u64;
+        if need > self.len {
+            self.grow(need)?;
+        }
+        self.file.write_all_at(&self.buf, self.end).map_err(|e| io("cannot write the write-ahead log", e))?;
+        self.file.sync_data().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        self.end = need;
+        Ok(())
+    }
+
+    /// Zero-fills the file to at least `need` bytes and makes its new length durable.
+    fn grow(&mut self, need: u64) -> Result<(), StoreError> {
+        let to = need.div_ceil(GROW) * GROW;
+        let zeros = vec![0u8; (to - self.len) as usize];
+        self.file.write_all_at(&zeros, self.len).map_err(|e| io("cannot grow the write-ahead log", e))?;
+        self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        self.len = to;
+        Ok(())
+    }
+
+    /// Empties the log: records from now on start at sequence `from`, and
+    /// everything before is left behind. Only once all of it is durable
+    /// elsewhere (or was never acknowledged).
+    pub fn reset(&mut self, from: u64) -> Result<(), StoreError> {
+        debug_assert!(self.buf.is_empty(), "records appended but not written would be lost");
+        if self.len < GROW {
+            self.grow(GROW)?;
+        }
+        let mut h = [0u8; HEADER as usize];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..16].copy_from_slice(&from.to_le_bytes());
+        let crc = crc32fast::hash(&h[..16]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        self.file.write_all_at(&h, 0).map_err(|e| io("cannot write the write-ahead log", e))?;
+        self.file.sync_data().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        self.end = HEADER;
+        self.next = from;
+        Ok(())
+    }
+}
+
+fn parse_header(b: &[u8]) -> Result<u64, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("the write-ahead log's header {what}"));
+    if b.len() < HEADER as usize {
+        return Err(corrupt("is cut short"));
+    }
+    if &b[..5] != b"GLWAL" {
+        return Err(corrupt("is not a Gridline write-ahead log's"));
+    }
+    if b[..8] != MAGIC[..] {
+        return Err(corrupt(&format!("has format version {} (this build reads 1)", b[7])));
+    }
+    let crc = u32::from_le_bytes(b[16..20].try_into().expect("4 bytes"));
+    if crc != crc32fast::hash(&b[..16]) {
+        return Err(corrupt("fails its checksum"));
+    }
+    Ok(u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")))
+}
+
+/// The intact record at `at` with sequence number `seq`: its payload length and batch.
+fn record(b: &[u8], at: usize, seq: u64) -> Option<(usize, WriteBatch)> {
+    let head = b.get(at..at + RECORD_HEAD)?;
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
+    if u64::from_le_bytes(head[8..16].try_into().ok()?) != seq {
+        return None;
+    }
+    let body = b.get(at + 8..at + RECORD_HEAD + len)?;
+    if crc32fast::hash(body) != crc {
+        return None;
+    }
+    let ops: Vec<(Bytes, Option<Bytes>)> = postcard::from_bytes(&body[8..]).ok()?;
+    Some((
+        len,
+        WriteBatch { ops: ops.into_iter().map(|(k, v)| (k.0.to_vec(), v.map(|v| v.0.to_vec()))).collect() },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(i: u8) -> WriteBatch {
+        let mut b = WriteBatch::default();
+        b.put(vec![b'c', i], vec![i; 100 + i as usize]);
+        b.remove(vec![b'e', i]);
+        b
+    }
+
+    fn same(a: &WriteBatch, b: &WriteBatch) -> bool {
+        a.ops == b.ops
+    }
+
+    #[test]
+    fn records_come_back_in_order_and_writing_continues_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, got) = Wal::open(&p, 7).unwrap();
+        assert!(got.is_empty());
+        for i in 0..3 {
+            w.append(&batch(i)).unwrap();
+        }
+        w.write().unwrap();
+        w.append(&batch(3)).unwrap();
+        w.write().unwrap();
+        drop(w);
+        let (mut w, got) = Wal::open(&p, 1).unwrap();
+        assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+        assert!(got.iter().enumerate().all(|(i, (_, b))| same(b, &batch(i as u8))));
+        assert_eq!(w.next(), 11);
+        w.append(&batch(4)).unwrap();
+        w.write().unwrap();
+        drop(w);
+        assert_eq!(Wal::open(&p, 1).unwrap().1.len(), 5);
+    }
+
+    #[test]
+    fn a_torn_tail_is_dropped_and_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        for i in 0..4 {
+            w.append(&batch(i)).unwrap();
+            w.write().unwrap();
+        }
+        let end = w.end;
+        drop(w);
+        // Damage the last record's payload: a write cut short.
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[end as usize - 20] ^= 0xff;
+        std::fs::write(&p, &bytes).unwrap();
+        let (mut w, got) = Wal::open(&p, 1).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(w.next(), 4);
+        w.append(&batch(9)).unwrap();
+        w.write().unwrap();
+        drop(w);
+        let (_, got) = Wal::open(&p, 1).unwrap();
+        assert_eq!(got.len(), 4);
+        assert!(same(&got[3].1, &batch(9)));
+    }
+
+    #[test]
+    fn records_from_before_a_reset_are_never_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        for i in 0..5 {
+            w.append(&batch(i)).unwrap();
+        }
+        w.write().unwrap();
+        w.reset(6).unwrap();
+        // One short record where longer ones were: the old ones after it
+        // are intact but from before the reset.
+        let mut small = WriteBatch::default();
+        small.remove(vec![b'x']);
+        w.append(&small).unwrap();
+        w.write().unwrap();
+        drop(w);
+        let (w, got) = Wal::open(&p, 1).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 6);
+        assert_eq!(w.next(), 7);
+    }
+
+    #[test]
+    fn a_damaged_header_is_reported_not_guessed_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        drop(Wal::open(&p, 1).unwrap());
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[9] ^= 1;
+        std::fs::write(&p, &bytes).unwrap();
+        let err = Wal::open(&p, 1).map(|_| ()).unwrap_err();
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("checksum")), "{err:?}");
+    }
+
+    #[test]
+    fn the_file_grows_zero_filled_as_records_need_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        assert_eq!(w.file_len(), GROW);
+        let mut big = WriteBatch::default();
+        big.put(b"k".to_vec(), vec![7; 60_000]);
+        for _ in 0..80 {
+            w.append(&big).unwrap();
+        }
+        w.write().unwrap();
+        assert_eq!(w.file_len(), 2 * GROW);
+        drop(w);
+        assert_eq!(Wal::open(&p, 1).unwrap().1.len(), 80);
+    }
+}
