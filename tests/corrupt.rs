@@ -68,3 +68,40 @@ async fn flipped_or_truncated_logs_are_reported_not_panicked_on() {
         assert!(err.contains("corrupt") || err.contains("damaged"), "{how}: unclear: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_write_ahead_log_header_stops_the_start_and_a_torn_tail_does_not() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    make_log(&data).await;
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        assert!(std::process::Command::new("cp").arg("-a").arg(&data).arg(&to).status().unwrap().success());
+        to
+    };
+    let write_at = |path: &std::path::Path, at: u64, bytes: &[u8]| {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(bytes).unwrap();
+    };
+
+    // The header says where the records start: damaged, nothing can be trusted.
+    let header = copy("header");
+    write_at(&header.join("log/wal"), 9, &[0xA5]);
+    for cmd in [&["verify", "--data"][..], &["serve", "--listen", "127.0.0.1:0", "--data"][..]] {
+        let mut args = cmd.to_vec();
+        args.push(header.to_str().unwrap());
+        let (code, out, err) = run(&args);
+        assert_ne!(code, 0, "{cmd:?} accepted a damaged log header: {out}");
+        assert!(err.contains("write-ahead log") && err.contains("checksum"), "{cmd:?}: unclear: {err}");
+    }
+
+    // A record cut short where the log ends is a write never acknowledged:
+    // dropped, and everything before it is there.
+    let torn = copy("torn");
+    write_at(&torn.join("log/wal"), 32, &[40, 0, 0, 0, 1, 2, 3, 4, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 9, 9]);
+    let (code, out, err) = run(&["verify", "--data", torn.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2000 cases"), "{out}");
+}
