@@ -210,6 +210,9 @@ impl SledStore {
         file.sync_all().map_err(io)?;
         let next = wal.next();
         wal.reset(next)?;
+        if let Err(e) = wal.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
+            warn!(error = %e, "cannot shrink the write-ahead log");
+        }
         let db = Arc::new(db);
         let progress = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
         let (tx, rx) = std::sync::mpsc::sync_channel::<sled::Batch>(APPLY_QUEUE);
@@ -253,6 +256,10 @@ impl SledStore {
         let next = log.wal.next();
         log.wal.reset(next)?;
         log.broken = false;
+        // A log that grew while sled lagged gives the space back.
+        if let Err(e) = log.wal.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
+            warn!(error = %e, "cannot shrink the write-ahead log");
+        }
         Ok(())
     }
 
@@ -314,9 +321,13 @@ impl Drop for SledStore {
         let failed = self.progress.0.lock().map(|p| p.failed.is_some()).unwrap_or(true);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         if !failed {
-            // A clean stop leaves an empty log; if this fails, the next start replays it.
-            if let Err(e) = self.checkpoint(&mut log) {
-                warn!(error = %e, "cannot checkpoint the case log at close; the next start replays the write-ahead log");
+            // A clean stop leaves an empty, small log; if this fails, the
+            // next start replays it.
+            match self.checkpoint(&mut log).and_then(|()| log.wal.shrink(0)) {
+                Ok(()) => {}
+                Err(e) => {
+                    warn!(error = %e, "cannot checkpoint the case log at close; the next start replays the write-ahead log")
+                }
             }
         }
     }

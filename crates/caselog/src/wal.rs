@@ -212,6 +212,19 @@ impl Wal {
     }
 }
 
+impl Wal {
+    /// Gives back the file beyond `max` bytes, if no record lies there.
+    pub fn shrink(&mut self, max: u64) -> Result<(), StoreError> {
+        let max = max.max(GROW);
+        if self.len > max && self.end <= max && self.buf.is_empty() {
+            self.file.set_len(max).map_err(|e| io("cannot shrink the write-ahead log", e))?;
+            self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
+            self.len = max;
+        }
+        Ok(())
+    }
+}
+
 fn parse_header(b: &[u8]) -> Result<u64, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("the write-ahead log's header {what}"));
     if b.len() < HEADER as usize {
@@ -361,7 +374,18 @@ mod tests {
         }
         w.write().unwrap();
         assert_eq!(w.file_len(), 2 * GROW);
+        // records in the way: nothing to give back
+        w.shrink(GROW).unwrap();
+        assert_eq!(w.file_len(), 2 * GROW);
         drop(w);
-        assert_eq!(Wal::open(&p, 1).unwrap().1.len(), 80);
+        let (mut w, got) = Wal::open(&p, 1).unwrap();
+        assert_eq!(got.len(), 80);
+        w.reset(81).unwrap();
+        w.shrink(GROW).unwrap();
+        assert_eq!((w.file_len(), std::fs::metadata(&p).unwrap().len()), (GROW, GROW));
+        w.append(&big).unwrap();
+        w.write().unwrap();
+        drop(w);
+        assert_eq!(Wal::open(&p, 1).unwrap().1.len(), 1);
     }
 }
