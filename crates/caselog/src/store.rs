@@ -251,9 +251,13 @@ impl SledStore {
     /// Makes sled durable up to every synced batch and empties the log.
     fn checkpoint(&self, log: &mut Log) -> Result<(), StoreError> {
         self.caught_up()?;
+        let next = log.wal.next();
+        // Numbers below `next` that sled never applied belong to records
+        // that failed to be written: none is owed, so the next start must
+        // not miss them.
+        self.db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()).map_err(sled_err)?;
         self.db.flush().map_err(sled_err)?;
         self.file.sync_all().map_err(io)?;
-        let next = log.wal.next();
         log.wal.reset(next)?;
         log.broken = false;
         // A log that grew while sled lagged gives the space back.
@@ -292,6 +296,20 @@ fn sled_batch(batch: WriteBatch, seq: u64) -> sled::Batch {
 /// store closes or sled fails (then it applies nothing more: the log keeps
 /// the rest, and the next start applies it).
 fn apply_all(db: &sled::Db, batches: Receiver<sled::Batch>, progress: &(Mutex<Progress>, Condvar)) {
+    /// Should sled panic, readers and writers hear of it instead of waiting forever.
+    struct OnPanic<'a>(&'a (Mutex<Progress>, Condvar));
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let mut p = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+                p.failed = Some(StoreError::Io(
+                    "sled panicked applying a committed batch; it is in the write-ahead log: restart the server".into(),
+                ));
+                self.0 .1.notify_all();
+            }
+        }
+    }
+    let _guard = OnPanic(progress);
     let (lock, cv) = progress;
     for b in batches {
         let r = db.apply_batch(b);
@@ -585,6 +603,41 @@ mod tests {
         drop(wal);
         let err = SledStore::open(dir.path()).map(|_| ()).unwrap_err();
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("records 1 to 49 are lost")), "{err:?}");
+    }
+
+    #[test]
+    fn numbers_of_records_that_failed_to_be_written_are_not_missed_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        // The writing side runs in a process of its own that exits without
+        // closing the store, as a killed server does.
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "store::tests::write_then_die", "--ignored", "--nocapture"])
+            .env("GRIDLINE_WAL_TEST_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!((value(&s, "a").as_deref(), value(&s, "b").as_deref()), (Some("1"), Some("1")));
+    }
+
+    /// Run by the test above in a fresh process.
+    #[test]
+    #[ignore]
+    fn write_then_die() {
+        let Ok(p) = std::env::var("GRIDLINE_WAL_TEST_DIR") else { return };
+        let s = SledStore::open(Path::new(&p)).unwrap();
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        {
+            // As a failed write leaves it: a number taken, the record gone.
+            let mut log = s.log.lock().unwrap();
+            log.wal.append(&put("a", "lost")).unwrap();
+            log.wal.drop_buffered();
+            log.broken = true;
+        }
+        s.apply(put("b", "1")).unwrap();
+        s.sync().unwrap();
+        std::process::exit(0);
     }
 
     #[test]

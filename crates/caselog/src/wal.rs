@@ -213,6 +213,12 @@ impl Wal {
 }
 
 impl Wal {
+    /// Forgets the records appended since the last write, as a failed write does.
+    #[cfg(test)]
+    pub fn drop_buffered(&mut self) {
+        self.buf.clear();
+    }
+
     /// Gives back the file beyond `max` bytes, if no record lies there.
     pub fn shrink(&mut self, max: u64) -> Result<(), StoreError> {
         let max = max.max(GROW);
