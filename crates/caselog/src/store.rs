@@ -117,7 +117,7 @@ const fn libc_enospc() -> i32 {
 /// KiB at the default segment size), so no data lives in sled's separately
 /// written blob files.
 pub struct SledStore {
-    db: Arc<sled::Db>,
+    db: sled::Db,
     file: File,
     log: Mutex<Log>,
     progress: Arc<(Mutex<Progress>, Condvar)>,
@@ -213,7 +213,6 @@ impl SledStore {
         if let Err(e) = wal.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
             warn!(error = %e, "cannot shrink the write-ahead log");
         }
-        let db = Arc::new(db);
         let progress = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
         let (tx, rx) = std::sync::mpsc::sync_channel::<sled::Batch>(APPLY_QUEUE);
         let (apply_db, apply_progress) = (db.clone(), progress.clone());
