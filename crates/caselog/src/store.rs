@@ -137,8 +137,10 @@ struct Log {
     wal: Wal,
     /// Batches appended to the log, not yet synced.
     pending: Vec<sled::Batch>,
-    /// A write or checkpoint failed: the log must be reset before the next write.
+    /// A write failed: the log must be reset before the next write.
     broken: bool,
+    /// A checkpoint failed: every write fails with this until a restart.
+    dead: Option<StoreError>,
 }
 
 #[derive(Default)]
@@ -171,7 +173,9 @@ impl SledStore {
                 ))
             })?
             .map_err(sled_err)?;
-        let file = File::open(path.join("db")).map_err(io)?;
+        let file = File::open(path.join("db")).map_err(|e| {
+            StoreError::Io(format!("cannot open sled's file {}: {e}", path.join("db").display()))
+        })?;
         if !existed {
             // New files: make their directory entries durable too.
             sync_dir(path)?;
@@ -205,25 +209,23 @@ impl SledStore {
             info!(replayed, "applied the write-ahead log's records that sled had not stored");
         }
         // Whatever sled holds now may be only in the page cache: make it
-        // durable before the log that could rebuild it is emptied.
-        db.flush().map_err(sled_err)?;
-        file.sync_all().map_err(io)?;
-        let next = wal.next();
-        wal.reset(next)?;
-        if let Err(e) = wal.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
-            warn!(error = %e, "cannot shrink the write-ahead log");
-        }
+        // durable before the log that could rebuild it is emptied. Numbers
+        // are never issued twice: sled may already have applied numbers the
+        // log no longer holds (a checkpoint cut short after sled's fsync).
+        make_durable(&db, &file, &mut wal, applied)?;
         let progress = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
         let (tx, rx) = std::sync::mpsc::sync_channel::<sled::Batch>(APPLY_QUEUE);
         let (apply_db, apply_progress) = (db.clone(), progress.clone());
         let join = std::thread::Builder::new()
             .name("gridline-apply".into())
             .spawn(move || apply_all(&apply_db, rx, &apply_progress))
-            .map_err(io)?;
+            .map_err(|e| {
+                StoreError::Io(format!("cannot start the thread that applies commits to sled: {e}"))
+            })?;
         Ok(SledStore {
             db,
             file,
-            log: Mutex::new(Log { wal, pending: Vec::new(), broken: false }),
+            log: Mutex::new(Log { wal, pending: Vec::new(), broken: false, dead: None }),
             progress,
             applier: Some((tx, join)),
         })
@@ -248,34 +250,53 @@ impl SledStore {
     }
 
     /// Makes sled durable up to every synced batch and empties the log.
+    /// A failure is final for this process: after a failed fsync the kernel
+    /// may have dropped pages it will not report again, so the log, which
+    /// may be their only durable copy, is never emptied again; writes fail
+    /// until a restart applies it again.
     fn checkpoint(&self, log: &mut Log) -> Result<(), StoreError> {
-        self.caught_up()?;
-        let next = log.wal.next();
-        // Numbers below `next` that sled never applied belong to records
-        // that failed to be written: none is owed, so the next start must
-        // not miss them.
-        self.db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()).map_err(sled_err)?;
-        self.db.flush().map_err(sled_err)?;
-        self.file.sync_all().map_err(io)?;
-        log.wal.reset(next)?;
-        log.broken = false;
-        // A log that grew while sled lagged gives the space back.
-        if let Err(e) = log.wal.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
-            warn!(error = %e, "cannot shrink the write-ahead log");
+        let r = self.caught_up().and_then(|()| make_durable(&self.db, &self.file, &mut log.wal, 0));
+        match r {
+            Ok(()) => log.broken = false,
+            Err(ref e) => {
+                tracing::error!(error = %e, "checkpoint failed; writes are refused until a restart");
+                log.dead = Some(StoreError::Io(format!("{e}; writes are refused until the server restarts")));
+            }
         }
-        Ok(())
+        r
     }
 
     fn log(&self) -> Result<std::sync::MutexGuard<'_, Log>, StoreError> {
         let mut log = self.log.lock().expect("log lock");
+        if let Some(e) = &log.dead {
+            return Err(e.clone());
+        }
         if log.broken {
             // After a failed write the log's tail is unknown: start afresh
-            // (the failed records, numbered below the new start, are never
-            // replayed).
+            // (the failed records, numbered below the new start and written
+            // under another generation, are never replayed).
             self.checkpoint(&mut log)?;
         }
         Ok(log)
     }
+}
+
+/// sled's flush and an fsync of its file, then an empty log whose records
+/// start after every number issued so far (the log's, and `applied`,
+/// sled's own) and after every number sled has applied: `m wal` says so,
+/// since numbers sled never applied below it belong to records that failed
+/// to be written and are owed nothing.
+fn make_durable(db: &sled::Db, file: &File, wal: &mut Wal, applied: u64) -> Result<(), StoreError> {
+    let next = wal.next().max(applied + 1);
+    db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()).map_err(sled_err)?;
+    db.flush().map_err(sled_err)?;
+    file.sync_all().map_err(|e| StoreError::Io(format!("cannot fsync sled's file: {e}")))?;
+    wal.reset(next)?;
+    // A log that grew while sled lagged gives the space back.
+    if let Err(e) = wal.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
+        warn!(error = %e, "cannot shrink the write-ahead log");
+    }
+    Ok(())
 }
 
 /// The sled batch of `batch`, recording that record `seq` is applied.
@@ -337,7 +358,10 @@ impl Drop for SledStore {
         }
         let failed = self.progress.0.lock().map(|p| p.failed.is_some()).unwrap_or(true);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if !failed {
+        // Staged but never synced, so never acknowledged (an undo batch, say).
+        log.wal.drop_buffered();
+        log.pending.clear();
+        if !failed && log.dead.is_none() {
             // A clean stop leaves an empty, small log; if this fails, the
             // next start replays it.
             match self.checkpoint(&mut log).and_then(|()| log.wal.shrink(0)) {
@@ -366,10 +390,7 @@ impl Store for SledStore {
         if log.pending.is_empty()
             && (used > CHECKPOINT_FORCE_BYTES || (used > CHECKPOINT_BYTES && self.idle()))
         {
-            if let Err(e) = self.checkpoint(&mut log) {
-                log.broken = true;
-                return Err(e);
-            }
+            self.checkpoint(&mut log)?;
         }
         let seq = log.wal.append(&batch)?;
         log.pending.push(sled_batch(batch, seq));
@@ -604,39 +625,111 @@ mod tests {
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("records 1 to 49 are lost")), "{err:?}");
     }
 
+    /// Runs the ignored test `name` in a process of its own, on `dir`: the
+    /// writing side of a crash test, which exits without closing the store,
+    /// as a killed server does.
+    fn child(name: &str, dir: &Path) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--ignored", "--nocapture"])
+            .env("GRIDLINE_WAL_TEST_DIR", dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn child_store() -> Option<SledStore> {
+        std::env::var("GRIDLINE_WAL_TEST_DIR").ok().map(|p| SledStore::open(Path::new(&p)).unwrap())
+    }
+
+    /// As a failed write leaves the log: a number taken, the record gone.
+    fn fail_a_write(log: &mut Log) {
+        log.wal.append(&put("a", "lost")).unwrap();
+        log.wal.drop_buffered();
+        log.broken = true;
+    }
+
     #[test]
     fn numbers_of_records_that_failed_to_be_written_are_not_missed_at_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
-        // The writing side runs in a process of its own that exits without
-        // closing the store, as a killed server does.
-        let child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "store::tests::write_then_die", "--ignored", "--nocapture"])
-            .env("GRIDLINE_WAL_TEST_DIR", dir.path())
-            .output()
-            .unwrap();
-        assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+        child("store::tests::write_fail_write_die", dir.path());
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!((value(&s, "a").as_deref(), value(&s, "b").as_deref()), (Some("1"), Some("1")));
     }
 
-    /// Run by the test above in a fresh process.
     #[test]
     #[ignore]
-    fn write_then_die() {
-        let Ok(p) = std::env::var("GRIDLINE_WAL_TEST_DIR") else { return };
-        let s = SledStore::open(Path::new(&p)).unwrap();
+    fn write_fail_write_die() {
+        let Some(s) = child_store() else { return };
         s.apply(put("a", "1")).unwrap();
         s.sync().unwrap();
-        {
-            // As a failed write leaves it: a number taken, the record gone.
-            let mut log = s.log.lock().unwrap();
-            log.wal.append(&put("a", "lost")).unwrap();
-            log.wal.drop_buffered();
-            log.broken = true;
-        }
+        fail_a_write(&mut s.log.lock().unwrap());
         s.apply(put("b", "1")).unwrap();
         s.sync().unwrap();
         std::process::exit(0);
+    }
+
+    #[test]
+    fn a_crash_inside_the_checkpoint_after_a_failed_write_loses_nothing_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        child("store::tests::fail_a_write_and_die_inside_the_checkpoint", dir.path());
+        child("store::tests::commit_and_die", dir.path());
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(value(&s, "acked").as_deref(), Some("yes"));
+    }
+
+    #[test]
+    #[ignore]
+    fn fail_a_write_and_die_inside_the_checkpoint() {
+        let Some(s) = child_store() else { return };
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        let mut log = s.log.lock().unwrap();
+        fail_a_write(&mut log);
+        // The checkpoint's first steps: sled durable, the log not yet reset.
+        s.caught_up().unwrap();
+        let next = log.wal.next();
+        s.db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()).unwrap();
+        s.db.flush().unwrap();
+        s.file.sync_all().unwrap();
+        std::process::exit(0);
+    }
+
+    #[test]
+    #[ignore]
+    fn commit_and_die() {
+        let Some(s) = child_store() else { return };
+        s.apply(put("acked", "yes")).unwrap();
+        s.sync().unwrap();
+        s.caught_up().unwrap();
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn closing_drops_a_staged_batch_never_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        // as an undo batch is left when a failed commit is rolled back
+        s.apply(put("undo", "x")).unwrap();
+        drop(s);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(value(&s, "undo"), None);
+    }
+
+    #[test]
+    fn a_log_whose_creation_was_cut_short_is_created_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        // zeros written, the header not yet
+        std::fs::write(dir.path().join("wal"), vec![0u8; crate::wal::GROW as usize]).unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(value(&s, "a").as_deref(), Some("1"));
+        s.apply(put("b", "1")).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        assert_eq!(value(&SledStore::open(dir.path()).unwrap(), "b").as_deref(), Some("1"));
     }
 
     #[test]

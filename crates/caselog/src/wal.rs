@@ -7,11 +7,12 @@
 //!
 //! | bytes | what |
 //! | --- | --- |
-//! | 0..8 | magic `GLWAL` and the format version (1) |
+//! | 0..8 | magic `GLWAL` and the format version (2) |
 //! | 8..16 | `start`: the sequence number the records in this file start at |
-//! | 16..20 | crc32 of bytes 0..16 |
-//! | 20..32 | zero |
-//! | then, each at an 8-byte boundary | a record: payload length (u32), crc32 of the sequence number and payload (u32), sequence number (u64), payload |
+//! | 16..24 | `generation`: a random number drawn at every reset |
+//! | 24..28 | crc32 of bytes 0..24 |
+//! | 28..32 | zero |
+//! | then, each at an 8-byte boundary | a record: payload length (u32), crc32 of the generation, sequence number and payload (u32), sequence number (u64), payload |
 //!
 //! A payload is a [`WriteBatch`]'s operations, postcard-encoded. The file
 //! is filled with zeros ahead of the records ([`GROW`] bytes at a time,
@@ -20,9 +21,11 @@
 //!
 //! Reading stops at the first record that is not intact (short, failing its
 //! checksum) or not the next in sequence: the torn tail of a write that was
-//! never acknowledged, or records left from before the file was last reset
-//! (their sequence numbers are below `start`). Each record is a whole batch,
-//! so a batch is replayed whole or not at all.
+//! never acknowledged, or records left from before the file was last reset.
+//! Those fail their checksum whatever their sequence number, since it
+//! covers the generation, which every reset draws anew (the reset at open
+//! too, so records left behind a torn one can never be read later). Each
+//! record is a whole batch, so a batch is replayed whole or not at all.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -33,7 +36,7 @@ use tracing::warn;
 
 use crate::store::{StoreError, WriteBatch};
 
-const MAGIC: &[u8; 8] = b"GLWAL\x00\x00\x01";
+const MAGIC: &[u8; 8] = b"GLWAL\x00\x00\x02";
 const HEADER: u64 = 32;
 const RECORD_HEAD: usize = 16;
 /// The file grows by this much, zero-filled, when a write needs room.
@@ -57,6 +60,8 @@ pub(crate) struct Wal {
     len: u64,
     /// The sequence number of the next record.
     next: u64,
+    /// Drawn at every reset; every record's checksum covers it.
+    generation: u64,
     /// Records encoded since the last `write`.
     buf: Vec<u8>,
 }
@@ -77,7 +82,6 @@ impl Wal {
     /// and returns it with every intact record's batch and sequence number,
     /// in order. Writing continues after the last intact record.
     pub fn open(path: &Path, from: u64) -> Result<(Wal, Vec<(u64, WriteBatch)>), StoreError> {
-        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -85,9 +89,12 @@ impl Wal {
             .truncate(false)
             .open(path)
             .map_err(|e| io("cannot open the write-ahead log", e))?;
-        let mut wal = Wal { file, end: HEADER, len: 0, next: from, buf: Vec::new() };
-        if !existed || wal.file.metadata().map_err(|e| io("wal", e))?.len() < HEADER {
-            wal.reset(from)?;
+        let mut wal = Wal { file, end: HEADER, len: 0, next: from, generation: 0, buf: Vec::new() };
+        let bytes = std::fs::read(path).map_err(|e| io("cannot read the write-ahead log", e))?;
+        if bytes.iter().all(|&b| b == 0) {
+            // New, or its creation never finished: nothing was ever written
+            // to it, so nothing can be owed from it.
+            wal.create(from)?;
             if let Some(dir) = path.parent() {
                 File::open(dir)
                     .and_then(|d| d.sync_all())
@@ -95,32 +102,38 @@ impl Wal {
             }
             return Ok((wal, Vec::new()));
         }
-        let bytes = std::fs::read(path).map_err(|e| io("cannot read the write-ahead log", e))?;
         wal.len = bytes.len() as u64;
-        let start = parse_header(&bytes)?;
+        let (start, generation) = parse_header(&bytes)?;
+        wal.generation = generation;
         let mut records = Vec::new();
         let (mut at, mut next) = (HEADER as usize, start);
-        while let Some((len, batch)) = record(&bytes, at, next) {
+        while let Some((len, batch)) = record(&bytes, at, next, generation) {
             records.push((next, batch));
             next += 1;
             at = align((at + RECORD_HEAD + len) as u64) as usize;
         }
         if at + RECORD_HEAD <= bytes.len() && bytes[at..at + RECORD_HEAD].iter().any(|&b| b != 0) {
-            // Not a clean end. Either the torn tail of a write that was never
-            // acknowledged or records from before the last reset; both are
-            // left behind, and the next record overwrites them.
-            let stale = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8 bytes")) < start;
-            if !stale {
-                warn!(
-                    offset = at,
-                    next,
-                    "the write-ahead log ends in a torn record (a write never acknowledged); it is dropped"
-                );
-            }
+            // Not a clean end: the torn tail of a write that was never
+            // acknowledged, or records from before the last reset. The
+            // caller resets the log before writing, which draws a new
+            // generation, so none of it can be read again.
+            warn!(offset = at, next, "the write-ahead log ends in a record that is torn or from before its last reset; it is dropped");
         }
         wal.end = at as u64;
         wal.next = next;
         Ok((wal, records))
+    }
+
+    /// Writes a new file: its header and zeros, in one write, then syncs it.
+    fn create(&mut self, from: u64) -> Result<(), StoreError> {
+        let mut b = vec![0u8; GROW as usize];
+        self.generation = fresh_generation(0);
+        b[..HEADER as usize].copy_from_slice(&header(from, self.generation));
+        self.file.set_len(0).map_err(|e| io("cannot create the write-ahead log", e))?;
+        self.file.write_all_at(&b, 0).map_err(|e| io("cannot create the write-ahead log", e))?;
+        self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        (self.len, self.end, self.next) = (GROW, HEADER, from);
+        Ok(())
     }
 
     /// The sequence number the next record gets.
@@ -149,7 +162,7 @@ impl Wal {
         let len = buf.len() - at - RECORD_HEAD;
         let seq = self.next;
         buf[at + 8..at + 16].copy_from_slice(&seq.to_le_bytes());
-        let crc = crc32fast::hash(&buf[at + 8..]);
+        let crc = record_crc(self.generation, &buf[at + 8..]);
         buf[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
         buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
         buf.resize(align(buf.len() as u64) as usize, 0);
@@ -196,29 +209,22 @@ impl Wal {
     /// elsewhere (or was never acknowledged).
     pub fn reset(&mut self, from: u64) -> Result<(), StoreError> {
         debug_assert!(self.buf.is_empty(), "records appended but not written would be lost");
-        if self.len < GROW {
-            self.grow(GROW)?;
-        }
-        let mut h = [0u8; HEADER as usize];
-        h[..8].copy_from_slice(MAGIC);
-        h[8..16].copy_from_slice(&from.to_le_bytes());
-        let crc = crc32fast::hash(&h[..16]);
-        h[16..20].copy_from_slice(&crc.to_le_bytes());
-        self.file.write_all_at(&h, 0).map_err(|e| io("cannot write the write-ahead log", e))?;
+        let generation = fresh_generation(self.generation);
+        self.file
+            .write_all_at(&header(from, generation), 0)
+            .map_err(|e| io("cannot write the write-ahead log's header", e))?;
         self.file.sync_data().map_err(|e| io("cannot sync the write-ahead log", e))?;
-        self.end = HEADER;
-        self.next = from;
+        (self.end, self.next, self.generation) = (HEADER, from, generation);
         Ok(())
+    }
+
+    /// Forgets the records appended since the last write (never acknowledged).
+    pub fn drop_buffered(&mut self) {
+        self.buf.clear();
     }
 }
 
 impl Wal {
-    /// Forgets the records appended since the last write, as a failed write does.
-    #[cfg(test)]
-    pub fn drop_buffered(&mut self) {
-        self.buf.clear();
-    }
-
     /// Gives back the file beyond `max` bytes, if no record lies there.
     pub fn shrink(&mut self, max: u64) -> Result<(), StoreError> {
         let max = max.max(GROW);
@@ -231,7 +237,41 @@ impl Wal {
     }
 }
 
-fn parse_header(b: &[u8]) -> Result<u64, StoreError> {
+fn header(start: u64, generation: u64) -> [u8; HEADER as usize] {
+    let mut h = [0u8; HEADER as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..16].copy_from_slice(&start.to_le_bytes());
+    h[16..24].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc32fast::hash(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// A number unlike `previous`, not predictable from outside the process
+/// (std's per-process random hash keys, and the clock).
+fn fresh_generation(previous: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(previous);
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
+    match h.finish() {
+        g if g == previous => g.wrapping_add(1),
+        g => g,
+    }
+}
+
+/// A record's checksum: over the generation, then its sequence number and payload.
+fn record_crc(generation: u64, seq_and_payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&generation.to_le_bytes());
+    h.update(seq_and_payload);
+    h.finalize()
+}
+
+/// The header's `(start, generation)`.
+fn parse_header(b: &[u8]) -> Result<(u64, u64), StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("the write-ahead log's header {what}"));
     if b.len() < HEADER as usize {
         return Err(corrupt("is cut short"));
@@ -240,17 +280,19 @@ fn parse_header(b: &[u8]) -> Result<u64, StoreError> {
         return Err(corrupt("is not a Gridline write-ahead log's"));
     }
     if b[..8] != MAGIC[..] {
-        return Err(corrupt(&format!("has format version {} (this build reads 1)", b[7])));
+        return Err(corrupt(&format!("has format version {} (this build reads {})", b[7], MAGIC[7])));
     }
-    let crc = u32::from_le_bytes(b[16..20].try_into().expect("4 bytes"));
-    if crc != crc32fast::hash(&b[..16]) {
+    let crc = u32::from_le_bytes(b[24..28].try_into().expect("4 bytes"));
+    if crc != crc32fast::hash(&b[..24]) {
         return Err(corrupt("fails its checksum"));
     }
-    Ok(u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")))
+    let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    Ok((word(8), word(16)))
 }
 
-/// The intact record at `at` with sequence number `seq`: its payload length and batch.
-fn record(b: &[u8], at: usize, seq: u64) -> Option<(usize, WriteBatch)> {
+/// The intact record at `at` with sequence number `seq`, written under
+/// `generation`: its payload length and batch.
+fn record(b: &[u8], at: usize, seq: u64, generation: u64) -> Option<(usize, WriteBatch)> {
     let head = b.get(at..at + RECORD_HEAD)?;
     let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
@@ -258,7 +300,7 @@ fn record(b: &[u8], at: usize, seq: u64) -> Option<(usize, WriteBatch)> {
         return None;
     }
     let body = b.get(at + 8..at + RECORD_HEAD + len)?;
-    if crc32fast::hash(body) != crc {
+    if record_crc(generation, body) != crc {
         return None;
     }
     let ops: Vec<(Bytes, Option<Bytes>)> = postcard::from_bytes(&body[8..]).ok()?;
@@ -353,6 +395,32 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, 6);
         assert_eq!(w.next(), 7);
+    }
+
+    #[test]
+    fn records_behind_a_torn_one_are_never_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 7).unwrap();
+        let at7 = w.end as usize;
+        // One write of records 7 and 8; 7's pages are lost, 8's are not.
+        w.append(&batch(1)).unwrap();
+        w.append(&batch(2)).unwrap();
+        w.write().unwrap();
+        drop(w);
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[at7 + 20] ^= 0xff;
+        std::fs::write(&p, &bytes).unwrap();
+        let (mut w, got) = Wal::open(&p, 7).unwrap();
+        assert!(got.is_empty());
+        // As the store does at open; then a new 7 of the same length.
+        w.reset(w.next()).unwrap();
+        w.append(&batch(3)).unwrap();
+        w.write().unwrap();
+        drop(w);
+        let (_, got) = Wal::open(&p, 7).unwrap();
+        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![7], "the old 8 came back");
+        assert!(same(&got[0].1, &batch(3)));
     }
 
     #[test]
