@@ -292,20 +292,16 @@ impl<S: Store> CaseLog<S> {
                         let cases = back.pairs().map(|(k, v)| decode_case(k, v)).collect::<Result<_, _>>()?;
                         Ok(tx.send(Chunk::Decoded(cases)).is_ok())
                     };
-                    let mut open = true;
-                    let mut failed = Ok(());
+                    // Whether to go on: the other side still takes chunks, and no error.
+                    let mut going = Ok(true);
                     self.store.for_each(&[codec::CASE_PREFIX], &mut |k, v| {
                         chunk.push(k, v);
                         if chunk.len() == Raw::PAIRS {
-                            match send(std::mem::take(&mut chunk)) {
-                                Ok(o) => open = o,
-                                Err(e) => failed = Err(e),
-                            }
+                            going = send(std::mem::take(&mut chunk));
                         }
-                        open && failed.is_ok()
+                        matches!(going, Ok(true))
                     })?;
-                    failed?;
-                    if open && !chunk.is_empty() {
+                    if going? && !chunk.is_empty() {
                         send(chunk)?;
                     }
                     Ok(())

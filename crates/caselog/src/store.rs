@@ -405,8 +405,9 @@ impl Store for SledStore {
             return Err(e);
         }
         let (tx, _) = self.applier.as_ref().expect("open until dropped");
+        // Counted before they are sent, so that the applier never gets ahead of the count.
+        self.progress.0.lock().expect("progress lock").handed += log.pending.len() as u64;
         for b in log.pending.drain(..) {
-            self.progress.0.lock().expect("progress lock").handed += 1;
             if tx.send(b).is_err() {
                 // Only a failure stops the applier: it reports that to reads and writes.
                 break;
