@@ -156,14 +156,10 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Answers a query. `batch` holds the events of the batch being built,
-    /// which (like those of batches still syncing) are not in the store yet.
-    pub(crate) fn read(
-        &self,
-        caller: &Caller,
-        cmd: &Command,
-        batch: &[gridline_model::Event],
-    ) -> Result<Reply, Error> {
+    /// Answers a query from the state in memory. `GET`'s events are left
+    /// out: the history thread reads them from the store once the reply is
+    /// released.
+    pub(crate) fn read(&self, caller: &Caller, cmd: &Command) -> Result<Reply, Error> {
         match cmd {
             Command::Route(intake) => {
                 allow(caller, &[Role::Operator, Role::Supervisor], "ROUTE")?;
@@ -182,16 +178,9 @@ impl<S: Store> Engine<S> {
                 if !ok {
                     return Err(Error::forbidden(format!("case {} is not assigned to you", c.no)));
                 }
-                let view = self.view(caller, c);
-                let mut events = self.log.events(&id).map_err(|e| Error::internal(e.to_string()))?;
-                let stored = events.last().map_or(0, |e| e.seq);
-                events.extend(self.pending_events(batch).filter(|e| e.case == id && e.seq > stored).cloned());
-                for e in &mut events {
-                    if let EventKind::Accepted { intake, .. } = &mut e.kind {
-                        intake.phone = view.intake.phone.clone();
-                    }
-                }
-                Ok(Reply::Detail { case: view, events })
+                // The history is read from the store once this reply is
+                // released, off the engine thread (see `history`).
+                Ok(Reply::Detail { case: self.view(caller, c), events: Vec::new() })
             }
             Command::Pull { worker, page } => {
                 allow(caller, &[Role::Worker, Role::Supervisor], "PULL")?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use gridline_caselog::{CaseLog, LogError, Store, WriteBatch};
-use gridline_model::{Actor, Caller, Case, CaseId, Command, Error, Event, Reply};
+use gridline_model::{Actor, Caller, Case, CaseId, Command, Error, Event, EventKind, Reply};
 use gridline_registry::Registry;
 use gridline_routing::Router;
 use tokio::sync::oneshot;
@@ -173,12 +173,18 @@ pub fn start<S: Store>(
     let batches_max = config.commit_batches_max.max(1);
     let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(batches_max);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<Outcome>();
+    let (history_tx, history_rx) = crossbeam_channel::unbounded::<History>();
+    let history_log = log.clone();
+    let historian = std::thread::Builder::new()
+        .name("gridline-history".into())
+        .spawn(move || run_history(&history_log, history_rx))?;
     let syncer_log = log.clone();
     let stats = Arc::new(CommitStats::default());
     let syncer_stats = stats.clone();
-    let syncer = std::thread::Builder::new()
-        .name("gridline-syncer".into())
-        .spawn(move || run_syncer(&syncer_log, commit_rx, outcome_tx, batches_max, &syncer_stats))?;
+    let syncer_history = history_tx.clone();
+    let syncer = std::thread::Builder::new().name("gridline-syncer".into()).spawn(move || {
+        run_syncer(&syncer_log, commit_rx, outcome_tx, batches_max, &syncer_stats, &syncer_history)
+    })?;
     let router = Router::new(registry.clone());
     let mut engine = Engine {
         registry,
@@ -188,6 +194,7 @@ pub fn start<S: Store>(
         config,
         state,
         poisoned: None,
+        history: history_tx,
         pipeline: Pipeline {
             commits: Some(commit_tx),
             outcomes: outcome_rx,
@@ -201,6 +208,12 @@ pub fn start<S: Store>(
         if syncer.join().is_err() {
             error!("the syncer thread panicked");
         }
+        // The last sender of histories to read: the thread ends once it has answered them.
+        drop(engine);
+        if historian.join().is_err() {
+            error!("the history thread panicked");
+        }
+        info!("engine stopped: every handle dropped and every command answered");
     })?;
     Ok((EngineHandle { tx, commits: stats }, EngineThread { join }))
 }
@@ -215,6 +228,8 @@ pub(crate) struct Engine<S: Store> {
     /// Set when a failed batch could not be undone in the store: writes are
     /// refused until a restart re-reads the log.
     poisoned: Option<String>,
+    /// `GET`s whose events the history thread reads from the store.
+    history: Sender<History>,
     pipeline: Pipeline,
 }
 
@@ -298,6 +313,7 @@ fn run_syncer<S: Store>(
     outcomes: Sender<Outcome>,
     batches_max: usize,
     stats: &CommitStats,
+    history: &Sender<History>,
 ) {
     let mut failed: Option<String> = None;
     let mut group: Vec<(u64, Vec<Held>)> = Vec::new();
@@ -355,7 +371,7 @@ fn run_syncer<S: Store>(
             Ok(()) => {
                 for (id, mut held) in group.drain(..) {
                     for h in held.drain(..) {
-                        h.release();
+                        h.release(history);
                     }
                     let _ = outcomes.send(Outcome::Done { id, spare: held });
                 }
@@ -408,8 +424,14 @@ enum Held {
 }
 
 impl Held {
-    fn release(self) {
+    /// Sends the reply; a `GET`'s goes to the history thread for its events first.
+    fn release(self, history: &Sender<History>) {
         match self {
+            Held::Read { reply, result: Ok(Reply::Detail { case, .. }), .. } => {
+                if let Err(e) = history.send(History { reply, case }) {
+                    let _ = e.0.reply.send(Err(Error::unavailable("the engine has stopped")));
+                }
+            }
             Held::Write { reply, result } | Held::Read { reply, result, .. } => {
                 let _ = reply.send(result);
             }
@@ -418,6 +440,42 @@ impl Held {
             }
         }
     }
+}
+
+/// A `GET` answered but for its events: every one of them up to the case's
+/// `last_seq` is in a batch synced before this was sent.
+pub(crate) struct History {
+    reply: ReplyTx,
+    case: Box<Case>,
+}
+
+/// The history thread: reads each `GET`'s events from the store, off the
+/// engine thread (a store read may wait for sled to apply what was synced).
+fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>) {
+    for History { reply, case } in histories {
+        let _ = reply.send(history(log, case));
+    }
+}
+
+/// The case's events up to `case.last_seq` (later ones may be stored by
+/// now), with the phone number as the caller may see it in the case.
+fn history<S: Store>(log: &CaseLog<S>, case: Box<Case>) -> Result<Reply, Error> {
+    let mut events = log.events(&case.id).map_err(|e| Error::internal(e.to_string()))?;
+    events.retain(|e| e.seq <= case.last_seq);
+    if events.len() != case.last_seq as usize {
+        return Err(Error::internal(format!(
+            "case {} has {} of its {} events in the log",
+            case.no,
+            events.len(),
+            case.last_seq
+        )));
+    }
+    for e in &mut events {
+        if let EventKind::Accepted { intake, .. } = &mut e.kind {
+            intake.phone = case.intake.phone.clone();
+        }
+    }
+    Ok(Reply::Detail { case, events })
 }
 
 impl<S: Store> Engine<S> {
@@ -458,7 +516,6 @@ impl<S: Store> Engine<S> {
                 Err(_) => break,
             }
         }
-        info!("engine stopped: every handle dropped and every command answered");
     }
 
     fn until_next_timer(&self) -> Duration {
@@ -472,11 +529,6 @@ impl<S: Store> Engine<S> {
             Some(&(t, _)) => Duration::from_millis(((t - now.0) as u64).min(1000)),
             None => Duration::from_secs(1),
         }
-    }
-
-    /// Events not yet confirmed durable (the syncer's and this batch's), for reads.
-    pub(crate) fn pending_events<'a>(&'a self, batch: &'a [Event]) -> impl Iterator<Item = &'a Event> {
-        self.pipeline.unconfirmed.iter().flat_map(|u| u.events.iter()).chain(batch)
     }
 
     fn run_batch(&mut self, jobs: &mut Vec<Job>) {
@@ -504,7 +556,7 @@ impl<S: Store> Engine<S> {
                         // still syncing established (a case closed a moment ago).
                         held.push(Held::Write { reply, result });
                     } else {
-                        let result = self.read(&caller, &cmd, &batch.events);
+                        let result = self.read(&caller, &cmd);
                         held.push(Held::Read { caller, cmd, reply, result });
                     }
                 }
@@ -631,7 +683,8 @@ impl<S: Store> Engine<S> {
                     let _ = reply.send(Err(Error::unavailable(message.to_string())));
                 }
                 Held::Read { caller, cmd, reply, .. } => {
-                    let _ = reply.send(self.read(&caller, &cmd, &[]));
+                    let result = self.read(&caller, &cmd);
+                    Held::Read { caller, cmd, reply, result }.release(&self.history);
                 }
                 Held::Tick { reply, .. } => {
                     let _ = reply.send(0);

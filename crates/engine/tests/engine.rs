@@ -420,6 +420,23 @@ fn a_read_pipelined_behind_a_write_sees_its_events() {
 }
 
 #[test]
+fn a_read_behind_a_write_that_fails_sees_the_history_without_it() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("路灯不亮");
+    let engine = rig.engine.as_ref().unwrap();
+    let w = worker(case.worker().unwrap());
+    rig.store.set_faults(Faults { fail_sync_in: Some(1), ..Default::default() });
+    let claim = engine.submit(w.clone(), Command::Claim { case: CaseRef::parse(&case.no.0) }).unwrap();
+    let get = engine.submit(w, Command::Get { case: CaseRef::parse(&case.no.0) }).unwrap();
+    assert_eq!(claim.blocking_recv().unwrap().unwrap_err().code, ErrorCode::Unavailable);
+    let Ok(Reply::Detail { case: seen, events }) = get.blocking_recv().unwrap() else { panic!() };
+    assert_eq!((seen.status, seen.last_seq), (Status::Dispatched, case.last_seq));
+    let seqs: Vec<u32> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=case.last_seq).collect::<Vec<_>>(), "the history as it stands, not the undone claim");
+    assert_eq!(rig.get(&case.no.0).1.len() as u32, case.last_seq);
+}
+
+#[test]
 fn batches_queued_behind_a_slow_sync_share_a_commit_and_fail_together() {
     let rig = Rig::new();
     let first = rig.accept_at_grid("before");
