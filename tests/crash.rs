@@ -2,6 +2,10 @@
 //! OK is there with all its acknowledged events; none appears twice; cases
 //! whose outcome the client never learned are whole or absent.
 //!
+//! The server runs with 1 MiB write-ahead log files (`--checkpoint-mib 1`),
+//! so that kills also land while the log moves between its two files and
+//! sled is made durable in the background.
+//!
 //! The suite runs a few kills; `GRIDLINE_CRASH_KILLS=100` runs the long version.
 
 mod common;
@@ -10,6 +14,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
+
+/// Small log files: many moves between them and background checkpoints.
+const SERVE: &[&str] = &["--checkpoint-mib", "1"];
 
 struct Acked {
     /// case no -> number of events the client saw acknowledged (1 = accepted+dispatched, 2 = +claim...)
@@ -30,7 +37,7 @@ async fn kill_nine_loses_nothing_acknowledged() {
         seed
     };
     for round in 0..kills {
-        let mut srv = Server::start(&data, &[]);
+        let mut srv = Server::start(&data, SERVE);
         // Everything acknowledged so far is there, once, whole.
         check(&srv, &acked).await;
         if round % 4 == 3 {
@@ -39,6 +46,7 @@ async fn kill_nine_loses_nothing_acknowledged() {
             let mut child = std::process::Command::new(bin())
                 .args(["serve", "--listen", "127.0.0.1:0", "--data"])
                 .arg(&data)
+                .args(SERVE)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -79,7 +87,7 @@ async fn kill_nine_loses_nothing_acknowledged() {
             }
         }
     }
-    let srv = Server::start(&data, &[]);
+    let srv = Server::start(&data, SERVE);
     check(&srv, &acked).await;
     drop(srv);
     let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);

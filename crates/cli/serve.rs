@@ -43,6 +43,12 @@ pub struct ServeArgs {
     /// Commands per group commit at most.
     #[arg(long, default_value_t = 1024)]
     pub batch_max: usize,
+    /// MiB of records in a write-ahead log file after which the log moves
+    /// to its other file and sled is made durable in the background (each
+    /// file takes about this much disk, and up to four times it while
+    /// sled lags).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub checkpoint_mib: u64,
 }
 
 pub fn load_registry(flag: &ConfigFlag) -> anyhow::Result<Arc<gridline_registry::Registry>> {
@@ -59,7 +65,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
     let (tokens, created) = Tokens::open_or_create(&a.data.join("tokens.toml"))?;
     let log_dir = a.data.join("log");
-    let store = SledStore::open(&log_dir)
+    let store = SledStore::open_with(&log_dir, a.checkpoint_mib << 20)
         .with_context(|| format!("opening the case log in {}", log_dir.display()))?;
     let log = CaseLog::open(store, Some(&registry.county.code))
         .with_context(|| format!("opening the case log in {}", log_dir.display()))?;

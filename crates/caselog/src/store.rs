@@ -109,14 +109,15 @@ const fn libc_enospc() -> i32 {
 /// they are applied again, in order.
 ///
 /// The log has two files. When the one being written holds more than
-/// [`CHECKPOINT_BYTES`] of records, the next commit goes to the other one,
+/// its checkpoint size ([`CHECKPOINT_BYTES`] unless opened with another) of
+/// records, the next commit goes to the other one,
 /// and a checkpoint thread makes sled durable up to the last record of the
 /// first (sled's flush, which writes with `sync_file_range` on Linux (sled
 /// issue #1452) and so neither persists the file's size nor flushes the
 /// disk's cache, then `fsync` of sled's file), after which that file may be
 /// written over. So a checkpoint never holds up a commit, unless sled falls
 /// so far behind that the file being written passes
-/// `CHECKPOINT_FORCE_BYTES` before the other one's checkpoint is done.
+/// four times that before the other one's checkpoint is done.
 /// Reads wait until every synced batch is applied, so they see everything
 /// acknowledged. Values are kept far below sled's blob threshold (about 128
 /// KiB at the default segment size), so no data lives in sled's separately
@@ -128,6 +129,8 @@ pub struct SledStore {
     progress: Arc<(Mutex<Progress>, Condvar)>,
     applier: Option<(SyncSender<Numbered>, JoinHandle<()>)>,
     checkpointer: Option<(Sender<u64>, JoinHandle<()>)>,
+    /// Bytes of records in a file past which the log moves to the other.
+    checkpoint_bytes: u64,
 }
 
 /// A synced batch and its record's sequence number.
@@ -135,13 +138,12 @@ type Numbered = (u64, sled::Batch);
 
 /// The key under which sled keeps the sequence number of the last record it applied.
 pub const APPLIED_KEY: &[u8] = b"mwal";
-/// Bytes of records past which the log moves on to its other file (once
-/// that one's records are durable in sled) and has sled made durable up to
-/// the last record of this one, in the background.
+/// Bytes of records past which, by default, the log moves on to its other
+/// file (once that one's records are durable in sled) and has sled made
+/// durable up to the last record of this one, in the background. Past four
+/// times that, the next commit waits for the other file's checkpoint rather
+/// than writing on.
 pub const CHECKPOINT_BYTES: u64 = 16 << 20;
-/// Bytes of records past which the next commit waits for the other file's
-/// checkpoint, rather than writing on.
-const CHECKPOINT_FORCE_BYTES: u64 = 4 * CHECKPOINT_BYTES;
 /// Synced batches waiting for sled at most; a sync waits beyond that.
 const APPLY_QUEUE: usize = 8;
 /// The write-ahead log's two files, in the data directory; `wal` is the
@@ -180,6 +182,13 @@ struct Progress {
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with(path, CHECKPOINT_BYTES)
+    }
+
+    /// Opens with `checkpoint_bytes` of records in a log file (at least 1 MiB)
+    /// before the log moves to its other one.
+    pub fn open_with(path: &Path, checkpoint_bytes: u64) -> Result<SledStore, StoreError> {
+        let checkpoint_bytes = checkpoint_bytes.max(1 << 20);
         let existed = path.join("db").exists();
         std::fs::create_dir_all(path).map_err(io)?;
         let config = sled::Config::new().path(path).flush_every_ms(None).cache_capacity(256 << 20);
@@ -248,7 +257,7 @@ impl SledStore {
         // are never issued twice: sled may already have applied numbers the
         // log no longer holds (a checkpoint cut short after sled's fsync).
         let (spare, mut wal) = (wals.pop().expect("two files"), wals.pop().expect("two files"));
-        make_durable(&db, &file, &mut wal, issued)?;
+        make_durable(&db, &file, &mut wal, issued, checkpoint_bytes)?;
         let durable = issued - 1;
         let progress = Arc::new((
             Mutex::new(Progress { applied_seq: durable, durable, ..Progress::default() }),
@@ -285,6 +294,7 @@ impl SledStore {
             progress,
             applier,
             checkpointer: Some((ckpt_tx, ckpt_join)),
+            checkpoint_bytes,
         })
     }
 
@@ -324,7 +334,9 @@ impl SledStore {
     /// until a restart applies it again.
     fn checkpoint(&self, log: &mut Log) -> Result<(), StoreError> {
         let next = log.wal.next();
-        let r = self.caught_up().and_then(|()| make_durable(&self.db, &self.file, &mut log.wal, next));
+        let r = self
+            .caught_up()
+            .and_then(|()| make_durable(&self.db, &self.file, &mut log.wal, next, self.checkpoint_bytes));
         match r {
             Ok(()) => {
                 log.broken = false;
@@ -348,7 +360,7 @@ impl SledStore {
     fn rotate(&self, log: &mut Log) -> Result<(), StoreError> {
         let next = log.wal.next();
         // A file that grew while sled lagged gives the space back.
-        if let Err(e) = log.spare.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
+        if let Err(e) = log.spare.shrink(self.checkpoint_bytes + crate::wal::GROW) {
             warn!(error = %e, "cannot shrink the write-ahead log");
         }
         if let Err(e) = log.spare.reset(next) {
@@ -387,13 +399,20 @@ impl SledStore {
 /// sled's flush and an fsync of its file, then an empty log whose records
 /// start at `next`, a number after every one issued so far (the log's and
 /// sled's own): `m wal` says so, since numbers sled never applied below it
-/// belong to records that failed to be written and are owed nothing.
-fn make_durable(db: &sled::Db, file: &File, wal: &mut Wal, next: u64) -> Result<(), StoreError> {
+/// belong to records that failed to be written and are owed nothing. A file
+/// that grew past `checkpoint_bytes` and a little while sled lagged gives
+/// the space back.
+fn make_durable(
+    db: &sled::Db,
+    file: &File,
+    wal: &mut Wal,
+    next: u64,
+    checkpoint_bytes: u64,
+) -> Result<(), StoreError> {
     db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()).map_err(sled_err)?;
     flush(db, file)?;
     wal.reset(next)?;
-    // A log that grew while sled lagged gives the space back.
-    if let Err(e) = wal.shrink(CHECKPOINT_BYTES + crate::wal::GROW) {
+    if let Err(e) = wal.shrink(checkpoint_bytes + crate::wal::GROW) {
         warn!(error = %e, "cannot shrink the write-ahead log");
     }
     Ok(())
@@ -538,8 +557,8 @@ impl Store for SledStore {
         // that only when this file is very long).
         let used = log.wal.used();
         if log.pending.is_empty()
-            && used > CHECKPOINT_BYTES
-            && self.durable(log.spare_last, used > CHECKPOINT_FORCE_BYTES)?
+            && used > self.checkpoint_bytes
+            && self.durable(log.spare_last, used > 4 * self.checkpoint_bytes)?
         {
             self.rotate(&mut log)?;
         }
@@ -884,10 +903,13 @@ mod tests {
         assert_eq!(value(&SledStore::open(dir.path()).unwrap(), "b").as_deref(), Some("1"));
     }
 
-    /// Commits of 60 KB values enough to fill the log's files `times` over.
+    /// The smallest checkpoint size, so that tests move between the files often.
+    const TEST_CHECKPOINT: u64 = 1 << 20;
+
+    /// Commits of 60 KB values enough to fill a log file `times` over.
     fn fill(s: &SledStore, times: u64, mut each: impl FnMut(&SledStore)) -> u64 {
         let big = "x".repeat(60_000);
-        let n = times * CHECKPOINT_BYTES / 60_000;
+        let n = times * TEST_CHECKPOINT / 60_000;
         for i in 0..n {
             s.apply(put(&format!("k{i}"), &big)).unwrap();
             s.sync().unwrap();
@@ -905,11 +927,11 @@ mod tests {
     #[test]
     fn the_log_moves_between_its_two_files_as_sled_makes_them_durable() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = SledStore::open_with(dir.path(), TEST_CHECKPOINT).unwrap();
         let (mut rotations, mut last) = (0, s.log.lock().unwrap().spare_last);
         let n = fill(&s, 3, |s| {
             let log = s.log.lock().unwrap();
-            assert!(log.wal.used() <= CHECKPOINT_FORCE_BYTES + 61_000);
+            assert!(log.wal.used() <= 4 * TEST_CHECKPOINT + 61_000);
             if log.spare_last != last {
                 rotations += 1;
                 last = log.spare_last;
@@ -928,15 +950,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         child("store::tests::write_past_a_move_and_die", dir.path());
         let s = SledStore::open(dir.path()).unwrap();
-        all_there(&s, 3 * CHECKPOINT_BYTES / 2 / 60_000);
+        all_there(&s, 3 * TEST_CHECKPOINT / 2 / 60_000);
     }
 
     #[test]
     #[ignore]
     fn write_past_a_move_and_die() {
-        let Some(s) = child_store() else { return };
+        let Some(p) = std::env::var_os("GRIDLINE_WAL_TEST_DIR") else { return };
+        let s = SledStore::open_with(Path::new(&p), TEST_CHECKPOINT).unwrap();
         let big = "x".repeat(60_000);
-        for i in 0..3 * CHECKPOINT_BYTES / 2 / 60_000 {
+        for i in 0..3 * TEST_CHECKPOINT / 2 / 60_000 {
             s.apply(put(&format!("k{i}"), &big)).unwrap();
             s.sync().unwrap();
         }

@@ -432,7 +432,11 @@ fn a_read_behind_a_write_that_fails_sees_the_history_without_it() {
     let Ok(Reply::Detail { case: seen, events }) = get.blocking_recv().unwrap() else { panic!() };
     assert_eq!((seen.status, seen.last_seq), (Status::Dispatched, case.last_seq));
     let seqs: Vec<u32> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=case.last_seq).collect::<Vec<_>>(), "the history as it stands, not the undone claim");
+    assert_eq!(
+        seqs,
+        (1..=case.last_seq).collect::<Vec<_>>(),
+        "the history as it stands, not the undone claim"
+    );
     assert_eq!(rig.get(&case.no.0).1.len() as u32, case.last_seq);
 }
 
