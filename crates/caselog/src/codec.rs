@@ -15,6 +15,8 @@
 //! bytes it was given.
 
 use gridline_model::{Case, CaseId, Event};
+
+use crate::store::KeyValue;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The envelope version this build writes and reads.
@@ -147,9 +149,56 @@ pub fn encode_events(e: &[Event]) -> Result<Vec<u8>, CodecError> {
 
 /// Splits events into runs of consecutive events of the same case: each run
 /// is stored under one key, the sequence number of its first event.
-pub fn event_runs(events: &[Event]) -> impl Iterator<Item = &[Event]> {
+fn event_runs(events: &[Event]) -> impl Iterator<Item = &[Event]> {
     events.chunk_by(|a, b| a.case == b.case && a.seq + 1 == b.seq)
 }
+
+/// Each run of `events` as stored: its key and value. A run whose value
+/// would pass [`VALUE_MAX_BYTES`] is stored as several (halved until each
+/// fits), so many events of one case in one batch never make a value too
+/// large; an event too large alone is an error (see [`check_fits`]).
+pub fn encode_event_runs(events: &[Event]) -> Result<Vec<KeyValue>, CodecError> {
+    fn put(run: &[Event], out: &mut Vec<KeyValue>) -> Result<(), CodecError> {
+        match encode_events(run) {
+            Err(CodecError::TooLarge(_)) if run.len() > 1 => {
+                let (a, b) = run.split_at(run.len() / 2);
+                put(a, out)?;
+                put(b, out)
+            }
+            r => {
+                out.push((event_key(&run[0].case, run[0].seq), r?));
+                Ok(())
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for run in event_runs(events) {
+        put(run, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Whether `case` and `event` can each be stored: their values within
+/// [`VALUE_MAX_BYTES`]. Checked as each event is applied, so that a case
+/// that grew too large (long texts in many fields) refuses the command
+/// that would make it so, rather than failing the whole batch it is in.
+pub fn check_fits(case: &Case, event: &Event) -> Result<(), CodecError> {
+    fn size<T: Serialize>(v: &T) -> Result<usize, CodecError> {
+        postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+    // A run of one event also has its length, a byte.
+    for size in [size(case)?, size(event)? + 1] {
+        let size = size + HEADER_BYTES;
+        if size > VALUE_MAX_BYTES {
+            return Err(CodecError::TooLarge(size));
+        }
+    }
+    Ok(())
+}
+
+/// An envelope's header: version, kind, checksum.
+const HEADER_BYTES: usize = 6;
 
 #[cfg(test)]
 mod tests {
@@ -167,6 +216,48 @@ mod tests {
         }
         assert!(matches!(decode::<Meta>(Kind::Meta, &bytes[..3]), Err(CodecError::Short(3))));
         assert!(matches!(decode::<Meta>(Kind::Case, &bytes), Err(CodecError::Kind { .. })));
+    }
+
+    #[test]
+    fn a_run_too_large_for_one_value_is_stored_as_several() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        let events: Vec<Event> = (1..=30)
+            .map(|seq| Event {
+                case: id,
+                seq,
+                at: gridline_model::Timestamp(seq as i64),
+                actor: gridline_model::Actor::system(),
+                kind: gridline_model::EventKind::Noted { text: "长".repeat(4000) },
+            })
+            .collect();
+        let runs = encode_event_runs(&events).unwrap();
+        assert!(runs.len() > 1);
+        let mut back = Vec::new();
+        for (k, v) in &runs {
+            assert!(v.len() <= VALUE_MAX_BYTES);
+            let run: Vec<Event> = decode(Kind::Events, v).unwrap();
+            assert_eq!(parse_event_key(k), Some((id, run[0].seq)));
+            back.extend(run);
+        }
+        assert_eq!(back, events);
+        let accepted = |text: String| Event {
+            case: id,
+            seq: 1,
+            at: gridline_model::Timestamp(1),
+            actor: gridline_model::Actor::system(),
+            kind: gridline_model::EventKind::Accepted {
+                intake: gridline_model::Intake { text, ..Default::default() },
+                no: gridline_model::CaseNo("JD-20261124-000001".into()),
+                category: "c".into(),
+                township: None,
+            },
+        };
+        let small = accepted("x".into());
+        assert_eq!(check_fits(&Case::from_first(&small).unwrap(), &small), Ok(()));
+        let big = accepted("x".repeat(VALUE_MAX_BYTES));
+        let case = Case::from_first(&big).unwrap();
+        assert!(matches!(check_fits(&case, &big), Err(CodecError::TooLarge(_))));
+        assert!(matches!(check_fits(&case, &small), Err(CodecError::TooLarge(_))), "the case alone");
     }
 
     #[test]

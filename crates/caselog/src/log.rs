@@ -192,12 +192,8 @@ impl<S: Store> CaseLog<S> {
         cases: impl IntoIterator<Item = &'a Case>,
     ) -> Result<WriteBatch, LogError> {
         let mut b = WriteBatch::default();
-        for run in codec::event_runs(events) {
-            let first = &run[0];
-            b.put(
-                codec::event_key(&first.case, first.seq),
-                codec::encode_events(run).map_err(LogError::Encode)?,
-            );
+        for (k, v) in codec::encode_event_runs(events).map_err(LogError::Encode)? {
+            b.put(k, v);
         }
         for c in cases {
             b.put(codec::case_key(&c.id), codec::encode_case(c).map_err(LogError::Encode)?);
@@ -218,8 +214,10 @@ impl<S: Store> CaseLog<S> {
         previous: impl IntoIterator<Item = (CaseId, Option<&'a Case>)>,
     ) -> Result<(), LogError> {
         let mut b = WriteBatch::default();
-        for run in codec::event_runs(events) {
-            b.remove(codec::event_key(&run[0].case, run[0].seq));
+        // Every key a run of them may have been stored under (a long run is
+        // stored as several); removing one that is not there is harmless.
+        for e in events {
+            b.remove(codec::event_key(&e.case, e.seq));
         }
         for (id, c) in previous {
             match c {

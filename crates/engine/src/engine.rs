@@ -579,11 +579,12 @@ impl<S: Store> Engine<S> {
             match self.encode(&batch) {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    // Nothing reached the store: undo in memory and refuse.
+                    // Nothing reached the store: undo in memory and refuse,
+                    // still through the syncer, behind every earlier batch.
                     error!(error = %e, "cannot encode a batch");
                     self.rollback(&mut batch, Mark { events: 0, undo: 0 });
-                    self.fail(held, &format!("cannot encode the batch ({e})"));
-                    return;
+                    held = self.failed(held, &format!("cannot encode the batch ({e})"));
+                    None
                 }
             }
         };
@@ -669,28 +670,29 @@ impl<S: Store> Engine<S> {
         }
         let message =
             format!("storage cannot take writes ({error}); the request was not acknowledged: retry (ACCEPT with the same req=)");
+        // Every earlier batch is durable and every later one failed: answer now.
         for (_, held) in failed {
-            self.fail(held, &message);
+            for h in self.failed(held, &message) {
+                h.release(&self.history);
+            }
         }
     }
 
-    /// Answers a batch that will not be durable: writes fail, reads are answered
-    /// again from the rolled-back state.
-    fn fail(&self, held: Vec<Held>, message: &str) {
-        for h in held {
-            match h {
+    /// The answers of a batch that will not be durable: writes fail, reads
+    /// are answered again from the rolled-back state.
+    fn failed(&self, held: Vec<Held>, message: &str) -> Vec<Held> {
+        held.into_iter()
+            .map(|h| match h {
                 Held::Write { reply, .. } => {
-                    let _ = reply.send(Err(Error::unavailable(message.to_string())));
+                    Held::Write { reply, result: Err(Error::unavailable(message.to_string())) }
                 }
                 Held::Read { caller, cmd, reply, .. } => {
                     let result = self.read(&caller, &cmd);
-                    Held::Read { caller, cmd, reply, result }.release(&self.history);
+                    Held::Read { caller, cmd, reply, result }
                 }
-                Held::Tick { reply, .. } => {
-                    let _ = reply.send(0);
-                }
-            }
-        }
+                Held::Tick { reply, .. } => Held::Tick { reply, events: 0 },
+            })
+            .collect()
     }
 
     /// Undoes everything after `mark`, newest first.
@@ -716,6 +718,7 @@ impl<S: Store> Engine<S> {
         if let gridline_model::EventKind::Accepted { .. } = kind {
             let event = Event { case: id, seq: 1, at, actor, kind };
             let case = Case::from_first(&event).map_err(|e| Error::internal(e.to_string()))?;
+            fits(&case, &event)?;
             batch.undo.push(Undo::Case(id, None));
             self.state.replace(id, Some(case));
             batch.events.push(event);
@@ -738,7 +741,23 @@ impl<S: Store> Engine<S> {
         if let Some(before) = before {
             batch.undo.push(Undo::Case(id, Some(before)));
         }
+        // Undone with the command (the undo entry is in) if it does not fit.
+        fits(&self.state.cases[&id], &event)?;
         batch.events.push(event);
         Ok(())
     }
+}
+
+/// Refuses an event that would make the case, or the event itself, too
+/// large to store (texts near their limits in many fields of one case).
+fn fits(case: &Case, event: &Event) -> Result<(), Error> {
+    gridline_caselog::codec::check_fits(case, event).map_err(|e| {
+        Error::new(
+            gridline_model::ErrorCode::TooLarge,
+            format!(
+                "case {} cannot take this: its stored record would be too large ({e}); shorten the text",
+                case.no
+            ),
+        )
+    })
 }

@@ -420,6 +420,56 @@ fn a_read_pipelined_behind_a_write_sees_its_events() {
 }
 
 #[test]
+fn long_notes_pipelined_on_one_case_do_not_fail_other_commands() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("噪音扰民");
+    let engine = rig.engine.as_ref().unwrap();
+    let w = worker(case.worker().unwrap());
+    // 40 notes of 4,000 characters (12 KB each) in one batch: their events,
+    // one run of one case, are far more than one stored value may hold.
+    let note = "吵".repeat(4000);
+    let notes: Vec<_> = (0..40)
+        .map(|_| {
+            engine.submit(w.clone(), Command::Note { case: CaseRef::parse(&case.no.0), text: note.clone() })
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let accepts: Vec<_> =
+        (0..50).map(|i| submit_accept(engine, &case, "路灯坏了", &format!("n-{i}"))).collect();
+    for rx in notes.into_iter().chain(accepts) {
+        let r = rx.blocking_recv().unwrap();
+        assert!(r.is_ok(), "{r:?}");
+    }
+    assert_eq!(rig.get(&case.no.0).1.len() as u32, case.last_seq + 40);
+    let rig = rig.crash_and_restart();
+    assert_eq!(rig.get(&case.no.0).1.len() as u32, case.last_seq + 40, "every note, after a crash too");
+    let report = CaseLog::open(rig.store.clone(), None).unwrap().verify().unwrap();
+    assert_eq!(report.cases, 51);
+}
+
+#[test]
+fn a_command_that_would_make_a_case_too_large_to_store_is_refused_alone() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("漏水");
+    let engine = rig.engine.as_ref().unwrap();
+    let w = worker(case.worker().unwrap());
+    let no = CaseRef::parse(&case.no.0);
+    rig.call(&w, Command::Claim { case: no.clone() }).unwrap();
+    let huge = "水".repeat(30_000);
+    let before = submit_accept(engine, &case, "之前", "big-1");
+    let close = engine.submit(w.clone(), Command::Close { case: no.clone(), result: huge }).unwrap();
+    let after = submit_accept(engine, &case, "之后", "big-2");
+    let e = close.blocking_recv().unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::TooLarge, "{e:?}");
+    assert!(e.message.contains(&case.no.0), "{}", e.message);
+    for rx in [before, after] {
+        assert!(matches!(rx.blocking_recv().unwrap(), Ok(Reply::Accepted { .. })));
+    }
+    let r = rig.call(&w, Command::Close { case: no, result: "已修好".into() }).unwrap();
+    assert!(matches!(r, Reply::Case(c) if c.status == Status::Closed));
+}
+
+#[test]
 fn a_read_behind_a_write_that_fails_sees_the_history_without_it() {
     let rig = Rig::new();
     let case = rig.accept_at_grid("路灯不亮");
