@@ -184,3 +184,36 @@ async fn stats_reports_the_servers_own_ack_latency() {
         (Some("0"), Some("0.000"), Some("0.000"))
     );
 }
+
+/// A worker pipelining long notes on one case (one stored run of events,
+/// too large for one value) once made every other write in the same group
+/// commit fail with `unavailable`. Now every request succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_notes_on_one_case_do_not_fail_other_clients_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(3);
+    let (f, _) = ok(op.call(&format!("ACCEPT text=路灯坏了 grid={grid} req=notes-0")).await.unwrap());
+    let (no, worker) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
+    let mut w = srv.worker(&worker).await;
+    ok(w.call(&format!("CLAIM case={no}")).await.unwrap());
+    let note = "y".repeat(4000); // the longest text the protocol takes
+    for _ in 0..40 {
+        w.send(&format!("NOTE case={no} text={note}")).await.unwrap();
+    }
+    for i in 1..=200 {
+        op.send(&format!("ACCEPT text=水管漏水 grid={grid} req=notes-{i}")).await.unwrap();
+    }
+    w.flush().await.unwrap();
+    op.flush().await.unwrap();
+    for _ in 0..200 {
+        ok(op.read_reply().await.unwrap());
+    }
+    for _ in 0..40 {
+        ok(w.read_reply().await.unwrap());
+    }
+    let (f, events) = ok(op.call(&format!("GET case={no}")).await.unwrap());
+    assert_eq!(f.get("count"), Some("43"), "accepted, dispatched, claimed and 40 notes");
+    assert_eq!(events.len(), 43);
+}
