@@ -63,3 +63,16 @@ fn route_explains_its_decision() {
     assert_eq!(code, 0);
     assert!(out.contains("command-centre") || out.contains("waits at"), "{out}");
 }
+
+#[test]
+fn serve_refuses_zero_limits_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for flag in ["--inflight-max", "--connections-max", "--queue-max", "--batch-max", "--line-bytes-max"] {
+        let (code, _, err) =
+            run(&["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap(), flag, "0"]);
+        assert_eq!(code, 2, "{flag} 0: {err}");
+        assert!(err.contains(flag) && err.contains("not in"), "{flag} 0: {err}");
+    }
+    assert!(!data.exists(), "a refused serve created its data directory");
+}

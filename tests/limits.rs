@@ -107,3 +107,120 @@ async fn sigterm_under_load_loses_no_acknowledged_case() {
         assert!(r.is_ok(), "acknowledged case {no} is missing after restart: {r:?}");
     }
 }
+
+/// Pipelines `HELP` (no token needed) on a fresh socket until the server
+/// stops taking bytes, never reading a reply.
+async fn stuff_without_reading(addr: &str) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let burst = b"HELP\n".repeat(1000);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), s.write_all(&burst)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return s,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_that_pipeline_and_never_read_are_dropped_and_free_their_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv =
+        Server::start(&dir.path().join("data"), &["--connections-max", "2", "--idle-timeout-secs", "2"]);
+    let _a = stuff_without_reading(&srv.addr).await;
+    let _b = stuff_without_reading(&srv.addr).await;
+    // Both slots are taken by clients that do not read; the idle deadline
+    // covers replies they do not take, so a third client gets in.
+    let t0 = Instant::now();
+    loop {
+        if let Ok(mut c) = Client::connect(&srv.addr).await {
+            if let Ok(r) = c.call("PING").await {
+                if r.is_ok() {
+                    break;
+                }
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "clients that never read kept every slot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_is_not_held_up_by_a_client_that_never_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    // The idle deadline is far away: the grace period must end it.
+    let mut srv = Server::start(&dir.path().join("data"), &["--shutdown-grace-secs", "1"]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(2);
+    let stuck = stuff_without_reading(&srv.addr).await;
+    // A well-behaved client is still served, and its pipelined replies
+    // come back whole and in order.
+    for i in 0..20 {
+        op.send(&format!("ACCEPT text=路灯坏了 grid={grid} req=s-{i}")).await.unwrap();
+    }
+    op.flush().await.unwrap();
+    let mut nos = Vec::new();
+    for _ in 0..20 {
+        let (f, _) = ok(op.read_reply().await.unwrap());
+        nos.push(f.get("no").unwrap().to_string());
+    }
+    let mut sorted = nos.clone();
+    sorted.sort();
+    assert_eq!(nos, sorted, "replies came back out of request order");
+    // `terminate` waits up to 60 s for the exit.
+    let status = srv.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    drop(stuck);
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_large_replies_are_held_within_a_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // The smallest budget: one read's reply at a time.
+    let srv = Server::start(&dir.path().join("data"), &["--reply-bytes-max", "65536"]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(6);
+    let (f, _) = ok(op.call(&format!("ACCEPT text=路灯坏了 grid={grid}")).await.unwrap());
+    let (no, worker) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
+    let mut w = srv.worker(&worker).await;
+    ok(w.call(&format!("CLAIM case={no}")).await.unwrap());
+    let notes = 200;
+    let note = "n".repeat(4000);
+    for _ in 0..notes {
+        w.send(&format!("NOTE case={no} text={note}")).await.unwrap();
+    }
+    w.flush().await.unwrap();
+    for _ in 0..notes {
+        ok(w.read_reply().await.unwrap());
+    }
+    // Each GET's reply is about 0.8 MB; 150 of them held at once would be
+    // 120 MB. Ask for them all, and read nothing for a while.
+    let mut sup = srv.client("supervisor").await;
+    let before = rss_kib(srv.pid());
+    let gets = 150;
+    for _ in 0..gets {
+        sup.send(&format!("GET case={no}")).await.unwrap();
+    }
+    sup.flush().await.unwrap();
+    let mut most = before;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        most = most.max(rss_kib(srv.pid()));
+    }
+    // Every reply still comes, whole.
+    // (Read as raw lines: parsing 100 MB of replies in a debug build is slow.)
+    for i in 0..gets {
+        let first = sup.read_line().await.unwrap().unwrap();
+        assert!(first.starts_with(&format!("OK count={} ", notes + 3)), "GET {i}: {first:.80}");
+        for _ in 0..notes + 3 {
+            assert!(sup.read_line().await.unwrap().unwrap().starts_with("EVENT "));
+        }
+    }
+    let grew_mib = (most.saturating_sub(before)) / 1024;
+    assert!(grew_mib < 48, "the server grew by {grew_mib} MiB holding one client's unread replies");
+}

@@ -25,23 +25,33 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = crate::DEFAULT_ADDR)]
     pub listen: SocketAddr,
-    /// Longest request line in bytes.
-    #[arg(long, default_value_t = 8 * 1024)]
+    /// Longest request line in bytes (64 to 16 MiB).
+    #[arg(long, default_value_t = 8 * 1024, value_parser = usize_in(64, 16 << 20))]
     pub line_bytes_max: usize,
-    /// Connections served at once.
-    #[arg(long, default_value_t = 1024)]
+    /// Connections served at once (1 to 1,000,000).
+    #[arg(long, default_value_t = 1024, value_parser = usize_in(1, 1_000_000))]
     pub connections_max: usize,
-    /// Seconds a connection may go without completing a line.
-    #[arg(long, default_value_t = 300)]
+    /// Seconds a connection may go without completing a line, or without
+    /// taking any of the replies it is owed.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout_secs: u64,
-    /// Requests one connection may have waiting for replies.
-    #[arg(long, default_value_t = 1024)]
+    /// Requests one connection may have waiting for replies (1 to 65,536).
+    #[arg(long, default_value_t = 1024, value_parser = usize_in(1, 65_536))]
     pub inflight_max: usize,
-    /// Commands waiting for the engine at most; more get `ERR busy`.
-    #[arg(long, default_value_t = 16 * 1024)]
+    /// Bytes of replies one connection may hold before the server stops
+    /// reading its requests (64 KiB to 1 GiB).
+    #[arg(long, default_value_t = gridline_protocol::limits::REPLY_BYTES_MAX_DEFAULT,
+          value_parser = usize_in(64 << 10, 1 << 30))]
+    pub reply_bytes_max: usize,
+    /// Seconds, once shutting down, that a client may take to accept each
+    /// write of its replies before its connection is aborted.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub shutdown_grace_secs: u64,
+    /// Commands waiting for the engine at most; more get `ERR busy` (1 to 16,777,216).
+    #[arg(long, default_value_t = 16 * 1024, value_parser = usize_in(1, 1 << 24))]
     pub queue_max: usize,
-    /// Commands per group commit at most.
-    #[arg(long, default_value_t = 1024)]
+    /// Commands per group commit at most (1 to 65,536).
+    #[arg(long, default_value_t = 1024, value_parser = usize_in(1, 65_536))]
     pub batch_max: usize,
     /// MiB of records in a write-ahead log file after which the log moves
     /// to its other file and sled is made durable in the background (each
@@ -49,6 +59,11 @@ pub struct ServeArgs {
     /// sled lags).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub checkpoint_mib: u64,
+}
+
+/// A clap parser for a `usize` flag within `min..=max`.
+fn usize_in(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=max)
 }
 
 pub fn load_registry(flag: &ConfigFlag) -> anyhow::Result<Arc<gridline_registry::Registry>> {
@@ -80,6 +95,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         connections_max: a.connections_max,
         idle_timeout: Duration::from_secs(a.idle_timeout_secs),
         inflight_per_connection_max: a.inflight_max,
+        reply_bytes_max: a.reply_bytes_max,
+        shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
         utc_offset_min: registry.county.utc_offset_min,
         warn_at_percent: registry.county.warn_at_percent,
     };

@@ -23,3 +23,7 @@ pub const IDLE_TIMEOUT_SECS_DEFAULT: u64 = 300;
 
 /// Concurrent connections; one more gets `ERR busy` and a close (server default).
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
+
+/// Bytes of replies one connection may hold unsent before the server stops
+/// reading its requests (server default).
+pub const REPLY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;

@@ -1,6 +1,7 @@
 //! Accepting connections and serving each one, with limits everywhere.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use gridline_registry::Registry;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
@@ -35,6 +36,14 @@ pub struct ServerConfig {
     pub utc_offset_min: i32,
     /// The county's warning point, in percent of a deadline's limit (`warn_at=` in case lines).
     pub warn_at_percent: u8,
+    /// Bytes of replies one connection may hold before the server stops
+    /// reading its requests: replies formatted but not yet taken by the
+    /// peer, and a reservation for each read still with the engine (its
+    /// size is known only when it arrives; see [`Budget`]).
+    pub reply_bytes_max: usize,
+    /// After shutdown begins, how long a peer may take to accept each
+    /// write of the replies it is owed before its connection is aborted.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +55,8 @@ impl Default for ServerConfig {
             inflight_per_connection_max: 1024,
             utc_offset_min: 480,
             warn_at_percent: 80,
+            reply_bytes_max: gridline_protocol::limits::REPLY_BYTES_MAX_DEFAULT,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -65,7 +76,8 @@ struct Shared {
 
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets
 /// every connection finish the requests it has read (their replies are
-/// written), and returns. The engine keeps running until its handles drop.
+/// written, each write within [`ServerConfig::shutdown_grace`], or the
+/// connection is aborted and its remaining replies are lost), and returns. The engine keeps running until its handles drop.
 pub async fn run(
     listener: TcpListener,
     engine: EngineHandle,
@@ -84,7 +96,7 @@ pub async fn run(
         acks: Arc::new(Latency::default()),
         acks_since: Mutex::new(gridline_model::Timestamp::now()),
     });
-    let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    let (notify_shutdown, stop) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
@@ -115,15 +127,16 @@ pub async fn run(
             continue;
         };
         let shared = shared.clone();
-        let stop = notify_shutdown.subscribe();
+        let stop = stop.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            serve_connection(socket, shared, stop).await;
+            serve_connection(socket, shared, Stop(stop)).await;
             drop(permit);
             drop(done);
         });
     }
     info!("shutting down: no new connections; finishing requests in flight");
+    let _ = notify_shutdown.send(true);
     drop(notify_shutdown);
     drop(done_tx);
     let _ = done_rx.recv().await;
@@ -140,30 +153,119 @@ enum Pending {
     Blocking(tokio::task::JoinHandle<String>),
 }
 
-async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
+/// A reply slot and what it was charged against the connection's [`Budget`].
+struct Slot {
+    pending: Pending,
+    charge: usize,
+    /// A read answered by the engine: its size teaches the next reservation.
+    read: bool,
+}
+
+/// The shutdown signal, as each connection sees it.
+#[derive(Clone)]
+struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Completes once shutdown has begun (or the server is gone).
+    async fn begun(mut self) {
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+
+    /// Completes `grace` after shutdown began.
+    async fn grace_over(self, grace: Duration) {
+        self.begun().await;
+        tokio::time::sleep(grace).await;
+    }
+}
+
+/// The reply bytes one connection holds: every reply slot is charged when
+/// its request is read (a ready line its length; a read still with the
+/// engine a reservation: 128 KiB, or the largest read reply the connection
+/// has had, up to the whole budget; anything else nothing, its reply being
+/// one case line at most), the writer swaps the charge for the formatted
+/// reply's length and gives that back once the peer's socket has taken it.
+/// The reader reads no new request while a slot would not fit: a client
+/// that asks for more than it reads cannot make the server hold more than
+/// about the budget (plus the reservations' misses) for it.
+struct Budget {
+    held: AtomicUsize,
+    max: usize,
+    /// The largest reply to a read so far.
+    largest_read: AtomicUsize,
+    freed: Notify,
+}
+
+const READ_RESERVATION_MIN: usize = 128 * 1024;
+
+impl Budget {
+    fn new(max: usize) -> Budget {
+        Budget { held: AtomicUsize::new(0), max, largest_read: AtomicUsize::new(0), freed: Notify::new() }
+    }
+
+    fn reservation(&self) -> usize {
+        self.largest_read.load(Ordering::Relaxed).max(READ_RESERVATION_MIN).min(self.max)
+    }
+
+    /// Waits until `charge` more fits (always, when nothing is held), then
+    /// takes it. Only the connection's reader calls this.
+    async fn take(&self, charge: usize) {
+        loop {
+            let freed = self.freed.notified();
+            let held = self.held.load(Ordering::Acquire);
+            if held == 0 || held.saturating_add(charge) <= self.max {
+                self.held.fetch_add(charge, Ordering::AcqRel);
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    fn add(&self, n: usize) {
+        self.held.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn give_back(&self, n: usize) {
+        self.held.fetch_sub(n, Ordering::AcqRel);
+        self.freed.notify_one();
+    }
+}
+
+async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
     let (rd, wr) = socket.into_split();
     let mut lines = FramedRead::new(rd, LineCodec::new(shared.config.line_bytes_max));
-    let (tx, rx) = mpsc::channel::<Pending>(shared.config.inflight_per_connection_max);
+    let (tx, rx) = mpsc::channel::<Slot>(shared.config.inflight_per_connection_max.max(1));
+    let budget = Arc::new(Budget::new(shared.config.reply_bytes_max));
     let ctx = FormatCtx {
         utc_offset_min: shared.config.utc_offset_min,
         warn_at_percent: shared.config.warn_at_percent,
     };
-    let writer = tokio::spawn(write_replies(wr, rx, ctx, shared.acks.clone()));
+    let writer = tokio::spawn(write_replies(
+        wr,
+        rx,
+        WriterCtx {
+            ctx,
+            acks: shared.acks.clone(),
+            budget: budget.clone(),
+            timeout: shared.config.idle_timeout,
+            grace: shared.config.shutdown_grace,
+            stop: stop.clone(),
+        },
+    ));
+    let idle = shared.config.idle_timeout;
     let mut caller: Option<Caller> = None;
     loop {
         let next = tokio::select! {
-            r = tokio::time::timeout(shared.config.idle_timeout, lines.next()) => r,
-            _ = stop.recv() => break,
+            r = tokio::time::timeout(idle, lines.next()) => r,
+            _ = stop.clone().begun() => break,
+            // The writer gave up on the peer (it stopped reading): so do we.
+            _ = tx.closed() => break,
         };
         let bytes = match next {
             Err(_) => {
                 debug!("idle timeout");
-                let secs = shared.config.idle_timeout.as_secs();
-                let _ = tx
-                    .send(Pending::Ready(error_line(&Error::bad_request(format!(
-                        "idle for {secs}s; closing"
-                    )))))
-                    .await;
+                let line = error_line(&Error::bad_request(format!("idle for {}s; closing", idle.as_secs())));
+                // Best effort: the peer may not be reading either.
+                let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(line) });
                 break;
             }
             Ok(None) => break,
@@ -176,18 +278,58 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, mut stop: broa
                     ErrorCode::TooLarge,
                     format!("line longer than {} bytes; closing", shared.config.line_bytes_max),
                 );
-                let _ = tx.send(Pending::Ready(error_line(&e))).await;
+                let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) });
                 break;
             }
             Ok(Some(Ok(b))) => b,
         };
-        let (pending, quit) = handle_line(&bytes, &mut caller, &shared);
-        if tx.send(pending).await.is_err() || quit {
+        let request = parse_line(&bytes);
+        let (charge, read) = match &request {
+            Err(e) => (e.len(), false),
+            Ok(cmd) if goes_to_engine(cmd) && !cmd.is_write() => (budget.reservation(), true),
+            Ok(_) => (0, false),
+        };
+        // Room for the reply first: while the peer leaves replies unread,
+        // its next request waits here, unread by the engine.
+        let room = tokio::select! {
+            r = tokio::time::timeout(idle, budget.take(charge)) => r.is_ok(),
+            _ = stop.clone().begun() => false,
+            _ = tx.closed() => false,
+        };
+        if !room {
+            debug!("replies not taken; closing");
+            break;
+        }
+        let (pending, quit) = match request {
+            Ok(cmd) => handle_command(cmd, &mut caller, &shared),
+            Err(line) => (Pending::Ready(line), false),
+        };
+        // The slot's place in the order is taken only here; if it cannot
+        // be (shutdown, or a writer stuck on a peer that does not read),
+        // the connection ends and the reply, durable or not, is lost with it.
+        let sent = tokio::select! {
+            r = tokio::time::timeout(idle, tx.send(Slot { pending, charge, read })) => matches!(r, Ok(Ok(()))),
+            _ = stop.clone().begun() => false,
+        };
+        if !sent || quit {
             break;
         }
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Whether a parsed command is answered by the engine.
+fn goes_to_engine(cmd: &Command) -> bool {
+    !matches!(
+        cmd,
+        Command::Ping
+            | Command::Quit
+            | Command::Help
+            | Command::Auth { .. }
+            | Command::Token { .. }
+            | Command::Stats { .. }
+    )
 }
 
 fn error_line(e: &Error) -> String {
@@ -206,22 +348,23 @@ fn kv(k: &str, v: impl Into<String>) -> (String, String) {
     (k.to_string(), v.into())
 }
 
-/// One request line: answered here (session verbs) or handed to the engine.
-fn handle_line(bytes: &[u8], caller: &mut Option<Caller>, shared: &Arc<Shared>) -> (Pending, bool) {
-    let ctx = FormatCtx {
-        utc_offset_min: shared.config.utc_offset_min,
-        warn_at_percent: shared.config.warn_at_percent,
-    };
+/// One request line as a command, or the `ERR` line it gets.
+fn parse_line(bytes: &[u8]) -> Result<Command, String> {
     let line = match std::str::from_utf8(bytes) {
         Ok(l) => l,
         Err(e) => {
             let msg = format!("the line is not valid UTF-8 (at byte {})", e.valid_up_to());
-            return (Pending::Ready(error_line(&Error::bad_request(msg))), false);
+            return Err(error_line(&Error::bad_request(msg)));
         }
     };
-    let cmd = match gridline_protocol::parse_request(line) {
-        Ok(c) => c,
-        Err(e) => return (Pending::Ready(error_line(&e)), false),
+    gridline_protocol::parse_request(line).map_err(|e| error_line(&e))
+}
+
+/// One request: answered here (session verbs) or handed to the engine.
+fn handle_command(cmd: Command, caller: &mut Option<Caller>, shared: &Arc<Shared>) -> (Pending, bool) {
+    let ctx = FormatCtx {
+        utc_offset_min: shared.config.utc_offset_min,
+        warn_at_percent: shared.config.warn_at_percent,
     };
     let ready = |r: Result<Vec<(String, String)>, Error>| match r {
         Ok(f) => Pending::Ready(ok_line(f, &ctx)),
@@ -361,6 +504,18 @@ fn issue_token(
     Ok(f)
 }
 
+/// What a connection's writer needs besides its socket and queue.
+struct WriterCtx {
+    ctx: FormatCtx,
+    acks: Arc<Latency>,
+    budget: Arc<Budget>,
+    /// How long the peer may take to accept a write (the idle timeout).
+    timeout: Duration,
+    /// How long it may take once shutdown has begun.
+    grace: Duration,
+    stop: Stop,
+}
+
 /// Writes replies in request order, waiting for each engine reply in turn.
 ///
 /// Replies that are ready one after another go out in one write; whatever
@@ -369,24 +524,34 @@ fn issue_token(
 /// empty held a reply back behind the next request's commit whenever that
 /// request had already arrived: at a steady paced load, chains of such
 /// waits made the client's p99 ten times the server's.
-async fn write_replies(
-    wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Pending>,
-    ctx: FormatCtx,
-    acks: Arc<Latency>,
-) {
-    let mut w = Writer { w: BufWriter::with_capacity(64 * 1024, wr), unflushed: Vec::new(), acks };
+///
+/// A peer that takes nothing for the idle timeout (or, once shutdown has
+/// begun, for the grace period) loses the connection, and with it the
+/// replies still queued: their outcome is unknown to it, as after any
+/// dropped connection.
+async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: WriterCtx) {
+    let mut w = Writer {
+        w: BufWriter::with_capacity(64 * 1024, wr),
+        unflushed: Vec::new(),
+        acks: c.acks.clone(),
+        timeout: c.timeout,
+        grace: c.grace,
+        stop: c.stop.clone(),
+    };
+    let ctx = c.ctx;
     let mut out = String::with_capacity(1024);
-    while let Some(p) = rx.recv().await {
+    let mut healthy = true;
+    while let Some(Slot { pending, charge, read }) = rx.recv().await {
         out.clear();
         // A write's reply, answer or refusal, counts as its acknowledgement.
-        let sent = match p {
+        let sent = match pending {
             Pending::Ready(s) => {
                 out.push_str(&s);
                 None
             }
             Pending::Blocking(task) => {
                 if !task.is_finished() && w.flush().await.is_err() {
+                    healthy = false;
                     break;
                 }
                 match task.await {
@@ -404,6 +569,7 @@ async fn write_replies(
                     Err(oneshot::error::TryRecvError::Closed) => Err(()),
                     Err(oneshot::error::TryRecvError::Empty) => {
                         if w.flush().await.is_err() {
+                            healthy = false;
                             break;
                         }
                         reply.await.map_err(|_| ())
@@ -420,17 +586,29 @@ async fn write_replies(
                 sent
             }
         };
-        if w.w.write_all(out.as_bytes()).await.is_err() {
-            // The client is gone; the engine still finishes what it was given.
+        if read {
+            c.budget.largest_read.fetch_max(out.len(), Ordering::Relaxed);
+        }
+        // The slot's charge becomes the reply's bytes until the socket takes them.
+        c.budget.add(out.len());
+        c.budget.give_back(charge);
+        let written = w.write(out.as_bytes()).await;
+        c.budget.give_back(out.len());
+        if written.is_err() {
+            // The client is gone or not reading; the engine still finishes what it was given.
+            healthy = false;
             break;
         }
         w.unflushed.extend(sent);
         if rx.is_empty() && w.flush().await.is_err() {
+            healthy = false;
             break;
         }
     }
-    let _ = w.flush().await;
-    let _ = w.w.shutdown().await;
+    if healthy {
+        let _ = w.flush().await;
+        let _ = timed(w.timeout, w.grace, w.stop.clone(), w.w.shutdown()).await;
+    }
 }
 
 /// A connection's buffered writer, and the writes whose replies it holds:
@@ -439,14 +617,51 @@ struct Writer {
     w: BufWriter<OwnedWriteHalf>,
     unflushed: Vec<Instant>,
     acks: Arc<Latency>,
+    timeout: Duration,
+    grace: Duration,
+    stop: Stop,
 }
 
+/// One write to the socket at most: progress is checked per piece.
+const WRITE_PIECE: usize = 64 * 1024;
+
 impl Writer {
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        for piece in bytes.chunks(WRITE_PIECE) {
+            timed(self.timeout, self.grace, self.stop.clone(), self.w.write_all(piece)).await?;
+        }
+        Ok(())
+    }
+
     async fn flush(&mut self) -> std::io::Result<()> {
-        self.w.flush().await?;
+        timed(self.timeout, self.grace, self.stop.clone(), self.w.flush()).await?;
         for at in self.unflushed.drain(..) {
             self.acks.record(at.elapsed().as_micros() as u64);
         }
         Ok(())
+    }
+}
+
+/// Runs one socket operation, failing it when the peer takes nothing for
+/// `timeout`, or for `grace` once shutdown has begun.
+async fn timed(
+    timeout: Duration,
+    grace: Duration,
+    stop: Stop,
+    op: impl Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    let timed_out = |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_string());
+    tokio::select! {
+        r = tokio::time::timeout(timeout, op) => match r {
+            Ok(r) => r,
+            Err(_) => {
+                debug!("the peer took no reply bytes for the idle timeout; closing");
+                Err(timed_out("peer not reading"))
+            }
+        },
+        _ = stop.grace_over(grace) => {
+            debug!("shutting down: the peer took no reply bytes within the grace period; aborting");
+            Err(timed_out("shutdown grace period over"))
+        }
     }
 }
