@@ -217,3 +217,73 @@ async fn long_notes_on_one_case_do_not_fail_other_clients_writes() {
     assert_eq!(f.get("count"), Some("43"), "accepted, dispatched, claimed and 40 notes");
     assert_eq!(events.len(), 43);
 }
+
+// Tokens: unique names (they decide who sees unmasked phones) and a private file.
+
+/// An operator token issued without `name=` used to be named `operator`,
+/// like the first operator's, and saw that operator's callers' phones.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_operator_does_not_see_the_first_operators_phones() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(4);
+    let (f, _) = ok(op.call(&format!("ACCEPT text=路灯坏了 grid={grid} phone=13812345678")).await.unwrap());
+    let no = f.get("no").unwrap().to_string();
+    let (g, _) = ok(op.call(&format!("GET case={no}")).await.unwrap());
+    assert_eq!(g.get("phone"), Some("13812345678"), "the operator who took the call");
+    let mut admin = srv.client("admin").await;
+    let (t, _) = ok(admin.call("TOKEN role=operator").await.unwrap());
+    assert_eq!(t.get("name"), Some("operator-2"));
+    let (t3, _) = ok(admin.call("TOKEN role=operator").await.unwrap());
+    assert_eq!(t3.get("name"), Some("operator-3"));
+    let mut op2 = Client::connect_auth(&srv.addr, t.get("secret").unwrap()).await.unwrap();
+    let (g, _) = ok(op2.call(&format!("GET case={no}")).await.unwrap());
+    assert_eq!(g.get("phone"), Some("138****5678"), "another operator (name={:?})", t.get("name"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_token_name_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut admin = srv.client("admin").await;
+    ok(admin.call("TOKEN role=operator name=op-7").await.unwrap());
+    for line in [
+        "TOKEN role=operator name=op-7",
+        "TOKEN role=supervisor name=op-7",
+        "TOKEN role=operator name=operator",
+    ] {
+        match admin.call(line).await.unwrap() {
+            Reply::Err { code, message } => {
+                assert_eq!(code, "bad_request", "{line}: {message}");
+                assert!(message.starts_with("name: "), "{line}: {message}");
+            }
+            r => panic!("{line}: a duplicate name was accepted: {r:?}"),
+        }
+    }
+    // Workers default to their id, then a fresh name for another token.
+    let (w1, _) = ok(admin.call("TOKEN role=worker worker=W00001").await.unwrap());
+    let (w2, _) = ok(admin.call("TOKEN role=worker worker=W00001").await.unwrap());
+    assert_eq!((w1.get("name"), w2.get("name")), (Some("W00001"), Some("W00001-2")));
+    // Only the tokens that were issued are in the file.
+    let text = std::fs::read_to_string(srv.data.join("tokens.toml")).unwrap();
+    assert_eq!(text.matches("[[token]]").count(), 3 + 3);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_token_file_is_made_private_on_load() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    assert_eq!(std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(srv.terminate().success());
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let srv = Server::start(&data, &[]);
+    assert_eq!(std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777, 0o600);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(log.contains("not private"), "no warning in the log:\n{log}");
+    drop(srv);
+}

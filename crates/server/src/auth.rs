@@ -57,6 +57,7 @@ impl Tokens {
     pub fn open_or_create(path: &Path) -> Result<(Tokens, bool), TokenError> {
         let err = |m: String| TokenError::File { path: path.to_path_buf(), message: m };
         if path.exists() {
+            tighten(path).map_err(|e| err(format!("cannot make it private (mode 0600): {e}")))?;
             let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
             let file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
             let mut t = Tokens::empty(path);
@@ -98,11 +99,32 @@ impl Tokens {
         self.insert(token)
     }
 
-    /// The token file as it would be with `token`, which is checked; nothing
-    /// changes yet. With [`save`] and [`Tokens::insert`], for a caller that
+    /// Whether a token already has `name`.
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.file.token.iter().any(|t| t.name == name)
+    }
+
+    /// `base` if no token has that name, else the first free `base-2`,
+    /// `base-3`...
+    pub fn fresh_name(&self, base: &str) -> String {
+        if !self.name_taken(base) {
+            return base.to_string();
+        }
+        (2..).map(|i| format!("{base}-{i}")).find(|n| !self.name_taken(n)).expect("a free name")
+    }
+
+    /// The token file as it would be with `token`, which is checked (its
+    /// name must be new: names tell callers apart, in the log and for
+    /// operators' unmasked phone numbers); nothing changes yet. With [`save`] and [`Tokens::insert`], for a caller that
     /// must not hold its lock on the tokens while the file is written.
     pub fn with_added(&self, token: &Token) -> Result<TokenFile, TokenError> {
         caller_of(token).map_err(|m| TokenError::File { path: self.path.clone(), message: m })?;
+        if self.name_taken(&token.name) {
+            return Err(TokenError::File {
+                path: self.path.clone(),
+                message: format!("name: `{}` is already another token's", token.name),
+            });
+        }
         let mut file = self.file.clone();
         file.token.push(token.clone());
         Ok(file)
@@ -149,6 +171,14 @@ pub fn save(path: &Path, file: &TokenFile) -> Result<(), TokenError> {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&tmp).map_err(|e| err(format!("cannot write: {e}")))?;
+        // `mode` applies only when the file is created: a left-over
+        // temporary file keeps its own, so set it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| err(format!("cannot write: {e}")))?;
+        }
         f.write_all(b"# Gridline tokens: keep this file secret (mode 0600).\n")
             .and_then(|_| f.write_all(text.as_bytes()))
             .and_then(|_| f.sync_all())
@@ -158,6 +188,27 @@ pub fn save(path: &Path, file: &TokenFile) -> Result<(), TokenError> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
+    Ok(())
+}
+
+/// Makes the token file readable and writable by its owner only (0600),
+/// warning when it was not: it holds every secret.
+fn tighten(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            tracing::warn!(
+                path = %path.display(),
+                was = format!("{mode:04o}"),
+                "the token file was not private; its mode is now 0600"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
     Ok(())
 }
 
@@ -207,6 +258,44 @@ mod tests {
         assert_eq!(t2.tokens().len(), 4);
         let w = t2.authenticate(&t2.tokens()[3].secret).unwrap();
         assert_eq!(w.worker.as_deref(), Some("W00001"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn loading_makes_the_file_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        Tokens::open_or_create(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (t, created) = Tokens::open_or_create(&p).unwrap();
+        assert!(!created);
+        assert_eq!(t.tokens().len(), 3);
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        // A left-over temporary file with a loose mode does not loosen the saved file.
+        let tmp = p.with_extension("toml.tmp");
+        std::fs::write(&tmp, "").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        save(&p, &t.file).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut t, _) = Tokens::open_or_create(&dir.path().join("tokens.toml")).unwrap();
+        assert_eq!(t.fresh_name("operator"), "operator-2");
+        assert_eq!(t.fresh_name("op-7"), "op-7");
+        let tok = |name: &str| Token {
+            role: "operator".into(),
+            name: name.into(),
+            secret: new_secret().unwrap(),
+            worker: None,
+        };
+        t.add(tok("operator-2")).unwrap();
+        assert_eq!(t.fresh_name("operator"), "operator-3");
+        assert!(t.add(tok("operator")).is_err(), "a duplicate name was taken");
+        assert_eq!(t.tokens().len(), 4);
     }
 
     #[test]

@@ -479,21 +479,29 @@ fn issue_token(
         }
     }
     let secret = new_secret().map_err(|e| Error::internal(e.to_string()))?;
-    let name = name.or_else(|| worker.clone()).unwrap_or_else(|| role.as_str().to_string());
-    let token = Token {
-        role: role.as_str().into(),
-        name: name.clone(),
-        secret: secret.clone(),
-        worker: worker.clone(),
-    };
     // One writer of the file at a time; the tokens themselves are locked
     // only to copy and to insert, so AUTH never waits for the fsync.
     let _writer = shared.token_writer.lock().expect("token writer lock");
     let unsaved = |e: TokenError| Error::unavailable(format!("cannot save the token: {e}"));
-    let (path, file) = {
+    let (path, file, token) = {
         let t = shared.tokens.lock().expect("tokens lock");
-        (t.path().to_path_buf(), t.with_added(&token).map_err(unsaved)?)
+        // Names are unique: the engine tells operators apart by name (an
+        // operator sees the full phone numbers of their own cases) and
+        // events name their actor by it. Checked under the writer's lock.
+        let name = match name {
+            Some(n) if t.name_taken(&n) => {
+                return Err(Error::bad_request(format!(
+                    "name: `{n}` is already another token's name; choose another"
+                )))
+            }
+            Some(n) => n,
+            None => t.fresh_name(worker.as_deref().unwrap_or(role.as_str())),
+        };
+        let token =
+            Token { role: role.as_str().into(), name, secret: secret.clone(), worker: worker.clone() };
+        (t.path().to_path_buf(), t.with_added(&token).map_err(unsaved)?, token)
     };
+    let name = token.name.clone();
     crate::auth::save(&path, &file).map_err(unsaved)?;
     shared.tokens.lock().expect("tokens lock").insert(token).map_err(unsaved)?;
     let mut f = vec![kv("role", role.as_str()), kv("name", name)];
