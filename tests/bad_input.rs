@@ -28,6 +28,8 @@ async fn bad_lines_get_errors_and_the_connection_stays_usable() {
         (b"ACCEPT text=a\x00b\n", "bad_request"),    // NUL byte
         (b"\n", "bad_request"),                      // empty line
         (b"\r\n", "bad_request"),
+        (b"PING\r\r\n", "bad_request"), // one \r before \n is the terminator's; two is a control character
+        (b"PI\rNG\r\n", "bad_request"),
         (b"GET case=JD-20000101-000001\n", "not_found"),
         (b"FEEDBACK case=x satisfied=maybe\n", "bad_request"),
     ];
@@ -41,6 +43,29 @@ async fn bad_lines_get_errors_and_the_connection_stays_usable() {
     let Reply::Err { message, .. } = r else { panic!() };
     assert!(message.contains("lon"), "{message}");
     assert!(ok(op.call("PING").await.unwrap()).0.get("pong").is_some());
+    op.send_raw(b"PING\r\n").await.unwrap();
+    assert!(ok(op.read_reply().await.unwrap()).0.get("pong").is_some(), "CRLF is a terminator");
+    op.send_raw(b"PING\r\r\n").await.unwrap();
+    let Reply::Err { message, .. } = op.read_reply().await.unwrap() else { panic!("PING\\r\\r accepted") };
+    assert!(message.contains("U+000D"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_lists_every_verb_form_with_the_roles_the_server_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut c = Client::connect(&srv.addr).await.unwrap();
+    let (f, rows) = ok(c.call("HELP").await.unwrap());
+    assert_eq!(f.get("count"), Some("20"), "docs/protocol.md says 20");
+    assert_eq!(rows.len(), 20);
+    let stats = rows.iter().find(|(_, r)| r.get("verb") == Some("STATS")).expect("a STATS row");
+    assert_eq!(stats.1.get("roles"), Some("supervisor,admin"));
+    // ...and the server does allow both.
+    for role in ["supervisor", "admin"] {
+        assert!(srv.client(role).await.call("STATS").await.unwrap().is_ok(), "STATS as {role}");
+    }
+    let r = srv.client("operator").await.call("STATS").await.unwrap();
+    assert_eq!(r.err_code(), Some("forbidden"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

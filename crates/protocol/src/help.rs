@@ -72,7 +72,7 @@ pub const HELP: &[Usage] = &[
     ),
     u(
         "STATS",
-        "supervisor",
+        "supervisor,admin",
         "STATS [reset=yes]",
         "acknowledgement latency of writes and the commits behind them, since start (or the last reset)",
     ),

@@ -1,5 +1,7 @@
 //! Lines of at most N bytes, LF or CRLF terminated, as raw bytes (UTF-8 is
 //! checked per line, so one bad line gets an error and the next still works).
+//! The `\n` is removed; a `\r` before it is left for the parser, which
+//! drops exactly one.
 
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
@@ -40,10 +42,12 @@ impl Decoder for LineCodec {
                 self.searched = 0;
                 let mut line = buf.split_to(nl + 1);
                 line.truncate(nl);
-                if line.last() == Some(&b'\r') {
-                    line.truncate(nl - 1);
-                }
-                if line.len() > self.max {
+                // A CRLF's `\r` stays: the parser drops one trailing `\r`,
+                // and a second one is a control character (dropping one here
+                // as well let `PING\r\r` through). It does not count
+                // against the limit, being part of the terminator.
+                let body = if line.last() == Some(&b'\r') { nl - 1 } else { nl };
+                if body > self.max {
                     return Err(LineError::TooLong);
                 }
                 Ok(Some(line))
@@ -90,13 +94,15 @@ mod tests {
 
     #[test]
     fn splits_lf_and_crlf() {
-        assert_eq!(lines(b"PING\r\nPING\nPI", 10), vec![Ok(b"PING".to_vec()), Ok(b"PING".to_vec())]);
+        assert_eq!(lines(b"PING\r\nPING\nPI", 10), vec![Ok(b"PING\r".to_vec()), Ok(b"PING".to_vec())]);
+        assert_eq!(lines(b"PING\r\r\n", 10), vec![Ok(b"PING\r\r".to_vec())]);
     }
 
     #[test]
     fn refuses_long_lines() {
         assert_eq!(lines(b"0123456789\n", 10), vec![Ok(b"0123456789".to_vec())]);
-        assert_eq!(lines(b"0123456789\r\n", 10), vec![Ok(b"0123456789".to_vec())]);
+        assert_eq!(lines(b"0123456789\r\n", 10), vec![Ok(b"0123456789\r".to_vec())]);
+        assert_eq!(lines(b"0123456789\r\r\n", 10), vec![Err("too long")]);
         assert_eq!(lines(b"01234567890\n", 10), vec![Err("too long")]);
         assert_eq!(lines(b"0123456789012", 10), vec![Err("too long")]);
     }
