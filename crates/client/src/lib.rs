@@ -112,6 +112,7 @@ impl Client {
         let parsed =
             parse_reply_line(&first).map_err(|e| ClientError::Reply { line: first.clone(), why: e.0 })?;
         match parsed {
+            // Any well-formed code, known to this version or not.
             ReplyLine::Err { code, message } => Ok(Reply::Err { code: code.as_str().to_string(), message }),
             ReplyLine::Item { .. } => {
                 Err(ClientError::Reply { line: first, why: "an item line where a reply starts".into() })
@@ -137,5 +138,30 @@ impl Client {
         self.send(line).await?;
         self.flush().await?;
         self.read_reply().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A client built today reads an error code a later server adds.
+    #[tokio::test]
+    async fn an_unknown_error_code_is_read_as_it_is() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"ERR rate_limited \"slow down\"\nOK pong=yes\n").await.unwrap();
+            let mut buf = [0u8; 64];
+            let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+        });
+        let mut c = Client::connect(addr).await.unwrap();
+        let r = c.read_reply().await.unwrap();
+        assert_eq!(r, Reply::Err { code: "rate_limited".into(), message: "slow down".into() });
+        assert!(c.read_reply().await.unwrap().is_ok(), "the connection stays readable");
+        drop(c);
+        server.await.unwrap();
     }
 }

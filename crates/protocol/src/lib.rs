@@ -21,6 +21,6 @@ pub use help::{help_reply, Usage, HELP};
 pub use lex::{is_bare, is_key, write_quoted, write_value};
 pub use reply::{
     overdue_word, parse_reply_line, warn_at, write_error, write_reply, Fields, FormatCtx, ParseError,
-    ReplyLine,
+    ReplyCode, ReplyLine,
 };
 pub use request::{format_request, parse_request, verbs};

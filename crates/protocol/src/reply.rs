@@ -304,13 +304,62 @@ impl Fields {
     }
 }
 
+/// An error code as a client reads it: one this version knows, typed, or
+/// any other well-formed code (`a-z`, `0-9`, `_`, 1 to 32 bytes) as
+/// written, so a client keeps working when a later server adds a code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyCode {
+    Known(ErrorCode),
+    Other(String),
+}
+
+impl ReplyCode {
+    /// Reads a code; `None` when it is not well-formed.
+    pub fn parse(code: &str) -> Option<ReplyCode> {
+        match ErrorCode::parse(code) {
+            Some(c) => Some(ReplyCode::Known(c)),
+            None if lex::is_key(code) => Some(ReplyCode::Other(code.to_string())),
+            None => None,
+        }
+    }
+
+    /// The code as it is written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReplyCode::Known(c) => c.as_str(),
+            ReplyCode::Other(s) => s,
+        }
+    }
+
+    /// The code, if this version knows it.
+    pub fn known(&self) -> Option<ErrorCode> {
+        match self {
+            ReplyCode::Known(c) => Some(*c),
+            ReplyCode::Other(_) => None,
+        }
+    }
+}
+
+impl From<ErrorCode> for ReplyCode {
+    fn from(c: ErrorCode) -> Self {
+        ReplyCode::Known(c)
+    }
+}
+
+impl std::fmt::Display for ReplyCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One reply line as a client reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplyLine {
     /// `OK key=value ...`
     Ok(Fields),
-    /// `ERR <code> "<message>"`
-    Err { code: ErrorCode, message: String },
+    /// `ERR <code> "<message>"`; a code this version does not know is
+    /// [`ReplyCode::Other`].
+    Err { code: ReplyCode, message: String },
     /// An item of a list reply: `CASE`, `EVENT` or `ROW`, then its fields.
     Item { kind: String, fields: Fields },
 }
@@ -345,8 +394,9 @@ pub fn parse_reply_line(line: &str) -> Result<ReplyLine, ParseError> {
             let Some((code, rest)) = lex::split_word(rest) else {
                 return Err(ParseError("ERR without a code".to_string()));
             };
-            let code = ErrorCode::parse(code)
-                .ok_or_else(|| ParseError(format!("unknown error code `{}`", lex::clip(code))))?;
+            let code = ReplyCode::parse(code).ok_or_else(|| {
+                ParseError(format!("bad error code `{}`: codes are a-z, 0-9 and _", lex::clip(code)))
+            })?;
             let rest = rest.trim_matches(lex::is_separator);
             let message = if rest.starts_with('"') {
                 let (m, after) = lex::quoted(rest, "message").map_err(ParseError)?;

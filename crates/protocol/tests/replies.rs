@@ -4,7 +4,9 @@ use gridline_model::{
     Actor, Case, CaseId, CaseNo, CategorySource, Deadline, Decision, Error, ErrorCode, Event, EventKind,
     Intake, Location, Priority, Reply, Role, Timestamp,
 };
-use gridline_protocol::{parse_reply_line, write_error, write_reply, Fields, FormatCtx, ReplyLine};
+use gridline_protocol::{
+    parse_reply_line, write_error, write_reply, Fields, FormatCtx, ReplyCode, ReplyLine,
+};
 
 const CTX: FormatCtx = FormatCtx { utc_offset_min: 480, warn_at_percent: 80 };
 
@@ -307,7 +309,7 @@ fn errors() {
     assert_eq!(
         lines[2],
         ReplyLine::Err {
-            code: ErrorCode::Conflict,
+            code: ErrorCode::Conflict.into(),
             message: "cannot close a case that is \"dispatched\"\nsee GET".into()
         }
     );
@@ -326,12 +328,24 @@ fn reading_reply_lines() {
     assert_eq!(parse_reply_line("OK count=3").unwrap().count(), Some(3));
     assert_eq!(
         parse_reply_line("ERR not_found \"no case JD-1\""),
-        Ok(ReplyLine::Err { code: ErrorCode::NotFound, message: "no case JD-1".into() })
+        Ok(ReplyLine::Err { code: ErrorCode::NotFound.into(), message: "no case JD-1".into() })
     );
     assert_eq!(
         parse_reply_line("ERR busy too many"),
-        Ok(ReplyLine::Err { code: ErrorCode::Busy, message: "too many".into() })
+        Ok(ReplyLine::Err { code: ErrorCode::Busy.into(), message: "too many".into() })
     );
+    // A code a later server may add reads back as it is, not as an error.
+    let r = parse_reply_line("ERR rate_limited \"slow down\"").unwrap();
+    assert_eq!(
+        r,
+        ReplyLine::Err { code: ReplyCode::Other("rate_limited".into()), message: "slow down".into() }
+    );
+    let ReplyLine::Err { code, .. } = r else { unreachable!() };
+    assert_eq!((code.as_str(), code.known()), ("rate_limited", None));
+    assert_eq!(ReplyCode::parse("busy"), Some(ReplyCode::Known(ErrorCode::Busy)));
+    // A code that is not one is still refused.
+    assert!(parse_reply_line("ERR Not-A-Code \"x\"").is_err());
+    assert!(parse_reply_line(&format!("ERR {} \"x\"", "a".repeat(33))).is_err());
     match parse_reply_line("CASE case=x text=\"a b\"").unwrap() {
         ReplyLine::Item { kind, fields } => {
             assert_eq!(kind, "CASE");
@@ -340,8 +354,7 @@ fn reading_reply_lines() {
         }
         other => panic!("{other:?}"),
     }
-    for bad in ["", "ok", "ERR", "ERR nope \"x\"", "ERR busy \"x", "OK a", "OK a=\"b", "ROW x=\0", "Row a=b"]
-    {
+    for bad in ["", "ok", "ERR", "ERR No \"x\"", "ERR busy \"x", "OK a", "OK a=\"b", "ROW x=\0", "Row a=b"] {
         assert!(parse_reply_line(bad).is_err(), "{bad:?}");
     }
 }

@@ -159,7 +159,7 @@ fn error_reads_back(e: &Error) -> Result<(), TestCaseError> {
     prop_assert!(out.ends_with('\n'));
     prop_assert_eq!(out.matches('\n').count(), 1);
     let back = parse_reply_line(&out).map_err(|p| TestCaseError::fail(p.to_string()))?;
-    prop_assert_eq!(back, ReplyLine::Err { code: e.code, message: e.message.clone() });
+    prop_assert_eq!(back, ReplyLine::Err { code: e.code.into(), message: e.message.clone() });
     Ok(())
 }
 
