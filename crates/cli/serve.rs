@@ -106,6 +106,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         let addr = listener.local_addr()?;
+        let shutdown = shutdown_signal().context("installing the signal handlers")?;
         println!("gridline: serving {} on {addr}", registry.county.name);
         println!(
             "gridline: tokens in {}{}",
@@ -113,8 +114,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             if created { " (new: admin, supervisor, operator)" } else { "" }
         );
         info!(%addr, data = %a.data.display(), "serving");
-        gridline_server::run(listener, engine, tokens, registry.clone(), server_config, shutdown_signal())
-            .await?;
+        gridline_server::run(listener, engine, tokens, registry.clone(), server_config, shutdown).await?;
         anyhow::Ok(())
     })?;
     // The server dropped its engine handle: the engine answers what it has and stops.
@@ -123,23 +123,28 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled: `serve` calls it before it says it is
+/// serving, so a signal sent as soon as it says so is never the default
+/// (fatal) one.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => info!("Ctrl-C: shutting down"),
+                _ = term.recv() => info!("SIGTERM: shutting down"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => info!("Ctrl-C: shutting down"),
-        _ = term => info!("SIGTERM: shutting down"),
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("Ctrl-C: shutting down");
+        })
     }
 }
