@@ -206,14 +206,22 @@ impl Budget {
         self.largest_read.load(Ordering::Relaxed).max(READ_RESERVATION_MIN).min(self.max)
     }
 
-    /// Waits until `charge` more fits (always, when nothing is held), then
-    /// takes it. Only the connection's reader calls this.
+    /// Takes `charge` if it fits now (always, when nothing is held). Only
+    /// the connection's reader takes, so a fit cannot be lost to a race.
+    fn try_take(&self, charge: usize) -> bool {
+        let held = self.held.load(Ordering::Acquire);
+        let fits = held == 0 || held.saturating_add(charge) <= self.max;
+        if fits {
+            self.held.fetch_add(charge, Ordering::AcqRel);
+        }
+        fits
+    }
+
+    /// Waits until `charge` more fits, then takes it.
     async fn take(&self, charge: usize) {
         loop {
             let freed = self.freed.notified();
-            let held = self.held.load(Ordering::Acquire);
-            if held == 0 || held.saturating_add(charge) <= self.max {
-                self.held.fetch_add(charge, Ordering::AcqRel);
+            if self.try_take(charge) {
                 return;
             }
             freed.await;
@@ -291,11 +299,12 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
         };
         // Room for the reply first: while the peer leaves replies unread,
         // its next request waits here, unread by the engine.
-        let room = tokio::select! {
-            r = tokio::time::timeout(idle, budget.take(charge)) => r.is_ok(),
-            _ = stop.clone().begun() => false,
-            _ = tx.closed() => false,
-        };
+        let room = budget.try_take(charge)
+            || tokio::select! {
+                r = tokio::time::timeout(idle, budget.take(charge)) => r.is_ok(),
+                _ = stop.clone().begun() => false,
+                _ = tx.closed() => false,
+            };
         if !room {
             debug!("replies not taken; closing");
             break;
@@ -307,9 +316,14 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
         // The slot's place in the order is taken only here; if it cannot
         // be (shutdown, or a writer stuck on a peer that does not read),
         // the connection ends and the reply, durable or not, is lost with it.
-        let sent = tokio::select! {
-            r = tokio::time::timeout(idle, tx.send(Slot { pending, charge, read })) => matches!(r, Ok(Ok(()))),
-            _ = stop.clone().begun() => false,
+        // Only a full queue waits (and only then are timers armed).
+        let sent = match tx.try_send(Slot { pending, charge, read }) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(slot)) => tokio::select! {
+                r = tokio::time::timeout(idle, tx.send(slot)) => matches!(r, Ok(Ok(()))),
+                _ = stop.clone().begun() => false,
+            },
         };
         if !sent || quit {
             break;
@@ -539,7 +553,7 @@ struct WriterCtx {
 /// dropped connection.
 async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: WriterCtx) {
     let mut w = Writer {
-        w: BufWriter::with_capacity(64 * 1024, wr),
+        w: BufWriter::with_capacity(WRITE_BUFFER, wr),
         unflushed: Vec::new(),
         acks: c.acks.clone(),
         timeout: c.timeout,
@@ -632,11 +646,18 @@ struct Writer {
 
 /// One write to the socket at most: progress is checked per piece.
 const WRITE_PIECE: usize = 64 * 1024;
+/// A connection's write buffer.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 impl Writer {
     async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         for piece in bytes.chunks(WRITE_PIECE) {
-            timed(self.timeout, self.grace, self.stop.clone(), self.w.write_all(piece)).await?;
+            if self.w.buffer().len() + piece.len() <= WRITE_BUFFER {
+                // Into the buffer only: nothing to wait for.
+                self.w.write_all(piece).await?;
+            } else {
+                timed(self.timeout, self.grace, self.stop.clone(), self.w.write_all(piece)).await?;
+            }
         }
         Ok(())
     }
