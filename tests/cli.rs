@@ -76,3 +76,16 @@ fn serve_refuses_zero_limits_with_a_clear_error() {
     }
     assert!(!data.exists(), "a refused serve created its data directory");
 }
+
+#[test]
+fn a_data_directory_in_use_by_a_server_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("locked by another process"), "{err}");
+    drop(srv);
+    let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "once the server stopped: {out}{err}");
+}

@@ -87,11 +87,19 @@ fn sled_err(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
         sled::Error::Io(ref ioe) if ioe.raw_os_error() == Some(libc_enospc()) => StoreError::Full,
-        sled::Error::Io(ref ioe) if ioe.kind() == std::io::ErrorKind::WouldBlock => StoreError::Io(
+        ref e if locked(e) => StoreError::Io(
             "the log is locked by another process (is a server running on this data directory?)".into(),
         ),
         other => io(other),
     }
+}
+
+/// Whether sled could not take its file's lock (another process, or a
+/// store of this one still closing). sled reports it as an `Other` I/O
+/// error naming the lock.
+fn locked(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(ioe)
+        if ioe.kind() == std::io::ErrorKind::WouldBlock || ioe.to_string().contains("could not acquire lock"))
 }
 
 const fn libc_enospc() -> i32 {
@@ -146,6 +154,8 @@ pub const APPLIED_KEY: &[u8] = b"mwal";
 pub const CHECKPOINT_BYTES: u64 = 16 << 20;
 /// Synced batches waiting for sled at most; a sync waits beyond that.
 const APPLY_QUEUE: usize = 8;
+/// How long `open` waits for sled's file lock before calling the log locked.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The write-ahead log's two files, in the data directory; `wal` is the
 /// one written first after every start.
 pub const WAL_FILES: [&str; 2] = ["wal", "wal.1"];
@@ -194,12 +204,8 @@ impl SledStore {
         let config = sled::Config::new().path(path).flush_every_ms(None).cache_capacity(256 << 20);
         // sled panics on some kinds of damage (a truncated file, say) instead
         // of returning an error: catch that, quietly, and report it as damage.
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
-        std::panic::set_hook(hook);
-        let db = opened
-            .map_err(|p| {
+        let open = || {
+            quietly(|| config.open()).map_err(|p| {
                 let msg = p
                     .downcast_ref::<String>()
                     .cloned()
@@ -208,8 +214,20 @@ impl SledStore {
                 StoreError::Corrupt(format!(
                     "sled cannot open the log ({msg}); the file is damaged or truncated"
                 ))
-            })?
-            .map_err(sled_err)?;
+            })
+        };
+        // sled lets go of its file lock only when the last of its threads
+        // drops its handle, a moment after a store in this process closed:
+        // a lock still held is waited for, briefly, before it is an error.
+        let t0 = std::time::Instant::now();
+        let db = loop {
+            match open()? {
+                Err(e) if locked(&e) && t0.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                r => break r.map_err(sled_err)?,
+            }
+        };
         let file = File::open(path.join("db")).map_err(|e| {
             StoreError::Io(format!("cannot open sled's file {}: {e}", path.join("db").display()))
         })?;
@@ -394,6 +412,30 @@ impl SledStore {
         }
         Ok(log)
     }
+}
+
+thread_local! {
+    /// Set while this thread runs something whose panic is caught and reported.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic without the panic hook's message, on this
+/// thread only: the process-wide hook is wrapped once, and other threads'
+/// panics are reported as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static WRAP: std::sync::Once = std::sync::Once::new();
+    WRAP.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    r
 }
 
 /// sled's flush and an fsync of its file, then an empty log whose records
