@@ -35,7 +35,7 @@ impl<S: Store> Engine<S> {
     fn resolve(&self, r: &CaseRef) -> Result<CaseId, Error> {
         let id = match r {
             CaseRef::Id(id) => self.state.cases.contains_key(id).then_some(*id),
-            CaseRef::No(no) => self.state.by_no.get(&no.0).copied(),
+            CaseRef::No(no) => self.state.by_no.get(no),
         };
         id.ok_or_else(|| Error::not_found(format!("no case `{r}`")))
     }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gridline_caselog::Recovery;
-use gridline_model::{Case, CaseId, Status, Timestamp};
+use gridline_model::{Case, CaseId, CaseNo, Status, Timestamp};
 use gridline_registry::{GridIdx, Registry, TownshipIdx, WorkerIdx};
 
 /// A position in a deadline-ordered list: `(deadline ms, case id)`.
@@ -27,7 +27,7 @@ pub(crate) type DueKey = (i64, CaseId);
 pub(crate) struct State {
     /// Boxed, so a B-tree node moves pointers, not 700-byte records.
     pub cases: BTreeMap<CaseId, Box<Case>>,
-    pub by_no: BTreeMap<String, CaseId>,
+    pub by_no: ByNo,
     pub by_req: BTreeMap<String, CaseId>,
     /// Open (dispatched or handling) cases per worker: routing's loads.
     pub loads: Vec<u32>,
@@ -51,6 +51,44 @@ pub(crate) struct State {
     escalation_levels: u8,
 }
 
+/// Case numbers to ids. Every number the engine issues is in the county's
+/// format and is filed under its 8-byte [`CaseNo::key`] rather than its text
+/// (no allocation per case, cheaper to sort at start); any other stored
+/// number under its text.
+#[derive(Debug, Default)]
+pub(crate) struct ByNo {
+    prefix: String,
+    keyed: BTreeMap<u64, CaseId>,
+    other: BTreeMap<String, CaseId>,
+}
+
+impl ByNo {
+    fn new(prefix: &str) -> ByNo {
+        ByNo { prefix: prefix.to_string(), ..ByNo::default() }
+    }
+
+    pub fn get(&self, no: &CaseNo) -> Option<CaseId> {
+        match no.key(&self.prefix) {
+            Some(k) => self.keyed.get(&k).copied(),
+            None => self.other.get(&no.0).copied(),
+        }
+    }
+
+    fn insert(&mut self, no: &CaseNo, id: CaseId) {
+        match no.key(&self.prefix) {
+            Some(k) => self.keyed.insert(k, id),
+            None => self.other.insert(no.0.clone(), id),
+        };
+    }
+
+    fn remove(&mut self, no: &CaseNo) {
+        match no.key(&self.prefix) {
+            Some(k) => self.keyed.remove(&k),
+            None => self.other.remove(&no.0),
+        };
+    }
+}
+
 /// The index entries one case contributes.
 #[derive(PartialEq, Eq)]
 struct Keys {
@@ -68,7 +106,7 @@ impl State {
         let n = registry.workers.len();
         State {
             cases: BTreeMap::new(),
-            by_no: BTreeMap::new(),
+            by_no: ByNo::new(&registry.county.code),
             by_req: BTreeMap::new(),
             loads: vec![0; n],
             by_worker: vec![BTreeSet::new(); n],
@@ -87,7 +125,7 @@ impl State {
     /// `id` when `new` is `None`), keeping every index in step.
     pub fn replace(&mut self, id: CaseId, new: Option<Case>) {
         if let Some(old) = self.cases.remove(&id) {
-            self.by_no.remove(&old.no.0);
+            self.by_no.remove(&old.no);
             if let Some(r) = &old.intake.req {
                 self.by_req.remove(r);
             }
@@ -97,7 +135,7 @@ impl State {
             self.unindex(&id, k);
         }
         if let Some(c) = new {
-            self.by_no.insert(c.no.0.clone(), c.id);
+            self.by_no.insert(&c.no, c.id);
             if let Some(r) = &c.intake.req {
                 self.by_req.insert(r.clone(), c.id);
             }
@@ -190,7 +228,9 @@ pub(crate) struct Loader {
     registry: Arc<Registry>,
     escalation_levels: u8,
     cases: Vec<(CaseId, Box<Case>)>,
-    by_no: Vec<(String, CaseId)>,
+    /// Numbers by [`CaseNo::key`], and any not in the county's format.
+    by_no: Vec<(u64, CaseId)>,
+    by_no_other: Vec<(String, CaseId)>,
     by_req: Vec<(String, CaseId)>,
     loads: Vec<u32>,
     by_worker: Vec<(WorkerIdx, DueKey)>,
@@ -212,6 +252,7 @@ impl Loader {
             escalation_levels,
             cases: Vec::new(),
             by_no: Vec::new(),
+            by_no_other: Vec::new(),
             by_req: Vec::new(),
             by_worker: Vec::new(),
             by_due: Vec::new(),
@@ -232,7 +273,10 @@ impl Loader {
             }
         }
         let id = c.id;
-        self.by_no.push((c.no.0.clone(), id));
+        match c.no.key(&self.registry.county.code) {
+            Some(k) => self.by_no.push((k, id)),
+            None => self.by_no_other.push((c.no.0.clone(), id)),
+        }
         if let Some(r) = &c.intake.req {
             self.by_req.push((r.clone(), id));
         }
@@ -281,18 +325,23 @@ impl Recovery for Loader {
         Loader::push(self, Box::new(case))
     }
 
-    /// Builds the trees; the two keyed by strings (the slowest to sort) on
-    /// a second thread.
+    /// Builds the trees; those of case numbers and request ids (the latter
+    /// keyed by strings, the slowest to sort) on a second thread.
     fn finish(self) -> Result<State, LoadError> {
         if let Some((no, worker)) = self.unknown_worker {
             return Err(LoadError::UnknownWorker { no, worker });
         }
+        let mut numbers = ByNo::new(&self.registry.county.code);
         let mut state = State::new(self.registry, self.escalation_levels);
-        let (by_no, by_req) = (self.by_no, self.by_req);
+        let (by_no, by_no_other, by_req) = (self.by_no, self.by_no_other, self.by_req);
         std::thread::scope(|s| {
             let strings = std::thread::Builder::new()
                 .name("gridline-load".into())
-                .spawn_scoped(s, || (by_no.into_iter().collect(), by_req.into_iter().collect()))
+                .spawn_scoped(s, || {
+                    numbers.keyed = by_no.into_iter().collect();
+                    numbers.other = by_no_other.into_iter().collect();
+                    (numbers, by_req.into_iter().collect())
+                })
                 .map_err(LoadError::Thread)?;
             state.cases = self.cases.into_iter().collect();
             state.loads = self.loads;
@@ -407,7 +456,12 @@ mod tests {
             at,
             actor: Actor::system(),
             kind: EventKind::Accepted {
-                no: CaseNo::new("JD", 20260101 + (i % 3) as u32, i as u32 + 1),
+                // Now and then a number not in the county's format.
+                no: if i % 7 == 6 {
+                    CaseNo(format!("JD-{i}"))
+                } else {
+                    CaseNo::new("JD", 20260101 + (i % 3) as u32, i as u32 + 1)
+                },
                 intake,
                 category: "water".into(),
                 township: None,
@@ -470,6 +524,29 @@ mod tests {
             let loaded = Recovery::finish(loader).unwrap();
             prop_assert_eq!(dump(&loaded), dump(&one_by_one));
         }
+    }
+
+    #[test]
+    fn a_number_finds_its_case_only_as_written() {
+        let reg = Arc::new(gridline_registry::embedded::jidong().clone());
+        assert_eq!(reg.county.code, "JD");
+        let mut state = State::new(reg.clone(), 3);
+        let a = case(&reg, 0, (1, 0, 1, 1, false, false, false, 0));
+        let b = case(&reg, 6, (1, 0, 1, 1, false, false, false, 0));
+        assert_eq!((a.no.as_str(), b.no.as_str()), ("JD-20260101-000001", "JD-6"));
+        state.replace(a.id, Some(a.clone()));
+        state.replace(b.id, Some(b.clone()));
+        let get = |s: &State, no: &str| s.by_no.get(&CaseNo(no.into()));
+        assert_eq!(get(&state, "JD-20260101-000001"), Some(a.id));
+        assert_eq!(get(&state, "JD-6"), Some(b.id));
+        for other in
+            ["JD-20260101-1", "JD-020260101-000001", "JD-20260101-000002", "JD-06", "XX-20260101-000001"]
+        {
+            assert_eq!(get(&state, other), None, "{other}");
+        }
+        state.replace(a.id, None);
+        state.replace(b.id, None);
+        assert_eq!((get(&state, "JD-20260101-000001"), get(&state, "JD-6")), (None, None));
     }
 
     #[test]

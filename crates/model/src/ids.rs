@@ -95,6 +95,24 @@ impl CaseNo {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `day << 32 | seq` when the number is exactly what
+    /// `CaseNo::new(prefix, day, seq)` writes: such numbers and their keys
+    /// correspond one to one, so an index can hold the key instead of the text.
+    pub fn key(&self, prefix: &str) -> Option<u64> {
+        let (day, seq) = self.0.strip_prefix(prefix)?.strip_prefix('-')?.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // `{day:08}` and `{seq:06}`: zero-padded to that width, never beyond it.
+        if day.len() != 8
+            || seq.len() < 6
+            || (seq.len() > 6 && seq.starts_with('0'))
+            || !digits(day)
+            || !digits(seq)
+        {
+            return None;
+        }
+        Some(u64::from(day.parse::<u32>().ok()?) << 32 | u64::from(seq.parse::<u32>().ok()?))
+    }
 }
 
 impl fmt::Display for CaseNo {
@@ -115,6 +133,30 @@ mod tests {
         assert_eq!(b.as_str(), "JD-20261124-000123");
         assert!(a < b && b < c);
         assert_eq!(b.parts(), Some((20261124, 123)));
+    }
+
+    #[test]
+    fn only_numbers_in_the_format_have_a_key() {
+        for (day, seq) in [(20261124, 123), (20261124, 1_000_000), (0, 0), (99_999_999, u32::MAX)] {
+            let no = CaseNo::new("JD", day, seq);
+            assert_eq!(no.key("JD"), Some(u64::from(day) << 32 | u64::from(seq)), "{no}");
+        }
+        for other in [
+            "JD-20261124-123",
+            "JD-20261124-0123456",
+            "JD-2026112-000123",
+            "JD-020261124-000123",
+            "JD-20261124-+00123",
+            "JD-20261124-00012a",
+            "JD-20261124-99999999999",
+            "JD-20261124",
+            "JDZ-20261124-000123",
+            "XX-20261124-000123",
+            "JD_20261124-000123",
+            "",
+        ] {
+            assert_eq!(CaseNo(other.into()).key("JD"), None, "{other}");
+        }
     }
 
     #[test]
