@@ -94,7 +94,10 @@ async fn a_damaged_write_ahead_log_header_stops_the_start_and_a_torn_tail_does_n
         args.push(header.to_str().unwrap());
         let (code, out, err) = run(&args);
         assert_ne!(code, 0, "{cmd:?} accepted a damaged log header: {out}");
-        assert!(err.contains("write-ahead log") && err.contains("checksum"), "{cmd:?}: unclear: {err}");
+        assert!(
+            err.contains("write-ahead log") && err.contains("checksum") && err.contains("log/wal:"),
+            "{cmd:?}: unclear (which file?): {err}"
+        );
     }
 
     // A record cut short where the log ends is a write never acknowledged:

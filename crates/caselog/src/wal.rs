@@ -103,7 +103,10 @@ impl Wal {
             return Ok((wal, Vec::new()));
         }
         wal.len = bytes.len() as u64;
-        let (start, generation) = parse_header(&bytes)?;
+        let (start, generation) = parse_header(&bytes).map_err(|e| match e {
+            StoreError::Corrupt(m) => StoreError::Corrupt(format!("{}: {m}", path.display())),
+            e => e,
+        })?;
         wal.generation = generation;
         let mut records = Vec::new();
         let (mut at, mut next) = (HEADER as usize, start);
@@ -432,7 +435,10 @@ mod tests {
         bytes[9] ^= 1;
         std::fs::write(&p, &bytes).unwrap();
         let err = Wal::open(&p, 1).map(|_| ()).unwrap_err();
-        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("checksum")), "{err:?}");
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("checksum") && m.contains(&p.display().to_string())),
+            "{err:?}"
+        );
     }
 
     #[test]
