@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use gridline_engine::{EngineHandle, ReplyRx};
 use gridline_model::{Caller, Command, Error, ErrorCode, Reply, Role};
 use gridline_protocol::FormatCtx;
@@ -166,6 +166,11 @@ struct Slot {
 struct Stop(watch::Receiver<bool>);
 
 impl Stop {
+    /// Whether shutdown has begun.
+    fn now(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Completes once shutdown has begun (or the server is gone).
     async fn begun(mut self) {
         let _ = self.0.wait_for(|s| *s).await;
@@ -261,12 +266,23 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
     ));
     let idle = shared.config.idle_timeout;
     let mut caller: Option<Caller> = None;
+    // Lines already read from the socket (a client pipelining) are taken
+    // without the timers and futures of the select below, a few dozen at a
+    // time, looking at shutdown and the writer between them.
+    let mut taken_at_once = 0;
     loop {
-        let next = tokio::select! {
-            r = tokio::time::timeout(idle, lines.next()) => r,
-            _ = stop.clone().begun() => break,
-            // The writer gave up on the peer (it stopped reading): so do we.
-            _ = tx.closed() => break,
+        let ready = (taken_at_once < TAKEN_AT_ONCE_MAX && !stop.now() && !tx.is_closed())
+            .then(|| lines.next().now_or_never())
+            .flatten();
+        taken_at_once = if ready.is_some() { taken_at_once + 1 } else { 0 };
+        let next = match ready {
+            Some(line) => Ok(line),
+            None => tokio::select! {
+                r = tokio::time::timeout(idle, lines.next()) => r,
+                _ = stop.clone().begun() => break,
+                // The writer gave up on the peer (it stopped reading): so do we.
+                _ = tx.closed() => break,
+            },
         };
         let bytes = match next {
             Err(_) => {
@@ -332,6 +348,10 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
     drop(tx);
     let _ = writer.await;
 }
+
+/// Lines taken from a connection's read buffer before the reader waits
+/// in a select again (see `serve_connection`).
+const TAKEN_AT_ONCE_MAX: u32 = 64;
 
 /// Whether a parsed command is answered by the engine.
 fn goes_to_engine(cmd: &Command) -> bool {
