@@ -397,7 +397,14 @@ impl SledStore {
     fn log(&self) -> Result<std::sync::MutexGuard<'_, Log>, StoreError> {
         let mut log = self.log.lock().expect("log lock");
         if log.dead.is_none() {
-            if let Some(e) = self.progress.0.lock().expect("progress lock").checkpoint_failed.clone() {
+            // One look at the threads behind the log: sled failed to apply
+            // (writes stop until a restart), or a checkpoint failed (final).
+            let p = self.progress.0.lock().expect("progress lock");
+            if let Some(e) = &p.failed {
+                return Err(e.clone());
+            }
+            if let Some(e) = p.checkpoint_failed.clone() {
+                drop(p);
                 self.die(&mut log, &e);
             }
         }
@@ -591,9 +598,6 @@ fn sync_dir(p: &Path) -> Result<(), StoreError> {
 impl Store for SledStore {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut log = self.log()?;
-        if let Some(e) = &self.progress.0.lock().expect("progress lock").failed {
-            return Err(e.clone());
-        }
         // Between commits, move on to the other file once this one is
         // long, if that one's records are durable in sled (waiting for
         // that only when this file is very long).
