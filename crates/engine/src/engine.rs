@@ -173,6 +173,8 @@ pub fn start<S: Store>(
     let batches_max = config.commit_batches_max.max(1);
     let (commit_tx, commit_rx) = crossbeam_channel::bounded::<Commit>(batches_max);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<Outcome>();
+    // Unbounded, yet bounded by what submits: each history is a GET taken
+    // from the bounded command queue, and each connection bounds its own.
     let (history_tx, history_rx) = crossbeam_channel::unbounded::<History>();
     let history_log = log.clone();
     let historian = std::thread::Builder::new()
