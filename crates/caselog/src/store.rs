@@ -285,7 +285,10 @@ impl SledStore {
         let (apply_db, apply_progress) = (db.clone(), progress.clone());
         let join = std::thread::Builder::new()
             .name("gridline-apply".into())
-            .spawn(move || apply_all(&apply_db, rx, &apply_progress))
+            .spawn(move || {
+                background_priority();
+                apply_all(&apply_db, rx, &apply_progress)
+            })
             .map_err(|e| {
                 StoreError::Io(format!("cannot start the thread that applies commits to sled: {e}"))
             })?;
@@ -296,7 +299,10 @@ impl SledStore {
             file.try_clone().map_err(|e| StoreError::Io(format!("cannot open sled's file: {e}")))?;
         let ckpt_join = std::thread::Builder::new()
             .name("gridline-ckpt".into())
-            .spawn(move || checkpoint_all(&ckpt_db, &ckpt_file, ckpt_rx, &ckpt_progress))
+            .spawn(move || {
+                background_priority();
+                checkpoint_all(&ckpt_db, &ckpt_file, ckpt_rx, &ckpt_progress)
+            })
             .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(SledStore {
             db,
@@ -498,6 +504,27 @@ impl Drop for OnPanic<'_> {
                 self.1
             )));
             self.0 .1.notify_all();
+        }
+    }
+}
+
+/// The nice value of the applier and the checkpointer.
+const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority: the applier and the checkpointer
+/// are off the acknowledgement's path, so where cores are few they should
+/// yield to the threads a reply waits for (the connections, the engine, the
+/// syncer). They still get every cycle the others leave, and sled's I/O
+/// threads, started from them, inherit the value. On Linux a nice value
+/// belongs to one thread; elsewhere this does nothing.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread; no memory is shared.
+        let r =
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, BACKGROUND_NICE) };
+        if r != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a store thread's priority");
         }
     }
 }
@@ -802,6 +829,38 @@ mod tests {
         drop(s);
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(value(&s, "a").as_deref(), Some("1"));
+    }
+
+    /// The applier and the checkpointer run at a lower priority than the
+    /// threads a reply waits for.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_store_threads_run_at_background_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        let mut seen = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let Ok(name) = std::fs::read_to_string(task.join("comm")) else { continue };
+            let name = name.trim().to_string();
+            if name == "gridline-apply" || name == "gridline-ckpt" {
+                let tid: libc::id_t = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
+                // SAFETY: reads a thread's nice value; the thread may be gone (then -1 and errno).
+                let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+                // Another test's store closing as we look: not a finding.
+                if nice == -1 && !task.exists() {
+                    continue;
+                }
+                seen.push((name, nice));
+            }
+        }
+        // Other tests' stores may have threads too: every one must be lowered.
+        assert!(seen.iter().any(|(n, _)| n == "gridline-apply"), "{seen:?}");
+        assert!(seen.iter().any(|(n, _)| n == "gridline-ckpt"), "{seen:?}");
+        assert!(seen.iter().all(|(_, nice)| *nice == BACKGROUND_NICE), "{seen:?}");
+        drop(s);
     }
 
     #[test]
