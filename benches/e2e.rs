@@ -973,8 +973,8 @@ fn main() {
     let lc = lifecycle(&rt, &srv, &intakes, lc_cases, conns, window, limit);
     drop(srv);
     let lc_disk = dir_bytes(&data_l.join("log"));
-    // The write-ahead log's two files: 4-20 MiB each after a checkpoint,
-    // up to about 68 MiB while sled lags.
+    // The write-ahead log's two files: 4-8 MiB each after a checkpoint (at the
+    // default 4 MiB), one up to about 20 MiB while sled lags.
     let lc_wal: u64 = gridline_caselog::WAL_FILES
         .iter()
         .filter_map(|f| std::fs::metadata(data_l.join("log").join(f)).ok())

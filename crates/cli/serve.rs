@@ -57,7 +57,7 @@ pub struct ServeArgs {
     /// to its other file and sled is made durable in the background (each
     /// file takes about this much disk, and up to four times it while
     /// sled lags).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub checkpoint_mib: u64,
 }
 

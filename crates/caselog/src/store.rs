@@ -151,7 +151,7 @@ pub const APPLIED_KEY: &[u8] = b"mwal";
 /// durable up to the last record of this one, in the background. Past four
 /// times that, the next commit waits for the other file's checkpoint rather
 /// than writing on.
-pub const CHECKPOINT_BYTES: u64 = 16 << 20;
+pub const CHECKPOINT_BYTES: u64 = 4 << 20;
 /// Synced batches waiting for sled at most; a sync waits beyond that.
 const APPLY_QUEUE: usize = 8;
 /// How long `open` waits for sled's file lock before calling the log locked.
