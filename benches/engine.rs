@@ -105,90 +105,93 @@ impl Run {
     }
 }
 
-/// Drives `cases` ACCEPTs through an engine over `store`.
-#[allow(clippy::too_many_arguments)]
-fn drive<S: Store>(
-    reg: &Arc<Registry>,
-    store: S,
-    batch_max: usize,
-    intakes: &[Intake],
-    cases: usize,
+/// What every run shares: the registry, the intakes, the submitters.
+#[derive(Clone, Copy)]
+struct Load<'a> {
+    reg: &'a Arc<Registry>,
+    intakes: &'a [Intake],
     submitters: usize,
     window: usize,
     limit: Duration,
-) -> Run {
-    let syncs = Arc::new(AtomicU64::new(0));
-    let store = Counting { inner: store, syncs: syncs.clone() };
-    let log = CaseLog::open(store, Some(&reg.county.code)).expect("open the case log");
-    let opened_syncs = syncs.load(Ordering::Relaxed);
-    // One command a batch means one sync a command: no batches share a commit either.
-    let commit_batches_max = if batch_max == 1 { 1 } else { EngineConfig::default().commit_batches_max };
-    let config =
-        EngineConfig { batch_commands_max: batch_max, commit_batches_max, ..EngineConfig::default() };
-    let (handle, thread) =
-        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), config).expect("start the engine");
-    let next = AtomicUsize::new(0);
-    let busy = AtomicU64::new(0);
-    let t0 = Instant::now();
-    let lats: Vec<Histogram<u64>> = std::thread::scope(|s| {
-        let joins: Vec<_> = (0..submitters)
-            .map(|_| {
-                let (handle, next, busy) = (handle.clone(), &next, &busy);
-                s.spawn(move || {
-                    let caller = operator();
-                    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-                    let mut inflight: VecDeque<(Instant, ReplyRx)> = VecDeque::with_capacity(window);
-                    let mut done = false;
-                    loop {
-                        while !done && inflight.len() < window {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= cases || t0.elapsed() > limit {
-                                done = true;
-                                break;
-                            }
-                            let cmd = Command::Accept(intakes[i % intakes.len()].clone());
-                            let sent = Instant::now();
-                            loop {
-                                match handle.submit(caller.clone(), cmd.clone()) {
-                                    Ok(rx) => {
-                                        inflight.push_back((sent, rx));
-                                        break;
+}
+
+impl Load<'_> {
+    /// Drives `cases` ACCEPTs through an engine over `store`.
+    fn drive<S: Store>(&self, store: S, batch_max: usize, cases: usize) -> Run {
+        let Load { reg, intakes, submitters, window, limit } = *self;
+        let syncs = Arc::new(AtomicU64::new(0));
+        let store = Counting { inner: store, syncs: syncs.clone() };
+        let log = CaseLog::open(store, Some(&reg.county.code)).expect("open the case log");
+        let opened_syncs = syncs.load(Ordering::Relaxed);
+        // One command a batch means one sync a command: no batches share a commit either.
+        let commit_batches_max = if batch_max == 1 { 1 } else { EngineConfig::default().commit_batches_max };
+        let config =
+            EngineConfig { batch_commands_max: batch_max, commit_batches_max, ..EngineConfig::default() };
+        let (handle, thread) = gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), config)
+            .expect("start the engine");
+        let next = AtomicUsize::new(0);
+        let busy = AtomicU64::new(0);
+        let t0 = Instant::now();
+        let lats: Vec<Histogram<u64>> = std::thread::scope(|s| {
+            let joins: Vec<_> = (0..submitters)
+                .map(|_| {
+                    let (handle, next, busy) = (handle.clone(), &next, &busy);
+                    s.spawn(move || {
+                        let caller = operator();
+                        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+                        let mut inflight: VecDeque<(Instant, ReplyRx)> = VecDeque::with_capacity(window);
+                        let mut done = false;
+                        loop {
+                            while !done && inflight.len() < window {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                if i >= cases || t0.elapsed() > limit {
+                                    done = true;
+                                    break;
+                                }
+                                let cmd = Command::Accept(intakes[i % intakes.len()].clone());
+                                let sent = Instant::now();
+                                loop {
+                                    match handle.submit(caller.clone(), cmd.clone()) {
+                                        Ok(rx) => {
+                                            inflight.push_back((sent, rx));
+                                            break;
+                                        }
+                                        Err(e) if e.code == ErrorCode::Busy => {
+                                            busy.fetch_add(1, Ordering::Relaxed);
+                                            std::thread::sleep(Duration::from_micros(200));
+                                        }
+                                        Err(e) => panic!("submit failed: {e:?}"),
                                     }
-                                    Err(e) if e.code == ErrorCode::Busy => {
-                                        busy.fetch_add(1, Ordering::Relaxed);
-                                        std::thread::sleep(Duration::from_micros(200));
-                                    }
-                                    Err(e) => panic!("submit failed: {e:?}"),
                                 }
                             }
-                        }
-                        let Some((sent, rx)) = inflight.pop_front() else { break };
-                        match rx.blocking_recv().expect("the engine answers") {
-                            Ok(Reply::Accepted { .. }) => {
-                                let _ = h.record((sent.elapsed().as_micros() as u64).max(1));
+                            let Some((sent, rx)) = inflight.pop_front() else { break };
+                            match rx.blocking_recv().expect("the engine answers") {
+                                Ok(Reply::Accepted { .. }) => {
+                                    let _ = h.record((sent.elapsed().as_micros() as u64).max(1));
+                                }
+                                other => panic!("ACCEPT failed: {other:?}"),
                             }
-                            other => panic!("ACCEPT failed: {other:?}"),
                         }
-                    }
-                    h
+                        h
+                    })
                 })
-            })
-            .collect();
-        joins.into_iter().map(|j| j.join().expect("submitter")).collect()
-    });
-    let secs = t0.elapsed().as_secs_f64();
-    drop(handle);
-    thread.join();
-    let mut lat = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-    for h in lats {
-        lat.add(&h).expect("same bounds");
-    }
-    Run {
-        cases: lat.len() as usize,
-        secs,
-        syncs: syncs.load(Ordering::Relaxed) - opened_syncs,
-        lat,
-        busy: busy.load(Ordering::Relaxed),
+                .collect();
+            joins.into_iter().map(|j| j.join().expect("submitter")).collect()
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        drop(handle);
+        thread.join();
+        let mut lat = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        for h in lats {
+            lat.add(&h).expect("same bounds");
+        }
+        Run {
+            cases: lat.len() as usize,
+            secs,
+            syncs: syncs.load(Ordering::Relaxed) - opened_syncs,
+            lat,
+            busy: busy.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -227,20 +230,16 @@ fn main() {
     // conditions (on a shared machine the rates drift by a third within
     // minutes). The first pair's group-commit run is the one reported in
     // the main table.
+    let load = Load { reg: &reg, intakes: &intakes, submitters, window, limit };
     let mut pairs: Vec<(Run, f64)> = Vec::new();
     let mut group_disk = 0;
     for p in 0..pairs_n {
         eprintln!("engine: pair {}: group commit over sled ({cases} cases)...", p + 1);
         let dir = tmp.path().join(format!("group{p}"));
-        let run = drive(
-            &reg,
+        let run = load.drive(
             SledStore::open(&dir).expect("sled store"),
             EngineConfig::default().batch_commands_max,
-            &intakes,
             cases,
-            submitters,
-            window,
-            limit,
         );
         if p == 0 {
             group_disk = dir_bytes(&dir);
@@ -255,27 +254,10 @@ fn main() {
     let group = pairs.remove(0);
     let (group, first_raw) = (group.0, group.1);
     eprintln!("engine: one flush per command over sled ({serial_cases} cases)...");
-    let serial = drive(
-        &reg,
-        SledStore::open(&tmp.path().join("serial")).expect("sled store"),
-        1,
-        &intakes,
-        serial_cases,
-        submitters,
-        window,
-        limit,
-    );
+    let serial =
+        load.drive(SledStore::open(&tmp.path().join("serial")).expect("sled store"), 1, serial_cases);
     eprintln!("engine: no storage ({cases} cases)...");
-    let null = drive(
-        &reg,
-        NullStore,
-        EngineConfig::default().batch_commands_max,
-        &intakes,
-        cases,
-        submitters,
-        window,
-        limit,
-    );
+    let null = load.drive(NullStore, EngineConfig::default().batch_commands_max, cases);
 
     let group_batch = group.cases as f64 / group.syncs.max(1) as f64;
     let batch_sizes = {
