@@ -424,7 +424,9 @@ impl<S: Store> Engine<S> {
                         sys.clone(),
                         EventKind::Overdue { deadline: gridline_model::Deadline::Claim, due },
                     )?;
-                    self.escalate(batch, id, 1)?;
+                    if self.config.escalation_levels > 0 {
+                        self.escalate(batch, id, 1)?;
+                    }
                 } else if c.overdue_claim && c.escalation_level < self.config.escalation_levels {
                     let limit = due.since(at).0.max(60_000);
                     if Timestamp(due.0 + limit * c.escalation_level as i64) < now {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use gridline_caselog::{CaseLog, MemStore};
 use gridline_engine::{EngineConfig, EngineHandle, EngineThread, ManualClock};
 use gridline_model::{
-    AuditBy, Caller, Case, CaseRef, Command, Intake, Location, Reply, Role, Status, Timestamp,
+    AuditBy, Caller, Case, CaseRef, Command, EventKind, Intake, Location, Reply, Role, Status, Timestamp,
 };
-use gridline_registry::Registry;
+use gridline_registry::{GridKind, Registry};
 
 fn caller(role: Role, name: &str) -> Caller {
     Caller { role, name: name.into(), worker: None }
@@ -127,4 +127,19 @@ fn a_late_case_returned_before_the_deadline_tick_still_counts_against_the_respon
     let (d, events) = rig.case(&c);
     assert!(d.overdue_claim, "{events:?}");
     assert_eq!(rig.tick(), 0, "the missed deadline was recorded once, with the return");
+}
+
+/// `EngineConfig::escalation_levels`: "Escalation steps after a missed claim
+/// deadline". With none configured a missed deadline is flagged, not escalated.
+#[test]
+fn no_escalation_levels_means_no_escalation() {
+    let rig = Rig::with(EngineConfig { escalation_levels: 0, ..EngineConfig::default() });
+    let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+    let c = rig.accept(Location { grid: Some(grid.code.clone()), ..Default::default() });
+    rig.clock.set(Timestamp(c.due_claim.unwrap().0 + 1000));
+    rig.tick();
+    let (d, events) = rig.case(&c);
+    assert!(d.overdue_claim);
+    assert!(!events.iter().any(|e| matches!(e.kind, EventKind::Escalated { .. })), "{events:?}");
+    assert_eq!(d.escalation_level, 0);
 }
