@@ -98,6 +98,11 @@ impl<S: Store> Engine<S> {
             }
             Command::Return { case, reason } => {
                 let id = self.own_case(caller, case, "RETURN")?;
+                // The batch's deadline tick runs after its commands: record a
+                // deadline already missed first, or the returned case would
+                // leave without its claim-overdue flag (docs/audit.md: walking
+                // away from a late case does not clear it).
+                self.timer_events(batch, id, self.clock.now())?;
                 self.emit(batch, id, actor(caller), EventKind::Returned { reason: reason.clone() })?;
                 self.route_again(batch, id)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
@@ -419,7 +424,9 @@ impl<S: Store> Engine<S> {
                         sys.clone(),
                         EventKind::Overdue { deadline: gridline_model::Deadline::Claim, due },
                     )?;
-                    self.escalate(batch, id, 1)?;
+                    if self.config.escalation_levels > 0 {
+                        self.escalate(batch, id, 1)?;
+                    }
                 } else if c.overdue_claim && c.escalation_level < self.config.escalation_levels {
                     let limit = due.since(at).0.max(60_000);
                     if Timestamp(due.0 + limit * c.escalation_level as i64) < now {
