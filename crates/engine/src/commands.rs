@@ -455,17 +455,32 @@ impl<S: Store> Engine<S> {
         let reg = &self.registry;
         let grid = c.grid().and_then(|g| reg.grid_idx(g)).map(|g| reg.grid(g));
         let lead = |w: Option<WorkerIdx>| w.map(|w| reg.worker(w).id.clone());
-        let (to, whom) = match (level, grid) {
-            (1, Some(g)) => {
-                let com = reg.community(g.community);
-                (lead(com.lead).unwrap_or_else(|| com.code.clone()), format!("the grid lead of {}", com.name))
-            }
-            (2, Some(g)) => {
-                let t = reg.township(g.township);
-                (lead(t.lead).unwrap_or_else(|| t.code.clone()), format!("the grid lead of {}", t.name))
-            }
-            _ => (reg.county.command_centre.clone(), "the command centre".to_string()),
-        };
+        // Up the chain from this level: the community's lead, the
+        // township's, the command centre. A lead who is the case's own
+        // worker (the one who missed the deadline) is passed over.
+        let mut chain: Vec<(String, String)> = Vec::with_capacity(3);
+        if let Some(g) = grid {
+            let com = reg.community(g.community);
+            chain.push((
+                lead(com.lead).unwrap_or_else(|| com.code.clone()),
+                format!("the grid lead of {}", com.name),
+            ));
+            let t = reg.township(g.township);
+            chain.push((
+                lead(t.lead).unwrap_or_else(|| t.code.clone()),
+                format!("the grid lead of {}", t.name),
+            ));
+        }
+        chain.push((reg.county.command_centre.clone(), "the command centre".to_string()));
+        let from = if grid.is_some() { usize::from(level.max(1) - 1).min(chain.len() - 1) } else { 0 };
+        let last = chain.len() - 1;
+        let (to, whom) = chain
+            .into_iter()
+            .enumerate()
+            .skip(from)
+            .find(|(i, (to, _))| *i == last || Some(to.as_str()) != c.worker())
+            .map(|(_, step)| step)
+            .expect("the command centre ends the chain");
         let reason = format!("not claimed by its deadline; escalated to {whom} (level {level})");
         self.emit(batch, id, Actor::system(), EventKind::Escalated { to, level, reason })
     }

@@ -167,3 +167,38 @@ fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
     let (d, _) = rig.case(&c);
     assert_eq!(d.township.as_deref(), Some(home.as_str()), "the location did not move");
 }
+
+/// Escalation goes up the chain: a community lead who is the case's own
+/// worker (the one who missed the deadline) is passed over for the
+/// township's lead.
+#[test]
+fn escalation_passes_over_a_lead_who_is_the_late_worker() {
+    let rig = Rig::new();
+    let reg = rig.reg.clone();
+    let (com, lead) = reg
+        .communities
+        .iter()
+        .find_map(|com| {
+            let lead = com.lead?;
+            let g = reg.worker(lead).grid?;
+            (reg.grid(g).community == reg.community_idx(&com.code)?).then_some((com, reg.worker(lead)))
+        })
+        .expect("a community whose lead works one of its grids");
+    let c = rig.accept(nowhere());
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: lead.id.clone() }).unwrap();
+    let (d, _) = rig.case(&c);
+    rig.clock.set(Timestamp(d.due_claim.unwrap().0 + 1000));
+    rig.tick();
+    let (_, events) = rig.case(&c);
+    let to = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Escalated { to, level: 1, .. } => Some(to.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("escalated at level 1: {events:?}"));
+    assert_ne!(to, lead.id, "not to the worker who missed the deadline ({})", com.name);
+    let t = reg.township(com.township);
+    let expected = t.lead.map_or_else(|| t.code.clone(), |w| reg.worker(w).id.clone());
+    assert_eq!(to, expected, "the township's lead is next");
+}
