@@ -143,6 +143,13 @@ impl<S: Store> Engine<S> {
                 let Some(req) = self.state.cases[&id].extension.clone() else {
                     return Err(Error::conflict("no extension is waiting for a decision"));
                 };
+                // Granting a time already past would set a deadline missed at once.
+                if *approve && req.until <= self.clock.now() {
+                    return Err(Error::conflict(format!(
+                        "the extension asked for {}, which has passed: refuse it (approve=no) and let the worker ask again",
+                        req.until.rfc3339(self.registry.county.utc_offset_min)
+                    )));
+                }
                 let kind = EventKind::ExtensionDecided {
                     approved: *approve,
                     until: req.until,

@@ -202,3 +202,33 @@ fn escalation_passes_over_a_lead_who_is_the_late_worker() {
     let expected = t.lead.map_or_else(|| t.code.clone(), |w| reg.worker(w).id.clone());
     assert_eq!(to, expected, "the township's lead is next");
 }
+
+/// An extension whose requested time has passed before a supervisor looks
+/// at it cannot be granted (the new close deadline would be missed at
+/// once); it can still be refused, and the worker may ask again.
+#[test]
+fn an_extension_whose_time_has_passed_is_refused_not_granted() {
+    let rig = Rig::new();
+    let c = rig.accept(nowhere());
+    let w = full_time(&rig.reg);
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
+    rig.call(&worker(&w), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    let (d, _) = rig.case(&c);
+    let until = Timestamp(d.due_close.unwrap().0 + 3_600_000);
+    let ask = |until: Timestamp| Command::Extend {
+        case: CaseRef::Id(c.id),
+        until: until.rfc3339(480),
+        reason: "等配件".into(),
+    };
+    rig.call(&worker(&w), ask(until)).unwrap();
+    rig.clock.set(Timestamp(until.0 + 60_000));
+    let decide = |approve| Command::DecideExtension { case: CaseRef::Id(c.id), approve, reason: None };
+    let e = rig.call(&sup(), decide(true)).unwrap_err();
+    assert_eq!(e.code, gridline_model::ErrorCode::Conflict, "{e:?}");
+    assert!(e.message.contains("has passed"), "{}", e.message);
+    rig.call(&sup(), decide(false)).unwrap();
+    let later = Timestamp(until.0 + 2 * 3_600_000);
+    rig.call(&worker(&w), ask(later)).unwrap();
+    let Reply::Case(r) = rig.call(&sup(), decide(true)).unwrap() else { panic!() };
+    assert_eq!(r.due_close, Some(later));
+}
