@@ -181,6 +181,12 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 t0.elapsed().as_secs_f64(),
                 r.bytes_on_disk.map(|b| format!("; {b} bytes on disk")).unwrap_or_default()
             );
+            if r.old_townships > 0 {
+                println!(
+                    "note: {} case(s) carry the township of a worker they were dispatched to, as versions before 2026-11-27 recorded it, not their location's",
+                    r.old_townships
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gridline_caselog::{CaseLog, MemStore};
+use gridline_caselog::{codec, CaseLog, MemStore, Store};
 use gridline_engine::{EngineConfig, EngineHandle, EngineThread, ManualClock};
 use gridline_model::{
     AuditBy, Caller, Case, CaseRef, Command, EventKind, Intake, Location, Reply, Role, Status, Timestamp,
@@ -23,6 +23,7 @@ fn sup() -> Caller {
 }
 
 struct Rig {
+    store: MemStore,
     clock: Arc<ManualClock>,
     engine: Option<EngineHandle>,
     thread: Option<EngineThread>,
@@ -33,9 +34,10 @@ impl Rig {
     fn with(config: EngineConfig) -> Rig {
         let reg = Arc::new(gridline_registry::embedded::jidong().clone());
         let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-11-24T10:00:00+08:00", 480).unwrap()));
-        let log = CaseLog::open(MemStore::new(), Some(&reg.county.code)).unwrap();
+        let store = MemStore::new();
+        let log = CaseLog::open(store.clone(), Some(&reg.county.code)).unwrap();
         let (engine, thread) = gridline_engine::start(reg.clone(), log, clock.clone(), config).unwrap();
-        Rig { clock, engine: Some(engine), thread: Some(thread), reg }
+        Rig { store, clock, engine: Some(engine), thread: Some(thread), reg }
     }
 
     fn new() -> Rig {
@@ -148,7 +150,6 @@ fn no_escalation_levels_means_no_escalation() {
 /// intake, before dispatch". A supervisor's dispatch to a grid worker of
 /// another township must not move the case to that township.
 #[test]
-#[ignore = "Case::apply(Dispatched) overwrites the location's township with the assigned grid's; fixing the fold makes `verify` report existing stored records as differing from their replay"]
 fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
     let rig = Rig::new();
     let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
@@ -166,6 +167,28 @@ fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
     rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: far.id.clone() }).unwrap();
     let (d, _) = rig.case(&c);
     assert_eq!(d.township.as_deref(), Some(home.as_str()), "the location did not move");
+    let far_township = d.assignment.as_ref().unwrap().township.clone();
+    assert_ne!(far_township, home);
+    let store = rig.store.clone();
+    drop(rig);
+    let report = CaseLog::open(store.clone(), None).unwrap().verify().unwrap();
+    assert_eq!((report.cases, report.old_townships), (1, 0));
+
+    // A record as versions before 2026-11-27 wrote it, with the worker's
+    // township, still verifies (counted); any other difference does not.
+    let old = Case { township: Some(far_township), ..(*d).clone() };
+    let put = |case: &Case| {
+        let mut b = gridline_caselog::WriteBatch::default();
+        b.put(codec::case_key(&case.id), codec::encode_case(case).unwrap());
+        store.apply(b).unwrap();
+        store.sync().unwrap();
+    };
+    put(&old);
+    let report = CaseLog::open(store.clone(), None).unwrap().verify().unwrap();
+    assert_eq!((report.cases, report.old_townships), (1, 1));
+    put(&Case { returns: 7, ..old });
+    let e = CaseLog::open(store.clone(), None).unwrap().verify().unwrap_err();
+    assert!(e.to_string().contains("differs from the replay"), "{e}");
 }
 
 /// Escalation goes up the chain: a community lead who is the case's own

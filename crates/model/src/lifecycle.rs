@@ -132,7 +132,13 @@ impl Case {
                     department: department.clone(),
                     rule: rule.clone(),
                 });
-                self.township = Some(township.clone());
+                // The case's township is its location's (docs/audit.md); a
+                // dispatch supplies it only when the location gave none. A
+                // supervisor's dispatch to a worker of another township does
+                // not move the case (the assignment says whose it is).
+                if self.township.is_none() {
+                    self.township = Some(township.clone());
+                }
                 self.due_claim = Some(*due_claim);
                 self.due_close = Some(*due_close);
                 self.dispatched_at = Some(event.at);
