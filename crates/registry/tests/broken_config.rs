@@ -570,3 +570,47 @@ $DIR/workers.csv:2: grid: unknown grid "T1-V1-01" (not in grids.geojson)
 "#,
     );
 }
+
+#[test]
+fn bytes_that_are_not_utf8_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut county = SMALL_COUNTY.as_bytes().to_vec();
+    // Line 3 is `name = "小县"`: GBK-encoded, say (小县 is D0 A1 CF D8).
+    let at = county.windows(6).position(|w| w == "小县".as_bytes()).unwrap();
+    county.splice(at..at + 6, [0xd0, 0xa1, 0xcf, 0xd8]);
+    std::fs::write(dir.path().join("county.toml"), county).unwrap();
+    std::fs::write(dir.path().join("workers.csv"), SMALL_WORKERS).unwrap();
+    std::fs::write(dir.path().join("grids.geojson"), SMALL_GRIDS).unwrap();
+    let err = Registry::load_dir(dir.path()).unwrap_err();
+    let got = err.to_string().replace(&dir.path().display().to_string(), "$DIR");
+    assert_eq!(
+        got,
+        "$DIR/county.toml:3: (encoding): not UTF-8: byte 0xCF at column 10; save the file as UTF-8"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_config_file_that_is_not_a_regular_file_is_not_read_past_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("county.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::fs::write(dir.path().join("workers.csv"), SMALL_WORKERS).unwrap();
+    std::fs::write(dir.path().join("grids.geojson"), SMALL_GRIDS).unwrap();
+    // Something writes more than the limit into it (a pipe, a device...).
+    // Left running if the loader never opens the pipe.
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let chunk = vec![b'#'; 1 << 20];
+        for _ in 0..(gridline_registry::load::FILE_BYTES_MAX >> 20) + 8 {
+            if w.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let err = Registry::load_dir(dir.path()).unwrap_err();
+    let got = err.to_string().replace(&dir.path().display().to_string(), "$DIR");
+    assert_eq!(got, "$DIR/county.toml: (file): not a regular file");
+}
