@@ -136,3 +136,18 @@ async fn verify_and_audit_leave_the_data_directory_as_it_was() {
         assert!(changed.is_empty(), "{args:?} changed the data directory: {changed:?}");
     }
 }
+
+#[test]
+fn output_into_a_closed_pipe_is_not_a_panic() {
+    // `gridline registry stats | head -0`: the reader is gone before the first line.
+    let mut child = std::process::Command::new(bin())
+        .args(["registry", "stats"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
