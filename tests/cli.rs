@@ -89,3 +89,65 @@ fn a_data_directory_in_use_by_a_server_is_refused_with_a_clear_error() {
     let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
     assert_eq!(code, 0, "once the server stopped: {out}{err}");
 }
+
+/// Every file under `dir`, with its bytes.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_and_audit_leave_the_data_directory_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = Server::start(&data, &[]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(3);
+    for i in 0..20 {
+        ok(op.call(&format!("ACCEPT text=\"只读{i}\" grid={grid} req=ro-{i}")).await.unwrap());
+    }
+    // Killed: the write-ahead log holds records sled has not made durable.
+    srv.kill9();
+    let before = snapshot(&data);
+    let d = data.to_str().unwrap();
+    for args in [&["verify", "--data", d][..], &["audit", "--data", d, "--csv"][..]] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        assert!(out.contains("20 cases") || out.contains(",20,"), "{args:?}: {out}");
+        let after = snapshot(&data);
+        let changed: Vec<_> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|k| before.get(*k) != after.get(*k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert!(changed.is_empty(), "{args:?} changed the data directory: {changed:?}");
+    }
+}
+
+#[test]
+fn output_into_a_closed_pipe_is_not_a_panic() {
+    // `gridline registry stats | head -0`: the reader is gone before the first line.
+    let mut child = std::process::Command::new(bin())
+        .args(["registry", "stats"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -86,6 +86,18 @@ pub fn default_addr() -> SocketAddr {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Cmd::Serve(_)) {
+        // `gridline audit ... | head`: a reader that goes away ends the
+        // command quietly, as it does `cat`, instead of a panic in
+        // `println!`. Sockets are written with MSG_NOSIGNAL, so a server
+        // closing a client's connection is still an error, not a signal.
+        // The server keeps SIGPIPE ignored.
+        #[cfg(unix)]
+        // SAFETY: before any thread is started; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();

@@ -146,18 +146,85 @@ pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(Args, Debug)]
 pub struct DataFlag {
-    /// The data directory of a stopped server.
+    /// The data directory of a stopped server. It is left unchanged: its
+    /// case log is read from a copy in the temporary directory ($TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
 }
 
-fn open_log(data: &std::path::Path) -> anyhow::Result<CaseLog<SledStore>> {
+/// A case log opened read-only: a private copy of the data directory's
+/// log, opened in a temporary directory, while the original's file lock is
+/// held. Opening a sled log writes to it (sled's own recovery, the
+/// write-ahead log replayed into sled and reset), and the offline commands
+/// must leave the data directory as they found it, damaged or not.
+struct ReadOnlyLog {
+    // Dropped in this order: the log, then its copy, then the lock.
+    log: CaseLog<SledStore>,
+    _copy: tempfile::TempDir,
+    _lock: std::fs::File,
+    /// Bytes of the original log's files.
+    bytes: u64,
+}
+
+fn open_log(data: &std::path::Path) -> anyhow::Result<ReadOnlyLog> {
     let dir = data.join("log");
-    if !dir.join("db").exists() {
-        anyhow::bail!("{}: no case log here (expected {}/db)", data.display(), dir.display());
+    let db = dir.join("db");
+    if !db.exists() {
+        anyhow::bail!("{}: no case log here (expected {})", data.display(), db.display());
     }
-    let store = SledStore::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-    CaseLog::open(store, None).with_context(|| format!("opening {}", dir.display()))
+    let lock = std::fs::File::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    lock_exclusive(&lock).with_context(|| format!("locking {}", db.display()))?;
+    let copy = tempfile::Builder::new()
+        .prefix("gridline-offline-")
+        .tempdir()
+        .context("making a temporary directory for a copy of the log (set TMPDIR to choose where)")?;
+    let bytes = copy_dir(&dir, copy.path()).with_context(|| {
+        format!(
+            "copying {} to {} to read it without changing it (set TMPDIR to choose where)",
+            dir.display(),
+            copy.path().display()
+        )
+    })?;
+    // Errors name the original's files, not the copy's.
+    let here = |e: &dyn std::fmt::Display| {
+        let msg = e.to_string().replace(&copy.path().display().to_string(), &dir.display().to_string());
+        anyhow::anyhow!(msg).context(format!("opening {}", dir.display()))
+    };
+    let store = SledStore::open(copy.path()).map_err(|e| here(&e))?;
+    let log = CaseLog::open(store, None).map_err(|e| here(&e))?;
+    Ok(ReadOnlyLog { log, _copy: copy, _lock: lock, bytes })
+}
+
+/// Takes the exclusive lock sled takes on its file (`flock`), without
+/// waiting: a running server holds it, and while this does, no server starts.
+fn lock_exclusive(f: &std::fs::File) -> anyhow::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor this function borrows.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        anyhow::bail!("the log is locked by another process (is a server running on this data directory?)");
+    }
+    Err(e.into())
+}
+
+/// Copies the files under `from` into `to` (which exists); returns their bytes.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<u64> {
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().with_context(|| format!("reading {}", src.display()))?;
+        if kind.is_dir() {
+            std::fs::create_dir(&dst).with_context(|| format!("creating {}", dst.display()))?;
+            bytes += copy_dir(&src, &dst)?;
+        } else if kind.is_file() {
+            bytes += std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        }
+    }
+    Ok(bytes)
 }
 
 #[derive(Args, Debug)]
@@ -169,17 +236,17 @@ pub struct VerifyArgs {
 pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let log = open_log(&a.data.data)?;
     let t0 = std::time::Instant::now();
-    match log.verify() {
+    match log.log.verify() {
         Ok(r) => {
             println!(
-                "{}: ok: {} cases ({} open, {} closed), {} events, every checksum and every history checked in {:.2}s{}",
+                "{}: ok: {} cases ({} open, {} closed), {} events, every checksum and every history checked in {:.2}s; {} bytes on disk",
                 a.data.data.display(),
                 r.cases,
                 r.open,
                 r.closed,
                 r.events,
                 t0.elapsed().as_secs_f64(),
-                r.bytes_on_disk.map(|b| format!("; {b} bytes on disk")).unwrap_or_default()
+                log.bytes
             );
             if r.old_townships > 0 {
                 println!(
@@ -241,7 +308,7 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     };
     let log = open_log(&a.data.data)?;
     let mut cases = Vec::new();
-    log.recover(|c| cases.push(c))?;
+    log.log.recover(|c| cases.push(c))?;
     let rows = gridline_audit::audit(cases.iter(), &query);
     let format = if a.csv {
         OutputFormat::Csv

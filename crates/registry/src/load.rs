@@ -119,15 +119,11 @@ impl Registry {
         let mut texts = Vec::new();
         for name in FILES {
             let path = dir.join(name);
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if size > FILE_BYTES_MAX {
-                let msg = format!("too large: {size} bytes, at most {FILE_BYTES_MAX}");
-                errors.push(problem(path, "(file)", msg));
-                continue;
-            }
-            match std::fs::read_to_string(&path) {
+            match read_file(&path) {
                 Ok(t) => texts.push(t),
-                Err(e) => errors.push(problem(path, "(file)", format!("cannot read: {e}"))),
+                Err((line, field, message)) => {
+                    errors.push(LoadError { line, ..problem(path, field, message) })
+                }
             }
         }
         let [county_toml, workers_csv, grids_geojson] = texts.as_slice() else {
@@ -157,6 +153,37 @@ impl Registry {
             }
         }
     }
+}
+
+/// Reads one config file: a regular file of at most [`FILE_BYTES_MAX`]
+/// bytes (no more is read, whatever the file is), in UTF-8. A problem is
+/// its line (for bad UTF-8), field and message.
+fn read_file(path: &std::path::Path) -> Result<String, (Option<usize>, &'static str, String)> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| (None, "(file)", format!("cannot read: {e}"));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err((None, "(file)", "not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(FILE_BYTES_MAX + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > FILE_BYTES_MAX {
+        let size = meta.len().max(bytes.len() as u64);
+        return Err((None, "(file)", format!("too large: {size} bytes, at most {FILE_BYTES_MAX}")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        // Columns count characters, as an editor does.
+        let column = 1 + String::from_utf8_lossy(&bytes[line_start..at]).chars().count();
+        let message =
+            format!("not UTF-8: byte 0x{:02X} at column {column}; save the file as UTF-8", bytes[at]);
+        (Some(line), "(encoding)", message)
+    })
 }
 
 struct Srcs<'a> {

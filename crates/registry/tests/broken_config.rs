@@ -570,3 +570,85 @@ $DIR/workers.csv:2: grid: unknown grid "T1-V1-01" (not in grids.geojson)
 "#,
     );
 }
+
+#[test]
+fn bytes_that_are_not_utf8_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut county = SMALL_COUNTY.as_bytes().to_vec();
+    // Line 3 is `name = "小县"`: GBK-encoded, say (小县 is D0 A1 CF D8).
+    let at = county.windows(6).position(|w| w == "小县".as_bytes()).unwrap();
+    county.splice(at..at + 6, [0xd0, 0xa1, 0xcf, 0xd8]);
+    std::fs::write(dir.path().join("county.toml"), county).unwrap();
+    std::fs::write(dir.path().join("workers.csv"), SMALL_WORKERS).unwrap();
+    std::fs::write(dir.path().join("grids.geojson"), SMALL_GRIDS).unwrap();
+    let err = Registry::load_dir(dir.path()).unwrap_err();
+    let got = err.to_string().replace(&dir.path().display().to_string(), "$DIR");
+    assert_eq!(
+        got,
+        "$DIR/county.toml:3: (encoding): not UTF-8: byte 0xCF at column 10; save the file as UTF-8"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_config_file_that_is_not_a_regular_file_is_not_read_past_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("county.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::fs::write(dir.path().join("workers.csv"), SMALL_WORKERS).unwrap();
+    std::fs::write(dir.path().join("grids.geojson"), SMALL_GRIDS).unwrap();
+    // Something writes more than the limit into it (a pipe, a device...).
+    // Left running if the loader never opens the pipe.
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let chunk = vec![b'#'; 1 << 20];
+        for _ in 0..(gridline_registry::load::FILE_BYTES_MAX >> 20) + 8 {
+            if w.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let err = Registry::load_dir(dir.path()).unwrap_err();
+    let got = err.to_string().replace(&dir.path().display().to_string(), "$DIR");
+    assert_eq!(got, "$DIR/county.toml: (file): not a regular file");
+}
+
+/// A comb: `teeth` long horizontal teeth off a thin spine, all edges
+/// overlapping in x. Valid, and well within the 64 MiB limit.
+fn comb(teeth: usize) -> String {
+    let h = 0.5 / teeth as f64;
+    let top = 40.0 + 2.0 * teeth as f64 * h;
+    let mut ring = vec![(120.0, 40.0), (120.0, top)];
+    for i in 0..teeth {
+        let yt = top - 2.0 * i as f64 * h;
+        ring.extend([(121.0, yt), (121.0, yt - h)]);
+        if i + 1 < teeth {
+            ring.extend([(120.01, yt - h), (120.01, yt - 2.0 * h)]);
+        }
+    }
+    ring.extend([(121.0, 40.0), (120.0, 40.0)]);
+    let coords: Vec<String> = ring.iter().map(|(x, y)| format!("[{x}, {y}]")).collect();
+    format!(
+        r#"{{"type": "FeatureCollection", "features": [{{"type": "Feature", "properties": {{"code": "T1-V1-01", "name": "梳", "kind": "rural", "community": "T1-V1"}}, "geometry": {{"type": "Polygon", "coordinates": [[{}]]}}}}]}}"#,
+        coords.join(",")
+    )
+}
+
+#[test]
+#[ignore = "the self-crossing sweep is quadratic when edges overlap in x: 8,000 teeth (32,000 points, \
+            1 MB) take ~38 s in a debug build, 2,000 take ~2 s; fix: an R-tree over the edges (report)"]
+fn a_polygon_of_many_long_edges_loads_in_reasonable_time() {
+    let t0 = std::time::Instant::now();
+    check_small(
+        |f| {
+            f.grids = comb(8000);
+            f.workers =
+                "id,name,kind,grid,department,townships,phone,duty\nW1,甲,full_time,T1-V1-01,,,,\n".into();
+            f.county = f.county.replace("lead = \"W1\"\n", "");
+        },
+        "(loaded without errors)",
+    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t0.elapsed());
+}

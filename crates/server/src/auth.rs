@@ -40,7 +40,7 @@ pub struct Tokens {
     path: PathBuf,
     file: TokenFile,
     callers: Vec<Caller>,
-    /// Each secret's token (the last one, if a secret is repeated).
+    /// Each secret's token (secrets are unique, as are names).
     by_secret: HashMap<String, usize>,
 }
 
@@ -62,7 +62,16 @@ impl Tokens {
             let file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
             let mut t = Tokens::empty(path);
             for (i, token) in file.token.into_iter().enumerate() {
-                t.push(token).map_err(|m| err(format!("token {}: {m}", i + 1)))?;
+                let at = |m: String| err(format!("token {}: {m}", i + 1));
+                // Names tell callers apart (in the log, and for operators'
+                // unmasked phone numbers); a secret names one caller.
+                if let Some(j) = t.file.token.iter().position(|o| o.name == token.name) {
+                    return Err(at(format!("name: `{}` is already token {}'s", token.name, j + 1)));
+                }
+                if let Some(&j) = t.by_secret.get(&token.secret) {
+                    return Err(at(format!("secret: the same as token {}'s", j + 1)));
+                }
+                t.push(token).map_err(at)?;
             }
             return Ok((t, false));
         }
@@ -320,5 +329,23 @@ mod tests {
             assert!(t.authenticate(std::str::from_utf8(&near).unwrap()).is_none());
             assert!(t.authenticate(&tok.secret[..last]).is_none());
         }
+    }
+    #[test]
+    fn a_hand_edited_file_with_a_repeated_name_or_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        let tok = |role: &str, name: &str, secret: &str| {
+            format!("[[token]]\nrole = \"{role}\"\nname = \"{name}\"\nsecret = \"{secret}\"\n")
+        };
+        // Two operators of one name see each other's callers' phone numbers.
+        std::fs::write(&p, tok("operator", "op", &"a".repeat(32)) + &tok("operator", "op", &"b".repeat(32)))
+            .unwrap();
+        let e = Tokens::open_or_create(&p).unwrap_err().to_string();
+        assert!(e.contains("token 2") && e.contains("name") && e.contains("`op`"), "{e}");
+        // One secret, two roles: which one AUTH gives depends on the order.
+        std::fs::write(&p, tok("admin", "a", &"c".repeat(32)) + &tok("operator", "o", &"c".repeat(32)))
+            .unwrap();
+        let e = Tokens::open_or_create(&p).unwrap_err().to_string();
+        assert!(e.contains("token 2") && e.contains("secret"), "{e}");
     }
 }
