@@ -167,8 +167,11 @@ struct Log {
     /// or being made so; it is written over only once they are.
     spare: Wal,
     spare_last: u64,
-    /// Batches appended to the log, not yet synced, with their sequence numbers.
-    pending: Vec<Numbered>,
+    /// The writes of every `apply` since the last `sync`, in order: one
+    /// record at the next sync. One record per write and `fdatasync` is what
+    /// lets a start tell a damaged record (an intact one follows it) from
+    /// a torn tail (nothing intact follows).
+    pending: Option<WriteBatch>,
     /// A write failed: the log must be reset before the next write.
     broken: bool,
     /// A checkpoint failed: every write fails with this until a restart.
@@ -250,7 +253,24 @@ impl SledStore {
         // issued run up to the larger of the files' next numbers.
         let (mut wals, mut records, mut issued) = (Vec::new(), Vec::new(), applied + 1);
         for name in WAL_FILES {
-            let (wal, recs) = Wal::open(&path.join(name), applied + 1)?;
+            let file = path.join(name);
+            let (wal, recs) = Wal::open(&file, applied + 1)?;
+            if let Some(d) = wal.damage() {
+                // Records after the damaged one were acknowledged; those
+                // sled does not hold could not be replayed.
+                if d.last > applied {
+                    return Err(StoreError::Corrupt(format!(
+                        "{}: record {} (at byte {}) is damaged, yet the records after it are intact (from byte {}, up to record {}), and sled holds the batches only up to record {applied}: \
+                         acknowledged writes would be lost, so nothing is replayed and the write-ahead log is left as it is",
+                        file.display(),
+                        d.record,
+                        d.at,
+                        d.later,
+                        d.last
+                    )));
+                }
+                warn!(file = %file.display(), record = d.record, at = d.at, last = d.last, "a write-ahead log record is damaged, but sled holds it and every record after it durably: nothing is lost");
+            }
             issued = issued.max(wal.next());
             records.extend(recs.into_iter().filter(|r| r.0 > applied));
             wals.push(wal);
@@ -311,7 +331,7 @@ impl SledStore {
                 wal,
                 spare,
                 spare_last: durable,
-                pending: Vec::new(),
+                pending: None,
                 broken: false,
                 dead: None,
             }),
@@ -602,8 +622,7 @@ impl Drop for SledStore {
         let failed = self.progress.0.lock().map(|p| p.failed.is_some()).unwrap_or(true);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         // Staged but never synced, so never acknowledged (an undo batch, say).
-        log.wal.drop_buffered();
-        log.pending.clear();
+        log.pending = None;
         if !failed && log.dead.is_none() {
             // A clean stop leaves an empty, small log; if this fails, the
             // next start replays it.
@@ -625,37 +644,37 @@ fn sync_dir(p: &Path) -> Result<(), StoreError> {
 impl Store for SledStore {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut log = self.log()?;
-        // Between commits, move on to the other file once this one is
-        // long, if that one's records are durable in sled (waiting for
-        // that only when this file is very long).
-        let used = log.wal.used();
-        if log.pending.is_empty()
-            && used > self.checkpoint_bytes
-            && self.durable(log.spare_last, used > 4 * self.checkpoint_bytes)?
-        {
-            self.rotate(&mut log)?;
+        match &mut log.pending {
+            // Later writes of the same key win, as they would one batch after another.
+            Some(all) => all.ops.extend(batch.ops),
+            None => log.pending = Some(batch),
         }
-        let seq = log.wal.append(&batch)?;
-        log.pending.push((seq, sled_batch(batch, seq)));
         Ok(())
     }
 
     fn sync(&self) -> Result<(), StoreError> {
         let mut log = self.log()?;
-        if let Err(e) = log.wal.write() {
-            log.pending.clear();
-            log.broken = true;
-            return Err(e);
+        let Some(batch) = log.pending.take() else { return Ok(()) };
+        // Between commits, move on to the other file once this one is
+        // long, if that one's records are durable in sled (waiting for
+        // that only when this file is very long).
+        let used = log.wal.used();
+        if used > self.checkpoint_bytes && self.durable(log.spare_last, used > 4 * self.checkpoint_bytes)? {
+            self.rotate(&mut log)?;
         }
-        let (tx, _) = self.applier.as_ref().expect("open until dropped");
-        // Counted before they are sent, so that the applier never gets ahead of the count.
-        self.progress.0.lock().expect("progress lock").handed += log.pending.len() as u64;
-        for b in log.pending.drain(..) {
-            if tx.send(b).is_err() {
-                // Only a failure stops the applier: it reports that to reads and writes.
-                break;
+        let seq = match log.wal.append(&batch).and_then(|seq| log.wal.write().map(|()| seq)) {
+            Ok(seq) => seq,
+            Err(e) => {
+                log.wal.drop_buffered();
+                log.broken = true;
+                return Err(e);
             }
-        }
+        };
+        let (tx, _) = self.applier.as_ref().expect("open until dropped");
+        // Counted before it is sent, so that the applier never gets ahead of the count.
+        self.progress.0.lock().expect("progress lock").handed += 1;
+        // Only a failure stops the applier: it reports that to reads and writes.
+        let _ = tx.send((seq, sled_batch(batch, seq)));
         Ok(())
     }
 
@@ -875,6 +894,7 @@ mod tests {
         let (mut wal, old) = Wal::open(&dir.path().join("wal"), 1).unwrap();
         assert!(old.is_empty(), "a clean close leaves an empty log");
         wal.append(&put("a", "2")).unwrap();
+        wal.write().unwrap();
         wal.append(&put("b", "1")).unwrap();
         wal.write().unwrap();
         wal.append(&put("a", "3")).unwrap();
