@@ -636,11 +636,11 @@ fn comb(teeth: usize) -> String {
     )
 }
 
+/// A valid polygon of 32,000 points (1 MB) loads: its self-crossing check
+/// (an R-tree over the edges; the unit test in `geometry.rs` bounds the
+/// pairs it looks at) took about 38 s in a debug build as a sweep over x.
 #[test]
-#[ignore = "the self-crossing sweep is quadratic when edges overlap in x: 8,000 teeth (32,000 points, \
-            1 MB) take ~38 s in a debug build, 2,000 take ~2 s; fix: an R-tree over the edges (report)"]
-fn a_polygon_of_many_long_edges_loads_in_reasonable_time() {
-    let t0 = std::time::Instant::now();
+fn a_polygon_of_many_long_edges_loads() {
     check_small(
         |f| {
             f.grids = comb(8000);
@@ -650,5 +650,4 @@ fn a_polygon_of_many_long_edges_loads_in_reasonable_time() {
         },
         "(loaded without errors)",
     );
-    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t0.elapsed());
 }

@@ -4,8 +4,10 @@
 //! geo 0.29 has no validity check of its own, so [`polygon`] does it: enough
 //! points, closed rings, finite coordinates in range, non-zero area, no ring
 //! crossing itself or another ring, holes inside the outer ring. The
-//! self-crossing test is a sweep over the edges sorted by x, so a ring of k
-//! edges costs about k log k, not k².
+//! self-crossing test looks up each edge's neighbours in an R-tree of the
+//! edges' bounding boxes, so a ring of k edges costs about k log k, not k²,
+//! whatever its shape (a sweep over x alone was quadratic for a comb of
+//! long teeth).
 
 use geo::coordinate_position::{CoordPos, CoordinatePosition};
 use geo::dimensions::Dimensions;
@@ -82,29 +84,49 @@ pub(crate) fn polygon(rings: &[Vec<Vec<f64>>]) -> Result<Polygon<f64>, String> {
     Ok(Polygon::new(exterior, holes))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Pairs of edges `crossing` looked at, for the test of its cost.
+    static PAIRS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The first place where a ring crosses or touches itself (other than at the
 /// vertex two consecutive edges share) or another ring.
 fn crossing(rings: &[LineString<f64>]) -> Option<String> {
+    use rstar::primitives::{GeomWithData, Rectangle};
     struct Edge {
         ring: usize,
         index: usize,
         line: Line<f64>,
         min_x: f64,
-        max_x: f64,
     }
     let mut edges: Vec<Edge> = Vec::new();
     for (ring, ls) in rings.iter().enumerate() {
         for (index, line) in ls.lines().enumerate() {
-            let (min_x, max_x) = (line.start.x.min(line.end.x), line.start.x.max(line.end.x));
-            edges.push(Edge { ring, index, line, min_x, max_x });
+            edges.push(Edge { ring, index, line, min_x: line.start.x.min(line.end.x) });
         }
     }
+    // Edges in order of their left end, each checked against the earlier
+    // ones whose boxes touch its own, nearest first in that order: the
+    // crossing reported is the same whatever the index.
     edges.sort_by(|a, b| a.min_x.total_cmp(&b.min_x));
+    let boxes =
+        |e: &Edge| Rectangle::from_corners([e.line.start.x, e.line.start.y], [e.line.end.x, e.line.end.y]);
+    let tree =
+        RTree::bulk_load(edges.iter().enumerate().map(|(i, e)| GeomWithData::new(boxes(e), i)).collect());
     let edge_count = |ring: usize| rings[ring].0.len() - 1;
-    let mut active: Vec<usize> = Vec::new();
+    let mut near: Vec<usize> = Vec::new();
     for (i, e) in edges.iter().enumerate() {
-        active.retain(|&j| edges[j].max_x >= e.min_x);
-        for &j in &active {
+        near.clear();
+        near.extend(
+            tree.locate_in_envelope_intersecting(&rstar::RTreeObject::envelope(&boxes(e)))
+                .map(|g| g.data)
+                .filter(|&j| j < i),
+        );
+        near.sort_unstable();
+        #[cfg(test)]
+        PAIRS.with(|p| p.set(p.get() + near.len()));
+        for &j in &near {
             let f = &edges[j];
             let Some(hit) = line_intersection(e.line, f.line) else { continue };
             let n = edge_count(e.ring);
@@ -133,7 +155,6 @@ fn crossing(rings: &[LineString<f64>]) -> Option<String> {
                 )
             });
         }
-        active.push(i);
     }
     None
 }
@@ -241,6 +262,29 @@ mod tests {
 
     fn ring(points: &[(f64, f64)]) -> Vec<Vec<f64>> {
         points.iter().map(|&(x, y)| vec![x, y]).collect()
+    }
+
+    /// A comb of long teeth: every edge overlaps every other in x (a sweep
+    /// over x looked at about k²/2 pairs), few overlap in both axes.
+    #[test]
+    fn crossing_looks_at_few_pairs_even_when_all_edges_overlap_in_x() {
+        let teeth = 2000;
+        let h = 0.5 / teeth as f64;
+        let top = 40.0 + 2.0 * teeth as f64 * h;
+        let mut pts = vec![(120.0, 40.0), (120.0, top)];
+        for i in 0..teeth {
+            let yt = top - 2.0 * i as f64 * h;
+            pts.extend([(121.0, yt), (121.0, yt - h)]);
+            if i + 1 < teeth {
+                pts.extend([(120.01, yt - h), (120.01, yt - 2.0 * h)]);
+            }
+        }
+        pts.extend([(121.0, 40.0), (120.0, 40.0)]);
+        let edges = pts.len() - 1;
+        PAIRS.with(|p| p.set(0));
+        assert!(polygon(&[ring(&pts)]).is_ok());
+        let pairs = PAIRS.with(|p| p.get());
+        assert!(pairs <= 4 * edges, "{pairs} pairs for {edges} edges");
     }
 
     #[test]
