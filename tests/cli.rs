@@ -77,6 +77,32 @@ fn serve_refuses_zero_limits_with_a_clear_error() {
     assert!(!data.exists(), "a refused serve created its data directory");
 }
 
+/// A hand-edited tokens.toml naming a worker the registry does not know
+/// stops the start, naming the file, the token and the worker.
+#[test]
+fn serve_refuses_a_worker_token_for_a_worker_the_registry_does_not_know() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let tokens = data.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\nrole = \"admin\"\nname = \"admin\"\nsecret = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n\n\
+         [[token]]\nrole = \"worker\"\nname = \"ghost\"\nworker = \"W99999\"\nsecret = \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("tokens.toml")
+            && err.contains("token 2")
+            && err.contains("W99999")
+            && err.contains("registry"),
+        "{err}"
+    );
+    assert!(!data.join("log").exists(), "refused before the case log was opened");
+}
+
 #[test]
 fn a_data_directory_in_use_by_a_server_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -79,6 +79,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = load_registry(&a.config)?;
     std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
     let (tokens, created) = Tokens::open_or_create(&a.data.join("tokens.toml"))?;
+    tokens.check_workers(|w| registry.worker_idx(w).is_some())?;
     let log_dir = a.data.join("log");
     let store = SledStore::open_with(&log_dir, a.checkpoint_mib << 20)
         .with_context(|| format!("opening the case log in {}", log_dir.display()))?;

@@ -84,6 +84,24 @@ impl Tokens {
         Ok((t, true))
     }
 
+    /// Refuses a worker token whose worker `known` does not know (the
+    /// registry's): it would let someone in as nobody's queue.
+    pub fn check_workers(&self, known: impl Fn(&str) -> bool) -> Result<(), TokenError> {
+        for (i, token) in self.file.token.iter().enumerate() {
+            if let Some(w) = token.worker.as_deref().filter(|w| !known(w)) {
+                return Err(TokenError::File {
+                    path: self.path.clone(),
+                    message: format!(
+                        "token {} (`{}`): worker: `{w}` is not in the registry; remove the token or correct its worker",
+                        i + 1,
+                        token.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn empty(path: &Path) -> Tokens {
         Tokens {
             path: path.to_path_buf(),
