@@ -177,3 +177,32 @@ fn output_into_a_closed_pipe_is_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `simulate` against the real server: every call accepted, the day's
+/// steps played (dispatch by hand, returns, closings, return visits) and
+/// the county's audit printed; exit 0.
+#[test]
+fn simulate_plays_a_day_against_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let (code, out, err) = run(&[
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "300",
+        "--connections",
+        "4",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("simulated 300 calls: 300 accepted"), "{out}");
+    assert!(out.contains("closings"), "{out}");
+    assert!(out.contains("audit:") && out.contains("response_pct="), "{out}");
+    assert!(!out.contains("errors:"), "{out}");
+}

@@ -306,9 +306,10 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
             break;
         }
         // 2. Supervisors dispatch what waits at the command centre.
+        // A registry without full-time workers leaves them waiting.
         let waiting: Vec<(&'static str, String)> = open
             .iter()
-            .filter(|(_, w)| w.is_none())
+            .filter(|(_, w)| w.is_none() && !all_workers.is_empty())
             .map(|(no, _)| {
                 (
                     "DISPATCH",
@@ -324,10 +325,11 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
             let w = match w {
                 Some(w) => Some(w.clone()),
                 None => {
-                    let r = &replies[wi];
+                    // No reply: nobody to dispatch it to (it waits on).
+                    let r = replies.get(wi);
                     wi += 1;
                     match r {
-                        Reply::Ok { fields, .. } => fields.get("worker").map(str::to_string),
+                        Some(Reply::Ok { fields, .. }) => fields.get("worker").map(str::to_string),
                         _ => None,
                     }
                 }
@@ -470,6 +472,10 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
                 row.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
             );
         }
+    }
+    if accepted == 0 && a.cases > 0 {
+        eprintln!("simulate: not one case was accepted (see the errors above)");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
