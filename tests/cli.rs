@@ -95,7 +95,7 @@ fn serve_refuses_a_worker_token_for_a_worker_the_registry_does_not_know() {
     assert_ne!(code, 0, "{err}");
     assert!(
         err.contains("tokens.toml")
-            && err.contains("token 2")
+            && err.contains("line 6, token 2")
             && err.contains("W99999")
             && err.contains("registry"),
         "{err}"

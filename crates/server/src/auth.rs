@@ -42,6 +42,8 @@ pub struct Tokens {
     callers: Vec<Caller>,
     /// Each secret's token (secrets are unique, as are names).
     by_secret: HashMap<String, usize>,
+    /// The line of each loaded token's `[[token]]`, for messages.
+    lines: Vec<usize>,
 }
 
 /// 128 random bits as 32 hex digits.
@@ -61,8 +63,15 @@ impl Tokens {
             let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
             let file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
             let mut t = Tokens::empty(path);
+            t.lines = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.split_whitespace().collect::<String>().starts_with("[[token]]"))
+                .map(|(n, _)| n + 1)
+                .collect();
             for (i, token) in file.token.into_iter().enumerate() {
-                let at = |m: String| err(format!("token {}: {m}", i + 1));
+                let which = t.which(i);
+                let at = |m: String| err(format!("{which}: {m}"));
                 // Names tell callers apart (in the log, and for operators'
                 // unmasked phone numbers); a secret names one caller.
                 if let Some(j) = t.file.token.iter().position(|o| o.name == token.name) {
@@ -92,8 +101,8 @@ impl Tokens {
                 return Err(TokenError::File {
                     path: self.path.clone(),
                     message: format!(
-                        "token {} (`{}`): worker: `{w}` is not in the registry; remove the token or correct its worker",
-                        i + 1,
+                        "{} (`{}`): worker: `{w}` is not in the registry; remove the token or correct its worker",
+                        self.which(i),
                         token.name
                     ),
                 });
@@ -102,12 +111,21 @@ impl Tokens {
         Ok(())
     }
 
+    /// `line L, token N` (1-based), or `token N` where the line is unknown.
+    fn which(&self, i: usize) -> String {
+        match self.lines.get(i) {
+            Some(l) => format!("line {l}, token {}", i + 1),
+            None => format!("token {}", i + 1),
+        }
+    }
+
     fn empty(path: &Path) -> Tokens {
         Tokens {
             path: path.to_path_buf(),
             file: TokenFile::default(),
             callers: Vec::new(),
             by_secret: HashMap::new(),
+            lines: Vec::new(),
         }
     }
 
@@ -359,7 +377,7 @@ mod tests {
         std::fs::write(&p, tok("operator", "op", &"a".repeat(32)) + &tok("operator", "op", &"b".repeat(32)))
             .unwrap();
         let e = Tokens::open_or_create(&p).unwrap_err().to_string();
-        assert!(e.contains("token 2") && e.contains("name") && e.contains("`op`"), "{e}");
+        assert!(e.contains("line 5, token 2") && e.contains("name") && e.contains("`op`"), "{e}");
         // One secret, two roles: which one AUTH gives depends on the order.
         std::fs::write(&p, tok("admin", "a", &"c".repeat(32)) + &tok("operator", "o", &"c".repeat(32)))
             .unwrap();
