@@ -36,13 +36,15 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         }
         let stdin = std::io::stdin();
         let mut lines = stdin.lock().lines();
+        let mut n = 0;
         loop {
             if interactive {
                 print!("gridline> ");
                 std::io::stdout().flush()?;
             }
             let Some(line) = lines.next() else { break };
-            let line = line?;
+            n += 1;
+            let line = anyhow::Context::with_context(line, || format!("reading line {n} of the input"))?;
             let t = line.trim();
             if t.is_empty() || t.starts_with('#') {
                 continue;
