@@ -1,101 +1,14 @@
 //! The engine against the in-memory store: durability barrier, faults,
 //! deadlines with a manual clock, recovery.
 
-use std::sync::Arc;
+mod common;
 
-use gridline_caselog::{codec, CaseLog, Faults, MemStore};
-use gridline_engine::{EngineConfig, EngineHandle, EngineThread, ManualClock};
+use common::*;
+use gridline_caselog::{codec, CaseLog, Faults};
 use gridline_model::{
-    Caller, Case, CaseId, CaseRef, Command, DurationMs, ErrorCode, EventKind, Intake, Location, Reply, Role,
-    Status, Timestamp,
+    Case, CaseId, CaseRef, Command, DurationMs, ErrorCode, EventKind, Intake, Location, Reply, Role, Status,
+    Timestamp,
 };
-use gridline_registry::Registry;
-
-fn registry() -> Arc<Registry> {
-    Arc::new(gridline_registry::embedded::jidong().clone())
-}
-
-fn caller(role: Role, name: &str) -> Caller {
-    Caller { role, name: name.into(), worker: None }
-}
-
-fn worker(id: &str) -> Caller {
-    Caller { role: Role::Worker, name: id.into(), worker: Some(id.into()) }
-}
-
-struct Rig {
-    store: MemStore,
-    clock: Arc<ManualClock>,
-    engine: Option<EngineHandle>,
-    thread: Option<EngineThread>,
-    reg: Arc<Registry>,
-}
-
-/// 2026-11-24 10:00 in Jidong: full-time workers and day-shift part-timers are on duty.
-fn ten_am() -> Timestamp {
-    Timestamp::parse("2026-11-24T10:00:00+08:00", 480).unwrap()
-}
-
-impl Rig {
-    fn new() -> Rig {
-        Rig::on(MemStore::new(), Arc::new(ManualClock::new(ten_am())))
-    }
-
-    fn on(store: MemStore, clock: Arc<ManualClock>) -> Rig {
-        let reg = registry();
-        let log = CaseLog::open(store.clone(), Some(&reg.county.code)).unwrap();
-        let (engine, thread) =
-            gridline_engine::start(reg.clone(), log, clock.clone(), EngineConfig::default()).unwrap();
-        Rig { store, clock, engine: Some(engine), thread: Some(thread), reg }
-    }
-
-    fn call(&self, c: &Caller, cmd: Command) -> Result<Reply, gridline_model::Error> {
-        self.engine.as_ref().unwrap().call(c, cmd)
-    }
-
-    fn tick(&self) -> usize {
-        self.engine.as_ref().unwrap().tick().unwrap()
-    }
-
-    /// Stops the engine and starts another on what a crash would leave.
-    fn crash_and_restart(mut self) -> Rig {
-        drop(self.engine.take());
-        self.thread.take().unwrap().join();
-        Rig::on(self.store.crash(), self.clock.clone())
-    }
-
-    fn accept_at_grid(&self, text: &str) -> Box<Case> {
-        let grid = self.reg.grids.iter().find(|g| g.kind != gridline_registry::GridKind::Dedicated).unwrap();
-        let intake = Intake {
-            text: text.into(),
-            category: Some("sanitation".into()),
-            location: Location { grid: Some(grid.code.clone()), ..Default::default() },
-            phone: Some("13812345678".into()),
-            ..Default::default()
-        };
-        match self.call(&caller(Role::Operator, "operator"), Command::Accept(intake)).unwrap() {
-            Reply::Accepted { case, .. } => case,
-            r => panic!("unexpected {r:?}"),
-        }
-    }
-
-    fn get(&self, no: &str) -> (Box<Case>, Vec<gridline_model::Event>) {
-        match self.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::parse(no) }).unwrap()
-        {
-            Reply::Detail { case, events } => (case, events),
-            r => panic!("unexpected {r:?}"),
-        }
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        drop(self.engine.take());
-        if let Some(t) = self.thread.take() {
-            t.join();
-        }
-    }
-}
 
 #[test]
 fn an_ok_means_the_events_are_durable() {

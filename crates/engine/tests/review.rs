@@ -1,57 +1,21 @@
 //! Lifecycle review: deadlines, indexes and audit figures across returns,
 //! reassignments and escalation, with a manual clock.
 
-use std::sync::Arc;
+mod common;
 
-use gridline_caselog::{codec, CaseLog, MemStore, Store};
-use gridline_engine::{EngineConfig, EngineHandle, EngineThread, ManualClock};
+use common::*;
+use gridline_caselog::{codec, CaseLog, Store};
+use gridline_engine::EngineConfig;
 use gridline_model::{
     AuditBy, Caller, Case, CaseRef, Command, EventKind, Intake, Location, Reply, Role, Status, Timestamp,
 };
 use gridline_registry::{GridKind, Registry};
 
-fn caller(role: Role, name: &str) -> Caller {
-    Caller { role, name: name.into(), worker: None }
-}
-
-fn worker(id: &str) -> Caller {
-    Caller { role: Role::Worker, name: id.into(), worker: Some(id.into()) }
-}
-
 fn sup() -> Caller {
     caller(Role::Supervisor, "sup")
 }
 
-struct Rig {
-    store: MemStore,
-    clock: Arc<ManualClock>,
-    engine: Option<EngineHandle>,
-    thread: Option<EngineThread>,
-    reg: Arc<Registry>,
-}
-
 impl Rig {
-    fn with(config: EngineConfig) -> Rig {
-        let reg = Arc::new(gridline_registry::embedded::jidong().clone());
-        let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-11-24T10:00:00+08:00", 480).unwrap()));
-        let store = MemStore::new();
-        let log = CaseLog::open(store.clone(), Some(&reg.county.code)).unwrap();
-        let (engine, thread) = gridline_engine::start(reg.clone(), log, clock.clone(), config).unwrap();
-        Rig { store, clock, engine: Some(engine), thread: Some(thread), reg }
-    }
-
-    fn new() -> Rig {
-        Rig::with(EngineConfig::default())
-    }
-
-    fn call(&self, c: &Caller, cmd: Command) -> Result<Reply, gridline_model::Error> {
-        self.engine.as_ref().unwrap().call(c, cmd)
-    }
-
-    fn tick(&self) -> usize {
-        self.engine.as_ref().unwrap().tick().unwrap()
-    }
-
     fn accept(&self, location: Location) -> Box<Case> {
         let intake = Intake {
             text: "垃圾没人清运".into(),
@@ -76,15 +40,6 @@ impl Rig {
         match self.call(&sup(), Command::Audit { by, from: None, to: None }).unwrap() {
             Reply::Rows(rows) => rows,
             r => panic!("unexpected {r:?}"),
-        }
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        drop(self.engine.take());
-        if let Some(t) = self.thread.take() {
-            t.join();
         }
     }
 }
