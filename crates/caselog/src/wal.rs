@@ -341,8 +341,11 @@ fn intact_after(b: &[u8], from: usize, next: u64, generation: u64) -> Option<(us
     (align(from as u64 + 8) as usize..b.len().saturating_sub(RECORD_HEAD)).step_by(8).find_map(|at| {
         let len = u32::from_le_bytes(b[at..at + 4].try_into().ok()?) as usize;
         let seq = u64::from_le_bytes(b[at + 8..at + 16].try_into().ok()?);
-        // Cheap tests first: nearly every offset fails them.
-        if len == 0 || seq < next || at + RECORD_HEAD + len > b.len() {
+        // Cheap tests first: nearly every offset fails them. No more
+        // records than the rest of the file could hold can follow, so
+        // payload bytes (timestamps, say) rarely pass for a number.
+        let most = next + ((b.len() - from) / (RECORD_HEAD + 1)) as u64;
+        if len == 0 || seq < next || seq > most || at + RECORD_HEAD + len > b.len() {
             return None;
         }
         record(b, at, seq, generation).map(|_| (at, seq))
