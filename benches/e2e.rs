@@ -1108,11 +1108,11 @@ fn main() {
         );
         let [p50, p99, max] = &st.write;
         println!(
-            "| its {} commits (p50 {} keys each): store write (append to the write-ahead log, or a move to its other file), p50 / p99 / max | {p50} / {p99} / {max} ms | |",
+            "| its {} commits (p50 {} keys each): store write (handed over in memory), p50 / p99 / max | {p50} / {p99} / {max} ms | |",
             st.commits, st.ops_p50
         );
         let [p50, p99, max] = &st.sync;
-        println!("| the same commits: barrier (the log's write + fdatasync), p50 / p99 / max | {p50} / {p99} / {max} ms | |");
+        println!("| the same commits: barrier (one log record: encoding, a move to the other file now and then, write + fdatasync), p50 / p99 / max | {p50} / {p99} / {max} ms | |");
     }
     println!("| full lifecycle complete cases/s | {:.0} | >= 20,000 |", lc.complete as f64 / lc.secs);
     if lc.complete > 0 {
