@@ -2,8 +2,8 @@
 
 use gridline_caselog::Store;
 use gridline_model::{
-    Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CategorySource, Command, Decision, Error,
-    EventKind, Intake, Page, Reply, Role, Status, Timestamp,
+    Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CategorySource, Command, Deadline, Decision,
+    Error, EventKind, Intake, Page, Reply, Role, Status, Timestamp,
 };
 use gridline_registry::{WorkerIdx, WorkerKind};
 use gridline_routing::{RouteRequest, Routed};
@@ -425,19 +425,14 @@ impl<S: Store> Engine<S> {
         if c.status == Status::Dispatched {
             if let (Some(due), Some(at)) = (c.due_claim, c.dispatched_at) {
                 if !c.overdue_claim && due < now {
-                    self.emit(
-                        batch,
-                        id,
-                        sys.clone(),
-                        EventKind::Overdue { deadline: gridline_model::Deadline::Claim, due },
-                    )?;
+                    self.emit(batch, id, sys.clone(), EventKind::Overdue { deadline: Deadline::Claim, due })?;
                     if self.config.escalation_levels > 0 {
-                        self.escalate(batch, id, 1)?;
+                        self.escalate(batch, id, 1, Deadline::Claim)?;
                     }
                 } else if c.overdue_claim && c.escalation_level < self.config.escalation_levels {
                     let limit = due.since(at).0.max(60_000);
                     if Timestamp(due.0 + limit * c.escalation_level as i64) < now {
-                        self.escalate(batch, id, c.escalation_level + 1)?;
+                        self.escalate(batch, id, c.escalation_level + 1, Deadline::Claim)?;
                     }
                 }
             }
@@ -445,19 +440,20 @@ impl<S: Store> Engine<S> {
         let c = &self.state.cases[&id];
         if matches!(c.status, Status::Dispatched | Status::Handling) && !c.overdue_close {
             if let Some(due) = c.due_close.filter(|d| *d < now) {
-                self.emit(
-                    batch,
-                    id,
-                    sys,
-                    EventKind::Overdue { deadline: gridline_model::Deadline::Close, due },
-                )?;
+                let level = c.escalation_level;
+                self.emit(batch, id, sys, EventKind::Overdue { deadline: Deadline::Close, due })?;
+                // A missed close deadline goes one step further up the
+                // chain than the case has gone (once: the case is in hand).
+                if level < self.config.escalation_levels {
+                    self.escalate(batch, id, level + 1, Deadline::Close)?;
+                }
             }
         }
         Ok(())
     }
 
     /// 督办: the community's grid lead, then the township's, then the command centre.
-    fn escalate(&mut self, batch: &mut Batch, id: CaseId, level: u8) -> Result<(), Error> {
+    fn escalate(&mut self, batch: &mut Batch, id: CaseId, level: u8, missed: Deadline) -> Result<(), Error> {
         let c = &self.state.cases[&id];
         let reg = &self.registry;
         let grid = c.grid().and_then(|g| reg.grid_idx(g)).map(|g| reg.grid(g));
@@ -488,7 +484,11 @@ impl<S: Store> Engine<S> {
             .find(|(i, (to, _))| *i == last || Some(to.as_str()) != c.worker())
             .map(|(_, step)| step)
             .expect("the command centre ends the chain");
-        let reason = format!("not claimed by its deadline; escalated to {whom} (level {level})");
+        let what = match missed {
+            Deadline::Claim => "claimed",
+            Deadline::Close => "closed",
+        };
+        let reason = format!("not {what} by its deadline; escalated to {whom} (level {level})");
         self.emit(batch, id, Actor::system(), EventKind::Escalated { to, level, reason })
     }
 }

@@ -210,3 +210,46 @@ fn an_extension_whose_time_has_passed_is_refused_not_granted() {
     let Reply::Case(r) = rig.call(&sup(), decide(true)).unwrap() else { panic!() };
     assert_eq!(r.due_close, Some(later));
 }
+
+/// CONTRACT.md's glossary: escalate (督办) is "overdue: sent up the chain".
+/// A case in hand past its close deadline is flagged and escalated one step
+/// further than it had gone; nothing more happens at later ticks.
+#[test]
+fn a_missed_close_deadline_is_escalated_once() {
+    let rig = Rig::new();
+    let c = rig.accept(nowhere());
+    let w = full_time(&rig.reg);
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
+    rig.call(&worker(&w), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    let (d, _) = rig.case(&c);
+    assert_eq!((d.status, d.escalation_level), (Status::Handling, 0));
+    rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
+    rig.tick();
+    let (d, events) = rig.case(&c);
+    assert!(d.overdue_close);
+    assert_eq!(d.escalation_level, 1, "{events:?}");
+    let reason = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::Escalated { level: 1, reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("escalated: {events:?}"));
+    assert!(reason.starts_with("not closed by its deadline"), "{reason}");
+    rig.clock.set(Timestamp(d.due_close.unwrap().0 + 30 * 86_400_000));
+    assert_eq!(rig.tick(), 0, "once");
+    // A case escalated for a late claim goes one step further when it is
+    // closed late too.
+    let c = rig.accept(nowhere());
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
+    let (d, _) = rig.case(&c);
+    rig.clock.set(Timestamp(d.due_claim.unwrap().0 + 1000));
+    rig.tick();
+    rig.call(&worker(&w), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    let (d, _) = rig.case(&c);
+    assert_eq!(d.escalation_level, 1);
+    rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
+    rig.tick();
+    let (d, events) = rig.case(&c);
+    assert_eq!(d.escalation_level, 2, "{events:?}");
+}

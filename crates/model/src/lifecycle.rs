@@ -269,7 +269,9 @@ impl Case {
                 }
             },
             EventKind::Escalated { level, .. } => {
-                if !matches!(s, Status::Accepted | Status::Dispatched) {
+                // Handling: a missed close deadline (older versions escalated
+                // missed claim deadlines only).
+                if !matches!(s, Status::Accepted | Status::Dispatched | Status::Handling) {
                     return Err(state("escalate", s));
                 }
                 self.escalation_level = *level;
