@@ -33,7 +33,9 @@ pub struct EngineConfig {
     pub list_items_default: u32,
     /// Deadline events written per batch at most (the rest wait for the next).
     pub timer_events_max: usize,
-    /// Escalation steps after a missed claim deadline.
+    /// Levels of escalation (community lead, township lead, command centre):
+    /// steps after a missed claim deadline, and one more after a missed close
+    /// deadline, never beyond this.
     pub escalation_levels: u8,
     /// Events one case may have before NOTE is refused (bounds a GET reply).
     pub case_events_max: u32,

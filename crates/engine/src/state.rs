@@ -47,7 +47,7 @@ pub(crate) struct State {
     pub day_max: HashMap<u32, u32>,
     /// Workers, townships and grids by code, for the indexes.
     registry: Arc<Registry>,
-    /// How many levels of escalation follow a missed claim deadline.
+    /// How many levels of escalation a case may reach (see `EngineConfig`).
     escalation_levels: u8,
 }
 
