@@ -57,6 +57,17 @@ fn full_time(reg: &Registry) -> String {
     reg.workers.iter().find(|w| w.grid.is_some() && w.department.is_none()).unwrap().id.clone()
 }
 
+impl Rig {
+    /// A case dispatched by hand to a full-time worker, who has claimed it.
+    fn in_hand(&self) -> (Box<Case>, String) {
+        let c = self.accept(nowhere());
+        let w = full_time(&self.reg);
+        self.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
+        self.call(&worker(&w), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+        (c, w)
+    }
+}
+
 /// docs/audit.md: a case never claimed whose claim deadline passed counts
 /// against the response rate, and "the flag stays on a case returned after
 /// missing its deadline ... so walking away from a late case does not clear
@@ -187,10 +198,7 @@ fn escalation_passes_over_a_lead_who_is_the_late_worker() {
 #[test]
 fn an_extension_whose_time_has_passed_is_refused_not_granted() {
     let rig = Rig::new();
-    let c = rig.accept(nowhere());
-    let w = full_time(&rig.reg);
-    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
-    rig.call(&worker(&w), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    let (c, w) = rig.in_hand();
     let (d, _) = rig.case(&c);
     let until = Timestamp(d.due_close.unwrap().0 + 3_600_000);
     let ask = |until: Timestamp| Command::Extend {
@@ -217,10 +225,7 @@ fn an_extension_whose_time_has_passed_is_refused_not_granted() {
 #[test]
 fn a_missed_close_deadline_is_escalated_once() {
     let rig = Rig::new();
-    let c = rig.accept(nowhere());
-    let w = full_time(&rig.reg);
-    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
-    rig.call(&worker(&w), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    let (c, w) = rig.in_hand();
     let (d, _) = rig.case(&c);
     assert_eq!((d.status, d.escalation_level), (Status::Handling, 0));
     rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
