@@ -68,9 +68,6 @@ impl<S: Store> Store for Counting<S> {
     fn scan(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_> {
         self.inner.scan(prefix)
     }
-    fn size_on_disk(&self) -> Option<u64> {
-        self.inner.size_on_disk()
-    }
 }
 
 /// Keeps nothing: the engine's cost without storage.

@@ -73,10 +73,6 @@ pub trait Store: Send + Sync + 'static {
     fn last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
         self.scan(prefix).last().transpose()
     }
-    /// Bytes on disk, where that means something.
-    fn size_on_disk(&self) -> Option<u64> {
-        None
-    }
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -701,11 +697,6 @@ impl Store for SledStore {
         Box::new(
             self.db.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err)),
         )
-    }
-
-    fn size_on_disk(&self) -> Option<u64> {
-        let wal = self.log.lock().map(|l| l.wal.file_len() + l.spare.file_len()).unwrap_or(0);
-        self.db.size_on_disk().ok().map(|n| n + wal)
     }
 
     fn last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {

@@ -138,7 +138,7 @@ impl Wal {
         let (mut from, mut want) = (at, next);
         while let Some((later, first)) = intact_after(&bytes, from, want, generation) {
             let (mut a, mut seq) = (later, first);
-            while let Some((len, _)) = record(&bytes, a, seq, generation) {
+            while let Some(len) = intact(&bytes, a, seq, generation) {
                 seq += 1;
                 a = align((a + RECORD_HEAD + len) as u64) as usize;
             }
@@ -185,6 +185,7 @@ impl Wal {
         self.end - HEADER
     }
 
+    #[cfg(test)]
     pub fn file_len(&self) -> u64 {
         self.len
     }
@@ -331,28 +332,28 @@ fn parse_header(b: &[u8]) -> Result<(u64, u64), StoreError> {
     Ok((word(8), word(16)))
 }
 
-/// The intact record at `at` with sequence number `seq`, written under
-/// `generation`: its payload length and batch.
 /// The first intact record after byte `from` numbered `next` or later,
 /// with its offset and number: a record of this generation that `open`
 /// did not reach. Records from before the last reset have lower numbers
 /// (numbers only grow) and fail their checksum besides.
 fn intact_after(b: &[u8], from: usize, next: u64, generation: u64) -> Option<(usize, u64)> {
+    // No more records than the rest of the file could hold can follow, so
+    // payload bytes (timestamps, say) rarely pass for a number.
+    let most = next + ((b.len() - from) / (RECORD_HEAD + 1)) as u64;
     (align(from as u64 + 8) as usize..b.len().saturating_sub(RECORD_HEAD)).step_by(8).find_map(|at| {
         let len = u32::from_le_bytes(b[at..at + 4].try_into().ok()?) as usize;
         let seq = u64::from_le_bytes(b[at + 8..at + 16].try_into().ok()?);
-        // Cheap tests first: nearly every offset fails them. No more
-        // records than the rest of the file could hold can follow, so
-        // payload bytes (timestamps, say) rarely pass for a number.
-        let most = next + ((b.len() - from) / (RECORD_HEAD + 1)) as u64;
-        if len == 0 || seq < next || seq > most || at + RECORD_HEAD + len > b.len() {
+        // Cheap tests first: nearly every offset fails them.
+        if len == 0 || seq < next || seq > most {
             return None;
         }
-        record(b, at, seq, generation).map(|_| (at, seq))
+        intact(b, at, seq, generation).map(|_| (at, seq))
     })
 }
 
-fn record(b: &[u8], at: usize, seq: u64, generation: u64) -> Option<(usize, WriteBatch)> {
+/// The payload length of the record at `at`, if it is whole: sequence
+/// number `seq`, written under `generation`, its checksum right.
+fn intact(b: &[u8], at: usize, seq: u64, generation: u64) -> Option<usize> {
     let head = b.get(at..at + RECORD_HEAD)?;
     let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
@@ -360,10 +361,15 @@ fn record(b: &[u8], at: usize, seq: u64, generation: u64) -> Option<(usize, Writ
         return None;
     }
     let body = b.get(at + 8..at + RECORD_HEAD + len)?;
-    if record_crc(generation, body) != crc {
-        return None;
-    }
-    let ops: Vec<(Bytes, Option<Bytes>)> = postcard::from_bytes(&body[8..]).ok()?;
+    (record_crc(generation, body) == crc).then_some(len)
+}
+
+/// The intact record at `at` with sequence number `seq`, written under
+/// `generation`: its payload length and batch.
+fn record(b: &[u8], at: usize, seq: u64, generation: u64) -> Option<(usize, WriteBatch)> {
+    let len = intact(b, at, seq, generation)?;
+    let ops: Vec<(Bytes, Option<Bytes>)> =
+        postcard::from_bytes(&b[at + RECORD_HEAD..at + RECORD_HEAD + len]).ok()?;
     Some((
         len,
         WriteBatch { ops: ops.into_iter().map(|(k, v)| (k.0.to_vec(), v.map(|v| v.0.to_vec()))).collect() },

@@ -475,8 +475,8 @@ impl<S: Store> Engine<S> {
             ));
         }
         chain.push((reg.county.command_centre.clone(), "the command centre".to_string()));
-        let from = if grid.is_some() { usize::from(level.max(1) - 1).min(chain.len() - 1) } else { 0 };
         let last = chain.len() - 1;
+        let from = usize::from(level.max(1) - 1).min(last);
         let (to, whom) = chain
             .into_iter()
             .enumerate()

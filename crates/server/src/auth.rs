@@ -69,12 +69,13 @@ impl Tokens {
                 .filter(|(_, l)| l.split_whitespace().collect::<String>().starts_with("[[token]]"))
                 .map(|(n, _)| n + 1)
                 .collect();
+            let mut names: HashMap<String, usize> = HashMap::new();
             for (i, token) in file.token.into_iter().enumerate() {
                 let which = t.which(i);
                 let at = |m: String| err(format!("{which}: {m}"));
                 // Names tell callers apart (in the log, and for operators'
                 // unmasked phone numbers); a secret names one caller.
-                if let Some(j) = t.file.token.iter().position(|o| o.name == token.name) {
+                if let Some(j) = names.insert(token.name.clone(), i) {
                     return Err(at(format!("name: `{}` is already token {}'s", token.name, j + 1)));
                 }
                 if let Some(&j) = t.by_secret.get(&token.secret) {
