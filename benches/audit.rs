@@ -91,7 +91,7 @@ impl Fold {
     }
 
     fn worker(&self) -> Actor {
-        Actor { role: Role::Worker, name: self.case.worker().expect("assigned").to_string() }
+        Actor { role: Role::Worker, name: self.case.worker().expect("assigned").to_string().into() }
     }
 }
 
@@ -110,8 +110,8 @@ fn synth(rng: &mut Rng, names: &Names, n: usize) -> Case {
         kind: EventKind::Accepted {
             no: CaseNo::new("JD", Timestamp(received).day_number(OFFSET_MIN), n as u32 % 1_000_000),
             intake: Intake { text: "市民反映问题".into(), ..Intake::default() },
-            category: names.categories[rng.below(CATEGORIES)].clone(),
-            township: Some(township.clone()),
+            category: names.categories[rng.below(CATEGORIES)].clone().into(),
+            township: Some(township.clone().into()),
         },
     };
     let mut f = Fold { case: Case::from_first(&first).expect("accepted") };
@@ -128,10 +128,10 @@ fn synth(rng: &mut Rng, names: &Names, n: usize) -> Case {
             t,
             sys(),
             EventKind::Dispatched {
-                grid: names.grids[w % GRIDS].clone(),
-                township: township.clone(),
-                worker: names.workers[w].clone(),
-                department: department.clone(),
+                grid: names.grids[w % GRIDS].clone().into(),
+                township: township.clone().into(),
+                worker: names.workers[w].clone().into(),
+                department: department.clone().map(Into::into),
                 rule: "grid".into(),
                 reason: "synthetic".into(),
                 due_claim: Timestamp(t + 2 * HOUR_MS),

@@ -765,17 +765,18 @@ fn pg_accept(
     let (lon, lat) = intake.location.point.unzip();
     let status = if d.worker.is_some() { "dispatched" } else { "accepted" };
     let priority = format!("{:?}", intake.priority);
+    let (text, phone) = (intake.text.as_str(), intake.phone.as_deref());
     let mut tx = c.transaction()?;
     let row = tx.query_one(
         PG_ACCEPT,
         &[
             &no,
             &no,
-            &intake.text,
+            &text,
             &d.category,
             &lon,
             &lat,
-            &intake.phone,
+            &phone,
             &priority,
             &d.grid,
             &d.township,

@@ -45,7 +45,7 @@ fn point_intakes(r: &Router) -> Vec<Intake> {
         .filter_map(|g| r.interior_point(GridIdx(g)))
         .map(|p| Intake {
             text: "市民反映问题".into(),
-            category: Some(category.clone()),
+            category: Some(category.clone().into()),
             location: Location { point: Some(p), ..Location::default() },
             ..Intake::default()
         })
@@ -63,9 +63,9 @@ fn address_intakes(r: &Router) -> Vec<Intake> {
             let place = g.keywords.first().cloned().unwrap_or_else(|| g.name.clone());
             Intake {
                 text: "市民反映问题".into(),
-                category: Some(category.clone()),
+                category: Some(category.clone().into()),
                 location: Location {
-                    address: Some(format!("{}{}{}3号楼2单元", t.name, c.name, place)),
+                    address: Some(format!("{}{}{}3号楼2单元", t.name, c.name, place).into()),
                     ..Location::default()
                 },
                 ..Intake::default()
@@ -80,8 +80,8 @@ fn text_intakes(r: &Router) -> Vec<Intake> {
         .iter()
         .zip(reg.grids.iter().cycle())
         .map(|(t, g)| Intake {
-            text: (*t).to_string(),
-            location: Location { grid: Some(g.code.clone()), ..Location::default() },
+            text: (*t).to_string().into(),
+            location: Location { grid: Some(g.code.clone().into()), ..Location::default() },
             ..Intake::default()
         })
         .collect()

@@ -140,9 +140,9 @@ pub fn intakes(reg: &Arc<Registry>) -> Vec<Intake> {
         let (cat, text) = TEXTS[g % TEXTS.len()];
         out.push(Intake {
             text: text.into(),
-            category: (!cat.is_empty()).then(|| cat.to_string()),
+            category: ((!cat.is_empty()).then(|| cat.to_string())).map(Into::into),
             location: Location { point: Some(p), ..Location::default() },
-            phone: Some(format!("138{:08}", g * 7919 % 100_000_000)),
+            phone: Some(format!("138{:08}", g * 7919 % 100_000_000).into()),
             priority: if g % 10 == 0 { Priority::Urgent } else { Priority::Normal },
             ..Intake::default()
         });

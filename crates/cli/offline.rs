@@ -96,9 +96,13 @@ pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("give a location: --lon X --lat Y, --grid G or --address A");
     }
     let intake = Intake {
-        text: a.text,
-        category: a.category,
-        location: Location { point: a.lon.zip(a.lat), grid: a.grid, address: a.address },
+        text: a.text.into(),
+        category: a.category.map(Into::into),
+        location: Location {
+            point: a.lon.zip(a.lat),
+            grid: a.grid.map(Into::into),
+            address: a.address.map(Into::into),
+        },
         priority: Priority::parse(&a.priority)
             .with_context(|| format!("--priority: `{}` is not normal, urgent or emergency", a.priority))?,
         ..Default::default()

@@ -49,9 +49,9 @@ fn accept_at(n: u32, at: Timestamp, township: Option<&str>, category: &str) -> B
         actor: operator(),
         kind: EventKind::Accepted {
             no: CaseNo::new("JD", at.day_number(480), n),
-            intake: Intake { text: format!("case {n}"), ..Intake::default() },
+            intake: Intake { text: format!("case {n}").into(), ..Intake::default() },
             category: category.into(),
-            township: township.map(str::to_string),
+            township: township.map(Into::into),
         },
     };
     Build { case: Case::from_first(&e).unwrap() }
@@ -84,7 +84,7 @@ impl Build {
             grid: grid.into(),
             township,
             worker: w.into(),
-            department: dept.map(str::to_string),
+            department: dept.map(Into::into),
             rule: "test".into(),
             reason: "test".into(),
             due_claim: h(at + 2),

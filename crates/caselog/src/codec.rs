@@ -227,7 +227,7 @@ mod tests {
                 seq,
                 at: gridline_model::Timestamp(seq as i64),
                 actor: gridline_model::Actor::system(),
-                kind: gridline_model::EventKind::Noted { text: "长".repeat(4000) },
+                kind: gridline_model::EventKind::Noted { text: "长".repeat(4000).into() },
             })
             .collect();
         let runs = encode_event_runs(&events).unwrap();
@@ -246,7 +246,7 @@ mod tests {
             at: gridline_model::Timestamp(1),
             actor: gridline_model::Actor::system(),
             kind: gridline_model::EventKind::Accepted {
-                intake: gridline_model::Intake { text, ..Default::default() },
+                intake: gridline_model::Intake { text: text.into(), ..Default::default() },
                 no: gridline_model::CaseNo("JD-20261124-000001".into()),
                 category: "c".into(),
                 township: None,

@@ -15,7 +15,7 @@ fn accepted(i: u32) -> (Event, Case) {
         actor: Actor::system(),
         kind: EventKind::Accepted {
             no: CaseNo::new("JD", 20260101, i + 1),
-            intake: Intake { text: format!("case {i}"), ..Intake::default() },
+            intake: Intake { text: format!("case {i}").into(), ..Intake::default() },
             category: "other".into(),
             township: None,
         },

@@ -2,8 +2,8 @@
 
 use gridline_caselog::Store;
 use gridline_model::{
-    Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CategorySource, Command, Deadline, Decision,
-    Error, EventKind, Intake, Page, Reply, Role, Status, Timestamp,
+    format_compact, Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CategorySource, Command,
+    CompactString, Deadline, Decision, Error, EventKind, Intake, Page, Reply, Role, Status, Timestamp,
 };
 use gridline_registry::{WorkerIdx, WorkerKind};
 use gridline_routing::{RouteRequest, Routed};
@@ -12,7 +12,7 @@ use crate::engine::{Batch, Engine};
 use crate::state::DueKey;
 
 fn actor(c: &Caller) -> Actor {
-    Actor { role: c.role, name: c.worker.clone().unwrap_or_else(|| c.name.clone()) }
+    Actor { role: c.role, name: c.worker.as_deref().unwrap_or(&c.name).into() }
 }
 
 /// Which roles may use a verb. Admins may do what supervisors may.
@@ -57,7 +57,7 @@ impl<S: Store> Engine<S> {
         let mut c = case.clone();
         let reveal = is_supervisor(caller) || (caller.role == Role::Operator && caller.name == case.operator);
         if !reveal {
-            c.intake.phone = c.masked_phone();
+            c.intake.phone = c.masked_phone().map(Into::into);
         }
         Box::new(c)
     }
@@ -88,12 +88,12 @@ impl<S: Store> Engine<S> {
                         c.no, c.last_seq
                     )));
                 }
-                self.emit(batch, id, actor(caller), EventKind::Noted { text: text.clone() })?;
+                self.emit(batch, id, actor(caller), EventKind::Noted { text: text.as_str().into() })?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
             Command::Close { case, result } => {
                 let id = self.own_case(caller, case, "CLOSE")?;
-                self.emit(batch, id, actor(caller), EventKind::Closed { result: result.clone() })?;
+                self.emit(batch, id, actor(caller), EventKind::Closed { result: result.as_str().into() })?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
             Command::Return { case, reason } => {
@@ -103,18 +103,22 @@ impl<S: Store> Engine<S> {
                 // leave without its claim-overdue flag (docs/audit.md: walking
                 // away from a late case does not clear it).
                 self.timer_events(batch, id, self.clock.now())?;
-                self.emit(batch, id, actor(caller), EventKind::Returned { reason: reason.clone() })?;
+                self.emit(batch, id, actor(caller), EventKind::Returned { reason: reason.as_str().into() })?;
                 self.route_again(batch, id)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
             Command::Feedback { case, satisfied, score, text } => {
                 allow(caller, &[Role::Operator], "FEEDBACK")?;
                 let id = self.resolve(case)?;
-                let kind = EventKind::Feedback { satisfied: *satisfied, score: *score, text: text.clone() };
+                let kind = EventKind::Feedback {
+                    satisfied: *satisfied,
+                    score: *score,
+                    text: text.as_deref().map(Into::into),
+                };
                 self.emit(batch, id, actor(caller), kind)?;
                 if !satisfied {
                     let reason = text.clone().unwrap_or_else(|| "the resident is not satisfied".into());
-                    self.emit(batch, id, actor(caller), EventKind::Reopened { reason })?;
+                    self.emit(batch, id, actor(caller), EventKind::Reopened { reason: reason.into() })?;
                     self.route_again(batch, id)?;
                 }
                 Ok(Reply::Case(self.view_id(caller, &id)))
@@ -133,7 +137,7 @@ impl<S: Store> Engine<S> {
                     batch,
                     id,
                     actor(caller),
-                    EventKind::ExtensionRequested { until, reason: reason.clone() },
+                    EventKind::ExtensionRequested { until, reason: reason.as_str().into() },
                 )?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
@@ -153,7 +157,7 @@ impl<S: Store> Engine<S> {
                 let kind = EventKind::ExtensionDecided {
                     approved: *approve,
                     until: req.until,
-                    reason: reason.clone(),
+                    reason: reason.as_deref().map(Into::into),
                 };
                 self.emit(batch, id, actor(caller), kind)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
@@ -283,7 +287,7 @@ impl<S: Store> Engine<S> {
         Ok(Reply::Cases { cases: cases.into_iter().map(|(_, c)| *self.view(caller, c)).collect(), next })
     }
 
-    fn route(&self, intake: &Intake, at: Timestamp, exclude: &[String]) -> Routed {
+    fn route(&self, intake: &Intake, at: Timestamp, exclude: &[CompactString]) -> Routed {
         self.router.route(&RouteRequest { intake, at, exclude }, &self.state.loads)
     }
 
@@ -304,8 +308,8 @@ impl<S: Store> Engine<S> {
         let kind = EventKind::Accepted {
             no,
             intake: intake.clone(),
-            category: routed.decision.category.clone(),
-            township: routed.decision.township.clone(),
+            category: routed.decision.category.as_str().into(),
+            township: routed.decision.township.as_deref().map(Into::into),
         };
         self.emit(batch, id, actor(caller), kind)?;
         self.dispatch_routed(batch, id, &routed)?;
@@ -328,17 +332,17 @@ impl<S: Store> Engine<S> {
             (Some(worker), Some(grid), Some(township)) => {
                 let (due_claim, due_close) = self.deadlines(&self.state.cases[&id]);
                 EventKind::Dispatched {
-                    grid: grid.clone(),
-                    township: township.clone(),
-                    worker: worker.clone(),
-                    department: d.department.clone(),
-                    rule: d.rule.clone(),
-                    reason: d.explanation(),
+                    grid: grid.as_str().into(),
+                    township: township.as_str().into(),
+                    worker: worker.as_str().into(),
+                    department: d.department.as_deref().map(Into::into),
+                    rule: d.rule.as_str().into(),
+                    reason: d.explanation().into(),
                     due_claim,
                     due_close,
                 }
             }
-            _ => EventKind::Waiting { reason: d.explanation() },
+            _ => EventKind::Waiting { reason: d.explanation().into() },
         };
         self.emit(batch, id, Actor::system(), kind)
     }
@@ -386,12 +390,12 @@ impl<S: Store> Engine<S> {
         };
         let (due_claim, due_close) = self.deadlines(case);
         let kind = EventKind::Dispatched {
-            grid,
-            township,
-            worker: worker.to_string(),
-            department,
+            grid: grid.into(),
+            township: township.into(),
+            worker: worker.into(),
+            department: department.map(Into::into),
             rule: "manual".into(),
-            reason: format!("dispatched by {} {}", caller.role.as_str(), caller.name),
+            reason: format_compact!("dispatched by {} {}", caller.role.as_str(), caller.name),
             due_claim,
             due_close,
         };
@@ -489,7 +493,12 @@ impl<S: Store> Engine<S> {
             Deadline::Close => "closed",
         };
         let reason = format!("not {what} by its deadline; escalated to {whom} (level {level})");
-        self.emit(batch, id, Actor::system(), EventKind::Escalated { to, level, reason })
+        self.emit(
+            batch,
+            id,
+            Actor::system(),
+            EventKind::Escalated { to: to.into(), level, reason: reason.into() },
+        )
     }
 }
 
@@ -497,14 +506,14 @@ impl<S: Store> Engine<S> {
 fn decision_of(case: &Case) -> Decision {
     let a = case.assignment.as_ref();
     Decision {
-        category: case.category.clone(),
+        category: case.category.to_string(),
         category_source: CategorySource::Given,
         keywords: Vec::new(),
-        grid: a.map(|a| a.grid.clone()),
-        township: case.township.clone(),
-        department: a.and_then(|a| a.department.clone()),
-        worker: a.map(|a| a.worker.clone()),
-        rule: a.map_or_else(|| "command-centre".to_string(), |a| a.rule.clone()),
+        grid: a.map(|a| a.grid.to_string()),
+        township: case.township.as_deref().map(String::from),
+        department: a.and_then(|a| a.department.as_deref()).map(String::from),
+        worker: a.map(|a| a.worker.to_string()),
+        rule: a.map_or("command-centre", |a| &a.rule).to_string(),
         steps: vec![format!("the same req= was accepted before as case {}", case.no)],
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gridline_caselog::Recovery;
-use gridline_model::{Case, CaseId, CaseNo, Status, Timestamp};
+use gridline_model::{Case, CaseId, CaseNo, CompactString, Status, Timestamp};
 use gridline_registry::{GridIdx, Registry, TownshipIdx, WorkerIdx};
 
 /// A position in a deadline-ordered list: `(deadline ms, case id)`.
@@ -28,7 +28,7 @@ pub(crate) struct State {
     /// Boxed, so a B-tree node moves pointers, not 700-byte records.
     pub cases: BTreeMap<CaseId, Box<Case>>,
     pub by_no: ByNo,
-    pub by_req: BTreeMap<String, CaseId>,
+    pub by_req: BTreeMap<CompactString, CaseId>,
     /// Open (dispatched or handling) cases per worker: routing's loads.
     pub loads: Vec<u32>,
     /// Each worker's open cases, earliest deadline first.
@@ -59,7 +59,7 @@ pub(crate) struct State {
 pub(crate) struct ByNo {
     prefix: String,
     keyed: BTreeMap<u64, CaseId>,
-    other: BTreeMap<String, CaseId>,
+    other: BTreeMap<CompactString, CaseId>,
 }
 
 impl ByNo {
@@ -230,8 +230,8 @@ pub(crate) struct Loader {
     cases: Vec<(CaseId, Box<Case>)>,
     /// Numbers by [`CaseNo::key`], and any not in the county's format.
     by_no: Vec<(u64, CaseId)>,
-    by_no_other: Vec<(String, CaseId)>,
-    by_req: Vec<(String, CaseId)>,
+    by_no_other: Vec<(CompactString, CaseId)>,
+    by_req: Vec<(CompactString, CaseId)>,
     loads: Vec<u32>,
     by_worker: Vec<(WorkerIdx, DueKey)>,
     by_due: Vec<DueKey>,
@@ -269,7 +269,7 @@ impl Loader {
         let k = keys(&self.registry, self.escalation_levels, &c);
         if self.unknown_worker.is_none() && c.status.is_open() && k.worker.is_none() {
             if let Some(w) = c.worker() {
-                self.unknown_worker = Some((c.no.0.clone(), w.to_string()));
+                self.unknown_worker = Some((c.no.0.to_string(), w.to_string()));
             }
         }
         let id = c.id;
@@ -446,8 +446,8 @@ mod tests {
     ) -> Case {
         let at = Timestamp(1_800_000_000_000 + i as i64);
         let intake = Intake {
-            text: format!("case {i}"),
-            req: req.then(|| format!("req-{}", i * 7 % 1000)),
+            text: format!("case {i}").into(),
+            req: req.then(|| format!("req-{}", i * 7 % 1000).into()),
             ..Intake::default()
         };
         let first = Event {
@@ -458,7 +458,7 @@ mod tests {
             kind: EventKind::Accepted {
                 // Now and then a number not in the county's format.
                 no: if i % 7 == 6 {
-                    CaseNo(format!("JD-{i}"))
+                    CaseNo(format!("JD-{i}").into())
                 } else {
                     CaseNo::new("JD", 20260101 + (i % 3) as u32, i as u32 + 1)
                 },
@@ -471,12 +471,12 @@ mod tests {
         c.status = Status::ALL[status as usize % 4];
         let w = &reg.workers[worker % reg.workers.len()];
         let grid = &reg.grids[worker % reg.grids.len()];
-        c.township = Some(reg.townships[worker % reg.townships.len()].code.clone());
+        c.township = Some(reg.townships[worker % reg.townships.len()].code.clone().into());
         if c.status != Status::Accepted {
             c.assignment = Some(Assignment {
-                grid: if unknown_grid { "nowhere".into() } else { grid.code.clone() },
+                grid: if unknown_grid { "nowhere".into() } else { grid.code.clone().into() },
                 township: c.township.clone().unwrap(),
-                worker: w.id.clone(),
+                worker: w.id.clone().into(),
                 department: None,
                 rule: "test".into(),
             });

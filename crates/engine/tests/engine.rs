@@ -32,7 +32,10 @@ fn a_failed_sync_answers_unavailable_and_changes_nothing() {
     let op = caller(Role::Operator, "operator");
     let intake = Intake {
         text: "second".into(),
-        location: Location { grid: before.grid().map(str::to_string), ..Default::default() },
+        location: Location {
+            grid: (before.grid().map(str::to_string)).map(Into::into),
+            ..Default::default()
+        },
         req: Some("r-2".into()),
         ..Default::default()
     };
@@ -263,7 +266,7 @@ fn submit_accept(
 ) -> gridline_engine::ReplyRx {
     let intake = Intake {
         text: text.into(),
-        location: Location { grid: near.grid().map(str::to_string), ..Default::default() },
+        location: Location { grid: (near.grid().map(str::to_string)).map(Into::into), ..Default::default() },
         req: Some(req.into()),
         ..Default::default()
     };
@@ -320,7 +323,7 @@ fn a_read_pipelined_behind_a_write_sees_its_events() {
     let op = caller(Role::Operator, "operator");
     let intake = Intake {
         text: "管道".into(),
-        location: Location { grid: Some(grid), ..Default::default() },
+        location: Location { grid: Some(grid.into()), ..Default::default() },
         ..Default::default()
     };
     let a = engine.submit(op.clone(), Command::Accept(intake)).unwrap();
@@ -374,7 +377,7 @@ fn a_command_that_would_make_a_case_too_large_to_store_is_refused_alone() {
     let after = submit_accept(engine, &case, "之后", "big-2");
     let e = close.blocking_recv().unwrap().unwrap_err();
     assert_eq!(e.code, ErrorCode::TooLarge, "{e:?}");
-    assert!(e.message.contains(&case.no.0), "{}", e.message);
+    assert!(e.message.contains(case.no.0.as_str()), "{}", e.message);
     for rx in [before, after] {
         assert!(matches!(rx.blocking_recv().unwrap(), Ok(Reply::Accepted { .. })));
     }
@@ -473,8 +476,8 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
     for g in &grids {
         for i in 0..3 {
             let intake = Intake {
-                text: format!("{g} {i}"),
-                location: Location { grid: Some(g.clone()), ..Default::default() },
+                text: format!("{g} {i}").into(),
+                location: Location { grid: Some(g.clone().into()), ..Default::default() },
                 ..Default::default()
             };
             match rig.call(&op, Command::Accept(intake)).unwrap() {
@@ -517,7 +520,7 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
                 .filter(|x| x.id != cases[0].id && x.township.as_deref() == Some(township.as_str()))
                 .map(|x| x.id)
                 .collect();
-            let mut got = list(&rig, Some(township.clone()), None);
+            let mut got = list(&rig, Some(township.to_string()), None);
             got.sort();
             let mut want = in_township.clone();
             want.sort();
@@ -532,7 +535,7 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
             want.sort();
             assert_eq!(got, want, "round {round}: grid {grid}");
             // Both filters: the grid's cases, if the grid is in the township.
-            assert_eq!(list(&rig, Some(township), Some(grid.clone())).len(), want.len());
+            assert_eq!(list(&rig, Some(township.to_string()), Some(grid.clone())).len(), want.len());
         }
         // The indexes are rebuilt from the log at start: the same answers.
         rig = rig.crash_and_restart();

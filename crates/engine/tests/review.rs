@@ -103,7 +103,7 @@ fn a_late_case_returned_before_the_deadline_tick_still_counts_against_the_respon
 fn no_escalation_levels_means_no_escalation() {
     let rig = Rig::with(EngineConfig { escalation_levels: 0, ..EngineConfig::default() });
     let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
-    let c = rig.accept(Location { grid: Some(grid.code.clone()), ..Default::default() });
+    let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
     rig.clock.set(Timestamp(c.due_claim.unwrap().0 + 1000));
     rig.tick();
     let (d, events) = rig.case(&c);
@@ -119,7 +119,7 @@ fn no_escalation_levels_means_no_escalation() {
 fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
     let rig = Rig::new();
     let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
-    let c = rig.accept(Location { grid: Some(grid.code.clone()), ..Default::default() });
+    let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
     let home = c.township.clone().unwrap();
     let far = rig
         .reg

@@ -3,6 +3,7 @@
 //! A `Case` is always the fold of its events (`lifecycle`); it is stored
 //! beside them so reads never replay history.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CaseId, CaseNo};
@@ -71,22 +72,22 @@ impl Priority {
 pub struct Location {
     /// WGS-84 longitude and latitude, degrees.
     pub point: Option<(f64, f64)>,
-    pub grid: Option<String>,
-    pub address: Option<String>,
+    pub grid: Option<CompactString>,
+    pub address: Option<CompactString>,
 }
 
 /// What the hotline operator took down. Everything a case starts from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Intake {
-    pub text: String,
-    pub category: Option<String>,
+    pub text: CompactString,
+    pub category: Option<CompactString>,
     pub location: Location,
-    pub phone: Option<String>,
-    pub name: Option<String>,
-    pub channel: Option<String>,
+    pub phone: Option<CompactString>,
+    pub name: Option<CompactString>,
+    pub channel: Option<CompactString>,
     pub priority: Priority,
     /// The client's request id: the same `req` again returns the same case.
-    pub req: Option<String>,
+    pub req: Option<CompactString>,
 }
 
 /// Who did something.
@@ -122,12 +123,12 @@ impl Role {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
     pub role: Role,
-    pub name: String,
+    pub name: CompactString,
 }
 
 impl Actor {
     pub fn system() -> Actor {
-        Actor { role: Role::System, name: "gridline".to_string() }
+        Actor { role: Role::System, name: CompactString::const_new("gridline") }
     }
 
     /// `worker:W00012`, `operator:op-1`, `system:gridline`.
@@ -139,12 +140,12 @@ impl Actor {
 /// The current assignment: which grid, worker and department handle the case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
-    pub grid: String,
-    pub township: String,
-    pub worker: String,
-    pub department: Option<String>,
+    pub grid: CompactString,
+    pub township: CompactString,
+    pub worker: CompactString,
+    pub department: Option<CompactString>,
     /// The routing rule that chose it (or `manual`).
-    pub rule: String,
+    pub rule: CompactString,
 }
 
 /// The resident's return visit.
@@ -152,7 +153,7 @@ pub struct Assignment {
 pub struct Feedback {
     pub satisfied: bool,
     pub score: Option<u8>,
-    pub text: Option<String>,
+    pub text: Option<CompactString>,
     pub at: Timestamp,
 }
 
@@ -160,8 +161,8 @@ pub struct Feedback {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtensionRequest {
     pub until: Timestamp,
-    pub reason: String,
-    pub by: String,
+    pub reason: CompactString,
+    pub by: CompactString,
     pub at: Timestamp,
 }
 
@@ -172,20 +173,20 @@ pub struct Case {
     pub no: CaseNo,
     pub intake: Intake,
     /// The category the case is handled under (given or inferred).
-    pub category: String,
+    pub category: CompactString,
     pub status: Status,
     pub received_at: Timestamp,
     /// Who took the call.
-    pub operator: String,
+    pub operator: CompactString,
     /// Township of the location, once known (audit groups by it even for waiting cases).
-    pub township: Option<String>,
+    pub township: Option<CompactString>,
     pub assignment: Option<Assignment>,
     pub due_claim: Option<Timestamp>,
     pub due_close: Option<Timestamp>,
     pub dispatched_at: Option<Timestamp>,
     pub claimed_at: Option<Timestamp>,
     pub closed_at: Option<Timestamp>,
-    pub result: Option<String>,
+    pub result: Option<CompactString>,
     /// Claimed within the claim limit the first time it was claimed.
     pub responded_on_time: Option<bool>,
     /// Closed within the close limit, the last time it was closed.
@@ -194,14 +195,14 @@ pub struct Case {
     pub overdue_close: bool,
     pub escalation_level: u8,
     /// Workers who returned the case: it never goes back to them.
-    pub returned_by: Vec<String>,
+    pub returned_by: Vec<CompactString>,
     pub returns: u32,
     pub reopens: u32,
     pub extension: Option<ExtensionRequest>,
     pub extensions_granted: u32,
     pub feedback: Option<Feedback>,
     /// Why the case waits at the command centre, while it does.
-    pub waiting_reason: Option<String>,
+    pub waiting_reason: Option<CompactString>,
     /// Sequence number of the last event applied (the first event is 1).
     pub last_seq: u32,
     pub updated_at: Timestamp,

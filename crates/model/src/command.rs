@@ -21,7 +21,7 @@ impl CaseRef {
     pub fn parse(s: &str) -> CaseRef {
         match s.parse::<CaseId>() {
             Ok(id) if s.len() == 36 => CaseRef::Id(id),
-            _ => CaseRef::No(CaseNo(s.to_string())),
+            _ => CaseRef::No(CaseNo(s.into())),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Events: every change to a case, with its time, actor and reason.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::case::{Actor, Intake};
@@ -36,40 +37,40 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EventKind {
     /// 受理: the hotline took the case.
-    Accepted { no: CaseNo, intake: Intake, category: String, township: Option<String> },
+    Accepted { no: CaseNo, intake: Intake, category: CompactString, township: Option<CompactString> },
     /// 派单: routed (or manually sent) to a worker, with fresh deadlines.
     Dispatched {
-        grid: String,
-        township: String,
-        worker: String,
-        department: Option<String>,
-        rule: String,
-        reason: String,
+        grid: CompactString,
+        township: CompactString,
+        worker: CompactString,
+        department: Option<CompactString>,
+        rule: CompactString,
+        reason: CompactString,
         due_claim: Timestamp,
         due_close: Timestamp,
     },
     /// Routing found nobody: the case waits at the command centre.
-    Waiting { reason: String },
+    Waiting { reason: CompactString },
     /// 签收: the worker signed for it.
     Claimed,
     /// 办理: a progress note.
-    Noted { text: String },
+    Noted { text: CompactString },
     /// 退单: "not mine"; back to routing, never to the same worker.
-    Returned { reason: String },
+    Returned { reason: CompactString },
     /// 办结: done.
-    Closed { result: String },
+    Closed { result: CompactString },
     /// 回访: the resident's rating.
-    Feedback { satisfied: bool, score: Option<u8>, text: Option<String> },
+    Feedback { satisfied: bool, score: Option<u8>, text: Option<CompactString> },
     /// 重办: unsatisfied; the case goes round again.
-    Reopened { reason: String },
+    Reopened { reason: CompactString },
     /// 延期: a worker asks for more time.
-    ExtensionRequested { until: Timestamp, reason: String },
+    ExtensionRequested { until: Timestamp, reason: CompactString },
     /// A supervisor decides on the pending extension.
-    ExtensionDecided { approved: bool, until: Timestamp, reason: Option<String> },
+    ExtensionDecided { approved: bool, until: Timestamp, reason: Option<CompactString> },
     /// A deadline passed.
     Overdue { deadline: Deadline, due: Timestamp },
     /// 督办: sent up the chain.
-    Escalated { to: String, level: u8, reason: String },
+    Escalated { to: CompactString, level: u8, reason: CompactString },
 }
 
 impl EventKind {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
@@ -76,11 +77,11 @@ impl FromStr for CaseId {
 /// sequence counts that day's cases from 1. Numbers sort by day, then by order
 /// of acceptance.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CaseNo(pub String);
+pub struct CaseNo(pub CompactString);
 
 impl CaseNo {
     pub fn new(prefix: &str, day: u32, seq: u32) -> CaseNo {
-        CaseNo(format!("{prefix}-{day:08}-{seq:06}"))
+        CaseNo(compact_str::format_compact!("{prefix}-{day:08}-{seq:06}"))
     }
 
     /// The `(day, sequence)` pair, when the number is well formed.

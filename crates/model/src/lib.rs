@@ -22,6 +22,7 @@ pub mod time;
 
 pub use case::{Actor, Assignment, Case, Intake, Location, Priority, Role, Status};
 pub use command::{AuditBy, Caller, CaseRef, Command, Page};
+pub use compact_str::{format_compact, CompactString, ToCompactString};
 pub use decision::{CategorySource, Decision};
 pub use event::{Deadline, Event, EventKind};
 pub use ids::{CaseId, CaseNo};

@@ -122,7 +122,7 @@ impl Case {
                     return Err(state("dispatch", s));
                 }
                 if self.returned_by.iter().any(|w| w == worker) {
-                    return Err(TransitionError::ReturnedBy(worker.clone()));
+                    return Err(TransitionError::ReturnedBy(worker.to_string()));
                 }
                 self.status = Status::Dispatched;
                 self.assignment = Some(Assignment {

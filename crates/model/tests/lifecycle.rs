@@ -11,7 +11,8 @@
 //! - nothing panics.
 
 use gridline_model::{
-    Actor, Case, CaseId, CaseNo, Deadline, Event, EventKind, Intake, Role, Status, Timestamp, TransitionError,
+    Actor, Case, CaseId, CaseNo, CompactString, Deadline, Event, EventKind, Intake, Role, Status, Timestamp,
+    TransitionError,
 };
 use proptest::prelude::*;
 
@@ -52,8 +53,8 @@ fn refusal_of(e: &TransitionError) -> Refusal {
 struct Model {
     status: Status,
     last_seq: u32,
-    worker: Option<String>,
-    returned_by: Vec<String>,
+    worker: Option<CompactString>,
+    returned_by: Vec<CompactString>,
     /// `Some(satisfied)` once feedback is recorded for the current round.
     feedback: Option<bool>,
     extension_pending: bool,
@@ -264,9 +265,9 @@ fn kind() -> impl Strategy<Value = EventKind> {
         }),
         4 => (worker(), ts(), ts(), any::<bool>()).prop_map(|(worker, due_claim, due_close, dept)| {
             EventKind::Dispatched {
-                grid: format!("G-{worker}"),
+                grid: format!("G-{worker}").into(),
                 township: "鸡东镇".into(),
-                worker,
+                worker: worker.into(),
                 department: dept.then(|| "heating".into()),
                 rule: "point".into(),
                 reason: "nearest".into(),
@@ -274,17 +275,17 @@ fn kind() -> impl Strategy<Value = EventKind> {
                 due_close,
             }
         }),
-        1 => reason().prop_map(|reason| EventKind::Waiting { reason }),
+        1 => reason().prop_map(|reason| EventKind::Waiting { reason: reason.into() }),
         4 => Just(EventKind::Claimed),
-        2 => reason().prop_map(|text| EventKind::Noted { text }),
-        2 => reason().prop_map(|reason| EventKind::Returned { reason }),
-        3 => reason().prop_map(|result| EventKind::Closed { result }),
+        2 => reason().prop_map(|text| EventKind::Noted { text: text.into() }),
+        2 => reason().prop_map(|reason| EventKind::Returned { reason: reason.into() }),
+        3 => reason().prop_map(|result| EventKind::Closed { result: result.into() }),
         3 => (any::<bool>(), proptest::option::of(0u8..=6), proptest::option::of(reason()))
-            .prop_map(|(satisfied, score, text)| EventKind::Feedback { satisfied, score, text }),
-        2 => reason().prop_map(|reason| EventKind::Reopened { reason }),
-        2 => (ts(), reason()).prop_map(|(until, reason)| EventKind::ExtensionRequested { until, reason }),
+            .prop_map(|(satisfied, score, text)| EventKind::Feedback { satisfied, score, text: text.map(Into::into) }),
+        2 => reason().prop_map(|reason| EventKind::Reopened { reason: reason.into() }),
+        2 => (ts(), reason()).prop_map(|(until, reason)| EventKind::ExtensionRequested { until, reason: reason.into() }),
         2 => (any::<bool>(), ts(), proptest::option::of(reason()))
-            .prop_map(|(approved, until, reason)| EventKind::ExtensionDecided { approved, until, reason }),
+            .prop_map(|(approved, until, reason)| EventKind::ExtensionDecided { approved, until, reason: reason.map(Into::into) }),
         2 => (prop_oneof![Just(Deadline::Claim), Just(Deadline::Close)], ts())
             .prop_map(|(deadline, due)| EventKind::Overdue { deadline, due }),
         1 => (0u8..4).prop_map(|level| EventKind::Escalated { to: "鸡东镇".into(), level, reason: "late".into() }),
@@ -299,7 +300,7 @@ fn actor() -> impl Strategy<Value = Actor> {
         Role::Worker,
         Role::System,
     ]);
-    (role, worker()).prop_map(|(role, name)| Actor { role, name })
+    (role, worker()).prop_map(|(role, name)| Actor { role, name: name.into() })
 }
 
 /// How an event is addressed: mostly right, sometimes the wrong seq or case.

@@ -3,7 +3,8 @@
 //! inverse, [`format_request`].
 
 use gridline_model::{
-    AuditBy, CaseRef, Command, Error, ErrorCode, Intake, Location, Page, Priority, Role, Timestamp,
+    AuditBy, CaseRef, Command, CompactString, Error, ErrorCode, Intake, Location, Page, Priority, Role,
+    Timestamp,
 };
 
 use crate::lex;
@@ -96,15 +97,16 @@ fn intake(a: &mut Args, with_req: bool) -> Intake {
         .unwrap_or_default();
     let req = if with_req { a.opt("req") } else { None };
     let point = lon.zip(lat);
+    let text_of = |v: Option<String>| v.map(CompactString::from);
     Intake {
-        text,
-        category,
-        location: Location { point, grid, address },
-        phone,
-        name,
-        channel,
+        text: text.into(),
+        category: text_of(category),
+        location: Location { point, grid: text_of(grid), address: text_of(address) },
+        phone: text_of(phone),
+        name: text_of(name),
+        channel: text_of(channel),
         priority,
-        req,
+        req: text_of(req),
     }
 }
 
@@ -462,9 +464,9 @@ impl Req {
         lex::write_pair(&mut self.0, key, value);
     }
 
-    fn opt(&mut self, key: &str, value: &Option<String>) {
+    fn opt(&mut self, key: &str, value: &Option<impl AsRef<str>>) {
         if let Some(v) = value {
-            self.put(key, v);
+            self.put(key, v.as_ref());
         }
     }
 

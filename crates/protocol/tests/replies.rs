@@ -19,7 +19,7 @@ fn id() -> CaseId {
 }
 
 fn actor(role: Role, name: &str) -> Actor {
-    Actor { role, name: name.to_string() }
+    Actor { role, name: name.to_string().into() }
 }
 
 fn ev(seq: u32, at: &str, actor: Actor, kind: EventKind) -> Event {

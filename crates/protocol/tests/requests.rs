@@ -28,7 +28,7 @@ fn parses_to(line: &str, expected: Command) {
 }
 
 fn no(s: &str) -> CaseRef {
-    CaseRef::No(CaseNo(s.to_string()))
+    CaseRef::No(CaseNo(s.to_string().into()))
 }
 
 #[test]

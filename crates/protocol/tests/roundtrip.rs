@@ -37,8 +37,8 @@ fn word() -> BoxedStrategy<String> {
 fn case_ref() -> BoxedStrategy<CaseRef> {
     prop_oneof![
         any::<[u8; 16]>().prop_map(|b| CaseRef::Id(CaseId::from_bytes(b))),
-        "JD-20[0-9]{6}-[0-9]{6}".prop_map(|s| CaseRef::No(CaseNo(s))),
-        word().prop_map(|s| CaseRef::No(CaseNo(s))),
+        "JD-20[0-9]{6}-[0-9]{6}".prop_map(|s| CaseRef::No(CaseNo(s.into()))),
+        word().prop_map(|s| CaseRef::No(CaseNo(s.into()))),
     ]
     .boxed()
 }
@@ -74,7 +74,11 @@ fn location() -> BoxedStrategy<Location> {
         proptest::option::of(text()),
     )
         .prop_filter("some location", |(p, g, a)| p.is_some() || g.is_some() || a.is_some())
-        .prop_map(|(point, grid, address)| Location { point, grid, address })
+        .prop_map(|(point, grid, address)| Location {
+            point,
+            grid: grid.map(Into::into),
+            address: address.map(Into::into),
+        })
         .boxed()
 }
 
@@ -82,14 +86,14 @@ fn intake(with_req: bool) -> BoxedStrategy<Intake> {
     let opt = || proptest::option::of(word());
     (text(), opt(), location(), opt(), opt(), opt(), priority(), opt())
         .prop_map(move |(text, category, location, phone, name, channel, priority, req)| Intake {
-            text,
-            category,
+            text: text.into(),
+            category: category.map(Into::into),
             location,
-            phone,
-            name,
-            channel,
+            phone: phone.map(Into::into),
+            name: name.map(Into::into),
+            channel: channel.map(Into::into),
             priority,
-            req: if with_req { req } else { None },
+            req: if with_req { req.map(Into::into) } else { None },
         })
         .boxed()
 }

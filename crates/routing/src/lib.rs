@@ -74,7 +74,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use gridline_model::{CategorySource, Decision, Intake, Location, Priority, Timestamp};
+use gridline_model::{CategorySource, CompactString, Decision, Intake, Location, Priority, Timestamp};
 use gridline_registry::{
     CategoryIdx, CommunityIdx, DeptIdx, GridIdx, GridKind, Handling, Registry, TownshipIdx, WorkerIdx,
     WorkerKind,
@@ -102,7 +102,7 @@ pub struct RouteRequest<'a> {
     /// The case time; duty hours are read at the county's local time of it.
     pub at: Timestamp,
     /// Ids of workers who returned this case: never chosen.
-    pub exclude: &'a [String],
+    pub exclude: &'a [CompactString],
 }
 
 /// How the location was resolved; the first part of [`Decision::rule`].
@@ -366,12 +366,12 @@ impl Router {
     pub fn validate(&self, intake: &Intake) -> Result<(), RouteError> {
         if let Some(c) = &intake.category {
             if self.category_idx(c).is_none() {
-                return Err(RouteError::UnknownCategory(c.clone()));
+                return Err(RouteError::UnknownCategory(c.to_string()));
             }
         }
         if let Some(g) = &intake.location.grid {
             if self.registry.grid_idx(g).is_none() {
-                return Err(RouteError::UnknownGrid(g.clone()));
+                return Err(RouteError::UnknownGrid(g.to_string()));
             }
         }
         if let Some((lon, lat)) = intake.location.point {

@@ -127,13 +127,14 @@ proptest! {
     ) {
         for r in [toy(), jidong()] {
             let i = Intake {
-                text: text.clone(),
-                category: category.clone(),
-                location: Location { point: pt, grid: grid.clone(), address: addr.clone() },
+                text: text.clone().into(),
+                category: category.clone().map(Into::into),
+                location: Location { point: pt, grid: grid.clone().map(Into::into), address: addr.clone().map(Into::into) },
                 priority: Priority::ALL[priority],
                 ..Intake::default()
             };
-            let routed = r.route(&RouteRequest { intake: &i, at: Timestamp(ms), exclude: &exclude }, &loads);
+            let excluded: Vec<gridline_model::CompactString> = exclude.iter().map(Into::into).collect();
+            let routed = r.route(&RouteRequest { intake: &i, at: Timestamp(ms), exclude: &excluded }, &loads);
             let d = &routed.decision;
             prop_assert!(!d.steps.is_empty() && !d.rule.is_empty());
             prop_assert_eq!(d.worker.is_some(), routed.worker.is_some());

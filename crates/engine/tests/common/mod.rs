@@ -69,7 +69,7 @@ impl Rig {
         let intake = Intake {
             text: text.into(),
             category: Some("sanitation".into()),
-            location: Location { grid: Some(grid.code.clone()), ..Default::default() },
+            location: Location { grid: Some(grid.code.clone().into()), ..Default::default() },
             phone: Some("13812345678".into()),
             ..Default::default()
         };

@@ -19,7 +19,7 @@ pub fn at(hhmm: &str) -> Timestamp {
 }
 
 pub fn intake(text: &str, category: Option<&str>, location: Location) -> Intake {
-    Intake { text: text.into(), category: category.map(str::to_string), location, ..Intake::default() }
+    Intake { text: text.into(), category: category.map(Into::into), location, ..Intake::default() }
 }
 
 pub fn point(lon: f64, lat: f64) -> Location {
@@ -40,7 +40,7 @@ pub fn route(r: &Router, i: &Intake, time: &str) -> Routed {
 }
 
 pub fn route_with(r: &Router, i: &Intake, time: &str, loads: &[u32], exclude: &[&str]) -> Routed {
-    let exclude: Vec<String> = exclude.iter().map(|s| s.to_string()).collect();
+    let exclude: Vec<gridline_model::CompactString> = exclude.iter().map(|&s| s.into()).collect();
     r.route(&RouteRequest { intake: i, at: at(time), exclude: &exclude }, loads)
 }
 
