@@ -30,7 +30,8 @@
 //!    found in the text; the grid with the most matched characters over its
 //!    agreeing levels (grid, community, township) wins, then a grid named
 //!    directly over a community's first grid, then the lowest index
-//!    (`address`). A township alone does not place a case.
+//!    (`address`). A township alone does not place a case. Full-width
+//!    digits, letters and spaces match their ASCII forms (`第３网格`).
 //!
 //! Nothing placed: the command centre (`command-centre`), with the reasons.
 //!

@@ -245,6 +245,19 @@ fn addresses_prefer_the_longest_most_specific_agreeing_match() {
 }
 
 #[test]
+fn addresses_typed_with_full_width_digits_and_letters_match_like_ascii() {
+    // Chinese input methods type full-width forms (１, Ａ, U+3000 space); a grid named
+    // 南华社区第3网格 must be found in 南华社区第３网格, not fall back to the community's
+    // first grid.
+    let r = jidong();
+    let at = |a: &str| code(r, r.locate(&address(a)).grid).map(str::to_string);
+    assert_eq!(at("鸡东镇南华社区第3网格").as_deref(), Some("JDZ-NH-03"));
+    assert_eq!(at("鸡东镇南华社区第３网格").as_deref(), Some("JDZ-NH-03"));
+    let l = r.locate(&address("南华社区第３网格"));
+    assert!(l.steps[0].contains("「南华社区第3网格」 (grid)"), "the registry's own spelling: {:?}", l.steps);
+}
+
+#[test]
 fn a_point_outside_the_county_falls_through_to_the_address() {
     let t = toy();
     let loc = Location { point: Some((0.0, 0.0)), address: Some("阳光小区".into()), grid: None };
