@@ -541,3 +541,31 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
         rig = rig.crash_and_restart();
     }
 }
+
+#[test]
+fn a_case_whose_address_names_only_its_township_is_audited_under_that_township() {
+    let rig = Rig::new();
+    let intake = Intake {
+        text: "路灯坏了".into(),
+        location: Location {
+            address: Some("鸡东镇，具体位置说不清".into()), ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Reply::Accepted { case, .. } =
+        rig.call(&caller(Role::Operator, "op"), Command::Accept(intake)).unwrap()
+    else {
+        panic!()
+    };
+    // No grid: it waits at the command centre, but its township is known.
+    assert_eq!((case.status, case.township.as_deref()), (Status::Accepted, Some("JDZ")));
+    let sup = caller(Role::Supervisor, "sup");
+    let Reply::Rows(rows) = rig
+        .call(&sup, Command::Audit { by: gridline_model::AuditBy::Township, from: None, to: None })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let labels: Vec<&str> = rows.iter().map(|r| r[0].1.as_str()).collect();
+    assert_eq!(labels, ["JDZ", "total"]);
+}

@@ -30,7 +30,9 @@
 //!    found in the text; the grid with the most matched characters over its
 //!    agreeing levels (grid, community, township) wins, then a grid named
 //!    directly over a community's first grid, then the lowest index
-//!    (`address`). A township alone does not place a case.
+//!    (`address`). A township alone does not place a case (the decision
+//!    keeps the township, with no grid). Full-width digits, letters and
+//!    spaces match their ASCII forms (`第３网格`).
 //!
 //! Nothing placed: the command centre (`command-centre`), with the reasons.
 //!
@@ -263,6 +265,8 @@ impl std::fmt::Debug for Router {
 #[derive(Clone, Copy)]
 struct Loc {
     grid: Option<GridIdx>,
+    /// Without a grid: a township the address named alone.
+    township: Option<TownshipIdx>,
     via: Via,
     distance_m: Option<f64>,
 }
@@ -391,7 +395,7 @@ impl Router {
         }
         Located {
             grid: l.grid,
-            township: l.grid.map(|g| self.registry.grid(g).township),
+            township: l.grid.map(|g| self.registry.grid(g).township).or(l.township),
             via: l.via,
             distance_m: l.distance_m,
             steps,
@@ -407,7 +411,7 @@ impl Router {
             match reg.grid_idx(code) {
                 Some(g) => {
                     steps.push(self.with_grid("grid code given: ", g));
-                    return Loc { grid: Some(g), via: Via::GridCode, distance_m: None };
+                    return Loc { grid: Some(g), township: None, via: Via::GridCode, distance_m: None };
                 }
                 None => steps.push(format!("grid code `{code}` is not in the registry")),
             }
@@ -420,7 +424,7 @@ impl Router {
                         let _ = write!(s, ", which wins over the grid around it, {}", reg.grid(p).name);
                     }
                     steps.push(s);
-                    return Loc { grid: Some(grid), via: Via::Dedicated, distance_m: None };
+                    return Loc { grid: Some(grid), township: None, via: Via::Dedicated, distance_m: None };
                 }
                 PointPlace::In { grid, shared, .. } => {
                     steps.push(if shared > 1 {
@@ -431,14 +435,19 @@ impl Router {
                     } else {
                         self.with_grid("point lies in grid ", grid)
                     });
-                    return Loc { grid: Some(grid), via: Via::Point, distance_m: None };
+                    return Loc { grid: Some(grid), township: None, via: Via::Point, distance_m: None };
                 }
                 PointPlace::Nearest { grid, distance_m } => {
                     let mut s =
                         self.with_grid("point lies in no grid but inside the county; nearest grid ", grid);
                     let _ = write!(s, ", about {distance_m:.0} m away");
                     steps.push(s);
-                    return Loc { grid: Some(grid), via: Via::Nearest, distance_m: Some(distance_m) };
+                    return Loc {
+                        grid: Some(grid),
+                        township: None,
+                        via: Via::Nearest,
+                        distance_m: Some(distance_m),
+                    };
                 }
                 PointPlace::Outside => {
                     steps.push(format!("point ({lon}, {lat}) lies outside {}", reg.county.name));
@@ -469,12 +478,20 @@ impl Router {
                     });
                     s.push_str(&self.grid_label[grid.ix()]);
                     steps.push(s);
-                    return Loc { grid: Some(grid), via: Via::Address, distance_m: None };
+                    return Loc { grid: Some(grid), township: None, via: Via::Address, distance_m: None };
                 }
-                AddressMatch::TownshipOnly { word, .. } => steps.push(format!(
-                    "address names only the township 「{}」: not enough to choose a grid",
-                    self.addresses.word(word)
-                )),
+                AddressMatch::TownshipOnly { township, word } => {
+                    steps.push(format!(
+                        "address names only the township 「{}」: not enough to choose a grid",
+                        self.addresses.word(word)
+                    ));
+                    return Loc {
+                        grid: None,
+                        township: Some(township),
+                        via: Via::CommandCentre,
+                        distance_m: None,
+                    };
+                }
                 AddressMatch::Nothing => {
                     steps.push("address matches no township, community, village or grid name".to_string())
                 }
@@ -483,7 +500,7 @@ impl Router {
         if loc.grid.is_none() && loc.point.is_none() && loc.address.is_none() {
             steps.push("no location given (grid code, point or address)".to_string());
         }
-        Loc { grid: None, via: Via::CommandCentre, distance_m: None }
+        Loc { grid: None, township: None, via: Via::CommandCentre, distance_m: None }
     }
 
     fn with_grid(&self, head: &str, g: GridIdx) -> String {
@@ -555,7 +572,7 @@ impl Router {
             (h, Some(_)) => h,
         };
         let department = if handling == Handling::Grid { None } else { cat.department };
-        let township = loc.grid.map(|g| reg.grid(g).township);
+        let township = loc.grid.map(|g| reg.grid(g).township).or(loc.township);
 
         let exclude: Vec<WorkerIdx> = req.exclude.iter().filter_map(|id| reg.worker_idx(id)).collect();
         let picker = Picker {

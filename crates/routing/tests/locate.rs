@@ -245,6 +245,36 @@ fn addresses_prefer_the_longest_most_specific_agreeing_match() {
 }
 
 #[test]
+fn an_address_naming_only_a_township_keeps_the_township() {
+    // Not enough for a grid: the command centre. But the township is known, and the
+    // case is counted under it (docs/audit.md: the township of its location).
+    let t = toy();
+    let l = t.locate(&address("甲镇人民路"));
+    assert_eq!((l.grid, l.via), (None, Via::CommandCentre));
+    assert_eq!(l.township, t.registry().township_idx("T1"));
+    let routed = route(t, &intake("", Some("dispute"), address("甲镇人民路")), "10:00");
+    assert_eq!((routed.worker, routed.decision.rule.as_str()), (None, "command-centre"));
+    assert_eq!(routed.decision.township.as_deref(), Some("T1"));
+    assert_eq!(routed.township, t.registry().township_idx("T1"));
+    // Nothing known: no township.
+    let none = route(t, &intake("", Some("dispute"), address("北京市朝阳区")), "10:00");
+    assert_eq!((none.decision.township, none.township), (None, None));
+}
+
+#[test]
+fn addresses_typed_with_full_width_digits_and_letters_match_like_ascii() {
+    // Chinese input methods type full-width forms (１, Ａ, U+3000 space); a grid named
+    // 南华社区第3网格 must be found in 南华社区第３网格, not fall back to the community's
+    // first grid.
+    let r = jidong();
+    let at = |a: &str| code(r, r.locate(&address(a)).grid).map(str::to_string);
+    assert_eq!(at("鸡东镇南华社区第3网格").as_deref(), Some("JDZ-NH-03"));
+    assert_eq!(at("鸡东镇南华社区第３网格").as_deref(), Some("JDZ-NH-03"));
+    let l = r.locate(&address("南华社区第３网格"));
+    assert!(l.steps[0].contains("「南华社区第3网格」 (grid)"), "the registry's own spelling: {:?}", l.steps);
+}
+
+#[test]
 fn a_point_outside_the_county_falls_through_to_the_address() {
     let t = toy();
     let loc = Location { point: Some((0.0, 0.0)), address: Some("阳光小区".into()), grid: None };
