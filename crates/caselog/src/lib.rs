@@ -17,4 +17,4 @@ mod wal;
 
 pub use codec::CodecError;
 pub use log::{CaseLog, LogError, Recovery, VerifyReport, RECOVER_CHECK_RECENT};
-pub use store::{Faults, MemStore, SledStore, Store, StoreError, WriteBatch, WAL_FILES};
+pub use store::{Faults, Gate, MemStore, SledStore, Store, StoreError, WriteBatch, WAL_FILES};

@@ -719,9 +719,48 @@ pub struct Faults {
     pub fail_sync_in: Option<u64>,
     /// Refuse every `apply`, as a full disk would, until cleared.
     pub full: bool,
-    /// Make every `sync` take this long, as a slow disk would, so that work
-    /// queues up behind it.
-    pub sync_delay: Option<std::time::Duration>,
+    /// Hold every `sync` until this gate opens: work queues up behind it
+    /// without depending on how fast the machine is.
+    pub hold_sync: Option<Gate>,
+}
+
+/// A gate `sync` waits at (see [`Faults::hold_sync`]); clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: bool,
+    waiting: usize,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets every sync waiting, and every later one, through.
+    pub fn open(&self) {
+        let (lock, cv) = &*self.0;
+        lock.lock().expect("gate lock").open = true;
+        cv.notify_all();
+    }
+
+    /// How many syncs wait at the gate now.
+    pub fn waiting(&self) -> usize {
+        self.0 .0.lock().expect("gate lock").waiting
+    }
+
+    fn pass(&self) {
+        let (lock, cv) = &*self.0;
+        let mut g = lock.lock().expect("gate lock");
+        g.waiting += 1;
+        while !g.open {
+            g = cv.wait(g).expect("gate lock");
+        }
+        g.waiting -= 1;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -783,9 +822,9 @@ impl Store for MemStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        let delay = self.inner.lock().expect("mem store lock").faults.sync_delay;
-        if let Some(d) = delay {
-            std::thread::sleep(d);
+        let gate = self.inner.lock().expect("mem store lock").faults.hold_sync.clone();
+        if let Some(gate) = gate {
+            gate.pass();
         }
         let mut g = self.inner.lock().expect("mem store lock");
         if let Some(n) = g.faults.fail_sync_in {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gridline_caselog::{codec, CaseLog, Faults};
+use gridline_caselog::{codec, CaseLog, Faults, Gate};
 use gridline_model::{
     Case, CaseId, CaseRef, Command, DurationMs, ErrorCode, EventKind, Intake, Location, Reply, Role, Status,
     Timestamp,
@@ -410,25 +410,23 @@ fn a_read_behind_a_write_that_fails_sees_the_history_without_it() {
 fn batches_queued_behind_a_slow_sync_share_a_commit_and_fail_together() {
     let rig = Rig::new();
     let first = rig.accept_at_grid("before");
-    // Each sync takes 30 ms; the second one from now fails.
+    // Every sync waits at a gate; the second one from now fails.
+    let gate = Gate::new();
     rig.store.set_faults(Faults {
-        sync_delay: Some(std::time::Duration::from_millis(30)),
+        hold_sync: Some(gate.clone()),
         fail_sync_in: Some(2),
         ..Default::default()
     });
     let engine = rig.engine.as_ref().unwrap();
     let accept = |i: usize| submit_accept(engine, &first, &format!("排队 {i}"), &format!("q-{i}"));
-    // One command starts the first (slow, successful) sync; the rest arrive
-    // one at a time while it runs, each in a batch of its own, and queue.
+    // One command starts the first sync, held at the gate; the rest arrive
+    // behind it and queue. The engine hands them to the syncer within
+    // microseconds: the pause before the gate opens leaves it a thousandfold.
     let head = accept(0);
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    let queued: Vec<_> = (1..=6)
-        .map(|i| {
-            let rx = accept(i);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            rx
-        })
-        .collect();
+    wait_until("the first sync waits at the gate", || gate.waiting() == 1);
+    let queued: Vec<_> = (1..=6).map(accept).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    gate.open();
     let head = head.blocking_recv().unwrap();
     assert!(matches!(head, Ok(Reply::Accepted { .. })), "{head:?}");
     for rx in queued {

@@ -96,3 +96,12 @@ impl Drop for Rig {
         }
     }
 }
+
+/// Waits until `done` holds; panics after a minute (something is stuck).
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(60), "never happened: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
