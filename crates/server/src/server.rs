@@ -325,9 +325,20 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
             debug!("replies not taken; closing");
             break;
         }
-        let (pending, quit) = match request {
-            Ok(cmd) => handle_command(cmd, &mut caller, &shared),
-            Err(line) => (Pending::Ready(line), false),
+        let (pending, quit, charge) = match request {
+            Ok(cmd) => {
+                let (pending, quit) = handle_command(cmd, &mut caller, &shared);
+                // A reply made here (HELP's is over 2 KiB, for 5 bytes
+                // asked) is held until the peer takes it: count it too,
+                // so the next request waits for room.
+                let made = match &pending {
+                    Pending::Ready(s) => s.len(),
+                    _ => 0,
+                };
+                budget.add(made);
+                (pending, quit, charge + made)
+            }
+            Err(line) => (Pending::Ready(line), false, charge),
         };
         // The slot's place in the order is taken only here; if it cannot
         // be (shutdown, or a writer stuck on a peer that does not read),
