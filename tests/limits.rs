@@ -224,3 +224,23 @@ async fn pipelined_large_replies_are_held_within_a_byte_budget() {
     let grew_mib = (most.saturating_sub(before)) / 1024;
     assert!(grew_mib < 48, "the server grew by {grew_mib} MiB holding one client's unread replies");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_the_server_makes_itself_count_against_the_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // The smallest budget and the deepest pipeline: the budget, not the
+    // depth, must bound what one client can make the server hold. Each
+    // 5-byte `HELP` gets a reply of over 2 KiB, made without the engine.
+    let srv =
+        Server::start(&dir.path().join("data"), &["--reply-bytes-max", "65536", "--inflight-max", "65536"]);
+    let before = rss_kib(srv.pid());
+    let stuck = stuff_without_reading(&srv.addr).await;
+    let mut most = before;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        most = most.max(rss_kib(srv.pid()));
+    }
+    let grew_mib = (most.saturating_sub(before)) / 1024;
+    assert!(grew_mib < 48, "the server grew by {grew_mib} MiB holding one client's unread HELP replies");
+    drop(stuck);
+}

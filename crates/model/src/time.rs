@@ -148,6 +148,9 @@ impl Timestamp {
             {
                 let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
                 let om: i64 = o[4..6].parse().map_err(|_| bad())?;
+                if oh > 23 || om > 59 {
+                    return Err(TimeError::Range(s.to_string()));
+                }
                 let v = oh * 60 + om;
                 if o.starts_with('-') {
                     -v

@@ -69,6 +69,10 @@ pub(crate) fn clip(s: &str) -> String {
 /// false a repeated key is an error (requests); replies tolerate it.
 pub(crate) fn pairs(mut s: &str, allow_duplicates: bool) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
+    // The keys so far, for the duplicate check: a line may hold very many
+    // fields (the line limit is configurable), and comparing each with every
+    // earlier one took seconds for a long line.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     loop {
         s = s.trim_start_matches(is_separator);
         if s.is_empty() {
@@ -99,7 +103,7 @@ pub(crate) fn pairs(mut s: &str, allow_duplicates: bool) -> Result<Vec<(String, 
             s = &s[end..];
             v.to_string()
         };
-        if !allow_duplicates && out.iter().any(|(k, _)| k == key) {
+        if !allow_duplicates && !seen.insert(key) {
             return Err(format!("duplicate field `{key}`"));
         }
         out.push((key.to_string(), value));

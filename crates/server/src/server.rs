@@ -325,9 +325,20 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
             debug!("replies not taken; closing");
             break;
         }
-        let (pending, quit) = match request {
-            Ok(cmd) => handle_command(cmd, &mut caller, &shared),
-            Err(line) => (Pending::Ready(line), false),
+        let (pending, quit, charge) = match request {
+            Ok(cmd) => {
+                let (pending, quit) = handle_command(cmd, &mut caller, &shared);
+                // A reply made here (HELP's is over 2 KiB, for 5 bytes
+                // asked) is held until the peer takes it: count it too,
+                // so the next request waits for room.
+                let made = match &pending {
+                    Pending::Ready(s) => s.len(),
+                    _ => 0,
+                };
+                budget.add(made);
+                (pending, quit, charge + made)
+            }
+            Err(line) => (Pending::Ready(line), false, charge),
         };
         // The slot's place in the order is taken only here; if it cannot
         // be (shutdown, or a writer stuck on a peer that does not read),
@@ -672,7 +683,9 @@ const WRITE_BUFFER: usize = 64 * 1024;
 impl Writer {
     async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         for piece in bytes.chunks(WRITE_PIECE) {
-            if self.w.buffer().len() + piece.len() <= WRITE_BUFFER {
+            // Strictly less: a piece that fills the buffer exactly is
+            // written by `BufWriter` straight to the socket, which waits.
+            if self.w.buffer().len() + piece.len() < WRITE_BUFFER {
                 // Into the buffer only: nothing to wait for.
                 self.w.write_all(piece).await?;
             } else {
@@ -712,5 +725,39 @@ async fn timed(
             debug!("shutting down: the peer took no reply bytes within the grace period; aborting");
             Err(timed_out("shutdown grace period over"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose peer reads nothing, written to until it takes no more.
+    async fn full_socket() -> (OwnedWriteHalf, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        while tokio::time::timeout(Duration::from_millis(500), socket.write_all(&chunk)).await.is_ok() {}
+        (socket.into_split().1, peer)
+    }
+
+    #[tokio::test]
+    async fn a_write_to_a_peer_that_takes_nothing_ends_at_the_timeout() {
+        let (wr, _peer) = full_socket().await;
+        // Shutdown has not begun (the sender lives); only the timeout can end the wait.
+        let (_stop, stop) = watch::channel(false);
+        let mut w = Writer {
+            w: BufWriter::with_capacity(WRITE_BUFFER, wr),
+            unflushed: Vec::new(),
+            acks: Arc::new(Latency::default()),
+            timeout: Duration::from_millis(200),
+            grace: Duration::from_secs(3600),
+            stop: Stop(stop),
+        };
+        // One whole piece with nothing buffered: the reply of a large read.
+        let piece = vec![b'y'; WRITE_PIECE];
+        let r = tokio::time::timeout(Duration::from_secs(10), w.write(&piece)).await;
+        assert!(r.is_ok(), "the write waited on the peer past its timeout");
     }
 }
