@@ -287,3 +287,15 @@ fn the_token_file_is_made_private_on_load() {
     assert!(log.contains("not private"), "no warning in the log:\n{log}");
     drop(srv);
 }
+
+/// The server asks the kernel for no transparent huge pages (see `main`).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
+    let thp = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(str::trim);
+    // The field exists since Linux 5.0.
+    assert_eq!(thp, Some("0"), "{status}");
+}
