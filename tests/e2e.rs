@@ -288,14 +288,15 @@ fn the_token_file_is_made_private_on_load() {
     drop(srv);
 }
 
-/// The server asks the kernel for no transparent huge pages (see `main`).
+/// Huge pages are forbidden while the log is recovered and allowed again
+/// once the server serves (see `main`).
 #[cfg(target_os = "linux")]
 #[test]
-fn the_server_runs_without_transparent_huge_pages() {
+fn the_server_allows_transparent_huge_pages_again_once_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(&dir.path().join("data"), &[]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
     let thp = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(str::trim);
     // The field exists since Linux 5.0.
-    assert_eq!(thp, Some("0"), "{status}");
+    assert_eq!(thp, Some("1"), "{status}");
 }

@@ -91,6 +91,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let (engine, thread) = gridline_engine::start(registry.clone(), log, Arc::new(SystemClock), config)?;
+    crate::huge_pages(true);
     let server_config = ServerConfig {
         line_bytes_max: a.line_bytes_max,
         connections_max: a.connections_max,
