@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use geo::{BooleanOps, MultiPolygon};
+use geo::{BooleanOps, MultiPolygon, Polygon};
 use rstar::primitives::GeomWithData;
 use rstar::{Envelope as _, RTree, AABB};
 
@@ -462,8 +462,15 @@ fn check_geometry(
             b.clone()
         }
         None => {
+            // The grids' outline: their union without its holes, since a
+            // gap that grids surround (a sliver between two drawn grids,
+            // most often) is still in the county: a point there goes to
+            // the nearest grid, not to the command centre as outside.
             let all = MultiPolygon::new(plain.iter().map(|&i| poly(i).clone()).collect());
-            all.union(&MultiPolygon::new(vec![]))
+            let union = all.union(&MultiPolygon::new(vec![]));
+            MultiPolygon::new(
+                union.0.into_iter().map(|p| Polygon::new(p.exterior().clone(), vec![])).collect(),
+            )
         }
     };
     (parents, Some(boundary))

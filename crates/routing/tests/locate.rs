@@ -288,3 +288,35 @@ fn a_point_outside_the_county_falls_through_to_the_address() {
         assert!(t.locate(&point(c.x, c.y)).grid.is_some(), "{c:?}");
     }
 }
+
+#[test]
+fn without_a_boundary_a_gap_surrounded_by_grids_is_inside_the_county() {
+    // The toy county without `[county.boundary]`, and B1 with a hole in
+    // its middle: a sliver of land no grid covers, inside the county.
+    let county = TOY_COUNTY.replace(
+        "[county.boundary]\ntype = \"Polygon\"\ncoordinates = [[[100.0, 30.0], [100.3, 30.0], [100.3, 30.1], [100.0, 30.1], [100.0, 30.0]]]\n",
+        "",
+    );
+    assert_ne!(county, TOY_COUNTY, "the boundary is removed");
+    let grids = TOY_GRIDS.replace(
+        "[[[100.1,30.0],[100.2,30.0],[100.2,30.1],[100.1,30.1],[100.1,30.0]]]",
+        "[[[100.1,30.0],[100.2,30.0],[100.2,30.1],[100.1,30.1],[100.1,30.0]],\
+          [[100.14,30.04],[100.16,30.04],[100.16,30.06],[100.14,30.06],[100.14,30.04]]]",
+    );
+    assert_ne!(grids, TOY_GRIDS, "B1 has a hole");
+    let src = gridline_registry::Sources {
+        dir: "<toy without boundary>".into(),
+        county_toml: &county,
+        workers_csv: TOY_WORKERS,
+        grids_geojson: &grids,
+    };
+    let r = gridline_routing::Router::new(std::sync::Arc::new(
+        gridline_registry::Registry::from_sources(&src).unwrap(),
+    ));
+    let l = r.locate(&point(100.15, 30.05));
+    assert_eq!((code(&r, l.grid), l.via), (Some("B1"), Via::Nearest));
+    // Beyond the grids' outer edge is still outside.
+    assert_eq!(r.locate(&point(100.31, 30.05)).grid, None);
+    // The gap at the top right, open to the outside, stays outside too.
+    assert_eq!(r.locate(&point(100.25, 30.09)).grid, None);
+}
