@@ -277,11 +277,14 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
         taken_at_once = if ready.is_some() { taken_at_once + 1 } else { 0 };
         let next = match ready {
             Some(line) => Ok(line),
+            // In this order: once shutting down, a line already read is not
+            // taken (a plain select picks among ready branches at random).
             None => tokio::select! {
-                r = tokio::time::timeout(idle, lines.next()) => r,
+                biased;
                 _ = stop.clone().begun() => break,
                 // The writer gave up on the peer (it stopped reading): so do we.
                 _ = tx.closed() => break,
+                r = tokio::time::timeout(idle, lines.next()) => r,
             },
         };
         let bytes = match next {
