@@ -66,6 +66,37 @@ async fn a_trickling_client_is_dropped_at_the_idle_deadline_while_others_are_ser
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_authenticates_is_closed_at_the_auth_deadline_busy_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--auth-timeout-secs", "1"]);
+    // The server's clocks start at accept, after this instant.
+    let t0 = Instant::now();
+    let mut quiet = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
+    // PING works before AUTH: this one keeps the connection busy.
+    let mut busy = Client::connect(&srv.addr).await.unwrap();
+    let mut good = srv.client("operator").await;
+    let refusal = loop {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the busy client was never closed");
+        match busy.call("PING").await {
+            Ok(Reply::Ok { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(Reply::Err { code, message }) => break format!("{code} {message}"),
+            Err(e) => panic!("closed without a word: {e}"),
+        }
+    };
+    assert!(refusal.starts_with("unauthenticated no AUTH within 1s"), "{refusal}");
+    assert!(t0.elapsed() >= Duration::from_secs(1), "closed before its deadline");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), quiet.read_to_end(&mut buf))
+        .await
+        .expect("the quiet client is closed too")
+        .unwrap();
+    let said = String::from_utf8_lossy(&buf);
+    assert!(said.starts_with("ERR unauthenticated \"no AUTH within 1s"), "{said}");
+    // An authenticated client outlives the deadline.
+    assert!(good.call("PING").await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_no_acknowledged_case() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// taking any of the replies it is owed.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout_secs: u64,
+    /// Seconds after connecting within which a client must send a good
+    /// `AUTH`; a connection without one is then closed, busy or not.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_timeout_secs: u64,
     /// Requests one connection may have waiting for replies (1 to 65,536).
     #[arg(long, default_value_t = 1024, value_parser = usize_in(1, 65_536))]
     pub inflight_max: usize,
@@ -96,6 +100,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         line_bytes_max: a.line_bytes_max,
         connections_max: a.connections_max,
         idle_timeout: Duration::from_secs(a.idle_timeout_secs),
+        auth_timeout: Duration::from_secs(a.auth_timeout_secs),
         inflight_per_connection_max: a.inflight_max,
         reply_bytes_max: a.reply_bytes_max,
         shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),

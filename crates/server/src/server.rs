@@ -30,6 +30,9 @@ pub struct ServerConfig {
     pub connections_max: usize,
     /// A connection that completes no line for this long is closed.
     pub idle_timeout: Duration,
+    /// A connection not authenticated this long after it was accepted is
+    /// closed, busy or not: one that never sends `AUTH` holds a slot no longer.
+    pub auth_timeout: Duration,
     /// Requests of one connection waiting for their replies at most (pipelining depth).
     pub inflight_per_connection_max: usize,
     /// The county's offset, for the times in replies.
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             line_bytes_max: 8 * 1024,
             connections_max: 1024,
             idle_timeout: Duration::from_secs(300),
+            auth_timeout: Duration::from_secs(60),
             inflight_per_connection_max: 1024,
             utc_offset_min: 480,
             warn_at_percent: 80,
@@ -265,12 +269,29 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
         },
     ));
     let idle = shared.config.idle_timeout;
+    let auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
     let mut caller: Option<Caller> = None;
     // Lines already read from the socket (a client pipelining) are taken
     // without the timers and futures of the select below, a few dozen at a
     // time, looking at shutdown and the writer between them.
     let mut taken_at_once = 0;
     loop {
+        if caller.is_none() && tokio::time::Instant::now() >= auth_by {
+            debug!("no AUTH in time");
+            let e = Error::new(
+                ErrorCode::Unauthenticated,
+                format!("no AUTH within {}s of connecting; closing", shared.config.auth_timeout.as_secs()),
+            );
+            // Best effort: the peer may not be reading.
+            let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) });
+            break;
+        }
+        // Until authenticated, wait for a line no later than the deadline.
+        let wait = if caller.is_none() {
+            idle.min(auth_by.saturating_duration_since(tokio::time::Instant::now()))
+        } else {
+            idle
+        };
         let ready = (taken_at_once < TAKEN_AT_ONCE_MAX && !stop.now() && !tx.is_closed())
             .then(|| lines.next().now_or_never())
             .flatten();
@@ -284,10 +305,12 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
                 _ = stop.clone().begun() => break,
                 // The writer gave up on the peer (it stopped reading): so do we.
                 _ = tx.closed() => break,
-                r = tokio::time::timeout(idle, lines.next()) => r,
+                r = tokio::time::timeout(wait, lines.next()) => r,
             },
         };
         let bytes = match next {
+            // The AUTH deadline came first: said at the top of the loop.
+            Err(_) if caller.is_none() && tokio::time::Instant::now() >= auth_by => continue,
             Err(_) => {
                 debug!("idle timeout");
                 let line = error_line(&Error::bad_request(format!("idle for {}s; closing", idle.as_secs())));
