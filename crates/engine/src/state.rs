@@ -233,10 +233,11 @@ pub(crate) struct Loader {
     by_no_other: Vec<(CompactString, CaseId)>,
     by_req: Vec<(CompactString, CaseId)>,
     loads: Vec<u32>,
-    by_worker: Vec<(WorkerIdx, DueKey)>,
-    by_due: Vec<DueKey>,
-    due_by_township: Vec<(TownshipIdx, DueKey)>,
-    due_by_grid: Vec<(GridIdx, DueKey)>,
+    /// Every deadline entry with the other sets it is filed in: sorted
+    /// once, it gives each of them its entries in order.
+    dues: Vec<Due>,
+    /// Worker entries not keyed by a deadline (an open case without one).
+    by_worker_other: Vec<(WorkerIdx, DueKey)>,
     timers: Vec<DueKey>,
     waiting: Vec<CaseId>,
     day_max: HashMap<u32, u32>,
@@ -254,10 +255,8 @@ impl Loader {
             by_no: Vec::new(),
             by_no_other: Vec::new(),
             by_req: Vec::new(),
-            by_worker: Vec::new(),
-            by_due: Vec::new(),
-            due_by_township: Vec::new(),
-            due_by_grid: Vec::new(),
+            dues: Vec::new(),
+            by_worker_other: Vec::new(),
             timers: Vec::new(),
             waiting: Vec::new(),
             day_max: HashMap::new(),
@@ -284,18 +283,17 @@ impl Loader {
             let m = self.day_max.entry(day).or_insert(0);
             *m = (*m).max(seq);
         }
+        let mut worker = None;
         if let Some((w, key)) = k.worker {
             self.loads[w.ix()] += 1;
-            self.by_worker.push((w, key));
+            if k.due == Some(key) {
+                worker = Some(w);
+            } else {
+                self.by_worker_other.push((w, key));
+            }
         }
-        if let Some(d) = k.due {
-            self.by_due.push(d);
-            if let Some(t) = k.due_township {
-                self.due_by_township.push((t, d));
-            }
-            if let Some(g) = k.due_grid {
-                self.due_by_grid.push((g, d));
-            }
+        if let Some(key) = k.due {
+            self.dues.push(Due { key, worker, township: k.due_township, grid: k.due_grid });
         }
         if let Some(t) = k.timer {
             self.timers.push(t);
@@ -305,6 +303,15 @@ impl Loader {
         }
         self.cases.push((id, c));
     }
+}
+
+/// A deadline entry of a case being loaded and the sets besides `by_due`
+/// it goes in.
+struct Due {
+    key: DueKey,
+    worker: Option<WorkerIdx>,
+    township: Option<TownshipIdx>,
+    grid: Option<GridIdx>,
 }
 
 /// Why the stored cases cannot become a [`State`].
@@ -345,29 +352,38 @@ impl Recovery for Loader {
                 .map_err(LoadError::Thread)?;
             state.cases = self.cases.into_iter().collect();
             state.loads = self.loads;
-            fill(&mut state.by_worker, self.by_worker, |w| w.ix());
-            state.by_due = self.by_due.into_iter().collect();
-            fill(&mut state.due_by_township, self.due_by_township, |t| t.ix());
-            fill(&mut state.due_by_grid, self.due_by_grid, |g| g.ix());
+            // One sort of the deadlines hands every set its entries in order.
+            let mut dues = self.dues;
+            dues.sort_unstable_by_key(|d| d.key);
+            let mut by_worker = vec![Vec::new(); state.by_worker.len()];
+            let mut by_township = vec![Vec::new(); state.due_by_township.len()];
+            let mut by_grid = vec![Vec::new(); state.due_by_grid.len()];
+            for d in &dues {
+                if let Some(w) = d.worker {
+                    by_worker[w.ix()].push(d.key);
+                }
+                if let Some(t) = d.township {
+                    by_township[t.ix()].push(d.key);
+                }
+                if let Some(g) = d.grid {
+                    by_grid[g.ix()].push(d.key);
+                }
+            }
+            state.by_due = dues.into_iter().map(|d| d.key).collect();
+            for (w, key) in self.by_worker_other {
+                by_worker[w.ix()].push(key);
+            }
+            // (`collect` sorts again: a pass over what is already in order.)
+            let sets = |lists: Vec<Vec<DueKey>>| lists.into_iter().map(|l| l.into_iter().collect());
+            state.by_worker = sets(by_worker).collect();
+            state.due_by_township = sets(by_township).collect();
+            state.due_by_grid = sets(by_grid).collect();
             state.timers = self.timers.into_iter().collect();
             state.waiting = self.waiting.into_iter().collect();
             state.day_max = self.day_max;
             (state.by_no, state.by_req) = strings.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             Ok(state)
         })
-    }
-}
-
-/// Files each `(place, key)` entry in the set of its place, building each
-/// set from its sorted run.
-fn fill<P: Copy + Ord>(
-    sets: &mut [BTreeSet<DueKey>],
-    mut entries: Vec<(P, DueKey)>,
-    ix: impl Fn(P) -> usize,
-) {
-    entries.sort_unstable();
-    for run in entries.chunk_by(|a, b| a.0 == b.0) {
-        sets[ix(run[0].0)] = run.iter().map(|e| e.1).collect();
     }
 }
 
