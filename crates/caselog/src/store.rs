@@ -889,21 +889,36 @@ mod tests {
         let s = SledStore::open(dir.path()).unwrap();
         s.apply(put("a", "1")).unwrap();
         s.sync().unwrap();
-        let mut seen = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap() {
-            let task = task.unwrap().path();
-            let Ok(name) = std::fs::read_to_string(task.join("comm")) else { continue };
-            let name = name.trim().to_string();
-            if name == "gridline-apply" || name == "gridline-ckpt" {
-                let tid: libc::id_t = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
-                // SAFETY: reads a thread's nice value; the thread may be gone (then -1 and errno).
-                let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
-                // Another test's store closing as we look: not a finding.
-                if nice == -1 && !task.exists() {
-                    continue;
+        // The store threads now running, with their nice values.
+        let look = || {
+            let mut seen = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").unwrap() {
+                let task = task.unwrap().path();
+                let Ok(name) = std::fs::read_to_string(task.join("comm")) else { continue };
+                let name = name.trim().to_string();
+                if name == "gridline-apply" || name == "gridline-ckpt" {
+                    let tid: libc::id_t = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
+                    // SAFETY: reads a thread's nice value; the thread may be gone (then -1 and errno).
+                    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+                    // Another test's store closing as we look: not a finding.
+                    if nice == -1 && !task.exists() {
+                        continue;
+                    }
+                    seen.push((name, nice));
                 }
-                seen.push((name, nice));
             }
+            seen
+        };
+        // Another test's store may be starting: its threads have their
+        // names a moment before they lower themselves. Look again until
+        // every one is lowered, for a while.
+        let mut seen = look();
+        for _ in 0..500 {
+            if seen.iter().all(|(_, nice)| *nice == BACKGROUND_NICE) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            seen = look();
         }
         // Other tests' stores may have threads too: every one must be lowered.
         assert!(seen.iter().any(|(n, _)| n == "gridline-apply"), "{seen:?}");
