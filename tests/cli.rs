@@ -137,14 +137,8 @@ fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::Path
 async fn verify_and_audit_leave_the_data_directory_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut srv = Server::start(&data, &[]);
-    let mut op = srv.client("operator").await;
-    let (grid, _, _) = some_grid(3);
-    for i in 0..20 {
-        ok(op.call(&format!("ACCEPT text=\"只读{i}\" grid={grid} req=ro-{i}")).await.unwrap());
-    }
     // Killed: the write-ahead log holds records sled has not made durable.
-    srv.kill9();
+    accept_one_by_one_then_kill(&data, 20, "只读").await;
     let before = snapshot(&data);
     let d = data.to_str().unwrap();
     for args in [&["verify", "--data", d][..], &["audit", "--data", d, "--csv"][..]] {

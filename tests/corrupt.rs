@@ -113,14 +113,8 @@ async fn a_damaged_write_ahead_log_header_stops_the_start_and_a_torn_tail_does_n
 async fn a_damaged_record_in_the_middle_of_the_write_ahead_log_is_not_taken_for_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut srv = Server::start(&data, &[]);
-    let mut op = srv.client("operator").await;
-    let (grid, _, _) = some_grid(5);
     // One commit each: one record each in the write-ahead log.
-    for i in 0..20 {
-        ok(op.call(&format!("ACCEPT text=\"中段损坏{i:02}\" grid={grid} req=m{i}")).await.unwrap());
-    }
-    srv.kill9();
+    accept_one_by_one_then_kill(&data, 20, "中段损坏").await;
     // Damage an early record: it was synced (acknowledged) long before the
     // kill, so this is not a torn write.
     let wal = data.join("log/wal");

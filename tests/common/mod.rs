@@ -145,3 +145,16 @@ pub fn some_grid(i: usize) -> (String, f64, f64) {
     let p = g.polygon.interior_point().unwrap();
     (g.code.clone(), p.x(), p.y())
 }
+
+/// Starts a server on `data`, has `n` cases accepted one call at a time
+/// (one commit, so one write-ahead log record, each; texts `{tag}00`,
+/// `{tag}01`, ...), and kills it with SIGKILL.
+pub async fn accept_one_by_one_then_kill(data: &Path, n: usize, tag: &str) {
+    let mut srv = Server::start(data, &[]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(5);
+    for i in 0..n {
+        ok(op.call(&format!("ACCEPT text=\"{tag}{i:02}\" grid={grid} req=r{i}")).await.unwrap());
+    }
+    srv.kill9();
+}
