@@ -275,6 +275,20 @@ fn addresses_typed_with_full_width_digits_and_letters_match_like_ascii() {
 }
 
 #[test]
+fn addresses_with_chinese_numerals_spaces_or_capitals_match_the_registry_spelling() {
+    // Residents say 第三网格 and 五组; the registry writes 第3网格 and 五组 (or 5组):
+    // either way the case goes to that grid, not to the community's first.
+    let r = jidong();
+    let at = |a: &str| code(r, r.locate(&address(a)).grid).map(str::to_string);
+    assert_eq!(at("鸡东镇南华社区第三网格").as_deref(), Some("JDZ-NH-03"));
+    assert_eq!(at("南华社区 第 3 网格").as_deref(), Some("JDZ-NH-03"));
+    assert_eq!(at("平阳镇友山村5组").as_deref(), Some("PYZ-V12-03"));
+    assert_eq!(at("平阳镇友山村五组").as_deref(), Some("PYZ-V12-03"));
+    let l = r.locate(&address("南华社区第三网格"));
+    assert!(l.steps[0].contains("「南华社区第3网格」 (grid)"), "the registry's own spelling: {:?}", l.steps);
+}
+
+#[test]
 fn a_point_outside_the_county_falls_through_to_the_address() {
     let t = toy();
     let loc = Location { point: Some((0.0, 0.0)), address: Some("阳光小区".into()), grid: None };
