@@ -651,3 +651,16 @@ fn a_polygon_of_many_long_edges_loads() {
         "(loaded without errors)",
     );
 }
+
+/// A TOML syntax error after a string holding an ideographic space (U+3000,
+/// as a Chinese input method types it) and an `=`: the field is the key of
+/// the line, and finding it must not slice inside the 3-byte space.
+#[test]
+fn toml_syntax_error_after_a_string_with_a_wide_space_and_an_equals_sign() {
+    check(
+        |f| replace_first(&mut f.county, "name = \"鸡东县\"", "name = \"鸡东　县=鸡东\" 县"),
+        r#"
+$DIR/county.toml:8: county.name: expected newline, `#`
+"#,
+    );
+}

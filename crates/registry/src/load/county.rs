@@ -723,10 +723,15 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
         // The error is on the key itself (e.g. an unknown field).
         line.split_once('=').map(|(k, _)| k.trim().to_string())
     } else {
-        // The error is on a value: the nearest `key =` before it.
-        before.rfind('=').map(|i| {
+        // The error is on a value: the nearest `key =` before it (an `=`
+        // inside a quoted string is not one).
+        last_equals(before).map(|i| {
             let k = before[..i].trim_end();
-            let start = k.rfind(|c: char| c == '{' || c == ',' || c.is_whitespace()).map_or(0, |j| j + 1);
+            let start = k
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| c == '{' || c == ',' || c.is_whitespace())
+                .map_or(0, |(j, c)| j + c.len_utf8());
             k[start..].to_string()
         })
     };
@@ -742,4 +747,24 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
         (Some(t), None) => t,
         (None, None) => "(toml)".to_string(),
     }
+}
+
+/// The byte offset of the last `=` in a line of TOML that is not inside a
+/// quoted string.
+fn last_equals(line: &str) -> Option<usize> {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut last = None;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '=' => last = Some(i),
+            None => {}
+        }
+    }
+    last
 }
