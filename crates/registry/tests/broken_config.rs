@@ -664,3 +664,21 @@ $DIR/county.toml:8: county.name: expected newline, `#`
 "#,
     );
 }
+
+/// A syntax error inside the boundary's coordinates, an array over many
+/// lines that start with `[`: those lines are positions, not table headers.
+#[test]
+fn toml_syntax_error_in_a_multi_line_array_names_its_table() {
+    check(
+        |f| {
+            replace_first(
+                &mut f.county,
+                "[130.558885, 44.862464], [130.593953",
+                "[130.558885, 44.862464] [130.593953",
+            )
+        },
+        r#"
+$DIR/county.toml:1420: county.boundary: invalid array; expected `]`
+"#,
+    );
+}

@@ -736,17 +736,26 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
         })
     };
     let key = key.map(|k| k.trim_matches('"').to_string()).filter(|k| !k.is_empty() && !k.starts_with('['));
-    let table = (1..=line_no)
-        .rev()
-        .map(|l| src.line_text(l).trim())
-        .find(|t| t.starts_with('['))
-        .map(|t| t.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string());
+    let table = (1..=line_no).rev().find_map(|l| table_header(src.line_text(l))).map(str::to_string);
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
         (None, Some(k)) => k,
         (Some(t), None) => t,
         (None, None) => "(toml)".to_string(),
     }
+}
+
+/// The table a line opens, `county.boundary` for `[county.boundary]` or
+/// `township` for `[[township]]`; `None` for other lines, such as a line of
+/// a multi-line array (`[130.55, 44.86], [130.59, 44.86],`).
+fn table_header(line: &str) -> Option<&str> {
+    let t = line.trim().strip_prefix('[')?;
+    let t = t.strip_prefix('[').unwrap_or(t);
+    // (A header missing a bracket, `[[township]`, is still one.)
+    let (name, rest) = t.split_once(']').unwrap_or((t, ""));
+    let rest = rest.trim_start_matches(']').trim_start();
+    let header = (rest.is_empty() || rest.starts_with('#')) && !name.contains(',');
+    header.then(|| name.trim())
 }
 
 /// The byte offset of the last `=` in a line of TOML that is not inside a
