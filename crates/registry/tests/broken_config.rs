@@ -682,3 +682,19 @@ $DIR/county.toml:1420: county.boundary: invalid array; expected `]`
 "#,
     );
 }
+
+/// An element of `features` that is not an object still counts: the
+/// features after it are named at their own lines, not their neighbours'.
+#[test]
+fn a_feature_that_is_not_an_object_does_not_shift_the_lines_of_the_others() {
+    check_small(
+        |f| {
+            f.grids = f.grids.replacen("\"features\": [", "\"features\": [\nnull,", 1);
+            f.grids = f.grids.replacen("\"name\": \"一村二网格\"", "\"name\": 5", 1);
+        },
+        r#"
+$DIR/grids.geojson:2: feature 0: type: expected a GeoJSON Feature: {"type": "Feature", "properties": {...}, "geometry": {...}}
+$DIR/grids.geojson:5: feature 2: properties.name: expected a string, found 5
+"#,
+    );
+}
