@@ -698,3 +698,16 @@ $DIR/grids.geojson:5: feature 2: properties.name: expected a string, found 5
 "#,
     );
 }
+
+/// UTF-8 with a byte-order mark, as Windows editors save it, in every file.
+#[test]
+fn a_byte_order_mark_is_tolerated_in_every_file() {
+    check_small(
+        |f| {
+            for text in [&mut f.county, &mut f.workers, &mut f.grids] {
+                text.insert(0, '\u{feff}');
+            }
+        },
+        "(loaded without errors)",
+    );
+}

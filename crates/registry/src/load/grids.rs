@@ -36,7 +36,9 @@ pub(crate) struct GridsFile {
 
 /// Reads grids.geojson; `None` (reported) if it is not a FeatureCollection.
 pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
-    let root: Value = match serde_json::from_str(src.text) {
+    // A byte-order mark, as Windows editors write it, is not JSON; skip it.
+    let text = src.text.strip_prefix('\u{feff}').unwrap_or(src.text);
+    let root: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             // serde_json's message ends with " at line L column C"; we give the line ourselves.
