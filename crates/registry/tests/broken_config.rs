@@ -711,3 +711,20 @@ fn a_byte_order_mark_is_tolerated_in_every_file() {
         "(loaded without errors)",
     );
 }
+
+/// A time limit is at most a year: a longer one (this one parses as an
+/// i64 of milliseconds) overflowed the server's deadline arithmetic.
+#[test]
+fn a_time_limit_longer_than_a_year() {
+    check(
+        |f| {
+            replace_first(&mut f.county, "normal = \"2d\"", "normal = \"9000000000000000s\"");
+            replace_first(&mut f.county, "urgent = \"12h\"", "urgent = \"366d\"");
+            replace_first(&mut f.county, "emergency = \"4h\"", "emergency = \"365d\"");
+        },
+        r#"
+$DIR/county.toml:67: category.close.normal: `9000000000000000s` is too long: a time limit is at most 365d
+$DIR/county.toml:67: category.close.urgent: `366d` is too long: a time limit is at most 365d
+"#,
+    );
+}

@@ -591,6 +591,12 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
     })
 }
 
+/// The longest time limit. Deadlines are reckoned in milliseconds as
+/// `i64` (a deadline plus further limits for escalation, a percentage of a
+/// limit for its warning point), so limits must stay far from overflow;
+/// a year is beyond any county's rules.
+const LIMIT_MAX: DurationMs = DurationMs(365 * 86_400_000);
+
 /// `claim = { normal = "2h", urgent = "30m", emergency = "10m" }`
 fn limits(
     cx: &mut Cx<'_, '_>,
@@ -617,6 +623,10 @@ fn limits(
         match cx.text(&f, at, d) {
             None => ok = false,
             Some((s, line)) => match DurationMs::parse(&s) {
+                Ok(d) if d > LIMIT_MAX => {
+                    cx.err(line, f, format!("`{s}` is too long: a time limit is at most 365d"));
+                    ok = false;
+                }
                 Ok(d) => out[i] = d,
                 Err(e) => {
                     cx.err(line, f, e.to_string());
