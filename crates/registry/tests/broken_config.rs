@@ -728,3 +728,23 @@ $DIR/county.toml:67: category.close.urgent: `366d` is too long: a time limit is 
 "#,
     );
 }
+
+/// A hole inside another hole (an "island"): the overlap check counted the
+/// island as the grid's, routing did not; such a polygon is refused.
+#[test]
+fn a_hole_inside_another_hole() {
+    check_small(
+        |f| {
+            f.grids = f.grids.replacen(
+                "[[[120, 40], [121, 40], [121, 41], [120, 41], [120, 40]]]",
+                "[[[120, 40], [121, 40], [121, 41], [120, 41], [120, 40]],
+                  [[120.1, 40.1], [120.9, 40.1], [120.9, 40.9], [120.1, 40.9], [120.1, 40.1]],
+                  [[120.2, 40.2], [120.8, 40.2], [120.8, 40.8], [120.2, 40.8], [120.2, 40.2]]]",
+                1,
+            );
+        },
+        r#"
+$DIR/grids.geojson:2: feature 0: geometry: invalid polygon: ring 2 (a hole) lies inside ring 1, another hole: an island in a hole is a grid of its own
+"#,
+    );
+}
