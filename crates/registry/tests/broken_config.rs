@@ -748,3 +748,22 @@ $DIR/grids.geojson:2: feature 0: geometry: invalid polygon: ring 2 (a hole) lies
 "#,
     );
 }
+
+/// Routing reads full-width forms as ASCII, so `ＰＭ２.５` and `PM2.5` are
+/// one keyword: in two categories, the second could never win with it.
+#[test]
+fn keyword_in_two_categories_in_full_width_and_ascii() {
+    check_small(
+        |f| {
+            replace_first(
+                &mut f.county,
+                "handling = \"grid\"\n",
+                "handling = \"grid\"\nkeywords = [\"PM2.5\"]\n",
+            );
+            replace_first(&mut f.county, "keywords = [\"漏水\"]", "keywords = [\"漏水\", \"ＰＭ２.５\"]");
+        },
+        r#"
+$DIR/county.toml:40: category.keywords: keyword "ＰＭ２.５" already belongs to category general (line 31, as "PM2.5"; full-width forms match as ASCII)
+"#,
+    );
+}

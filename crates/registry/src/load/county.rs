@@ -293,8 +293,9 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
     let mut categories = Vec::new();
     let mut category_codes = HashMap::new();
     let mut category_handling = Vec::new();
-    // keyword -> (category code, line), to find a keyword claimed twice.
-    let mut keyword_owner: HashMap<String, (String, usize)> = HashMap::new();
+    // keyword as matched (folded) -> (category code, line, keyword as
+    // written), to find a keyword claimed twice.
+    let mut keyword_owner: HashMap<String, (String, usize, String)> = HashMap::new();
     for k in &doc.category {
         let at = cx.line(k.span());
         let k = k.get_ref();
@@ -348,15 +349,25 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
             for kw in list.get_ref() {
                 let s = kw.get_ref().trim();
                 let line = cx.line(kw.span());
-                match keyword_owner.get(s) {
-                    Some((owner, first)) if owner != c => cx.err(
-                        line,
-                        "category.keywords",
-                        format!("keyword \"{s}\" already belongs to category {owner} (line {first})"),
-                    ),
+                let folded = fold(s);
+                match keyword_owner.get(&folded) {
+                    Some((owner, first, as_written)) if owner != c => {
+                        let written = if as_written == s {
+                            String::new()
+                        } else {
+                            format!(", as \"{as_written}\"; full-width forms match as ASCII")
+                        };
+                        cx.err(
+                            line,
+                            "category.keywords",
+                            format!(
+                                "keyword \"{s}\" already belongs to category {owner} (line {first}{written})"
+                            ),
+                        )
+                    }
                     Some(_) => {}
                     None => {
-                        keyword_owner.insert(s.to_string(), (c.clone(), line));
+                        keyword_owner.insert(folded, (c.clone(), line, s.to_string()));
                     }
                 }
             }
@@ -589,6 +600,19 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
         departments_by_code: strip(dept_codes),
         categories_by_code: strip(category_codes),
     })
+}
+
+/// A keyword as routing matches it: the full-width forms of ASCII (U+FF01
+/// to U+FF5E) as ASCII, the ideographic space as a space (the same folding
+/// as gridline-routing's `text::fold`).
+fn fold(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            _ => c,
+        })
+        .collect()
 }
 
 /// The longest time limit. Deadlines are reckoned in milliseconds as
