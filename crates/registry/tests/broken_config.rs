@@ -651,3 +651,119 @@ fn a_polygon_of_many_long_edges_loads() {
         "(loaded without errors)",
     );
 }
+
+/// A TOML syntax error after a string holding an ideographic space (U+3000,
+/// as a Chinese input method types it) and an `=`: the field is the key of
+/// the line, and finding it must not slice inside the 3-byte space.
+#[test]
+fn toml_syntax_error_after_a_string_with_a_wide_space_and_an_equals_sign() {
+    check(
+        |f| replace_first(&mut f.county, "name = \"鸡东县\"", "name = \"鸡东　县=鸡东\" 县"),
+        r#"
+$DIR/county.toml:8: county.name: expected newline, `#`
+"#,
+    );
+}
+
+/// A syntax error inside the boundary's coordinates, an array over many
+/// lines that start with `[`: those lines are positions, not table headers.
+#[test]
+fn toml_syntax_error_in_a_multi_line_array_names_its_table() {
+    check(
+        |f| {
+            replace_first(
+                &mut f.county,
+                "[130.558885, 44.862464], [130.593953",
+                "[130.558885, 44.862464] [130.593953",
+            )
+        },
+        r#"
+$DIR/county.toml:1420: county.boundary: invalid array; expected `]`
+"#,
+    );
+}
+
+/// An element of `features` that is not an object still counts: the
+/// features after it are named at their own lines, not their neighbours'.
+#[test]
+fn a_feature_that_is_not_an_object_does_not_shift_the_lines_of_the_others() {
+    check_small(
+        |f| {
+            f.grids = f.grids.replacen("\"features\": [", "\"features\": [\nnull,", 1);
+            f.grids = f.grids.replacen("\"name\": \"一村二网格\"", "\"name\": 5", 1);
+        },
+        r#"
+$DIR/grids.geojson:2: feature 0: type: expected a GeoJSON Feature: {"type": "Feature", "properties": {...}, "geometry": {...}}
+$DIR/grids.geojson:5: feature 2: properties.name: expected a string, found 5
+"#,
+    );
+}
+
+/// UTF-8 with a byte-order mark, as Windows editors save it, in every file.
+#[test]
+fn a_byte_order_mark_is_tolerated_in_every_file() {
+    check_small(
+        |f| {
+            for text in [&mut f.county, &mut f.workers, &mut f.grids] {
+                text.insert(0, '\u{feff}');
+            }
+        },
+        "(loaded without errors)",
+    );
+}
+
+/// A time limit is at most a year: a longer one (this one parses as an
+/// i64 of milliseconds) overflowed the server's deadline arithmetic.
+#[test]
+fn a_time_limit_longer_than_a_year() {
+    check(
+        |f| {
+            replace_first(&mut f.county, "normal = \"2d\"", "normal = \"9000000000000000s\"");
+            replace_first(&mut f.county, "urgent = \"12h\"", "urgent = \"366d\"");
+            replace_first(&mut f.county, "emergency = \"4h\"", "emergency = \"365d\"");
+        },
+        r#"
+$DIR/county.toml:67: category.close.normal: `9000000000000000s` is too long: a time limit is at most 365d
+$DIR/county.toml:67: category.close.urgent: `366d` is too long: a time limit is at most 365d
+"#,
+    );
+}
+
+/// A hole inside another hole (an "island"): the overlap check counted the
+/// island as the grid's, routing did not; such a polygon is refused.
+#[test]
+fn a_hole_inside_another_hole() {
+    check_small(
+        |f| {
+            f.grids = f.grids.replacen(
+                "[[[120, 40], [121, 40], [121, 41], [120, 41], [120, 40]]]",
+                "[[[120, 40], [121, 40], [121, 41], [120, 41], [120, 40]],
+                  [[120.1, 40.1], [120.9, 40.1], [120.9, 40.9], [120.1, 40.9], [120.1, 40.1]],
+                  [[120.2, 40.2], [120.8, 40.2], [120.8, 40.8], [120.2, 40.8], [120.2, 40.2]]]",
+                1,
+            );
+        },
+        r#"
+$DIR/grids.geojson:2: feature 0: geometry: invalid polygon: ring 2 (a hole) lies inside ring 1, another hole: an island in a hole is a grid of its own
+"#,
+    );
+}
+
+/// Routing reads full-width forms as ASCII, so `ＰＭ２.５` and `PM2.5` are
+/// one keyword: in two categories, the second could never win with it.
+#[test]
+fn keyword_in_two_categories_in_full_width_and_ascii() {
+    check_small(
+        |f| {
+            replace_first(
+                &mut f.county,
+                "handling = \"grid\"\n",
+                "handling = \"grid\"\nkeywords = [\"PM2.5\"]\n",
+            );
+            replace_first(&mut f.county, "keywords = [\"漏水\"]", "keywords = [\"漏水\", \"ＰＭ２.５\"]");
+        },
+        r#"
+$DIR/county.toml:40: category.keywords: keyword "ＰＭ２.５" already belongs to category general (line 31, as "PM2.5"; full-width forms match as ASCII)
+"#,
+    );
+}

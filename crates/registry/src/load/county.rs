@@ -293,8 +293,9 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
     let mut categories = Vec::new();
     let mut category_codes = HashMap::new();
     let mut category_handling = Vec::new();
-    // keyword -> (category code, line), to find a keyword claimed twice.
-    let mut keyword_owner: HashMap<String, (String, usize)> = HashMap::new();
+    // keyword as matched (folded) -> (category code, line, keyword as
+    // written), to find a keyword claimed twice.
+    let mut keyword_owner: HashMap<String, (String, usize, String)> = HashMap::new();
     for k in &doc.category {
         let at = cx.line(k.span());
         let k = k.get_ref();
@@ -348,15 +349,25 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
             for kw in list.get_ref() {
                 let s = kw.get_ref().trim();
                 let line = cx.line(kw.span());
-                match keyword_owner.get(s) {
-                    Some((owner, first)) if owner != c => cx.err(
-                        line,
-                        "category.keywords",
-                        format!("keyword \"{s}\" already belongs to category {owner} (line {first})"),
-                    ),
+                let folded = fold(s);
+                match keyword_owner.get(&folded) {
+                    Some((owner, first, as_written)) if owner != c => {
+                        let written = if as_written == s {
+                            String::new()
+                        } else {
+                            format!(", as \"{as_written}\"; full-width forms match as ASCII")
+                        };
+                        cx.err(
+                            line,
+                            "category.keywords",
+                            format!(
+                                "keyword \"{s}\" already belongs to category {owner} (line {first}{written})"
+                            ),
+                        )
+                    }
                     Some(_) => {}
                     None => {
-                        keyword_owner.insert(s.to_string(), (c.clone(), line));
+                        keyword_owner.insert(folded, (c.clone(), line, s.to_string()));
                     }
                 }
             }
@@ -591,6 +602,25 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
     })
 }
 
+/// A keyword as routing matches it: the full-width forms of ASCII (U+FF01
+/// to U+FF5E) as ASCII, the ideographic space as a space (the same folding
+/// as gridline-routing's `text::fold`).
+fn fold(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            _ => c,
+        })
+        .collect()
+}
+
+/// The longest time limit. Deadlines are reckoned in milliseconds as
+/// `i64` (a deadline plus further limits for escalation, a percentage of a
+/// limit for its warning point), so limits must stay far from overflow;
+/// a year is beyond any county's rules.
+const LIMIT_MAX: DurationMs = DurationMs(365 * 86_400_000);
+
 /// `claim = { normal = "2h", urgent = "30m", emergency = "10m" }`
 fn limits(
     cx: &mut Cx<'_, '_>,
@@ -617,6 +647,10 @@ fn limits(
         match cx.text(&f, at, d) {
             None => ok = false,
             Some((s, line)) => match DurationMs::parse(&s) {
+                Ok(d) if d > LIMIT_MAX => {
+                    cx.err(line, f, format!("`{s}` is too long: a time limit is at most 365d"));
+                    ok = false;
+                }
                 Ok(d) => out[i] = d,
                 Err(e) => {
                     cx.err(line, f, e.to_string());
@@ -723,23 +757,57 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
         // The error is on the key itself (e.g. an unknown field).
         line.split_once('=').map(|(k, _)| k.trim().to_string())
     } else {
-        // The error is on a value: the nearest `key =` before it.
-        before.rfind('=').map(|i| {
+        // The error is on a value: the nearest `key =` before it (an `=`
+        // inside a quoted string is not one).
+        last_equals(before).map(|i| {
             let k = before[..i].trim_end();
-            let start = k.rfind(|c: char| c == '{' || c == ',' || c.is_whitespace()).map_or(0, |j| j + 1);
+            let start = k
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| c == '{' || c == ',' || c.is_whitespace())
+                .map_or(0, |(j, c)| j + c.len_utf8());
             k[start..].to_string()
         })
     };
     let key = key.map(|k| k.trim_matches('"').to_string()).filter(|k| !k.is_empty() && !k.starts_with('['));
-    let table = (1..=line_no)
-        .rev()
-        .map(|l| src.line_text(l).trim())
-        .find(|t| t.starts_with('['))
-        .map(|t| t.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string());
+    let table = (1..=line_no).rev().find_map(|l| table_header(src.line_text(l))).map(str::to_string);
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
         (None, Some(k)) => k,
         (Some(t), None) => t,
         (None, None) => "(toml)".to_string(),
     }
+}
+
+/// The table a line opens, `county.boundary` for `[county.boundary]` or
+/// `township` for `[[township]]`; `None` for other lines, such as a line of
+/// a multi-line array (`[130.55, 44.86], [130.59, 44.86],`).
+fn table_header(line: &str) -> Option<&str> {
+    let t = line.trim().strip_prefix('[')?;
+    let t = t.strip_prefix('[').unwrap_or(t);
+    // (A header missing a bracket, `[[township]`, is still one.)
+    let (name, rest) = t.split_once(']').unwrap_or((t, ""));
+    let rest = rest.trim_start_matches(']').trim_start();
+    let header = (rest.is_empty() || rest.starts_with('#')) && !name.contains(',');
+    header.then(|| name.trim())
+}
+
+/// The byte offset of the last `=` in a line of TOML that is not inside a
+/// quoted string.
+fn last_equals(line: &str) -> Option<usize> {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut last = None;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '=' => last = Some(i),
+            None => {}
+        }
+    }
+    last
 }

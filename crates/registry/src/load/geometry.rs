@@ -3,13 +3,13 @@
 //!
 //! geo 0.29 has no validity check of its own, so [`polygon`] does it: enough
 //! points, closed rings, finite coordinates in range, non-zero area, no ring
-//! crossing itself or another ring, holes inside the outer ring. The
-//! self-crossing test looks up each edge's neighbours in an R-tree of the
-//! edges' bounding boxes, so a ring of k edges costs about k log k, not k²,
-//! whatever its shape (a sweep over x alone was quadratic for a comb of
-//! long teeth).
+//! crossing itself or another ring, holes inside the outer ring and not
+//! inside one another. The self-crossing test looks up each edge's
+//! neighbours in an R-tree of the edges' bounding boxes, so a ring of k
+//! edges costs about k log k, not k², whatever its shape (a sweep over x
+//! alone was quadratic for a comb of long teeth).
 
-use geo::coordinate_position::{CoordPos, CoordinatePosition};
+use geo::coordinate_position::{coord_pos_relative_to_ring, CoordPos, CoordinatePosition};
 use geo::dimensions::Dimensions;
 use geo::line_intersection::{line_intersection, LineIntersection};
 use geo::{
@@ -81,7 +81,45 @@ pub(crate) fn polygon(rings: &[Vec<Vec<f64>>]) -> Result<Polygon<f64>, String> {
         hole.make_cw_winding();
         holes.push(hole);
     }
+    if let Some(msg) = nested_hole(&holes) {
+        return Err(msg);
+    }
     Ok(Polygon::new(exterior, holes))
+}
+
+/// The first hole that lies inside another hole. Such an "island" is read
+/// as the polygon's by some algorithms (`Relate`, so the overlap checks) and
+/// as outside it by others (point in polygon, so routing); it is not a
+/// valid polygon. Holes do not cross or touch (checked), so one point of a
+/// hole tells whether it is inside another.
+fn nested_hole(holes: &[LineString<f64>]) -> Option<String> {
+    use rstar::primitives::{GeomWithData, Rectangle};
+    let boxes: Vec<GeomWithData<Rectangle<[f64; 2]>, usize>> = holes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let r = h.bounding_rect().expect("a checked ring has points");
+            GeomWithData::new(Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]), i)
+        })
+        .collect();
+    let tree = RTree::bulk_load(boxes);
+    for (i, h) in holes.iter().enumerate() {
+        let p = h.0[0];
+        let mut around: Vec<usize> = tree
+            .locate_all_at_point(&[p.x, p.y])
+            .map(|b| b.data)
+            .filter(|&j| j != i && coord_pos_relative_to_ring(p, &holes[j]) == CoordPos::Inside)
+            .collect();
+        around.sort_unstable();
+        if let Some(&j) = around.first() {
+            return Some(format!(
+                "ring {} (a hole) lies inside ring {}, another hole: an island in a hole is a grid of its own",
+                i + 1,
+                j + 1
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -319,6 +357,15 @@ mod tests {
                 ring(&[(2., 2.), (2., 3.), (3., 3.), (2., 2.)]),
             ],
             "ring 1 (a hole) is not inside ring 0",
+        );
+        check(
+            vec![
+                ring(&[(0., 0.), (9., 0.), (9., 9.), (0., 9.), (0., 0.)]),
+                ring(&[(1., 1.), (5., 1.), (5., 5.), (1., 5.), (1., 1.)]),
+                ring(&[(6., 6.), (7., 6.), (7., 7.), (6., 7.), (6., 6.)]),
+                ring(&[(2., 2.), (3., 2.), (3., 3.), (2., 3.), (2., 2.)]),
+            ],
+            "ring 3 (a hole) lies inside ring 1, another hole: an island in a hole is a grid of its own",
         );
         check(
             vec![ring(&[(0., 0.), (1., 0.), (1., 100.), (0., 0.)])],

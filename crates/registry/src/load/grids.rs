@@ -36,7 +36,9 @@ pub(crate) struct GridsFile {
 
 /// Reads grids.geojson; `None` (reported) if it is not a FeatureCollection.
 pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
-    let root: Value = match serde_json::from_str(src.text) {
+    // A byte-order mark, as Windows editors write it, is not JSON; skip it.
+    let text = src.text.strip_prefix('\u{feff}').unwrap_or(src.text);
+    let root: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             // serde_json's message ends with " at line L column C"; we give the line ourselves.
@@ -212,9 +214,10 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
     Some(GridsFile { features: out, by_code })
 }
 
-/// The line each element of the top-level `features` array starts on. The
-/// text is known to be valid JSON, so a small scanner that tracks strings and
-/// nesting is enough.
+/// The line each element of the top-level `features` array starts on (an
+/// element that is not an object too, so that the ones after it keep their
+/// own lines). The text is known to be valid JSON, so a small scanner that
+/// tracks strings and nesting is enough.
 fn feature_lines(src: &Src<'_>) -> Vec<usize> {
     let bytes = src.text.as_bytes();
     let mut out = Vec::new();
@@ -224,6 +227,8 @@ fn feature_lines(src: &Src<'_>) -> Vec<usize> {
     let mut string_start = 0;
     let mut last_key_at_depth_1: Option<(usize, usize)> = None;
     let mut in_features = false;
+    // In `features`, after its `[` or a `,`: the next token starts an element.
+    let mut element_next = false;
     for (i, &b) in bytes.iter().enumerate() {
         if in_string {
             if escaped {
@@ -238,20 +243,25 @@ fn feature_lines(src: &Src<'_>) -> Vec<usize> {
             }
             continue;
         }
+        if element_next && !b.is_ascii_whitespace() {
+            element_next = false;
+            if b != b']' {
+                out.push(src.line_of(i));
+            }
+        }
         match b {
             b'"' => {
                 in_string = true;
                 string_start = i + 1;
             }
             b'{' | b'[' => {
-                if depth == 2 && in_features && b == b'{' {
-                    out.push(src.line_of(i));
-                }
                 if depth == 1 && b == b'[' {
                     in_features = last_key_at_depth_1.is_some_and(|(s, e)| &src.text[s..e] == "features");
+                    element_next = in_features;
                 }
                 depth += 1;
             }
+            b',' if depth == 2 && in_features => element_next = true,
             b'}' | b']' => {
                 depth = depth.saturating_sub(1);
                 if depth == 1 {
@@ -273,5 +283,10 @@ mod tests {
         let text = "{\"type\":\"FeatureCollection\",\n\"bbox\":[1,2],\"x\":{\"features\":[{}]},\n\"features\":[\n{\"a\":\"}{\"},\n\n  {\"b\":[{}]}]}";
         let src = Src::new("g".into(), text);
         assert_eq!(feature_lines(&src), [4, 6]);
+        let text = "{\"features\":[1,\n\"x\",\n null ,{},\n[]\n]}";
+        let src = Src::new("g".into(), text);
+        assert_eq!(feature_lines(&src), [1, 2, 3, 3, 4]);
+        let src = Src::new("g".into(), "{\"features\":[ ]}");
+        assert_eq!(feature_lines(&src), Vec::<usize>::new());
     }
 }
