@@ -6,6 +6,7 @@
 //!   file, the line (or feature) and the field. Nothing is half-loaded.
 //! - [`embedded`]: the default registry (Jidong County), compiled into the binary.
 //! - [`stats`]: the counts `gridline registry stats` prints.
+//! - [`words`]: the one written form keywords and texts are matched in.
 //!
 //! This crate reads files only when asked to load a directory; it never writes.
 
@@ -13,6 +14,7 @@ pub mod embedded;
 pub mod load;
 pub mod stats;
 pub mod types;
+pub mod words;
 
 pub use load::{LoadError, LoadErrors, Sources};
 pub use stats::Stats;

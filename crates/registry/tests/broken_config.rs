@@ -763,7 +763,26 @@ fn keyword_in_two_categories_in_full_width_and_ascii() {
             replace_first(&mut f.county, "keywords = [\"漏水\"]", "keywords = [\"漏水\", \"ＰＭ２.５\"]");
         },
         r#"
-$DIR/county.toml:40: category.keywords: keyword "ＰＭ２.５" already belongs to category general (line 31, as "PM2.5"; full-width forms match as ASCII)
+$DIR/county.toml:40: category.keywords: keyword "ＰＭ２.５" already belongs to category general (line 31, as "PM2.5"; routing matches the two alike)
+"#,
+    );
+}
+
+/// Routing reads Chinese numerals as Arabic digits, so `三楼漏水` and
+/// `3楼漏水` are one keyword too.
+#[test]
+fn keyword_in_two_categories_with_chinese_and_arabic_numerals() {
+    check_small(
+        |f| {
+            replace_first(
+                &mut f.county,
+                "handling = \"grid\"\n",
+                "handling = \"grid\"\nkeywords = [\"3楼漏水\"]\n",
+            );
+            replace_first(&mut f.county, "keywords = [\"漏水\"]", "keywords = [\"漏水\", \"三楼漏水\"]");
+        },
+        r#"
+$DIR/county.toml:40: category.keywords: keyword "三楼漏水" already belongs to category general (line 31, as "3楼漏水"; routing matches the two alike)
 "#,
     );
 }

@@ -349,13 +349,13 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
             for kw in list.get_ref() {
                 let s = kw.get_ref().trim();
                 let line = cx.line(kw.span());
-                let folded = fold(s);
+                let folded = crate::words::normalize(s, None);
                 match keyword_owner.get(&folded) {
                     Some((owner, first, as_written)) if owner != c => {
                         let written = if as_written == s {
                             String::new()
                         } else {
-                            format!(", as \"{as_written}\"; full-width forms match as ASCII")
+                            format!(", as \"{as_written}\"; routing matches the two alike")
                         };
                         cx.err(
                             line,
@@ -600,19 +600,6 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
         departments_by_code: strip(dept_codes),
         categories_by_code: strip(category_codes),
     })
-}
-
-/// A keyword as routing matches it: the full-width forms of ASCII (U+FF01
-/// to U+FF5E) as ASCII, the ideographic space as a space (the same folding
-/// as gridline-routing's `text::fold`).
-fn fold(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            _ => c,
-        })
-        .collect()
 }
 
 /// The longest time limit. Deadlines are reckoned in milliseconds as
