@@ -40,75 +40,82 @@ fn is_cn_numeral(c: char) -> bool {
     c == '十' || cn_digit(c).is_some()
 }
 
-/// A run of Chinese numerals in Arabic digits: digit by digit (`二〇二六`,
-/// `三`), or with one `十` for the tens (`十`, `十五`, `三十`, `三十五`).
-/// `None` for any other run (`十十`, `零十`), which is then left as written.
-fn cn_number(run: &[char]) -> Option<String> {
-    let digits = |cs: &[char]| cs.iter().map(|&c| cn_digit(c)).collect::<Option<Vec<u8>>>();
-    let number = match run.iter().position(|&c| c == '十') {
-        None => return Some(digits(run)?.into_iter().map(|d| char::from(b'0' + d)).collect()),
-        Some(at) => {
-            let (tens, ones) = (digits(&run[..at])?, digits(&run[at + 1..])?);
-            let tens = match tens[..] {
-                [] => 1,
-                [d] if d > 0 => u32::from(d),
-                _ => return None,
-            };
-            let ones = match ones[..] {
-                [] => 0,
-                [d] => u32::from(d),
-                _ => return None,
-            };
-            tens * 10 + ones
+/// Writes a run of Chinese numerals in Arabic digits: digit by digit
+/// (`二〇二六`, `三`), or with one `十` for the tens (`十`, `十五`, `三十`,
+/// `三十五`). Any other run (`十十`, `零十`) is not a number: nothing is
+/// written and the answer is false.
+fn push_number(run: &str, out: &mut String) -> bool {
+    let Some(at) = run.find('十') else {
+        out.extend(run.chars().filter_map(cn_digit).map(|d| char::from(b'0' + d)));
+        return true;
+    };
+    // At most one digit each side of the one 十, and no tens digit 0.
+    let one = |s: &str| {
+        let mut cs = s.chars();
+        match (cs.next(), cs.next()) {
+            (None, _) => Some(None),
+            (Some(c), None) => cn_digit(c).map(Some),
+            _ => None,
         }
     };
-    Some(number.to_string())
+    let (Some(tens), Some(ones)) = (one(&run[..at]), one(&run[at + '十'.len_utf8()..])) else {
+        return false;
+    };
+    let tens = match tens {
+        None => 1,
+        Some(0) => return false,
+        Some(d) => d,
+    };
+    let n = tens * 10 + ones.unwrap_or(0);
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
+    true
 }
 
-/// Whether [`normalize`] would change `text`.
-pub fn needs_normalizing(text: &str) -> bool {
-    text.chars().any(|c| fold(c) != c || c.is_whitespace() || is_cn_numeral(c))
+/// Whether [`normalize`] changes `c` (or a run it starts).
+fn changes(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_uppercase() || c.is_whitespace();
+    }
+    is_cn_numeral(c) || ('\u{FF01}'..='\u{FF5E}').contains(&c) || c.is_whitespace()
 }
 
 /// The form keywords and texts are compared in: each character folded (see
 /// [`fold`]), white space dropped (`南华社区 第3网格`), and every run of
-/// Chinese numerals written in Arabic digits (see [`cn_number`]): `第三网格`
-/// and `第十二网格` read as `第3网格` and `第12网格`. Applied alike to both
-/// sides, so a place name with a numeral in it (`三合村`) still matches
-/// itself. `at`, if given, receives for each byte of the result the offset
-/// in `text` of the character (or numeral run) it came from.
-pub fn normalize(text: &str, mut at: Option<&mut Vec<usize>>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut put = |out: &mut String, s: &str, from: usize| {
-        out.push_str(s);
-        if let Some(at) = at.as_deref_mut() {
-            at.resize(out.len(), from);
-        }
+/// Chinese numerals written in Arabic digits (see [`push_number`]):
+/// `第三网格` and `第十二网格` read as `第3网格` and `第12网格`. Applied alike
+/// to both sides, so a place name with a numeral in it (`三合村`) still
+/// matches itself.
+pub fn normalize(text: &str) -> String {
+    normalized(text).into_owned()
+}
+
+/// [`normalize`], borrowing `text` when it is already in that form (most
+/// addresses), in one pass either way.
+pub fn normalized(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(first) = text.find(changes) else {
+        return std::borrow::Cow::Borrowed(text);
     };
-    let mut it = text.char_indices().peekable();
-    while let Some((from, c)) = it.next() {
-        let c = fold(c);
-        if c.is_whitespace() {
-            continue;
-        }
-        if !is_cn_numeral(c) {
-            put(&mut out, c.encode_utf8(&mut [0; 4]), from);
-            continue;
-        }
-        let mut run = vec![c];
-        while let Some(&(_, n)) = it.peek() {
-            if !is_cn_numeral(n) {
-                break;
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..first]);
+    let mut rest = &text[first..];
+    while let Some(c) = rest.chars().next() {
+        if is_cn_numeral(c) {
+            let end = rest.find(|n: char| !is_cn_numeral(n)).unwrap_or(rest.len());
+            let run = &rest[..end];
+            if !push_number(run, &mut out) {
+                out.push_str(run);
             }
-            run.push(n);
-            it.next();
+            rest = &rest[end..];
+            continue;
         }
-        match cn_number(&run) {
-            Some(digits) => put(&mut out, &digits, from),
-            None => put(&mut out, &run.iter().collect::<String>(), from),
+        rest = &rest[c.len_utf8()..];
+        let c = fold(c);
+        if !c.is_whitespace() {
+            out.push(c);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -117,7 +124,7 @@ mod tests {
 
     #[test]
     fn chinese_numerals_read_as_arabic_digits() {
-        let n = |s: &str| normalize(s, None);
+        let n = normalize;
         assert_eq!(n("第三网格"), "第3网格");
         assert_eq!(n("第十网格"), "第10网格");
         assert_eq!(n("第十二网格"), "第12网格");
@@ -131,8 +138,12 @@ mod tests {
 
     #[test]
     fn spaces_dropped_and_latin_letters_small() {
-        assert_eq!(normalize("南华社区　第３网格 Ａ区 b座", None), "南华社区第3网格a区b座");
-        assert!(!needs_normalizing("南华社区第3网格a区"));
-        assert!(needs_normalizing("南华社区第3网格A区"));
+        assert_eq!(normalize("南华社区　第３网格 Ａ区 b座"), "南华社区第3网格a区b座");
+        assert!(matches!(normalized("南华社区第3网格a区"), std::borrow::Cow::Borrowed(_)));
+        for t in ["南华社区第3网格A区", "南华社区第３网格", "第三网格", "a b", "ＡＢ", "\u{3000}", "一"]
+        {
+            assert!(matches!(normalized(t), std::borrow::Cow::Owned(_)), "{t}");
+            assert_ne!(normalize(t), t, "{t}");
+        }
     }
 }

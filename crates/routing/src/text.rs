@@ -12,7 +12,7 @@
 //! or `南华社区 第3网格` for the registry's `南华社区第3网格`. A text already
 //! in that form (most addresses) is scanned as it is, without allocating.
 
-use gridline_registry::words::{needs_normalizing, normalize};
+use gridline_registry::words::{normalize, normalized};
 
 /// One keyword and what it points at.
 #[derive(Clone, Debug)]
@@ -59,7 +59,7 @@ impl<T: PartialEq> Matcher<T> {
         let mut patterns: Vec<Pattern<T>> = Vec::new();
         for (text, target) in items {
             let text = text.trim();
-            let folded = normalize(text, None);
+            let folded = normalize(text);
             if folded.is_empty() || patterns.iter().any(|p| *p.folded == folded && p.target == target) {
                 continue;
             }
@@ -100,18 +100,13 @@ impl<T> Matcher<T> {
     /// Calls `f(byte_offset, pattern_id)` for every occurrence of every
     /// pattern in `text`, in order of position; at one position, the
     /// patterns of two or more characters (longest first), then those of one.
-    /// Both are compared normalized (see [`normalize`]); the offset is in
-    /// `text` as given.
+    /// Both are compared normalized (see [`normalize`]); the offset is in the
+    /// normalized text (in `text` itself when that needs no normalizing).
     pub fn for_each_hit(&self, text: &str, mut f: impl FnMut(usize, u32)) {
         if self.patterns.is_empty() {
             return;
         }
-        if !needs_normalizing(text) {
-            return self.scan(text, &mut f);
-        }
-        let mut at = Vec::new();
-        let normal = normalize(text, Some(&mut at));
-        self.scan(&normal, &mut |i, id| f(at[i], id));
+        self.scan(&normalized(text), &mut f)
     }
 
     /// [`Matcher::for_each_hit`] on a normalized text.
@@ -183,7 +178,7 @@ mod tests {
         assert_eq!(m.len(), 2, "Ａ区 and A区 are one keyword");
         let mut hits = Vec::new();
         m.for_each_hit("第３网格Ａ区 A区", |at, id| hits.push((at, m.pattern(id).target)));
-        assert_eq!(hits, [(0, 0), (12, 1), (19, 1)]);
+        assert_eq!(hits, [(0, 0), (10, 1), (14, 1)], "offsets in the normalized 第3网格a区a区");
         assert_eq!(&*m.pattern(0).text, "第3网格", "reported as the registry spells it");
     }
 
@@ -210,9 +205,9 @@ mod tests {
         assert_eq!(hits("南华社区第一网格"), []);
         assert_eq!(hits("东边三合村"), [(6, 3)], "a numeral in a place name still matches itself");
         assert_eq!(hits("a 区"), [(0, 4)]);
-        // Offsets are in the text as given, also after dropped spaces and a numeral run.
-        assert_eq!(hits("鸡东镇 南华社区第三网格"), [(10, 0)]);
-        assert_eq!(hits("二十三 三合村"), [(10, 3)]);
+        // Offsets are in the normalized text: spaces dropped, numerals in digits.
+        assert_eq!(hits("鸡东镇 南华社区第三网格"), [(9, 0)]);
+        assert_eq!(hits("二十三 三合村"), [(2, 3)]);
     }
 
     #[test]

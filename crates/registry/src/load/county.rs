@@ -349,7 +349,7 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
             for kw in list.get_ref() {
                 let s = kw.get_ref().trim();
                 let line = cx.line(kw.span());
-                let folded = crate::words::normalize(s, None);
+                let folded = crate::words::normalize(s);
                 match keyword_owner.get(&folded) {
                     Some((owner, first, as_written)) if owner != c => {
                         let written = if as_written == s {
