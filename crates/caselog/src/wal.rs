@@ -294,6 +294,21 @@ impl Wal {
     }
 }
 
+/// Whether the file at `path` is missing, or holds zeros (or nothing)
+/// where its header would be.
+pub(crate) fn headerless(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(HEADER as usize);
+    match File::open(path) {
+        Ok(f) => {
+            f.take(HEADER).read_to_end(&mut head).map_err(|e| io("cannot read the write-ahead log", e))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io("cannot open the write-ahead log", e)),
+    };
+    Ok(head.iter().all(|&b| b == 0))
+}
+
 fn header(start: u64, generation: u64) -> [u8; HEADER as usize] {
     let mut h = [0u8; HEADER as usize];
     h[..8].copy_from_slice(MAGIC);
