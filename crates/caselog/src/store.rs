@@ -287,6 +287,16 @@ impl SledStore {
             wals.push(wal);
         }
         records.sort_unstable_by_key(|r| r.0);
+        // Each file's numbers only grow: one number twice is in both files.
+        if let Some(w) = records.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(StoreError::Corrupt(format!(
+                "{} and {} both hold record {} (one file copied over the other?): numbers are issued once, so one of them is not \
+                 what this log wrote; nothing is replayed and the write-ahead log is left as it is",
+                path.join(WAL_FILES[0]).display(),
+                path.join(WAL_FILES[1]).display(),
+                w[0].0
+            )));
+        }
         let numbers = records.iter().map(|r| r.0).chain(std::iter::once(issued));
         if let Some((expect, seq)) = (applied + 1..).zip(numbers).find(|(expect, seq)| seq != expect) {
             return Err(StoreError::Corrupt(format!(
@@ -1185,6 +1195,26 @@ mod tests {
             s.sync().unwrap();
         }
         std::process::exit(0);
+    }
+
+    /// Each number is issued once, to one file: both files holding one is
+    /// said so (not taken for a gap that ends before it starts).
+    #[test]
+    fn a_record_number_in_both_files_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path()).unwrap());
+        let (mut wal, _) = Wal::open(&dir.path().join(WAL_FILES[0]), 1).unwrap();
+        wal.append(&put("a", "1")).unwrap();
+        wal.write().unwrap();
+        let n = wal.next() - 1;
+        drop(wal);
+        std::fs::copy(dir.path().join(WAL_FILES[0]), dir.path().join(WAL_FILES[1])).unwrap();
+        let err = SledStore::open(dir.path()).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains(&format!("both hold record {n}"))
+                && m.contains(&dir.path().join(WAL_FILES[1]).display().to_string())),
+            "{err:?}"
+        );
     }
 
     /// The number the log's next record gets, as a closed store left it.
