@@ -200,3 +200,37 @@ fn simulate_plays_a_day_against_the_server() {
     assert!(out.contains("audit:") && out.contains("response_pct="), "{out}");
     assert!(!out.contains("errors:"), "{out}");
 }
+
+/// A full disk that also holds the server's log output (`serve 2>>log`)
+/// fails every line it logs: the server goes on serving (and writes still
+/// answer, or answer `unavailable`), rather than panicking on the first
+/// warning about the very storage failure it should report to clients.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_keeps_serving_when_its_log_output_cannot_be_written() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    // Kept open: the server prints another line after this one.
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines.by_ref().map_while(Result::ok).find_map(|l| {
+        l.strip_prefix("gridline: serving ").and_then(|l| l.rsplit(" on ").next()).map(String::from)
+    });
+    let Some(addr) = addr else {
+        let status = child.wait().unwrap();
+        panic!("the server did not start: {status}");
+    };
+    let srv = Server { child: Some(child), addr, data };
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(3);
+    ok(op.call(&format!("ACCEPT text=\"日志写不出\" grid={grid}")).await.unwrap());
+    drop(lines);
+}

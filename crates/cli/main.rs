@@ -1,6 +1,7 @@
 //! `gridline`: the command line. Each subcommand lives in its own module;
 //! this file is the table of contents and the flags.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,7 +107,14 @@ fn main() -> ExitCode {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // A line that cannot be written (stderr on a full disk) is dropped: by
+    // default the subscriber reports that with `eprintln!`, which panics
+    // when stderr fails, on whichever thread logged (the syncer, say).
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false)
+        .init();
     let result = match cli.command {
         Cmd::Serve(a) => serve::run(a),
         Cmd::Registry { command: RegistryCmd::Stats { config, json } } => {
@@ -122,7 +130,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("gridline: {e:#}");
+            // Not `eprintln!`: it panics when stderr cannot be written.
+            let _ = writeln!(std::io::stderr(), "gridline: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -13,7 +13,7 @@ pub fn bin() -> &'static str {
 }
 
 pub struct Server {
-    child: Option<Child>,
+    pub child: Option<Child>,
     pub addr: String,
     pub data: PathBuf,
 }

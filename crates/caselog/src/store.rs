@@ -237,7 +237,8 @@ impl SledStore {
                 sync_dir(parent)?;
             }
         }
-        let applied = match db.get(APPLIED_KEY).map_err(sled_err)? {
+        let written = db.get(APPLIED_KEY).map_err(sled_err)?;
+        let applied = match &written {
             Some(v) => u64::from_be_bytes(
                 v.as_ref()
                     .try_into()
@@ -245,11 +246,25 @@ impl SledStore {
             ),
             None => 0,
         };
+        // `m wal` is first written once both files exist, their directory
+        // synced, so from then on `wal` always has a header (only
+        // `wal.1` may be new: a log last written by a build with one file).
+        let first = path.join(WAL_FILES[0]);
+        if written.is_some() && crate::wal::headerless(&first)? {
+            return Err(StoreError::Corrupt(format!(
+                "{}: the write-ahead log is missing or has no header (zeros), yet sled has applied records up to {applied} through it: \
+                 the acknowledged records after that it may have held are lost; nothing is replayed and nothing is created",
+                first.display()
+            )));
+        }
         // Both files' records that sled does not hold, in order; numbers
         // issued run up to the larger of the files' next numbers.
         let (mut wals, mut records, mut issued) = (Vec::new(), Vec::new(), applied + 1);
         for name in WAL_FILES {
             let file = path.join(name);
+            if written.is_some() && name == WAL_FILES[1] && crate::wal::headerless(&file)? {
+                warn!(file = %file.display(), "the second write-ahead log file is missing or has no header: created anew (as expected only of a log last written by a build with one file)");
+            }
             let (wal, recs) = Wal::open(&file, applied + 1)?;
             if let Some(d) = wal.damage() {
                 // Records after the damaged one were acknowledged; those
@@ -272,6 +287,16 @@ impl SledStore {
             wals.push(wal);
         }
         records.sort_unstable_by_key(|r| r.0);
+        // Each file's numbers only grow: one number twice is in both files.
+        if let Some(w) = records.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(StoreError::Corrupt(format!(
+                "{} and {} both hold record {} (one file copied over the other?): numbers are issued once, so one of them is not \
+                 what this log wrote; nothing is replayed and the write-ahead log is left as it is",
+                path.join(WAL_FILES[0]).display(),
+                path.join(WAL_FILES[1]).display(),
+                w[0].0
+            )));
+        }
         let numbers = records.iter().map(|r| r.0).chain(std::iter::once(issued));
         if let Some((expect, seq)) = (applied + 1..).zip(numbers).find(|(expect, seq)| seq != expect) {
             return Err(StoreError::Corrupt(format!(
@@ -1059,11 +1084,13 @@ mod tests {
     #[test]
     fn a_log_whose_creation_was_cut_short_is_created_again() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
-        s.apply(put("a", "1")).unwrap();
-        s.sync().unwrap();
-        drop(s);
-        // zeros written, the header not yet
+        // A log of a build before the write-ahead log (no `m wal`), whose
+        // first start under this one died creating `wal`: zeros written,
+        // the header not yet.
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        db.insert("a", "1").unwrap();
+        db.flush().unwrap();
+        drop(db);
         std::fs::write(dir.path().join("wal"), vec![0u8; crate::wal::GROW as usize]).unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(value(&s, "a").as_deref(), Some("1"));
@@ -1071,6 +1098,40 @@ mod tests {
         s.sync().unwrap();
         drop(s);
         assert_eq!(value(&SledStore::open(dir.path()).unwrap(), "b").as_deref(), Some("1"));
+    }
+
+    /// Once sled's `m wal` says records went through the log, `wal` has a
+    /// header for good: the first start creates it (and syncs its
+    /// directory) before it writes `m wal`, and nothing empties it after.
+    /// Missing or zeroed, it may have held acknowledged records sled
+    /// lacks: the start stops, naming it, and creates nothing.
+    #[test]
+    fn a_missing_or_zeroed_log_file_is_reported_once_records_went_through_it() {
+        for how in ["removed", "emptied", "zeroed"] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = SledStore::open(dir.path()).unwrap();
+            s.apply(put("a", "1")).unwrap();
+            s.sync().unwrap();
+            drop(s);
+            // An acknowledged record sled never stored, as a crash leaves it.
+            let p = dir.path().join(WAL_FILES[0]);
+            let (mut wal, _) = Wal::open(&p, 1).unwrap();
+            wal.append(&put("b", "1")).unwrap();
+            wal.write().unwrap();
+            drop(wal);
+            match how {
+                "removed" => std::fs::remove_file(&p).unwrap(),
+                "emptied" => std::fs::write(&p, b"").unwrap(),
+                _ => std::fs::write(&p, vec![0u8; crate::wal::GROW as usize]).unwrap(),
+            }
+            let before = std::fs::read(&p).ok();
+            let err = SledStore::open(dir.path()).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt(m) if m.contains(&p.display().to_string()) && m.contains("no header")),
+                "{how}: {err:?}"
+            );
+            assert_eq!(std::fs::read(&p).ok(), before, "{how}: the file is left as it was");
+        }
     }
 
     /// The smallest checkpoint size, so that tests move between the files often.
@@ -1134,6 +1195,26 @@ mod tests {
             s.sync().unwrap();
         }
         std::process::exit(0);
+    }
+
+    /// Each number is issued once, to one file: both files holding one is
+    /// said so (not taken for a gap that ends before it starts).
+    #[test]
+    fn a_record_number_in_both_files_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path()).unwrap());
+        let (mut wal, _) = Wal::open(&dir.path().join(WAL_FILES[0]), 1).unwrap();
+        wal.append(&put("a", "1")).unwrap();
+        wal.write().unwrap();
+        let n = wal.next() - 1;
+        drop(wal);
+        std::fs::copy(dir.path().join(WAL_FILES[0]), dir.path().join(WAL_FILES[1])).unwrap();
+        let err = SledStore::open(dir.path()).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains(&format!("both hold record {n}"))
+                && m.contains(&dir.path().join(WAL_FILES[1]).display().to_string())),
+            "{err:?}"
+        );
     }
 
     /// The number the log's next record gets, as a closed store left it.

@@ -26,6 +26,9 @@
 //! covers the generation, which every reset draws anew (the reset at open
 //! too, so records left behind a torn one can never be read later). Each
 //! record is a whole batch, so a batch is replayed whole or not at all.
+//! A record with the next number whose length runs past the end of the
+//! file cannot be torn (the file is long enough before a record is
+//! written): the file was cut short, and `open` reports it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -130,6 +133,18 @@ impl Wal {
             records.push((next, batch));
             next += 1;
             at = align((at + RECORD_HEAD + len) as u64) as usize;
+        }
+        if cut_short(&bytes, at, next) {
+            // A record is written only where the file is already long
+            // enough, its length made durable first: one that runs past the
+            // end of the file was whole once, and what lay beyond it is gone.
+            return Err(StoreError::Corrupt(format!(
+                "{}: record {next} (at byte {at}) runs past the end of the file ({} bytes): the file was cut short, \
+                 not torn by a crash, and the acknowledged writes it held from there on are lost; \
+                 nothing is replayed and the write-ahead log is left as it is",
+                path.display(),
+                bytes.len()
+            )));
         }
         // Each record is written, and fdatasynced, alone: one intact after
         // where reading stopped means the record there was whole when it
@@ -279,6 +294,21 @@ impl Wal {
     }
 }
 
+/// Whether the file at `path` is missing, or holds zeros (or nothing)
+/// where its header would be.
+pub(crate) fn headerless(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(HEADER as usize);
+    match File::open(path) {
+        Ok(f) => {
+            f.take(HEADER).read_to_end(&mut head).map_err(|e| io("cannot read the write-ahead log", e))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io("cannot open the write-ahead log", e)),
+    };
+    Ok(head.iter().all(|&b| b == 0))
+}
+
 fn header(start: u64, generation: u64) -> [u8; HEADER as usize] {
     let mut h = [0u8; HEADER as usize];
     h[..8].copy_from_slice(MAGIC);
@@ -339,7 +369,7 @@ fn parse_header(b: &[u8]) -> Result<(u64, u64), StoreError> {
 fn intact_after(b: &[u8], from: usize, next: u64, generation: u64) -> Option<(usize, u64)> {
     // No more records than the rest of the file could hold can follow, so
     // payload bytes (timestamps, say) rarely pass for a number.
-    let most = next + ((b.len() - from) / (RECORD_HEAD + 1)) as u64;
+    let most = next + (b.len().saturating_sub(from) / (RECORD_HEAD + 1)) as u64;
     (align(from as u64 + 8) as usize..b.len().saturating_sub(RECORD_HEAD)).step_by(8).find_map(|at| {
         let len = u32::from_le_bytes(b[at..at + 4].try_into().ok()?) as usize;
         let seq = u64::from_le_bytes(b[at + 8..at + 16].try_into().ok()?);
@@ -362,6 +392,18 @@ fn intact(b: &[u8], at: usize, seq: u64, generation: u64) -> Option<usize> {
     }
     let body = b.get(at + 8..at + RECORD_HEAD + len)?;
     (record_crc(generation, body) == crc).then_some(len)
+}
+
+/// Whether the record at `at` has the number `seq` in its head yet runs
+/// past the end of the file. A torn write never looks so (the file is
+/// long enough before a record is written); records from before a reset
+/// have lower numbers.
+fn cut_short(b: &[u8], at: usize, seq: u64) -> bool {
+    let Some(head) = b.get(at..at + RECORD_HEAD) else { return false };
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+    len > 0
+        && u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) == seq
+        && at + RECORD_HEAD + len > b.len()
 }
 
 /// The intact record at `at` with sequence number `seq`, written under
@@ -412,6 +454,36 @@ mod tests {
         w.write().unwrap();
         drop(w);
         assert_eq!(Wal::open(&p, 1).unwrap().1.len(), 5);
+    }
+
+    /// A record is written only where the file is already long enough (its
+    /// length made durable first), so one that runs past the end of the
+    /// file is not a torn write: the file was cut short, and what lay
+    /// beyond (acknowledged records, maybe) is gone. Reported, not dropped.
+    #[test]
+    fn a_record_cut_short_by_the_end_of_the_file_is_reported_not_taken_for_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        let mut at3 = 0;
+        for i in 1..=4 {
+            if i == 3 {
+                at3 = w.end;
+            }
+            w.append(&batch(i)).unwrap();
+            w.write().unwrap();
+        }
+        drop(w);
+        // Cut inside record 3: records 3 and 4 were synced, so acknowledged.
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(at3 + 40).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let err = Wal::open(&p, 1).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains(&p.display().to_string())
+                && m.contains("record 3") && m.contains(&format!("byte {at3}")) && m.contains("cut short")),
+            "{err:?}"
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "the file is left as it was");
     }
 
     #[test]
@@ -509,6 +581,26 @@ mod tests {
         bytes[end - 20] ^= 0xff;
         std::fs::write(&p, &bytes).unwrap();
         assert_eq!(Wal::open(&p, 1).unwrap().0.damage(), None);
+    }
+
+    /// A file cut inside the padding after its last record (a copy cut
+    /// short, say): the record is whole, and reading it does not panic.
+    #[test]
+    fn a_file_cut_inside_the_padding_after_its_last_record_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        w.append(&batch(1)).unwrap();
+        w.write().unwrap();
+        drop(w);
+        // Cut where the payload ends, before its padding to 8 bytes.
+        let bytes = std::fs::read(&p).unwrap();
+        let len = u32::from_le_bytes(bytes[HEADER as usize..][..4].try_into().unwrap()) as u64;
+        assert_ne!(len % 8, 0, "the record needs padding for this test");
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(HEADER + 16 + len).unwrap();
+        let (w, got) = Wal::open(&p, 1).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(w.damage(), None);
     }
 
     #[test]
