@@ -203,7 +203,7 @@ impl SledStore {
         let config = sled::Config::new().path(path).flush_every_ms(None).cache_capacity(256 << 20);
         // sled panics on some kinds of damage (a truncated file, say) instead
         // of returning an error: catch that, quietly, and report it as damage.
-        let open = || {
+        let open_here = || {
             quietly(|| config.open()).map_err(|p| {
                 let msg = p
                     .downcast_ref::<String>()
@@ -213,6 +213,27 @@ impl SledStore {
                 StoreError::Corrupt(format!(
                     "sled cannot open the log ({msg}); the file is damaged or truncated"
                 ))
+            })
+        };
+        // sled's I/O threads write its log and free its old pages, off the
+        // acknowledgement's path like the applier; they inherit the nice
+        // value of the thread that starts their pool. So open, and start the
+        // pool, from a thread at the applier's background priority (the
+        // calling thread waits; nothing else runs meanwhile).
+        let open = || {
+            std::thread::scope(|s| {
+                let opener = std::thread::Builder::new().name("gridline-open".into()).spawn_scoped(s, || {
+                    background_priority();
+                    let db = open_here();
+                    if let Ok(Ok(db)) = &db {
+                        start_sled_io(db);
+                    }
+                    db
+                });
+                match opener {
+                    Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    Err(_) => open_here(),
+                }
             })
         };
         // sled lets go of its file lock only when the last of its threads
@@ -549,14 +570,32 @@ impl Drop for OnPanic<'_> {
     }
 }
 
-/// The nice value of the applier and the checkpointer.
+/// Starts sled's pool of I/O threads from the calling thread, if no
+/// thread of this process started it yet: sled 0.34.7 starts it (seven
+/// threads that live as long as the process, more on demand) on its first
+/// use, from whichever thread that is, and its threads inherit that thread's
+/// nice value. Its one public use of the pool is `flush_async`, which hands
+/// the pool a flush: this polls that once and lets the flush finish on its
+/// own (it writes nothing that is not already in sled's buffers).
+fn start_sled_io(db: &sled::Db) {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(Noop));
+    let mut flush = std::pin::pin!(db.flush_async());
+    let _ = std::future::Future::poll(flush.as_mut(), &mut std::task::Context::from_waker(&waker));
+}
+
+/// The nice value of the applier and the checkpointer (and sled's I/O threads).
 const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers the calling thread's priority: the applier and the checkpointer
 /// are off the acknowledgement's path, so where cores are few they should
 /// yield to the threads a reply waits for (the connections, the engine, the
 /// syncer). They still get every cycle the others leave, and sled's I/O
-/// threads, started from them, inherit the value. On Linux a nice value
+/// threads, started from them or from the thread that opens sled (see
+/// [`SledStore::open_with`]), inherit the value. On Linux a nice value
 /// belongs to one thread; elsewhere this does nothing.
 fn background_priority() {
     #[cfg(target_os = "linux")]
@@ -905,8 +944,8 @@ mod tests {
         assert_eq!(value(&s, "a").as_deref(), Some("1"));
     }
 
-    /// The applier and the checkpointer run at a lower priority than the
-    /// threads a reply waits for.
+    /// The applier, the checkpointer and sled's I/O threads run at a lower
+    /// priority than the threads a reply waits for.
     #[cfg(target_os = "linux")]
     #[test]
     fn the_store_threads_run_at_background_priority() {
@@ -921,7 +960,7 @@ mod tests {
                 let task = task.unwrap().path();
                 let Ok(name) = std::fs::read_to_string(task.join("comm")) else { continue };
                 let name = name.trim().to_string();
-                if name == "gridline-apply" || name == "gridline-ckpt" {
+                if name == "gridline-apply" || name == "gridline-ckpt" || name.starts_with("sled-io") {
                     let tid: libc::id_t = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
                     // SAFETY: reads a thread's nice value; the thread may be gone (then -1 and errno).
                     let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
@@ -948,6 +987,7 @@ mod tests {
         // Other tests' stores may have threads too: every one must be lowered.
         assert!(seen.iter().any(|(n, _)| n == "gridline-apply"), "{seen:?}");
         assert!(seen.iter().any(|(n, _)| n == "gridline-ckpt"), "{seen:?}");
+        assert!(seen.iter().any(|(n, _)| n.starts_with("sled-io")), "{seen:?}");
         assert!(seen.iter().all(|(_, nice)| *nice == BACKGROUND_NICE), "{seen:?}");
         drop(s);
     }
