@@ -35,7 +35,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::store::{StoreError, WriteBatch};
 
@@ -161,12 +161,18 @@ impl Wal {
             d.last = seq - 1;
             (from, want) = (a, seq);
         }
-        if at + RECORD_HEAD <= bytes.len() && bytes[at..at + RECORD_HEAD].iter().any(|&b| b != 0) {
+        if let Some(head) = bytes.get(at..at + RECORD_HEAD).filter(|h| h.iter().any(|&b| b != 0)) {
             // Not a clean end: the torn tail of a write that was never
             // acknowledged, or records from before the last reset. The
             // caller resets the log before writing, which draws a new
-            // generation, so none of it can be read again.
-            warn!(offset = at, next, "the write-ahead log ends in a record that is torn or from before its last reset; it is dropped");
+            // generation, so none of it can be read again. Only the first
+            // is news: a record from before the reset lies there after
+            // almost every start, and a warning each time would hide it.
+            if u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")) == next {
+                warn!(file = %path.display(), offset = at, next, "the write-ahead log ends in a torn record (a write cut by a crash, never acknowledged); it is dropped");
+            } else {
+                debug!(file = %path.display(), offset = at, next, "the write-ahead log's records end here; what follows is from before its last reset");
+            }
         }
         wal.end = at as u64;
         wal.next = next;
