@@ -116,6 +116,17 @@ pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, CodecError
     Ok(out)
 }
 
+/// Whether a log's format record (under [`META_KEY`]) is in the format this
+/// build reads: [`CodecError::Version`] for one written by another (newer)
+/// build, and any other error for a damaged record.
+pub fn check_format(bytes: &[u8]) -> Result<(), CodecError> {
+    let meta: Meta = decode(Kind::Meta, bytes)?;
+    if meta.format != FORMAT_VERSION {
+        return Err(CodecError::Version(meta.format));
+    }
+    Ok(())
+}
+
 pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecError> {
     if bytes.len() < 6 {
         return Err(CodecError::Short(bytes.len()));

@@ -20,6 +20,8 @@ pub enum StoreError {
     Full,
     #[error("storage is corrupt: {0}")]
     Corrupt(String),
+    #[error("storage is in a format this build does not read: {0}")]
+    Unsupported(String),
 }
 
 /// Puts and removes applied together, all or nothing.
@@ -256,6 +258,19 @@ impl SledStore {
             sync_dir(path)?;
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
+            }
+        }
+        // A log in a format this build does not read (a newer Gridline
+        // wrote it): refuse it before its write-ahead log is replayed or
+        // reset, so that the build that wrote it finds it as it left it.
+        if let Some(meta) = db.get(crate::codec::META_KEY).map_err(sled_err)? {
+            if let Err(crate::codec::CodecError::Version(v)) = crate::codec::check_format(&meta) {
+                return Err(StoreError::Unsupported(format!(
+                    "{}: the case log is in format {v}, and this build of Gridline reads format {} (did a newer \
+                     Gridline write it?); its write-ahead log was neither replayed nor reset",
+                    path.display(),
+                    crate::codec::FORMAT_VERSION
+                )));
             }
         }
         let written = db.get(APPLIED_KEY).map_err(sled_err)?;
@@ -930,6 +945,32 @@ mod tests {
 
     fn value(s: &SledStore, k: &str) -> Option<String> {
         s.get(k.as_bytes()).unwrap().map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn a_log_in_a_newer_format_is_refused_before_its_records_are_replayed() {
+        use crate::codec::{encode, Kind, Meta, META_KEY};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let meta = Meta { format: 2, created_by: "gridline 9.0".into(), county: "X".into() };
+        let mut b = WriteBatch::default();
+        b.put(META_KEY.to_vec(), encode(Kind::Meta, &meta).unwrap());
+        s.apply(b).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        // A record durable in the log alone, as after a kill: a start would replay it.
+        let (mut log, _) = Wal::open(&dir.path().join("wal"), 1).unwrap();
+        log.append(&put("late", "1")).unwrap();
+        log.write().unwrap();
+        drop(log);
+        let wal = |d: &Path| WAL_FILES.map(|f| std::fs::read(d.join(f)).unwrap());
+        let before = wal(dir.path());
+        let err = SledStore::open(dir.path()).err().expect("refused");
+        assert!(
+            matches!(&err, StoreError::Unsupported(m) if m.contains("format 2") && m.contains("reads format 1")),
+            "{err}"
+        );
+        assert!(before == wal(dir.path()), "the write-ahead log was changed");
     }
 
     #[test]
