@@ -234,3 +234,35 @@ async fn serve_keeps_serving_when_its_log_output_cannot_be_written() {
     ok(op.call(&format!("ACCEPT text=\"日志写不出\" grid={grid}")).await.unwrap());
     drop(lines);
 }
+
+/// `serve | head -1`, a closed stdout or one on a full disk: the lines that
+/// say where it serves cannot be written, and the server serves anyway.
+#[tokio::test]
+async fn serve_serves_when_its_stdout_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let child = std::process::Command::new(bin())
+        .args(["serve", "--listen", &addr, "--data"])
+        .arg(&data)
+        .stdout(full)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let srv = Server { child: Some(child), addr: addr.clone(), data: data.clone() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut op = loop {
+        if data.join("tokens.toml").exists() {
+            if let Ok(c) = gridline_client::Client::connect(&addr).await {
+                break c;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the server never answered on {addr}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    ok(op.call(&format!("AUTH token={}", srv.token("operator"))).await.unwrap());
+    let (grid, _, _) = some_grid(4);
+    ok(op.call(&format!("ACCEPT text=\"标准输出写不出\" grid={grid}")).await.unwrap());
+}

@@ -1,5 +1,6 @@
 //! `gridline serve`: recover the log, start the engine, serve TCP until a signal.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,12 +115,21 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("listening on {}", a.listen))?;
         let addr = listener.local_addr()?;
         let shutdown = shutdown_signal().context("installing the signal handlers")?;
-        println!("gridline: serving {} on {addr}", registry.county.name);
-        println!(
-            "gridline: tokens in {}{}",
-            tokens.path().display(),
-            if created { " (new: admin, supervisor, operator)" } else { "" }
-        );
+        // For whoever started it (a terminal, a script waiting for the
+        // address). Not `println!`: a stdout that cannot be written (closed,
+        // a full disk, `serve | head -1` gone) would panic the server; the
+        // same is in the log, on stderr.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "gridline: serving {} on {addr}", registry.county.name).and_then(|()| {
+            writeln!(
+                out,
+                "gridline: tokens in {}{}",
+                tokens.path().display(),
+                if created { " (new: admin, supervisor, operator)" } else { "" }
+            )
+        });
+        let _ = out.flush();
+        drop(out);
         info!(%addr, data = %a.data.display(), "serving");
         gridline_server::run(listener, engine, tokens, registry.clone(), server_config, shutdown).await?;
         anyhow::Ok(())
