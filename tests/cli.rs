@@ -266,3 +266,26 @@ async fn serve_serves_when_its_stdout_cannot_be_written() {
     let (grid, _, _) = some_grid(4);
     ok(op.call(&format!("ACCEPT text=\"标准输出写不出\" grid={grid}")).await.unwrap());
 }
+
+/// The audit reads the log's times in the registry's UTC offset and time
+/// limits: a log of another county is refused, naming both.
+#[tokio::test]
+async fn audit_refuses_a_log_of_another_county() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 3, "别县").await;
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jidong");
+    for f in ["county.toml", "workers.csv", "grids.geojson"] {
+        std::fs::copy(src.join(f), other.join(f)).unwrap();
+    }
+    let county = std::fs::read_to_string(other.join("county.toml")).unwrap();
+    std::fs::write(other.join("county.toml"), county.replacen("code = \"JD\"", "code = \"XX\"", 1)).unwrap();
+    let d = data.to_str().unwrap();
+    let (code, out, err) = run(&["audit", "--data", d, "--config", other.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("county `JD`") && err.contains("`XX`"), "{err}");
+    let (code, out, err) = run(&["audit", "--data", d]);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -311,6 +311,17 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
         utc_offset_min: off,
     };
     let log = open_log(&a.data.data)?;
+    // The county's UTC offset and time limits read the log's times: another
+    // county's would shift every day and deadline without a word.
+    let county = log.log.county()?;
+    if county != registry.county.code {
+        anyhow::bail!(
+            "{}: the case log belongs to county `{county}`, but the registry is `{}`{}; audit with that county's config",
+            a.data.data.display(),
+            registry.county.code,
+            if a.config.config.is_some() { " (--config)" } else { " (the embedded default; give its --config)" }
+        );
+    }
     let mut cases = Vec::new();
     log.log.recover(|c| cases.push(c))?;
     let rows = gridline_audit::audit(cases.iter(), &query);

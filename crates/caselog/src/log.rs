@@ -199,6 +199,13 @@ impl<S: Store> CaseLog<S> {
         Ok(CaseLog { store })
     }
 
+    /// The county code the log was written for (its format record).
+    pub fn county(&self) -> Result<String, LogError> {
+        let bytes = self.store.get(META_KEY)?.ok_or(LogError::Empty)?;
+        let meta: Meta = codec::decode(Kind::Meta, &bytes).map_err(|e| corrupt(META_KEY, e))?;
+        Ok(meta.county)
+    }
+
     /// Encodes `events` and the resulting `cases` as one batch (checksummed envelopes).
     pub fn encode<'a>(
         &self,
