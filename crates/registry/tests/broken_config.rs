@@ -786,3 +786,29 @@ $DIR/county.toml:40: category.keywords: keyword "三楼漏水" already belongs t
 "#,
     );
 }
+
+/// A coordinate that is not a number, a point that is not a pair and a ring
+/// that is not a list are named by their place in the polygon.
+#[test]
+fn polygon_coordinates_of_the_wrong_shape_are_named_by_place() {
+    check_small(
+        |f| {
+            replace_first(
+                &mut f.grids,
+                "[121, 41], [120, 41], [120, 40]]]",
+                "[121, \"41\"], [120, 41], [120, 40]]]",
+            );
+            replace_first(&mut f.grids, "[122, 41], [121, 41]", "[122], [121, 41]");
+            replace_first(
+                &mut f.grids,
+                "\"coordinates\": [[[121.2, 40.2]",
+                "\"coordinates\": [7, [[121.2, 40.2]",
+            );
+        },
+        r#"
+$DIR/grids.geojson:2: feature 0: geometry: coordinates[0][2][1]: expected a number, found "41"
+$DIR/grids.geojson:4: feature 1: geometry: coordinates[0][2]: expected a point [longitude, latitude], found [122]
+$DIR/grids.geojson:6: feature 2: geometry: coordinates[0]: expected a ring (a list of points), found 7
+"#,
+    );
+}

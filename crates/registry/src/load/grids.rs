@@ -180,7 +180,9 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
                 None
             }
             Some(g) => match g.get("type").and_then(Value::as_str) {
-                Some("Polygon") => match geojson::Geometry::from_json_value(g.clone()) {
+                Some("Polygon") => match polygon_shape(g.get("coordinates")).and_then(|()| {
+                    geojson::Geometry::from_json_value(g.clone()).map_err(|e| format!("invalid Polygon: {e}"))
+                }) {
                     Ok(geojson::Geometry { value: geojson::Value::Polygon(rings), .. }) => {
                         match geometry::polygon(&rings) {
                             Ok(p) => Some(p),
@@ -191,8 +193,8 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
                         }
                     }
                     Ok(_) => unreachable!("the type was Polygon"),
-                    Err(e) => {
-                        err("geometry", format!("invalid Polygon: {e}"));
+                    Err(msg) => {
+                        err("geometry", msg);
                         None
                     }
                 },
@@ -272,6 +274,52 @@ fn feature_lines(src: &Src<'_>) -> Vec<usize> {
         }
     }
     out
+}
+
+/// Checks that a Polygon's `coordinates` are rings of points of numbers,
+/// naming the first place that is not (`coordinates[0][2][1]`): the GeoJSON
+/// reader's own messages say what it expected but not where.
+fn polygon_shape(coordinates: Option<&Value>) -> Result<(), String> {
+    let short = |v: &Value| {
+        let s = v.to_string();
+        match s.char_indices().nth(40) {
+            Some((at, _)) => format!("{}...", &s[..at]),
+            None => s,
+        }
+    };
+    let Some(Value::Array(rings)) = coordinates else {
+        return Err(match coordinates {
+            None => "coordinates: required but missing".into(),
+            Some(v) => format!("coordinates: expected a list of rings, found {}", short(v)),
+        });
+    };
+    for (r, ring) in rings.iter().enumerate() {
+        let Value::Array(points) = ring else {
+            return Err(format!(
+                "coordinates[{r}]: expected a ring (a list of points), found {}",
+                short(ring)
+            ));
+        };
+        for (p, point) in points.iter().enumerate() {
+            match point {
+                Value::Array(xs) if xs.len() >= 2 => {
+                    if let Some((i, x)) = xs.iter().enumerate().find(|(_, x)| !x.is_number()) {
+                        return Err(format!(
+                            "coordinates[{r}][{p}][{i}]: expected a number, found {}",
+                            short(x)
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "coordinates[{r}][{p}]: expected a point [longitude, latitude], found {}",
+                        short(point)
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
