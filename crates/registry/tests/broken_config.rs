@@ -749,42 +749,23 @@ $DIR/grids.geojson:2: feature 0: geometry: invalid polygon: ring 2 (a hole) lies
     );
 }
 
-/// Routing reads full-width forms as ASCII, so `ＰＭ２.５` and `PM2.5` are
-/// one keyword: in two categories, the second could never win with it.
+/// Routing reads full-width forms as ASCII and Chinese numerals as Arabic
+/// digits, so `ＰＭ２.５` and `PM2.5`, or `三楼漏水` and `3楼漏水`, are one
+/// keyword: in two categories, the second could never win with it.
 #[test]
-fn keyword_in_two_categories_in_full_width_and_ascii() {
-    check_small(
-        |f| {
-            replace_first(
-                &mut f.county,
-                "handling = \"grid\"\n",
-                "handling = \"grid\"\nkeywords = [\"PM2.5\"]\n",
-            );
-            replace_first(&mut f.county, "keywords = [\"漏水\"]", "keywords = [\"漏水\", \"ＰＭ２.５\"]");
-        },
-        r#"
-$DIR/county.toml:40: category.keywords: keyword "ＰＭ２.５" already belongs to category general (line 31, as "PM2.5"; routing matches the two alike)
-"#,
-    );
-}
-
-/// Routing reads Chinese numerals as Arabic digits, so `三楼漏水` and
-/// `3楼漏水` are one keyword too.
-#[test]
-fn keyword_in_two_categories_with_chinese_and_arabic_numerals() {
-    check_small(
-        |f| {
-            replace_first(
-                &mut f.county,
-                "handling = \"grid\"\n",
-                "handling = \"grid\"\nkeywords = [\"3楼漏水\"]\n",
-            );
-            replace_first(&mut f.county, "keywords = [\"漏水\"]", "keywords = [\"漏水\", \"三楼漏水\"]");
-        },
-        r#"
-$DIR/county.toml:40: category.keywords: keyword "三楼漏水" already belongs to category general (line 31, as "3楼漏水"; routing matches the two alike)
-"#,
-    );
+fn keyword_in_two_categories_written_two_ways() {
+    for (first, second) in [("PM2.5", "ＰＭ２.５"), ("3楼漏水", "三楼漏水")] {
+        check_small(
+            |f| {
+                let with = |k: &str| format!("handling = \"grid\"\nkeywords = [\"{k}\"]\n");
+                replace_first(&mut f.county, "handling = \"grid\"\n", &with(first));
+                replace_first(&mut f.county, "keywords = [\"漏水\"]", &format!("keywords = [\"漏水\", \"{second}\"]"));
+            },
+            &format!(
+                "\n$DIR/county.toml:40: category.keywords: keyword \"{second}\" already belongs to category general (line 31, as \"{first}\"; routing matches the two alike)\n"
+            ),
+        );
+    }
 }
 
 /// A coordinate that is not a number, a point that is not a pair and a ring
