@@ -289,3 +289,31 @@ async fn audit_refuses_a_log_of_another_county() {
     let (code, out, err) = run(&["audit", "--data", d]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// `simulate` with another county's config (here: Jidong's with its water
+/// category renamed) gives only categories that county has.
+#[test]
+fn simulate_plays_a_day_with_another_countys_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jidong");
+    for f in ["county.toml", "workers.csv", "grids.geojson"] {
+        std::fs::copy(src.join(f), config.join(f)).unwrap();
+    }
+    let county = std::fs::read_to_string(config.join("county.toml")).unwrap();
+    let renamed =
+        county.replacen("code = \"water\"\nname = \"供水\"", "code = \"supply\"\nname = \"供水\"", 1);
+    assert_ne!(county, renamed, "the water category is in the config");
+    std::fs::write(config.join("county.toml"), renamed).unwrap();
+    let data = dir.path().join("data");
+    let config = config.to_str().unwrap();
+    let srv = Server::start(&data, &["--config", config]);
+    let tokens = data.join("tokens.toml");
+    let args = ["--tokens", tokens.to_str().unwrap(), "--cases", "200", "--connections", "2", "--seed", "5"];
+    let (code, out, err) =
+        run(&[&["simulate", "--addr", &srv.addr, "--config", config][..], &args[..]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("simulated 200 calls: 200 accepted"), "{out}");
+    assert!(!out.contains("errors:"), "{out}");
+}

@@ -204,43 +204,50 @@ impl Progress {
     }
 }
 
+/// One `ACCEPT`, written by the protocol's own request writer (so any name
+/// or keyword in the county's config is quoted as it must be). A text's
+/// category is given, most of the time, only if the registry has it: with
+/// another county's config the rest is inferred from the text.
 fn make_case(r: &Registry, rng: &mut Rng, i: usize, seed: u64) -> String {
+    use gridline_model::{Command, Intake, Location, Priority};
     let (cat, text) = TEXTS[rng.below(TEXTS.len())];
     let grids: Vec<_> = r.grids.iter().filter(|g| g.kind != GridKind::Dedicated).collect();
     let g = grids[rng.below(grids.len())];
-    let mut line = format!("ACCEPT req=sim-{seed}-{i} text=\"{text}\"");
-    if !cat.is_empty() && rng.chance(70) {
-        line.push_str(&format!(" category={cat}"));
+    let mut intake =
+        Intake { text: text.into(), req: Some(format!("sim-{seed}-{i}").into()), ..Intake::default() };
+    if r.category_idx(cat).is_some() && rng.chance(70) {
+        intake.category = Some(cat.into());
     }
     let roll = rng.below(100);
-    if roll < 75 {
+    intake.location = if roll < 75 {
         use geo::BoundingRect;
         let bb = g.polygon.bounding_rect().expect("grids have area");
-        let (lon, lat) = (
-            bb.min().x + bb.width() * (0.2 + 0.6 * rng.unit()),
-            bb.min().y + bb.height() * (0.2 + 0.6 * rng.unit()),
+        // Six decimals, as an operator's map gives them (about 0.1 m).
+        let six = |x: f64| (x * 1e6).round() / 1e6;
+        let point = (
+            six(bb.min().x + bb.width() * (0.2 + 0.6 * rng.unit())),
+            six(bb.min().y + bb.height() * (0.2 + 0.6 * rng.unit())),
         );
-        line.push_str(&format!(" lon={lon:.6} lat={lat:.6}"));
+        Location { point: Some(point), ..Location::default() }
     } else if roll < 90 {
         let com = r.community(g.community);
-        line.push_str(&format!(
-            " address=\"{}{}\"",
-            com.name,
-            g.keywords.first().map(String::as_str).unwrap_or("")
-        ));
+        let address = format!("{}{}", com.name, g.keywords.first().map(String::as_str).unwrap_or(""));
+        Location { address: Some(address.into()), ..Location::default() }
     } else if roll < 97 {
-        line.push_str(&format!(" grid={}", g.code));
+        Location { grid: Some(g.code.as_str().into()), ..Location::default() }
     } else {
-        line.push_str(" address=\"不详\"");
-    }
-    line.push_str(&format!(" phone=13{:09}", rng.next() % 1_000_000_000));
+        Location { address: Some("不详".into()), ..Location::default() }
+    };
+    intake.phone = Some(format!("13{:09}", rng.next() % 1_000_000_000).into());
     let p = rng.below(100);
-    if p < 5 {
-        line.push_str(" priority=emergency");
+    intake.priority = if p < 5 {
+        Priority::Emergency
     } else if p < 20 {
-        line.push_str(" priority=urgent");
-    }
-    line
+        Priority::Urgent
+    } else {
+        Priority::Normal
+    };
+    gridline_protocol::format_request(&Command::Accept(intake))
 }
 
 pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
