@@ -37,6 +37,34 @@ async fn connections_beyond_the_limit_get_busy_and_a_close() {
     }
 }
 
+/// One address may hold only so many connections that have not
+/// authenticated: another is refused, and a slot frees once one of them
+/// sends a good AUTH.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_holds_few_unauthenticated_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--unauthenticated-per-address-max", "2"]);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = Client::connect(&srv.addr).await.unwrap();
+        assert!(c.call("PING").await.unwrap().is_ok(), "served before AUTH");
+        held.push(c);
+    }
+    let mut third = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut buf))
+        .await
+        .expect("refused promptly")
+        .unwrap();
+    let said = String::from_utf8_lossy(&buf);
+    assert!(said.starts_with("ERR busy ") && said.contains("not yet authenticated (limit 2)"), "{said}");
+    // One of the two authenticates: its place frees, and the next is served.
+    assert!(held[0].call(&format!("AUTH token={}", srv.token("operator"))).await.unwrap().is_ok());
+    let mut next = Client::connect(&srv.addr).await.unwrap();
+    assert!(next.call("PING").await.unwrap().is_ok(), "a freed place is reused");
+    assert!(held[1].call("PING").await.unwrap().is_ok());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trickling_client_is_dropped_at_the_idle_deadline_while_others_are_served() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// `AUTH`; a connection without one is then closed, busy or not.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub auth_timeout_secs: u64,
+    /// Connections from one address not yet authenticated at once (1 to
+    /// 1,000,000); one more is refused with `ERR busy`.
+    #[arg(long, default_value_t = 64, value_parser = usize_in(1, 1_000_000))]
+    pub unauthenticated_per_address_max: usize,
     /// Requests one connection may have waiting for replies (1 to 65,536).
     #[arg(long, default_value_t = 1024, value_parser = usize_in(1, 65_536))]
     pub inflight_max: usize,
@@ -102,6 +106,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         connections_max: a.connections_max,
         idle_timeout: Duration::from_secs(a.idle_timeout_secs),
         auth_timeout: Duration::from_secs(a.auth_timeout_secs),
+        unauthenticated_per_address_max: a.unauthenticated_per_address_max,
         inflight_per_connection_max: a.inflight_max,
         reply_bytes_max: a.reply_bytes_max,
         shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),

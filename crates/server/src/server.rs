@@ -1,6 +1,8 @@
 //! Accepting connections and serving each one, with limits everywhere.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +35,12 @@ pub struct ServerConfig {
     /// A connection not authenticated this long after it was accepted is
     /// closed, busy or not: one that never sends `AUTH` holds a slot no longer.
     pub auth_timeout: Duration,
+    /// Connections from one address not yet authenticated at once; one
+    /// more gets `ERR busy` and is closed. With `auth_timeout` this keeps one
+    /// host that never authenticates (reconnecting as it is closed) from
+    /// holding every slot. Generous, since a call centre behind NAT
+    /// connects all its operators from one address.
+    pub unauthenticated_per_address_max: usize,
     /// Requests of one connection waiting for their replies at most (pipelining depth).
     pub inflight_per_connection_max: usize,
     /// The county's offset, for the times in replies.
@@ -56,6 +64,7 @@ impl Default for ServerConfig {
             connections_max: 1024,
             idle_timeout: Duration::from_secs(300),
             auth_timeout: Duration::from_secs(60),
+            unauthenticated_per_address_max: 64,
             inflight_per_connection_max: 1024,
             utc_offset_min: 480,
             warn_at_percent: 80,
@@ -76,6 +85,49 @@ struct Shared {
     acks: Arc<Latency>,
     /// When `acks` started counting.
     acks_since: Mutex<gridline_model::Timestamp>,
+    /// Connections not yet authenticated, per peer address.
+    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's place in [`Shared::unauthenticated`] until it first
+/// authenticates or closes.
+struct Unauthenticated {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    counted: bool,
+}
+
+impl Unauthenticated {
+    /// Counts a new connection from `ip`, unless that address already has
+    /// as many waiting to authenticate as allowed.
+    fn count(shared: &Arc<Shared>, ip: IpAddr) -> Option<Unauthenticated> {
+        let mut m = shared.unauthenticated.lock().expect("unauthenticated lock");
+        let n = m.entry(ip).or_insert(0);
+        if *n >= shared.config.unauthenticated_per_address_max {
+            return None;
+        }
+        *n += 1;
+        Some(Unauthenticated { shared: shared.clone(), ip, counted: true })
+    }
+
+    fn release(&mut self) {
+        if !std::mem::replace(&mut self.counted, false) {
+            return;
+        }
+        let mut m = self.shared.unauthenticated.lock().expect("unauthenticated lock");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Drop for Unauthenticated {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets
@@ -99,6 +151,7 @@ pub async fn run(
         config,
         acks: Arc::new(Latency::default()),
         acks_since: Mutex::new(gridline_model::Timestamp::now()),
+        unauthenticated: Mutex::new(HashMap::new()),
     });
     let (notify_shutdown, stop) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -122,19 +175,26 @@ pub async fn run(
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             debug!(%peer, "refused: too many connections");
             let max = shared.config.connections_max;
-            tokio::spawn(async move {
-                let mut s = socket;
-                let msg = format!("ERR busy \"too many connections (limit {max}); try again later\"\n");
-                let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(msg.as_bytes())).await;
-                let _ = s.shutdown().await;
-            });
+            refuse(socket, format!("too many connections (limit {max}); try again later"));
+            continue;
+        };
+        let Some(unauthenticated) = Unauthenticated::count(&shared, peer.ip()) else {
+            debug!(%peer, "refused: too many connections from its address not authenticated");
+            let (ip, max) = (peer.ip(), shared.config.unauthenticated_per_address_max);
+            drop(permit);
+            refuse(
+                socket,
+                format!(
+                    "too many connections from {ip} not yet authenticated (limit {max}); send AUTH on those or try again later"
+                ),
+            );
             continue;
         };
         let shared = shared.clone();
         let stop = stop.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            serve_connection(socket, shared, Stop(stop)).await;
+            serve_connection(socket, shared, Stop(stop), unauthenticated).await;
             drop(permit);
             drop(done);
         });
@@ -247,7 +307,22 @@ impl Budget {
     }
 }
 
-async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
+/// Tells a connection it is not served (`ERR busy`, within a second) and closes it.
+fn refuse(socket: TcpStream, why: String) {
+    tokio::spawn(async move {
+        let mut s = socket;
+        let line = error_line(&Error::new(ErrorCode::Busy, why));
+        let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(line.as_bytes())).await;
+        let _ = s.shutdown().await;
+    });
+}
+
+async fn serve_connection(
+    socket: TcpStream,
+    shared: Arc<Shared>,
+    stop: Stop,
+    mut unauthenticated: Unauthenticated,
+) {
     let (rd, wr) = socket.into_split();
     let mut lines = FramedRead::new(rd, LineCodec::new(shared.config.line_bytes_max));
     let (tx, rx) = mpsc::channel::<Slot>(shared.config.inflight_per_connection_max.max(1));
@@ -354,6 +429,9 @@ async fn serve_connection(socket: TcpStream, shared: Arc<Shared>, stop: Stop) {
         let (pending, quit, charge) = match request {
             Ok(cmd) => {
                 let (pending, quit) = handle_command(cmd, &mut caller, &shared);
+                if caller.is_some() {
+                    unauthenticated.release();
+                }
                 // A reply made here (HELP's is over 2 KiB, for 5 bytes
                 // asked) is held until the peer takes it: count it too,
                 // so the next request waits for room.
