@@ -274,14 +274,7 @@ async fn audit_refuses_a_log_of_another_county() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     accept_one_by_one_then_kill(&data, 3, "别县").await;
-    let other = dir.path().join("other");
-    std::fs::create_dir(&other).unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jidong");
-    for f in ["county.toml", "workers.csv", "grids.geojson"] {
-        std::fs::copy(src.join(f), other.join(f)).unwrap();
-    }
-    let county = std::fs::read_to_string(other.join("county.toml")).unwrap();
-    std::fs::write(other.join("county.toml"), county.replacen("code = \"JD\"", "code = \"XX\"", 1)).unwrap();
+    let other = jidong_config_with(&dir.path().join("other"), "code = \"JD\"", "code = \"XX\"");
     let d = data.to_str().unwrap();
     let (code, out, err) = run(&["audit", "--data", d, "--config", other.to_str().unwrap()]);
     assert_ne!(code, 0, "{out}");
@@ -295,17 +288,11 @@ async fn audit_refuses_a_log_of_another_county() {
 #[test]
 fn simulate_plays_a_day_with_another_countys_config() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir(&config).unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jidong");
-    for f in ["county.toml", "workers.csv", "grids.geojson"] {
-        std::fs::copy(src.join(f), config.join(f)).unwrap();
-    }
-    let county = std::fs::read_to_string(config.join("county.toml")).unwrap();
-    let renamed =
-        county.replacen("code = \"water\"\nname = \"供水\"", "code = \"supply\"\nname = \"供水\"", 1);
-    assert_ne!(county, renamed, "the water category is in the config");
-    std::fs::write(config.join("county.toml"), renamed).unwrap();
+    let config = jidong_config_with(
+        &dir.path().join("config"),
+        "code = \"water\"\nname = \"供水\"",
+        "code = \"supply\"\nname = \"供水\"",
+    );
     let data = dir.path().join("data");
     let config = config.to_str().unwrap();
     let srv = Server::start(&data, &["--config", config]);

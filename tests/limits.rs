@@ -7,19 +7,25 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Connects and reads what the server says before it closes: a refusal.
+async fn refused(addr: &str) -> String {
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut buf))
+        .await
+        .expect("refused promptly")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_limit_get_busy_and_a_close() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(&dir.path().join("data"), &["--connections-max", "2"]);
     let mut a = srv.client("operator").await;
     let mut b = srv.client("operator").await;
-    let mut c = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut buf))
-        .await
-        .expect("refused promptly")
-        .unwrap();
-    assert!(String::from_utf8_lossy(&buf).starts_with("ERR busy "), "{}", String::from_utf8_lossy(&buf));
+    let said = refused(&srv.addr).await;
+    assert!(said.starts_with("ERR busy "), "{said}");
     assert!(a.call("PING").await.unwrap().is_ok());
     assert!(b.call("PING").await.unwrap().is_ok());
     // A slot frees when a client leaves.
@@ -50,13 +56,7 @@ async fn an_address_holds_few_unauthenticated_connections() {
         assert!(c.call("PING").await.unwrap().is_ok(), "served before AUTH");
         held.push(c);
     }
-    let mut third = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut buf))
-        .await
-        .expect("refused promptly")
-        .unwrap();
-    let said = String::from_utf8_lossy(&buf);
+    let said = refused(&srv.addr).await;
     assert!(said.starts_with("ERR busy ") && said.contains("not yet authenticated (limit 2)"), "{said}");
     // One of the two authenticates: its place frees, and the next is served.
     assert!(held[0].call(&format!("AUTH token={}", srv.token("operator"))).await.unwrap().is_ok());
