@@ -304,3 +304,18 @@ fn simulate_plays_a_day_with_another_countys_config() {
     assert!(out.contains("simulated 200 calls: 200 accepted"), "{out}");
     assert!(!out.contains("errors:"), "{out}");
 }
+
+/// What the case log logs while `verify` reads its copy of the log names
+/// the original's files: here the warning about a missing `wal.1`.
+#[tokio::test]
+async fn verify_logs_name_the_data_directory_not_its_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 3, "副本").await;
+    std::fs::remove_file(data.join("log").join("wal.1")).unwrap();
+    let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let wal1 = data.join("log").join("wal.1").display().to_string();
+    assert!(err.contains(&wal1), "the warning names {wal1}: {err}");
+    assert!(!err.contains("gridline-offline-"), "{err}");
+}

@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     // when stderr fails, on whichever thread logged (the syncer, say).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| EventLine(Vec::new()))
         .log_internal_errors(false)
         .init();
     let result = match cli.command {
@@ -134,6 +134,47 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "gridline: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Paths renamed in log lines (see [`rename_in_log`]).
+static RENAMES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// From now on, log lines name `to` where they would name `from`: the
+/// offline commands read a copy of a log, and what the case log says about
+/// its files (a warning while `verify` reads it) should name the original's.
+pub(crate) fn rename_in_log(from: &std::path::Path, to: &std::path::Path) {
+    let mut r = RENAMES.lock().unwrap_or_else(|e| e.into_inner());
+    r.push((from.display().to_string(), to.display().to_string()));
+}
+
+/// One log event, written to stderr whole when dropped, with the paths of
+/// [`rename_in_log`] renamed. Errors are dropped (see `main`).
+struct EventLine(Vec<u8>);
+
+impl Write for EventLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventLine {
+    fn drop(&mut self) {
+        let renames = RENAMES.lock().unwrap_or_else(|e| e.into_inner());
+        if renames.is_empty() {
+            let _ = std::io::stderr().write_all(&self.0);
+            return;
+        }
+        let mut line = String::from_utf8_lossy(&self.0).into_owned();
+        for (from, to) in renames.iter() {
+            line = line.replace(from.as_str(), to);
+        }
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
 }
 

@@ -189,7 +189,8 @@ fn open_log(data: &std::path::Path) -> anyhow::Result<ReadOnlyLog> {
             copy.path().display()
         )
     })?;
-    // Errors name the original's files, not the copy's.
+    // Errors and log lines name the original's files, not the copy's.
+    crate::rename_in_log(copy.path(), &dir);
     let here = |e: &dyn std::fmt::Display| {
         let msg = e.to_string().replace(&copy.path().display().to_string(), &dir.display().to_string());
         anyhow::anyhow!(msg).context(format!("opening {}", dir.display()))
