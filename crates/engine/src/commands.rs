@@ -412,8 +412,13 @@ impl<S: Store> Engine<S> {
                 break;
             }
             let before = batch.events.len();
+            // Like a command, the case's deadline events happen whole or
+            // not at all: `emit` may have changed the case before refusing.
+            let mark = batch.mark();
+            batch.command_undo_start = batch.undo.len();
             if let Err(e) = self.timer_events(batch, id, now) {
                 tracing::error!(case = %id, error = %e, "deadline event refused; dropping the timer");
+                self.rollback(batch, mark);
             }
             if batch.events.len() == before {
                 // Nothing was due after all: never spin on the same timer.

@@ -700,7 +700,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// Undoes everything after `mark`, newest first.
-    fn rollback(&mut self, batch: &mut Batch, mark: Mark) {
+    pub(crate) fn rollback(&mut self, batch: &mut Batch, mark: Mark) {
         while batch.undo.len() > mark.undo {
             match batch.undo.pop().expect("non-empty") {
                 Undo::Case(id, old) => self.state.replace(id, old.map(|b| *b)),

@@ -258,3 +258,86 @@ fn a_missed_close_deadline_is_escalated_once() {
     let (d, events) = rig.case(&c);
     assert_eq!(d.escalation_level, 2, "{events:?}");
 }
+
+/// A deadline event the log cannot take (the case's record, at the size
+/// limit, grows a byte when `last_seq` reaches 128) must leave the case as
+/// it was: the case in memory may not run ahead of its stored events.
+#[test]
+fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
+    let rig = Rig::new();
+    // The longest texts the protocol takes (4,000 characters), in 4-byte characters.
+    let long = |n: usize| "𠀀".repeat(n);
+    let intake = Intake {
+        text: long(4000).into(),
+        category: Some("sanitation".into()),
+        location: Location { address: Some(long(256).into()), ..Default::default() },
+        name: Some(long(256).into()),
+        channel: Some(long(256).into()),
+        ..Default::default()
+    };
+    let Reply::Accepted { case: c, .. } =
+        rig.call(&caller(Role::Operator, "op"), Command::Accept(intake)).unwrap()
+    else {
+        panic!()
+    };
+    let w = full_time(&rig.reg);
+    let me = worker(&w);
+    let id = CaseRef::Id(c.id);
+    rig.call(&sup(), Command::Dispatch { case: id.clone(), worker: w.clone() }).unwrap();
+    rig.call(&me, Command::Claim { case: id.clone() }).unwrap();
+    rig.call(&me, Command::Close { case: id.clone(), result: long(4000) }).unwrap();
+    let op = caller(Role::Operator, "op");
+    let fb = Command::Feedback { case: id.clone(), satisfied: false, score: None, text: Some(long(4000)) };
+    rig.call(&op, fb).unwrap();
+    rig.call(&sup(), Command::Dispatch { case: id.clone(), worker: w.clone() }).unwrap();
+    rig.call(&me, Command::Claim { case: id.clone() }).unwrap();
+    // Notes up to event 126; the extension request is event 127.
+    let (d, _) = rig.case(&c);
+    for _ in d.last_seq..126 {
+        rig.call(&me, Command::Note { case: id.clone(), text: "在办".into() }).unwrap();
+    }
+    let (d, _) = rig.case(&c);
+    assert_eq!(d.last_seq, 126);
+    let until = Timestamp(d.due_close.unwrap().0 + 86_400_000);
+    // The reason that brings the record to exactly the limit at event 127.
+    let now = gridline_engine::Clock::now(&*rig.clock);
+    let with = |reason: &str| Case {
+        extension: Some(gridline_model::case::ExtensionRequest {
+            until,
+            reason: reason.into(),
+            by: w.as_str().into(),
+            at: now,
+        }),
+        last_seq: 127,
+        updated_at: now,
+        ..(*d).clone()
+    };
+    let small = gridline_model::Event {
+        case: c.id,
+        seq: 127,
+        at: now,
+        actor: me_actor(&w),
+        kind: EventKind::Claimed,
+    };
+    let fits = |n4: usize, n1: usize| codec::check_fits(&with(&(long(n4) + &"a".repeat(n1))), &small).is_ok();
+    let n4 = (0..=4000).rev().find(|&n| fits(n, 0)).unwrap();
+    assert!(n4 < 4000, "the record can reach the limit");
+    let n1 = (0..=4000 - n4).rev().find(|&n| fits(n4, n)).unwrap();
+    let reason = long(n4) + &"a".repeat(n1);
+    assert!(reason.chars().count() <= 4000);
+    let ask = Command::Extend { case: id.clone(), until: until.rfc3339(480), reason };
+    rig.call(&me, ask).unwrap();
+    let (d, _) = rig.case(&c);
+    assert_eq!(d.last_seq, 127);
+    // Past the close deadline: the overdue event (128) would not fit.
+    rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
+    rig.tick();
+    let r = rig.call(&sup(), Command::Get { case: id.clone() });
+    let Ok(Reply::Detail { case, events }) = r else { panic!("GET: {r:?}") };
+    assert_eq!(events.len() as u32, case.last_seq, "the case ran ahead of its events");
+    assert_eq!(Case::from_events(&events).unwrap().as_ref(), Some(&*case));
+}
+
+fn me_actor(w: &str) -> gridline_model::Actor {
+    gridline_model::Actor { role: Role::Worker, name: w.into() }
+}
