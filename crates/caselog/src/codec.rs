@@ -116,15 +116,15 @@ pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, CodecError
     Ok(out)
 }
 
-/// Whether a log's format record (under [`META_KEY`]) is in the format this
+/// A log's format record (under [`META_KEY`]), if it is in the format this
 /// build reads: [`CodecError::Version`] for one written by another (newer)
 /// build, and any other error for a damaged record.
-pub fn check_format(bytes: &[u8]) -> Result<(), CodecError> {
+pub fn read_meta(bytes: &[u8]) -> Result<Meta, CodecError> {
     let meta: Meta = decode(Kind::Meta, bytes)?;
     if meta.format != FORMAT_VERSION {
         return Err(CodecError::Version(meta.format));
     }
-    Ok(())
+    Ok(meta)
 }
 
 pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecError> {

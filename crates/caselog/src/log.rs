@@ -174,10 +174,7 @@ impl<S: Store> CaseLog<S> {
     pub fn open(store: S, county: Option<&str>) -> Result<CaseLog<S>, LogError> {
         match (store.get(META_KEY)?, county) {
             (Some(bytes), _) => {
-                let meta: Meta = codec::decode(Kind::Meta, &bytes).map_err(|e| corrupt(META_KEY, e))?;
-                if meta.format != FORMAT_VERSION {
-                    return Err(corrupt(META_KEY, CodecError::Version(meta.format)));
-                }
+                let meta = codec::read_meta(&bytes).map_err(|e| corrupt(META_KEY, e))?;
                 if let Some(county) = county.filter(|c| *c != meta.county) {
                     return Err(LogError::WrongCounty { found: meta.county, expected: county.to_string() });
                 }
@@ -202,8 +199,7 @@ impl<S: Store> CaseLog<S> {
     /// The county code the log was written for (its format record).
     pub fn county(&self) -> Result<String, LogError> {
         let bytes = self.store.get(META_KEY)?.ok_or(LogError::Empty)?;
-        let meta: Meta = codec::decode(Kind::Meta, &bytes).map_err(|e| corrupt(META_KEY, e))?;
-        Ok(meta.county)
+        Ok(codec::read_meta(&bytes).map_err(|e| corrupt(META_KEY, e))?.county)
     }
 
     /// Encodes `events` and the resulting `cases` as one batch (checksummed envelopes).

@@ -264,7 +264,7 @@ impl SledStore {
         // wrote it): refuse it before its write-ahead log is replayed or
         // reset, so that the build that wrote it finds it as it left it.
         if let Some(meta) = db.get(crate::codec::META_KEY).map_err(sled_err)? {
-            if let Err(crate::codec::CodecError::Version(v)) = crate::codec::check_format(&meta) {
+            if let Err(crate::codec::CodecError::Version(v)) = crate::codec::read_meta(&meta) {
                 return Err(StoreError::Unsupported(format!(
                     "{}: the case log is in format {v}, and this build of Gridline reads format {} (did a newer \
                      Gridline write it?); its write-ahead log was neither replayed nor reset",
