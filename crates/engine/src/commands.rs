@@ -293,10 +293,22 @@ impl<S: Store> Engine<S> {
 
     fn accept(&mut self, caller: &Caller, intake: &Intake, batch: &mut Batch) -> Result<Reply, Error> {
         allow(caller, &[Role::Operator], "ACCEPT")?;
-        if let Some(id) = intake.req.as_ref().and_then(|r| self.state.by_req.get(r)) {
-            let case = self.view_id(caller, id);
-            let decision = decision_of(&case);
-            return Ok(Reply::Accepted { case, decision, duplicate: true });
+        if let Some(r) = &intake.req {
+            if let Some(id) = self.state.by_req.get(&(caller.name.as_str().into(), r.clone())) {
+                // A retry is the same request; the same id for another one
+                // is the client's mistake, and answering it with this case
+                // would drop the resident's new request without a word.
+                if self.state.cases[id].intake != *intake {
+                    return Err(Error::conflict(format!(
+                        "req={r} was already used for case {} with a different request: \
+                         a retry must send the same fields, a new request needs a new req",
+                        self.state.cases[id].no
+                    )));
+                }
+                let case = self.view_id(caller, id);
+                let decision = decision_of(&case);
+                return Ok(Reply::Accepted { case, decision, duplicate: true });
+            }
         }
         self.router.validate(intake).map_err(|e| Error::bad_request(e.to_string()))?;
         let now = self.clock.now();

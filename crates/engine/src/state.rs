@@ -28,7 +28,8 @@ pub(crate) struct State {
     /// Boxed, so a B-tree node moves pointers, not 700-byte records.
     pub cases: BTreeMap<CaseId, Box<Case>>,
     pub by_no: ByNo,
-    pub by_req: BTreeMap<CompactString, CaseId>,
+    /// Request ids (`req=`), each under the operator who sent it.
+    pub by_req: BTreeMap<ReqKey, CaseId>,
     /// Open (dispatched or handling) cases per worker: routing's loads.
     pub loads: Vec<u32>,
     /// Each worker's open cases, earliest deadline first.
@@ -49,6 +50,16 @@ pub(crate) struct State {
     registry: Arc<Registry>,
     /// How many levels of escalation a case may reach (see `EngineConfig`).
     escalation_levels: u8,
+}
+
+/// A request id (`req=`) is its operator's own: (operator, req). Two
+/// operators (two call-centre seats, each numbering its requests) never
+/// answer each other's requests with each other's cases.
+pub(crate) type ReqKey = (CompactString, CompactString);
+
+/// The key `c`'s request id is filed under, if it came with one.
+pub(crate) fn req_key(c: &Case) -> Option<ReqKey> {
+    c.intake.req.as_ref().map(|r| (c.operator.clone(), r.clone()))
 }
 
 /// Case numbers to ids. Every number the engine issues is in the county's
@@ -126,8 +137,8 @@ impl State {
     pub fn replace(&mut self, id: CaseId, new: Option<Case>) {
         if let Some(old) = self.cases.remove(&id) {
             self.by_no.remove(&old.no);
-            if let Some(r) = &old.intake.req {
-                self.by_req.remove(r);
+            if let Some(k) = req_key(&old) {
+                self.by_req.remove(&k);
             }
             // day_max is a high-water mark: undoing a case leaves its number
             // unused rather than reissuing it to a different case.
@@ -136,8 +147,8 @@ impl State {
         }
         if let Some(c) = new {
             self.by_no.insert(&c.no, c.id);
-            if let Some(r) = &c.intake.req {
-                self.by_req.insert(r.clone(), c.id);
+            if let Some(k) = req_key(&c) {
+                self.by_req.insert(k, c.id);
             }
             if let Some((day, seq)) = c.no.parts() {
                 let m = self.day_max.entry(day).or_insert(0);
@@ -231,7 +242,7 @@ pub(crate) struct Loader {
     /// Numbers by [`CaseNo::key`], and any not in the county's format.
     by_no: Vec<(u64, CaseId)>,
     by_no_other: Vec<(CompactString, CaseId)>,
-    by_req: Vec<(CompactString, CaseId)>,
+    by_req: Vec<(ReqKey, CaseId)>,
     loads: Vec<u32>,
     /// Every deadline entry with the other sets it is filed in: sorted
     /// once, it gives each of them its entries in order.
@@ -276,8 +287,8 @@ impl Loader {
             Some(k) => self.by_no.push((k, id)),
             None => self.by_no_other.push((c.no.0.clone(), id)),
         }
-        if let Some(r) = &c.intake.req {
-            self.by_req.push((r.clone(), id));
+        if let Some(k) = req_key(&c) {
+            self.by_req.push((k, id));
         }
         if let Some((day, seq)) = c.no.parts() {
             let m = self.day_max.entry(day).or_insert(0);

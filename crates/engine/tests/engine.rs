@@ -567,3 +567,43 @@ fn a_case_whose_address_names_only_its_township_is_audited_under_that_township()
     let labels: Vec<&str> = rows.iter().map(|r| r[0].1.as_str()).collect();
     assert_eq!(labels, ["JDZ", "total"]);
 }
+
+/// A request id is the operator's own: another operator's `req=` of the same
+/// text is a different request, and one operator's `req=` reused for a
+/// different request is refused rather than answered with the first case.
+#[test]
+fn request_ids_are_per_operator_and_a_reused_one_must_be_the_same_request() {
+    let rig = Rig::new();
+    let grid = rig.accept_at_grid("first").grid().unwrap().to_string();
+    let intake = |text: &str| Intake {
+        text: text.into(),
+        location: Location { grid: Some(grid.as_str().into()), ..Default::default() },
+        req: Some("1".into()),
+        ..Default::default()
+    };
+    let (a, b) = (caller(Role::Operator, "seat-a"), caller(Role::Operator, "seat-b"));
+    let accepted = |r: Result<Reply, gridline_model::Error>| match r.unwrap() {
+        Reply::Accepted { case, duplicate, .. } => (case, duplicate),
+        r => panic!("{r:?}"),
+    };
+    let (first, dup) = accepted(rig.call(&a, Command::Accept(intake("路灯不亮"))));
+    assert!(!dup);
+    let (other, dup) = accepted(rig.call(&b, Command::Accept(intake("水管漏水"))));
+    assert!(!dup, "seat-b's req=1 is its own request");
+    assert_ne!(other.id, first.id);
+    assert_eq!(other.intake.text, "水管漏水");
+    // The retry: the same request again is the same case.
+    let (again, dup) = accepted(rig.call(&a, Command::Accept(intake("路灯不亮"))));
+    assert!(dup);
+    assert_eq!(again.id, first.id);
+    // The same id for a different request: refused, naming the case.
+    let err = rig.call(&a, Command::Accept(intake("噪音扰民"))).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict, "{err:?}");
+    assert!(err.message.contains(first.no.as_str()) && err.message.contains("req=1"), "{}", err.message);
+    // Rebuilt at start the same way.
+    let rig = rig.crash_and_restart();
+    let (again, dup) = accepted(rig.call(&b, Command::Accept(intake("水管漏水"))));
+    assert!(dup);
+    assert_eq!(again.id, other.id);
+    assert_eq!(rig.call(&b, Command::Accept(intake("路灯不亮"))).unwrap_err().code, ErrorCode::Conflict);
+}
