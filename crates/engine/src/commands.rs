@@ -268,8 +268,9 @@ impl<S: Store> Engine<S> {
         page: &Page,
         keep: impl Fn(&Case) -> bool,
     ) -> Result<Reply, Error> {
-        let limit = page.limit.unwrap_or(self.config.list_items_default).clamp(1, self.config.list_items_max)
-            as usize;
+        // At least one item, whatever the configured maximum.
+        let max = self.config.list_items_max.max(1);
+        let limit = page.limit.unwrap_or(self.config.list_items_default).clamp(1, max) as usize;
         let after = page.after.as_deref().map(parse_cursor).transpose()?;
         let mut cases = Vec::new();
         let mut next = None;

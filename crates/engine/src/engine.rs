@@ -27,7 +27,7 @@ pub struct EngineConfig {
     pub commit_batches_max: usize,
     /// Commands waiting for the engine at most; beyond that, `busy`.
     pub queue_commands_max: usize,
-    /// Items in one list reply at most (`limit=` is capped to it).
+    /// Items in one list reply at most (`limit=` is capped to it; 0 counts as 1).
     pub list_items_max: u32,
     /// Items in a list reply when the client gives no `limit=`.
     pub list_items_default: u32,

@@ -341,3 +341,17 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
 fn me_actor(w: &str) -> gridline_model::Actor {
     gridline_model::Actor { role: Role::Worker, name: w.into() }
 }
+
+/// `EngineConfig::list_items_max` of 0 panicked in `clamp` at the first
+/// `PULL`: a list reply holds at least one item whatever the limit.
+#[test]
+fn a_list_limit_of_zero_lists_one_item_rather_than_panicking() {
+    let rig = Rig::with(EngineConfig { list_items_max: 0, ..EngineConfig::default() });
+    let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+    let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+    let pull = Command::Pull { worker: Some(c.worker().unwrap().to_string()), page: Default::default() };
+    match rig.call(&sup(), pull) {
+        Ok(Reply::Cases { cases, .. }) => assert_eq!(cases.len(), 1),
+        r => panic!("{r:?}"),
+    }
+}
