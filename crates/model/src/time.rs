@@ -179,7 +179,12 @@ impl DurationMs {
         let bad = || TimeError::Duration(s.to_string());
         let s = s.trim();
         let unit = s.chars().last().ok_or_else(bad)?;
-        let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+        let digits = &s[..s.len() - unit.len_utf8()];
+        // Digits only: `i64::from_str` would also take `+1h`.
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
         if n <= 0 {
             return Err(bad());
         }
@@ -323,5 +328,7 @@ mod tests {
         assert!(DurationMs::parse("0h").is_err());
         assert!(DurationMs::parse("2 weeks").is_err());
         assert!(DurationMs::parse("h").is_err());
+        assert!(DurationMs::parse("+1h").is_err());
+        assert!(DurationMs::parse("1.5h").is_err());
     }
 }
