@@ -134,6 +134,22 @@ $DIR/county.toml:13: county.warn_at_percent: invalid type: string "80", expected
 }
 
 #[test]
+fn toml_wrong_type_inside_a_multi_line_array() {
+    check(
+        |f| {
+            replace_first(
+                &mut f.county,
+                r#"keywords = ["漏水", "停水", "水管""#,
+                "keywords = [\n  \"漏水\",\n  42, \"停水\",\n  \"水管\"",
+            )
+        },
+        r#"
+$DIR/county.toml:67: category.keywords: invalid type: integer `42`, expected a string
+"#,
+    );
+}
+
+#[test]
 fn toml_unknown_field() {
     check(
         |f| replace_first(&mut f.county, "handling = ", "handlign = "),
@@ -666,9 +682,10 @@ $DIR/county.toml:8: county.name: expected newline, `#`
 }
 
 /// A syntax error inside the boundary's coordinates, an array over many
-/// lines that start with `[`: those lines are positions, not table headers.
+/// lines that start with `[`: those lines are positions, not table headers,
+/// and the key is the one whose value the array is.
 #[test]
-fn toml_syntax_error_in_a_multi_line_array_names_its_table() {
+fn toml_syntax_error_in_a_multi_line_array_names_its_key() {
     check(
         |f| {
             replace_first(
@@ -678,7 +695,7 @@ fn toml_syntax_error_in_a_multi_line_array_names_its_table() {
             )
         },
         r#"
-$DIR/county.toml:1420: county.boundary: invalid array; expected `]`
+$DIR/county.toml:1420: county.boundary.coordinates: invalid array; expected `]`
 "#,
     );
 }

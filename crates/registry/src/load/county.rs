@@ -756,7 +756,14 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
             k[start..].to_string()
         })
     };
-    let key = key.map(|k| k.trim_matches('"').to_string()).filter(|k| !k.is_empty() && !k.starts_with('['));
+    let key = key
+        .or_else(|| {
+            // A line without a key of its own: a line of a multi-line value.
+            let continues = last_equals(line).is_none() && table_header(line).is_none();
+            continues.then(|| opened_above(src, line_no)).flatten()
+        })
+        .map(|k| k.trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
     let table = (1..=line_no).rev().find_map(|l| table_header(src.line_text(l))).map(str::to_string);
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),
@@ -764,6 +771,29 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
         (Some(t), None) => t,
         (None, None) => "(toml)".to_string(),
     }
+}
+
+/// For a value on a line of its own inside a multi-line array or inline
+/// table, the key whose value it is: the nearest `key =` above (up to the
+/// table's header) whose value opens more brackets than it closes.
+fn opened_above(src: &Src<'_>, line_no: usize) -> Option<String> {
+    for l in (1..line_no).rev() {
+        let line = src.line_text(l);
+        if table_header(line).is_some() {
+            return None;
+        }
+        let Some(i) = last_equals(line) else { continue };
+        let value = &line[i + 1..];
+        let opens = value.matches(['[', '{']).count();
+        let closes = value.matches([']', '}']).count();
+        if opens <= closes {
+            return None;
+        }
+        let k = line[..i].trim_end();
+        let start = k.rfind(|c: char| c == '{' || c == ',' || c.is_whitespace()).map_or(0, |j| j + 1);
+        return Some(k[start..].to_string());
+    }
+    None
 }
 
 /// The table a line opens, `county.boundary` for `[county.boundary]` or
