@@ -77,9 +77,7 @@ pub fn sled_raw(
     cases: usize,
     limit: Duration,
 ) -> (usize, f64) {
-    let db =
-        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
-    let file = File::open(dir.join("db")).expect("db file");
+    let (db, file) = raw_db(dir);
     let case_value = vec![0x5a; shape.case_bytes];
     let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
     let mut ms = 1_795_485_600_000i64;
@@ -94,12 +92,25 @@ pub fn sled_raw(
             }
             b.insert(codec::case_key(&id), case_value.clone());
         }
-        db.apply_batch(b).expect("apply_batch");
-        db.flush().expect("flush");
-        file.sync_all().expect("fsync");
+        raw_commit(&db, &file, b);
         done += cases_per_batch;
     }
     (done, t0.elapsed().as_secs_f64())
+}
+
+/// sled as `SledStore` configures it, and its db file (for the fsync).
+fn raw_db(dir: &Path) -> (sled::Db, File) {
+    let db =
+        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
+    let file = File::open(dir.join("db")).expect("db file");
+    (db, file)
+}
+
+/// One durable batch as the case log makes it: apply, sled's flush, fsync.
+fn raw_commit(db: &sled::Db, file: &File, b: sled::Batch) {
+    db.apply_batch(b).expect("apply_batch");
+    db.flush().expect("flush");
+    file.sync_all().expect("fsync");
 }
 
 /// [`sled_raw`] for a layout that packs events into pages: each case keeps
@@ -115,9 +126,7 @@ pub fn sled_raw_paged(
     limit: Duration,
 ) -> (usize, f64) {
     const PAGE_BYTES: usize = 60 * 1024;
-    let db =
-        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
-    let file = File::open(dir.join("db")).expect("db file");
+    let (db, file) = raw_db(dir);
     let case_value = vec![0x5a; shape.case_bytes];
     let events: Vec<u8> = shape.event_bytes.iter().flat_map(|&n| std::iter::repeat_n(0xa5, n)).collect();
     let mut ms = 1_795_485_600_000i64;
@@ -143,9 +152,7 @@ pub fn sled_raw_paged(
         if !page.is_empty() {
             put_page(&mut b, &mut page);
         }
-        db.apply_batch(b).expect("apply_batch");
-        db.flush().expect("flush");
-        file.sync_all().expect("fsync");
+        raw_commit(&db, &file, b);
         done += cases_per_batch;
     }
     (done, t0.elapsed().as_secs_f64())
