@@ -35,7 +35,7 @@ mod common;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw};
+use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw, Layout};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -946,7 +946,7 @@ fn main() {
     // machine rates drift by a third within minutes.
     let shape = measure_shape(&reg, &intakes);
     eprintln!("ceiling: sled raw...");
-    let (raw_n, raw_s) = sled_raw(&tmp.path().join("raw"), &shape, 1024, cases, limit);
+    let (raw_n, raw_s) = sled_raw(&tmp.path().join("raw"), &shape, Layout::Keys, 1024, cases, limit);
     let raw_rate = raw_n as f64 / raw_s;
     let _ = std::fs::remove_dir_all(tmp.path().join("raw"));
     let half_rate = peak.rate() / 2.0;

@@ -31,7 +31,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod common;
 
-use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw};
+use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw, Layout};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -244,7 +244,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         eprintln!("engine: pair {}: sled raw, 1024 cases per batch...", p + 1);
         let raw_dir = tmp.path().join(format!("pair-raw{p}"));
-        let (done, secs) = sled_raw(&raw_dir, &shape, 1024, cases, limit);
+        let (done, secs) = sled_raw(&raw_dir, &shape, Layout::Keys, 1024, cases, limit);
         let _ = std::fs::remove_dir_all(&raw_dir);
         pairs.push((run, done as f64 / secs));
     }
@@ -266,7 +266,7 @@ fn main() {
     for (i, &b) in batch_sizes.iter().enumerate() {
         eprintln!("sled raw: {b} cases per batch...");
         let n = if b == 1 { serial_cases } else { cases };
-        let (done, secs) = sled_raw(&tmp.path().join(format!("raw{i}")), &shape, b, n, limit);
+        let (done, secs) = sled_raw(&tmp.path().join(format!("raw{i}")), &shape, Layout::Keys, b, n, limit);
         raw.push((b, done, secs));
     }
     let raw_rate = |b: usize| raw.iter().find(|r| r.0 == b).map(|r| r.1 as f64 / r.2).unwrap_or(f64::NAN);

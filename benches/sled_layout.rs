@@ -17,7 +17,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw, sled_raw_paged};
+use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw, Layout};
 
 fn main() {
     // `cargo test --benches` passes no `--bench`: keep such runs tiny.
@@ -34,14 +34,10 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for p in 1..=pairs {
         let mut row = Vec::new();
-        for paged in [false, true] {
-            let dir = tmp.path().join(format!("{p}-{paged}"));
-            eprintln!("sled_layout: pair {p}, {}...", if paged { "paged" } else { "keys" });
-            let (done, secs) = if paged {
-                sled_raw_paged(&dir, &shape, 1024, cases, limit)
-            } else {
-                sled_raw(&dir, &shape, 1024, cases, limit)
-            };
+        for layout in [Layout::Keys, Layout::Paged] {
+            let dir = tmp.path().join(format!("{p}-{layout:?}"));
+            eprintln!("sled_layout: pair {p}, {layout:?}...");
+            let (done, secs) = sled_raw(&dir, &shape, layout, 1024, cases, limit);
             row.push((done as f64 / secs, dir_bytes(&dir) / done.max(1) as u64));
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -67,92 +67,71 @@ pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
     Shape { case_bytes: case_total / cases.max(1), event_bytes, events_per_case: events / cases.max(1) }
 }
 
+/// How [`sled_raw`] lays out an accepted case's writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The case log's: a case record key and a key per run of its events.
+    Keys,
+    /// Not Gridline's: a case record key each, while the events of a whole
+    /// batch are written together under one `b` + page number key per page
+    /// of at most 60 KiB (values stay under the 64 KiB inline limit). What
+    /// the same durable work costs with one key a case instead of two.
+    Paged,
+}
+
 /// sled 0.34.7 alone, configured as `SledStore` does: `cases_per_batch`
 /// cases (a case record and its events each) per atomic batch, then flush
 /// and fsync of the db file.
 pub fn sled_raw(
     dir: &Path,
     shape: &Shape,
-    cases_per_batch: usize,
-    cases: usize,
-    limit: Duration,
-) -> (usize, f64) {
-    let (db, file) = raw_db(dir);
-    let case_value = vec![0x5a; shape.case_bytes];
-    let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
-    let mut ms = 1_795_485_600_000i64;
-    let (mut done, t0) = (0, Instant::now());
-    while done < cases && t0.elapsed() < limit {
-        let mut b = sled::Batch::default();
-        for _ in 0..cases_per_batch {
-            ms += 1;
-            let id = CaseId::new_at(Timestamp(ms));
-            for (seq, v) in event_values.iter().enumerate() {
-                b.insert(codec::event_key(&id, seq as u32 + 1), v.clone());
-            }
-            b.insert(codec::case_key(&id), case_value.clone());
-        }
-        raw_commit(&db, &file, b);
-        done += cases_per_batch;
-    }
-    (done, t0.elapsed().as_secs_f64())
-}
-
-/// sled as `SledStore` configures it, and its db file (for the fsync).
-fn raw_db(dir: &Path) -> (sled::Db, File) {
-    let db =
-        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
-    let file = File::open(dir.join("db")).expect("db file");
-    (db, file)
-}
-
-/// One durable batch as the case log makes it: apply, sled's flush, fsync.
-fn raw_commit(db: &sled::Db, file: &File, b: sled::Batch) {
-    db.apply_batch(b).expect("apply_batch");
-    db.flush().expect("flush");
-    file.sync_all().expect("fsync");
-}
-
-/// [`sled_raw`] for a layout that packs events into pages: each case keeps
-/// its record key, while the events of a whole batch are written together
-/// under one `b` + page number key per page of at most 60 KiB (values stay
-/// under the 64 KiB inline limit). What the same durable work costs with one
-/// key a case instead of one a case and one a run of its events.
-pub fn sled_raw_paged(
-    dir: &Path,
-    shape: &Shape,
+    layout: Layout,
     cases_per_batch: usize,
     cases: usize,
     limit: Duration,
 ) -> (usize, f64) {
     const PAGE_BYTES: usize = 60 * 1024;
-    let (db, file) = raw_db(dir);
+    let db =
+        sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
+    let file = File::open(dir.join("db")).expect("db file");
     let case_value = vec![0x5a; shape.case_bytes];
-    let events: Vec<u8> = shape.event_bytes.iter().flat_map(|&n| std::iter::repeat_n(0xa5, n)).collect();
+    let event_values: Vec<Vec<u8>> = shape.event_bytes.iter().map(|&n| vec![0xa5; n]).collect();
+    let events: Vec<u8> = event_values.concat();
     let mut ms = 1_795_485_600_000i64;
     let (mut done, mut page_no, t0) = (0, 0u64, Instant::now());
     while done < cases && t0.elapsed() < limit {
         let mut b = sled::Batch::default();
-        let mut page = Vec::with_capacity(PAGE_BYTES);
+        let mut page = Vec::new();
         let mut put_page = |b: &mut sled::Batch, page: &mut Vec<u8>| {
             page_no += 1;
             let mut k = vec![b'b'];
             k.extend_from_slice(&page_no.to_be_bytes());
-            b.insert(k, std::mem::replace(page, Vec::with_capacity(PAGE_BYTES)));
+            b.insert(k, std::mem::take(page));
         };
         for _ in 0..cases_per_batch {
             ms += 1;
             let id = CaseId::new_at(Timestamp(ms));
-            if page.len() + events.len() > PAGE_BYTES {
-                put_page(&mut b, &mut page);
+            match layout {
+                Layout::Keys => {
+                    for (seq, v) in event_values.iter().enumerate() {
+                        b.insert(codec::event_key(&id, seq as u32 + 1), v.clone());
+                    }
+                }
+                Layout::Paged => {
+                    if page.len() + events.len() > PAGE_BYTES {
+                        put_page(&mut b, &mut page);
+                    }
+                    page.extend_from_slice(&events);
+                }
             }
-            page.extend_from_slice(&events);
             b.insert(codec::case_key(&id), case_value.clone());
         }
         if !page.is_empty() {
             put_page(&mut b, &mut page);
         }
-        raw_commit(&db, &file, b);
+        db.apply_batch(b).expect("apply_batch");
+        db.flush().expect("flush");
+        file.sync_all().expect("fsync");
         done += cases_per_batch;
     }
     (done, t0.elapsed().as_secs_f64())
