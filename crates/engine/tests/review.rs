@@ -259,6 +259,31 @@ fn a_missed_close_deadline_is_escalated_once() {
     assert_eq!(d.escalation_level, 2, "{events:?}");
 }
 
+/// docs/protocol.md (EXTEND): an approved extension is a new close deadline;
+/// missing it marks the case overdue and escalates it one step again, even
+/// after the first close deadline was missed and escalated.
+#[test]
+fn missing_the_deadline_an_extension_granted_escalates_again() {
+    let rig = Rig::new();
+    let (c, w) = rig.in_hand();
+    let (d, _) = rig.case(&c);
+    rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
+    rig.tick();
+    assert_eq!((rig.case(&c).0.escalation_level, rig.case(&c).0.overdue_close), (1, true));
+    let until = Timestamp(gridline_engine::Clock::now(&*rig.clock).0 + 86_400_000);
+    let r = CaseRef::Id(c.id);
+    let ask = Command::Extend { case: r.clone(), until: until.rfc3339(480), reason: "等配件".into() };
+    rig.call(&worker(&w), ask).unwrap();
+    rig.call(&sup(), Command::DecideExtension { case: r, approve: true, reason: None }).unwrap();
+    let (d, _) = rig.case(&c);
+    assert_eq!((d.due_close, d.overdue_close, d.escalation_level), (Some(until), false, 1));
+    rig.clock.set(Timestamp(until.0 + 1000));
+    rig.tick();
+    let (d, events) = rig.case(&c);
+    assert!(d.overdue_close);
+    assert_eq!(d.escalation_level, 2, "{events:?}");
+}
+
 /// A deadline event the log cannot take (the case's record, at the size
 /// limit, grows a byte when `last_seq` reaches 128) must leave the case as
 /// it was: the case in memory may not run ahead of its stored events.
