@@ -124,6 +124,61 @@ async fn a_client_that_never_authenticates_is_closed_at_the_auth_deadline_busy_o
     assert!(good.call("PING").await.unwrap().is_ok());
 }
 
+/// A failed AUTH on a connection authenticated long ago leaves it
+/// unauthenticated, not closed: it answers that AUTH and the requests
+/// pipelined after it. Once, the AUTH deadline (counted from the connect)
+/// had long passed, so the server closed it at once with an unasked-for
+/// `ERR unauthenticated "no AUTH within 1s of connecting"`, which the
+/// client read as the reply to its next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_auth_after_the_auth_deadline_leaves_the_connection_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--auth-timeout-secs", "1"]);
+    let mut c = srv.client("operator").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for line in [
+        "AUTH token=not-a-token-00000000",
+        "PING",
+        "PULL",
+        &format!("AUTH token={}", srv.token("supervisor")),
+    ] {
+        c.send(line).await.unwrap();
+    }
+    c.flush().await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(match c.read_reply().await {
+            Ok(Reply::Ok { fields, .. }) => {
+                format!("OK {}", fields.get("pong").or(fields.get("role")).unwrap_or(""))
+            }
+            Ok(Reply::Err { code, message }) => format!("ERR {code} {message}"),
+            Err(e) => format!("{e}"),
+        });
+    }
+    assert_eq!(
+        got,
+        [
+            "ERR unauthenticated unknown token",
+            "OK yes",
+            "ERR unauthenticated AUTH token=... first; before it only PING, HELP, AUTH and QUIT work",
+            "OK supervisor",
+        ]
+    );
+    assert!(c.call("PING").await.unwrap().is_ok());
+    // A failed AUTH starts a new deadline, which still closes a connection
+    // left unauthenticated.
+    assert_eq!(c.call("AUTH token=not-a-token-00000000").await.unwrap().err_code(), Some("unauthenticated"));
+    let t0 = Instant::now();
+    let said = loop {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never closed");
+        match c.call("PING").await.unwrap() {
+            Reply::Ok { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
+            Reply::Err { message, .. } => break message,
+        }
+    };
+    assert_eq!(said, "no AUTH within 1s of the failed AUTH; closing");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_no_acknowledged_case() {
     let dir = tempfile::tempdir().unwrap();

@@ -344,7 +344,10 @@ async fn serve_connection(
         },
     ));
     let idle = shared.config.idle_timeout;
-    let auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
+    // Counted from the connect; and again from a failed AUTH that ends an
+    // authentication (the connection is then unauthenticated, not closed).
+    let mut auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
+    let mut auth_since = "connecting";
     let mut caller: Option<Caller> = None;
     // Lines already read from the socket (a client pipelining) are taken
     // without the timers and futures of the select below, a few dozen at a
@@ -355,7 +358,7 @@ async fn serve_connection(
             debug!("no AUTH in time");
             let e = Error::new(
                 ErrorCode::Unauthenticated,
-                format!("no AUTH within {}s of connecting; closing", shared.config.auth_timeout.as_secs()),
+                format!("no AUTH within {}s of {auth_since}; closing", shared.config.auth_timeout.as_secs()),
             );
             // Best effort: the peer may not be reading.
             let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) });
@@ -428,9 +431,13 @@ async fn serve_connection(
         }
         let (pending, quit, charge) = match request {
             Ok(cmd) => {
+                let was_authenticated = caller.is_some();
                 let (pending, quit) = handle_command(cmd, &mut caller, &shared);
                 if caller.is_some() {
                     unauthenticated.release();
+                } else if was_authenticated {
+                    auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
+                    auth_since = "the failed AUTH";
                 }
                 // A reply made here (HELP's is over 2 KiB, for 5 bytes
                 // asked) is held until the peer takes it: count it too,
