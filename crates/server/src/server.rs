@@ -406,7 +406,16 @@ async fn serve_connection(
                     ErrorCode::TooLarge,
                     format!("line longer than {} bytes; closing", shared.config.line_bytes_max),
                 );
-                let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) });
+                // Owed, like any reply: wait for room behind the replies in
+                // flight (a full pipeline dropped it), but no longer than the
+                // connection may wait for a line.
+                let slot = Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) };
+                if let Err(mpsc::error::TrySendError::Full(slot)) = tx.try_send(slot) {
+                    tokio::select! {
+                        _ = tokio::time::timeout(wait, tx.send(slot)) => {}
+                        _ = stop.clone().begun() => {}
+                    }
+                }
                 break;
             }
             Ok(Some(Ok(b))) => b,
