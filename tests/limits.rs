@@ -258,6 +258,35 @@ async fn clients_that_pipeline_and_never_read_are_dropped_and_free_their_slots()
     }
 }
 
+/// The AUTH deadline closes a connection "however busy": that includes one
+/// that never authenticates and never reads, stuffing HELP. Its reader
+/// waited for reply room, and its writer for the socket, up to the idle
+/// timeout, so such a client kept its slot for 300 s (the default), not 60.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_authenticates_nor_reads_is_closed_at_the_auth_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(
+        &dir.path().join("data"),
+        &["--connections-max", "1", "--auth-timeout-secs", "1", "--idle-timeout-secs", "120"],
+    );
+    let t0 = Instant::now();
+    let _stuffer = stuff_without_reading(&srv.addr).await;
+    loop {
+        if let Ok(mut c) = Client::connect(&srv.addr).await {
+            if let Ok(r) = c.call("PING").await {
+                if r.is_ok() {
+                    break;
+                }
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "an unauthenticated client that does not read kept the only slot past its AUTH deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_is_not_held_up_by_a_client_that_never_reads() {
     let dir = tempfile::tempdir().unwrap();

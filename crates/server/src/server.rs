@@ -331,7 +331,7 @@ async fn serve_connection(
         utc_offset_min: shared.config.utc_offset_min,
         warn_at_percent: shared.config.warn_at_percent,
     };
-    let writer = tokio::spawn(write_replies(
+    let mut writer = tokio::spawn(write_replies(
         wr,
         rx,
         WriterCtx {
@@ -365,11 +365,7 @@ async fn serve_connection(
             break;
         }
         // Until authenticated, wait for a line no later than the deadline.
-        let wait = if caller.is_none() {
-            idle.min(auth_by.saturating_duration_since(tokio::time::Instant::now()))
-        } else {
-            idle
-        };
+        let wait = patience(&caller, auth_by, idle);
         let ready = (taken_at_once < TAKEN_AT_ONCE_MAX && !stop.now() && !tx.is_closed())
             .then(|| lines.next().now_or_never())
             .flatten();
@@ -430,7 +426,7 @@ async fn serve_connection(
         // its next request waits here, unread by the engine.
         let room = budget.try_take(charge)
             || tokio::select! {
-                r = tokio::time::timeout(idle, budget.take(charge)) => r.is_ok(),
+                r = tokio::time::timeout(patience(&caller, auth_by, idle), budget.take(charge)) => r.is_ok(),
                 _ = stop.clone().begun() => false,
                 _ = tx.closed() => false,
             };
@@ -468,7 +464,7 @@ async fn serve_connection(
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(slot)) => tokio::select! {
-                r = tokio::time::timeout(idle, tx.send(slot)) => matches!(r, Ok(Ok(()))),
+                r = tokio::time::timeout(patience(&caller, auth_by, idle), tx.send(slot)) => matches!(r, Ok(Ok(()))),
                 _ = stop.clone().begun() => false,
             },
         };
@@ -477,7 +473,27 @@ async fn serve_connection(
         }
     }
     drop(tx);
-    let _ = writer.await;
+    if caller.is_some() {
+        let _ = writer.await;
+    } else {
+        // Not authenticated: what it is owed (PING, HELP, errors) does not
+        // keep the connection past its AUTH deadline, however long the peer
+        // leaves it unread; a second at least for the last word.
+        let until = auth_by.max(tokio::time::Instant::now() + Duration::from_secs(1));
+        if tokio::time::timeout_at(until, &mut writer).await.is_err() {
+            debug!("replies not taken by the AUTH deadline; closing");
+            writer.abort();
+        }
+    }
+}
+
+/// How long the reader waits for room (in the byte budget or the reply
+/// queue): the idle timeout, and before a good AUTH no later than its deadline.
+fn patience(caller: &Option<Caller>, auth_by: tokio::time::Instant, idle: Duration) -> Duration {
+    match caller {
+        Some(_) => idle,
+        None => idle.min(auth_by.saturating_duration_since(tokio::time::Instant::now())),
+    }
 }
 
 /// Lines taken from a connection's read buffer before the reader waits
