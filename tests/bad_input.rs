@@ -83,6 +83,31 @@ async fn an_over_long_line_gets_too_large_and_a_close_but_others_are_served() {
     assert!(ok(other.call("PING").await.unwrap()).0.get("pong").is_some());
 }
 
+/// The `too_large` reply is owed even when the connection's pipeline is
+/// full: it was put in with `try_send` and dropped when the queue of
+/// replies in flight had no room, so a client that pipelined writes before
+/// an over-long line saw their replies and then a close without a word.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_over_long_line_after_a_full_pipeline_still_gets_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--line-bytes-max", "1024", "--inflight-max", "1"]);
+    let (grid, _, _) = some_grid(4);
+    let mut s = tokio::net::TcpStream::connect(&srv.addr).await.unwrap();
+    let mut burst = format!("AUTH token={}\n", srv.token("operator"));
+    for i in 0..8 {
+        burst.push_str(&format!("ACCEPT text=\"第{i}件\" grid={grid} req=full-{i}\n"));
+    }
+    burst.push_str(&format!("PING {}\n", "x".repeat(5000)));
+    let _ = s.write_all(burst.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await.expect("closed");
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10, "{text}");
+    assert!(lines[..9].iter().all(|l| l.starts_with("OK ")), "{text}");
+    assert!(lines[9].starts_with("ERR too_large "), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn half_a_line_then_close_executes_nothing() {
     let dir = tempfile::tempdir().unwrap();

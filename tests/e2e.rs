@@ -300,3 +300,58 @@ fn the_server_allows_transparent_huge_pages_again_once_recovered() {
     // The field exists since Linux 5.0.
     assert_eq!(thp, Some("1"), "{status}");
 }
+
+/// Every verb with every role: who is refused with `forbidden` and who is
+/// not (whatever else the request then gets: `conflict` for a step the case
+/// is not at, say). `own` is the case's worker, `other` another worker.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_verb_with_every_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    let f = accept(&mut op, "").await;
+    let (no, id, owner) = (
+        f.get("no").unwrap().to_string(),
+        f.get("case").unwrap().to_string(),
+        f.get("worker").unwrap().to_string(),
+    );
+    let stranger =
+        gridline_registry::embedded::jidong().workers.iter().find(|w| w.id != owner).unwrap().id.clone();
+    let (grid, _, _) = some_grid(3);
+    let mut clients = [
+        ("operator", op),
+        ("supervisor", srv.client("supervisor").await),
+        ("admin", srv.client("admin").await),
+        ("own", srv.worker(&owner).await),
+        ("other", srv.worker(&stranger).await),
+    ];
+    // (request, the roles that may use it); by number and by id alike.
+    let mut table: Vec<(String, &[&str])> = vec![
+        (format!("ROUTE text=路灯坏了 grid={grid}"), &["operator", "supervisor", "admin"]),
+        (format!("ACCEPT text=路灯坏了 grid={grid}"), &["operator"]),
+        (format!("PULL worker={owner}"), &["supervisor", "admin", "own"]),
+        (format!("OVERDUE grid={grid}"), &["supervisor", "admin"]),
+        ("AUDIT by=grid".into(), &["supervisor", "admin"]),
+        ("STATS".into(), &["supervisor", "admin"]),
+        ("TOKEN role=operator".into(), &["admin"]),
+        (format!("FEEDBACK case={no} satisfied=yes"), &["operator"]),
+        (format!("EXTEND case={no} approve=no"), &["supervisor", "admin"]),
+        (format!("DISPATCH case={no} worker={owner}"), &["supervisor", "admin"]),
+    ];
+    for case in [&no, &id] {
+        table.push((format!("GET case={case}"), &["operator", "supervisor", "admin", "own"]));
+        // The worker's own steps, in an order the case can take them.
+        table.push((format!("CLAIM case={case}"), &["own"]));
+        table.push((format!("NOTE case={case} text=到了"), &["own"]));
+        table.push((format!("EXTEND case={case} until=2099-01-01 reason=等配件"), &["own"]));
+    }
+    table.push((format!("CLOSE case={id} result=修好了"), &["own"]));
+    table.push((format!("RETURN case={no} reason=不是我的"), &[]));
+    for (line, allowed) in &table {
+        for (role, c) in clients.iter_mut() {
+            let r = c.call(line).await.unwrap();
+            let forbidden = r.err_code() == Some("forbidden");
+            assert_eq!(forbidden, !allowed.contains(role), "{role}: {line} -> {r:?}");
+        }
+    }
+}

@@ -124,6 +124,61 @@ async fn a_client_that_never_authenticates_is_closed_at_the_auth_deadline_busy_o
     assert!(good.call("PING").await.unwrap().is_ok());
 }
 
+/// A failed AUTH on a connection authenticated long ago leaves it
+/// unauthenticated, not closed: it answers that AUTH and the requests
+/// pipelined after it. Once, the AUTH deadline (counted from the connect)
+/// had long passed, so the server closed it at once with an unasked-for
+/// `ERR unauthenticated "no AUTH within 1s of connecting"`, which the
+/// client read as the reply to its next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_auth_after_the_auth_deadline_leaves_the_connection_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--auth-timeout-secs", "1"]);
+    let mut c = srv.client("operator").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for line in [
+        "AUTH token=not-a-token-00000000",
+        "PING",
+        "PULL",
+        &format!("AUTH token={}", srv.token("supervisor")),
+    ] {
+        c.send(line).await.unwrap();
+    }
+    c.flush().await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(match c.read_reply().await {
+            Ok(Reply::Ok { fields, .. }) => {
+                format!("OK {}", fields.get("pong").or(fields.get("role")).unwrap_or(""))
+            }
+            Ok(Reply::Err { code, message }) => format!("ERR {code} {message}"),
+            Err(e) => format!("{e}"),
+        });
+    }
+    assert_eq!(
+        got,
+        [
+            "ERR unauthenticated unknown token",
+            "OK yes",
+            "ERR unauthenticated AUTH token=... first; before it only PING, HELP, AUTH and QUIT work",
+            "OK supervisor",
+        ]
+    );
+    assert!(c.call("PING").await.unwrap().is_ok());
+    // A failed AUTH starts a new deadline, which still closes a connection
+    // left unauthenticated.
+    assert_eq!(c.call("AUTH token=not-a-token-00000000").await.unwrap().err_code(), Some("unauthenticated"));
+    let t0 = Instant::now();
+    let said = loop {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never closed");
+        match c.call("PING").await.unwrap() {
+            Reply::Ok { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
+            Reply::Err { message, .. } => break message,
+        }
+    };
+    assert_eq!(said, "no AUTH within 1s of the failed AUTH; closing");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_no_acknowledged_case() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,6 +254,35 @@ async fn clients_that_pipeline_and_never_read_are_dropped_and_free_their_slots()
             }
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "clients that never read kept every slot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The AUTH deadline closes a connection "however busy": that includes one
+/// that never authenticates and never reads, stuffing HELP. Its reader
+/// waited for reply room, and its writer for the socket, up to the idle
+/// timeout, so such a client kept its slot for 300 s (the default), not 60.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_authenticates_nor_reads_is_closed_at_the_auth_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(
+        &dir.path().join("data"),
+        &["--connections-max", "1", "--auth-timeout-secs", "1", "--idle-timeout-secs", "120"],
+    );
+    let t0 = Instant::now();
+    let _stuffer = stuff_without_reading(&srv.addr).await;
+    loop {
+        if let Ok(mut c) = Client::connect(&srv.addr).await {
+            if let Ok(r) = c.call("PING").await {
+                if r.is_ok() {
+                    break;
+                }
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "an unauthenticated client that does not read kept the only slot past its AUTH deadline"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -456,6 +456,19 @@ pub(crate) fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// A coordinate as the parser reads it back: in decimals (`131.12`, `131`),
+/// unless that is long (`Display` never uses an exponent, and a tiny value
+/// such as `1e-300` has over 300 digits, past the parser's 256 characters):
+/// then with an exponent, which `f64`'s `Debug` writes exactly.
+fn coordinate(x: f64) -> String {
+    let s = x.to_string();
+    if s.len() <= 32 {
+        s
+    } else {
+        format!("{x:?}")
+    }
+}
+
 /// A request line being written.
 struct Req(String);
 
@@ -485,8 +498,8 @@ impl Req {
         self.put("text", &i.text);
         self.opt("category", &i.category);
         if let Some((lon, lat)) = i.location.point {
-            self.put("lon", &lon.to_string());
-            self.put("lat", &lat.to_string());
+            self.put("lon", &coordinate(lon));
+            self.put("lat", &coordinate(lat));
         }
         self.opt("grid", &i.location.grid);
         self.opt("address", &i.location.address);

@@ -88,6 +88,20 @@ fn accept_locations() {
     check("ACCEPT text=x lon=-181 lat=45", r#"ERR bad_request "lon must be within -180..180""#);
 }
 
+/// A tiny coordinate is read from a few characters; written back in full
+/// decimals it was over 300 characters, which the parser then refused as
+/// too long, so `format_request` wrote a line `parse_request` did not take.
+#[test]
+fn tiny_coordinates_are_written_back_readably() {
+    check("ACCEPT text=x lon=1e-300 lat=-5e-324", "ACCEPT text=x lon=1e-300 lat=-5e-324");
+    check("ROUTE text=x lon=0.0000001 lat=1E-7", "ROUTE text=x lon=0.0000001 lat=0.0000001");
+    check("ROUTE text=x lon=1e2 lat=-0", "ROUTE text=x lon=100 lat=-0");
+    for line in ["ACCEPT text=x lon=1e-300 lat=-5e-324", "ROUTE text=x lon=2.2250738585072014e-308 lat=0"] {
+        let cmd = parse_request(line).unwrap();
+        assert_eq!(parse_request(&format_request(&cmd)), Ok(cmd), "{line}");
+    }
+}
+
 #[test]
 fn accept_errors() {
     check("ACCEPT grid=G1", r#"ERR bad_request "missing field `text`""#);

@@ -67,9 +67,19 @@ fn priority() -> BoxedStrategy<Priority> {
     proptest::sample::select(Priority::ALL.to_vec()).boxed()
 }
 
+/// Degrees within `-max..=max`: ordinary ones, and now and then a tiny
+/// one (down to subnormals), which `Display` writes in hundreds of digits.
+fn coordinate(max: f64) -> BoxedStrategy<f64> {
+    prop_oneof![
+        4 => -max..=max,
+        1 => (-max..=max, 0i32..=330).prop_map(|(x, e)| x * 10f64.powi(-e)),
+    ]
+    .boxed()
+}
+
 fn location() -> BoxedStrategy<Location> {
     (
-        proptest::option::of((-180.0f64..=180.0, -90.0f64..=90.0)),
+        proptest::option::of((coordinate(180.0), coordinate(90.0))),
         proptest::option::of(word()),
         proptest::option::of(text()),
     )

@@ -331,7 +331,7 @@ async fn serve_connection(
         utc_offset_min: shared.config.utc_offset_min,
         warn_at_percent: shared.config.warn_at_percent,
     };
-    let writer = tokio::spawn(write_replies(
+    let mut writer = tokio::spawn(write_replies(
         wr,
         rx,
         WriterCtx {
@@ -344,7 +344,10 @@ async fn serve_connection(
         },
     ));
     let idle = shared.config.idle_timeout;
-    let auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
+    // Counted from the connect; and again from a failed AUTH that ends an
+    // authentication (the connection is then unauthenticated, not closed).
+    let mut auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
+    let mut auth_since = "connecting";
     let mut caller: Option<Caller> = None;
     // Lines already read from the socket (a client pipelining) are taken
     // without the timers and futures of the select below, a few dozen at a
@@ -355,18 +358,14 @@ async fn serve_connection(
             debug!("no AUTH in time");
             let e = Error::new(
                 ErrorCode::Unauthenticated,
-                format!("no AUTH within {}s of connecting; closing", shared.config.auth_timeout.as_secs()),
+                format!("no AUTH within {}s of {auth_since}; closing", shared.config.auth_timeout.as_secs()),
             );
             // Best effort: the peer may not be reading.
             let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) });
             break;
         }
         // Until authenticated, wait for a line no later than the deadline.
-        let wait = if caller.is_none() {
-            idle.min(auth_by.saturating_duration_since(tokio::time::Instant::now()))
-        } else {
-            idle
-        };
+        let wait = patience(&caller, auth_by, idle);
         let ready = (taken_at_once < TAKEN_AT_ONCE_MAX && !stop.now() && !tx.is_closed())
             .then(|| lines.next().now_or_never())
             .flatten();
@@ -403,7 +402,16 @@ async fn serve_connection(
                     ErrorCode::TooLarge,
                     format!("line longer than {} bytes; closing", shared.config.line_bytes_max),
                 );
-                let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) });
+                // Owed, like any reply: wait for room behind the replies in
+                // flight (a full pipeline dropped it), but no longer than the
+                // connection may wait for a line.
+                let slot = Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) };
+                if let Err(mpsc::error::TrySendError::Full(slot)) = tx.try_send(slot) {
+                    tokio::select! {
+                        _ = tokio::time::timeout(wait, tx.send(slot)) => {}
+                        _ = stop.clone().begun() => {}
+                    }
+                }
                 break;
             }
             Ok(Some(Ok(b))) => b,
@@ -418,7 +426,7 @@ async fn serve_connection(
         // its next request waits here, unread by the engine.
         let room = budget.try_take(charge)
             || tokio::select! {
-                r = tokio::time::timeout(idle, budget.take(charge)) => r.is_ok(),
+                r = tokio::time::timeout(patience(&caller, auth_by, idle), budget.take(charge)) => r.is_ok(),
                 _ = stop.clone().begun() => false,
                 _ = tx.closed() => false,
             };
@@ -428,9 +436,13 @@ async fn serve_connection(
         }
         let (pending, quit, charge) = match request {
             Ok(cmd) => {
+                let was_authenticated = caller.is_some();
                 let (pending, quit) = handle_command(cmd, &mut caller, &shared);
                 if caller.is_some() {
                     unauthenticated.release();
+                } else if was_authenticated {
+                    auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
+                    auth_since = "the failed AUTH";
                 }
                 // A reply made here (HELP's is over 2 KiB, for 5 bytes
                 // asked) is held until the peer takes it: count it too,
@@ -452,7 +464,7 @@ async fn serve_connection(
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(slot)) => tokio::select! {
-                r = tokio::time::timeout(idle, tx.send(slot)) => matches!(r, Ok(Ok(()))),
+                r = tokio::time::timeout(patience(&caller, auth_by, idle), tx.send(slot)) => matches!(r, Ok(Ok(()))),
                 _ = stop.clone().begun() => false,
             },
         };
@@ -461,7 +473,27 @@ async fn serve_connection(
         }
     }
     drop(tx);
-    let _ = writer.await;
+    if caller.is_some() {
+        let _ = writer.await;
+    } else {
+        // Not authenticated: what it is owed (PING, HELP, errors) does not
+        // keep the connection past its AUTH deadline, however long the peer
+        // leaves it unread; a second at least for the last word.
+        let until = auth_by.max(tokio::time::Instant::now() + Duration::from_secs(1));
+        if tokio::time::timeout_at(until, &mut writer).await.is_err() {
+            debug!("replies not taken by the AUTH deadline; closing");
+            writer.abort();
+        }
+    }
+}
+
+/// How long the reader waits for room (in the byte budget or the reply
+/// queue): the idle timeout, and before a good AUTH no later than its deadline.
+fn patience(caller: &Option<Caller>, auth_by: tokio::time::Instant, idle: Duration) -> Duration {
+    match caller {
+        Some(_) => idle,
+        None => idle.min(auth_by.saturating_duration_since(tokio::time::Instant::now())),
+    }
 }
 
 /// Lines taken from a connection's read buffer before the reader waits
