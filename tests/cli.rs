@@ -319,3 +319,17 @@ async fn verify_logs_name_the_data_directory_not_its_copy() {
     assert!(err.contains(&wal1), "the warning names {wal1}: {err}");
     assert!(!err.contains("gridline-offline-"), "{err}");
 }
+
+/// `route` refuses a point off the globe, as `ROUTE` and `ACCEPT` do,
+/// instead of explaining that it lies outside the county.
+#[test]
+fn route_refuses_a_longitude_or_latitude_out_of_range() {
+    for (lon, lat, flag, range) in [("200", "45", "--lon", "-180..180"), ("131.1", "-95", "--lat", "-90..90")]
+    {
+        let (code, out, err) = run(&["route", "--lon", lon, "--lat", lat]);
+        assert_ne!(code, 0, "{lon},{lat} was routed: {out}");
+        assert!(err.contains(flag) && err.contains(range), "{lon},{lat}: {err}");
+    }
+    let (code, _, err) = run(&["route", "--lon", "-180", "--lat", "90"]);
+    assert_eq!(code, 0, "the edges are in range: {err}");
+}

@@ -95,6 +95,13 @@ pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
     if a.lon.is_none() && a.grid.is_none() && a.address.is_none() {
         anyhow::bail!("give a location: --lon X --lat Y, --grid G or --address A");
     }
+    // As the protocol's parser does for ROUTE and ACCEPT: a point off the
+    // globe is a typo, not a place outside the county.
+    for (flag, v, max) in [("--lon", a.lon, 180.0), ("--lat", a.lat, 90.0)] {
+        if let Some(x) = v.filter(|x| x.is_finite() && !(-max..=max).contains(x)) {
+            anyhow::bail!("{flag} must be within -{max}..{max}, not {x}");
+        }
+    }
     let intake = Intake {
         text: a.text.into(),
         category: a.category.map(Into::into),
