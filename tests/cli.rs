@@ -333,3 +333,21 @@ fn route_refuses_a_longitude_or_latitude_out_of_range() {
     let (code, _, err) = run(&["route", "--lon", "-180", "--lat", "90"]);
     assert_eq!(code, 0, "the edges are in range: {err}");
 }
+
+/// `--to` at or before `--from` is a window that can hold no case: refused,
+/// naming the flags, not printed as "(no cases)".
+#[tokio::test]
+async fn audit_refuses_a_window_that_ends_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 1, "窗口").await;
+    let d = data.to_str().unwrap();
+    for (from, to) in [("2026-12-01", "2026-11-01"), ("2026-11-01", "2026-11-01")] {
+        let (code, out, err) = run(&["audit", "--data", d, "--from", from, "--to", to]);
+        assert_ne!(code, 0, "{from}..{to}: {out}");
+        assert!(err.contains("--to") && err.contains("--from"), "{from}..{to}: {err}");
+    }
+    let (code, out, err) = run(&["audit", "--data", d, "--from", "2000-01-01", "--to", "2100-01-01"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("county  1 "), "{out}");
+}

@@ -311,13 +311,13 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let time = |name: &str, v: &Option<String>| -> anyhow::Result<Option<Timestamp>> {
         v.as_deref().map(|s| Timestamp::parse(s, off).with_context(|| format!("--{name}"))).transpose()
     };
-    let query = gridline_audit::Query {
-        by: a.by,
-        from: time("from", &a.from)?,
-        to: time("to", &a.to)?,
-        now: Timestamp::now(),
-        utc_offset_min: off,
-    };
+    let (from, to) = (time("from", &a.from)?, time("to", &a.to)?);
+    if gridline_audit::window_is_empty(from, to) {
+        anyhow::bail!(
+            "--to must be later than --from (cases received from --from, inclusive, to --to, exclusive)"
+        );
+    }
+    let query = gridline_audit::Query { by: a.by, from, to, now: Timestamp::now(), utc_offset_min: off };
     let log = open_log(&a.data.data)?;
     // The county's UTC offset and time limits read the log's times: another
     // county's would shift every day and deadline without a word.

@@ -243,6 +243,11 @@ impl<S: Store> Engine<S> {
                         .transpose()
                 };
                 let (from, to) = (parse("from", from)?, parse("to", to)?);
+                if gridline_audit::window_is_empty(from, to) {
+                    return Err(Error::bad_request(
+                        "to: must be later than from (the window is from= inclusive to to= exclusive)",
+                    ));
+                }
                 Ok(Reply::Rows(self.audit(*by, from, to)))
             }
             other => Err(Error::internal(format!("{} is not an engine read", other.verb()))),
