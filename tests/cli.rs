@@ -351,3 +351,31 @@ async fn audit_refuses_a_window_that_ends_before_it_starts() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("county  1 "), "{out}");
 }
+
+/// CONTRACT.md: tokens.toml holds `[[token]]` tables with `role`, `secret`
+/// and, for workers, `worker`. A file written that way (no `name`) serves;
+/// each token is named as `TOKEN` names one, and the log says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_takes_a_tokens_file_written_as_the_contract_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (op, worker) = ("a".repeat(32), "b".repeat(32));
+    std::fs::write(
+        data.join("tokens.toml"),
+        format!(
+            "[[token]]\nrole = \"operator\"\nsecret = \"{op}\"\n\n\
+             [[token]]\nrole = \"worker\"\nsecret = \"{worker}\"\nworker = \"W00007\"\n"
+        ),
+    )
+    .unwrap();
+    let srv = Server::start(&data, &[]);
+    let mut c = Client::connect_auth(&srv.addr, &op).await.expect("the operator's token works");
+    let (f, _) = ok(c.call("ACCEPT text=路灯不亮 grid=JDZ-NH-03").await.unwrap());
+    let no = f.get("no").unwrap().to_string();
+    let (_, events) = ok(c.call(&format!("GET case={no}")).await.unwrap());
+    assert_eq!(events[0].1.get("actor"), Some("operator:operator"), "{events:?}");
+    let (f, _) =
+        ok(Client::connect(&srv.addr).await.unwrap().call(&format!("AUTH token={worker}")).await.unwrap());
+    assert_eq!(f.get("worker"), Some("W00007"));
+}
