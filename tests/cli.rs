@@ -379,3 +379,27 @@ async fn serve_takes_a_tokens_file_written_as_the_contract_says() {
         ok(Client::connect(&srv.addr).await.unwrap().call(&format!("AUTH token={worker}")).await.unwrap());
     assert_eq!(f.get("worker"), Some("W00007"));
 }
+
+/// `audit --json` keeps the columns in the table's order (docs/audit.md:
+/// "every row has the same columns in the same order"): the label first.
+#[tokio::test]
+async fn audit_json_keeps_the_column_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 2, "顺序").await;
+    let d = data.to_str().unwrap();
+    let (code, csv, err) = run(&["audit", "--data", d, "--by", "township", "--csv"]);
+    assert_eq!(code, 0, "{err}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let (code, json, err) = run(&["audit", "--data", d, "--by", "township", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(rows.len(), 2, "{json}");
+    assert_eq!(rows[1]["township"], "total");
+    assert_eq!(rows[1]["received"], "2");
+    // The keys of each object as written, in order.
+    let first = json.split('}').next().unwrap();
+    let keys: Vec<&str> =
+        first.lines().filter_map(|l| l.trim().strip_prefix('"')?.split('"').next()).collect();
+    assert_eq!(keys, header, "{json}");
+}

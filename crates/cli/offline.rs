@@ -357,11 +357,23 @@ pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
     let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
     match format {
         OutputFormat::Json => {
-            let objs: Vec<serde_json::Map<String, serde_json::Value>> = rows
-                .iter()
-                .map(|r| r.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&objs)?);
+            // Written by hand, pretty as `to_string_pretty` would: a
+            // `serde_json::Map` sorts its keys, which put the row's label
+            // (`township`...) among the figures instead of first, as the
+            // table and the CSV have it.
+            let mut out = String::from("[");
+            for (i, r) in rows.iter().enumerate() {
+                out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
+                for (j, (k, v)) in r.iter().enumerate() {
+                    out.push_str(if j == 0 { "\n    " } else { ",\n    " });
+                    out.push_str(&serde_json::to_string(k)?);
+                    out.push_str(": ");
+                    out.push_str(&serde_json::to_string(v)?);
+                }
+                out.push_str("\n  }");
+            }
+            out.push_str("\n]");
+            println!("{out}");
         }
         OutputFormat::Csv => {
             let esc = |s: &str| {
