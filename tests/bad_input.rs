@@ -148,3 +148,19 @@ async fn pipelined_requests_are_answered_in_order() {
         assert!(ok(op.read_reply().await.unwrap()).0.get("pong").is_some());
     }
 }
+
+/// `AUDIT` with `to=` at or before `from=` asks for a window that holds no
+/// case: `bad_request` naming `to`, not `OK count=0` ("nothing received").
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_refuses_a_window_that_ends_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut sup = srv.client("supervisor").await;
+    for line in ["AUDIT from=2026-12-01 to=2026-11-01", "AUDIT by=township from=2026-11-01 to=2026-11-01"] {
+        let r = sup.call(line).await.unwrap();
+        let Reply::Err { code, message } = r else { panic!("{line}: {r:?}") };
+        assert_eq!(code, "bad_request", "{line}");
+        assert!(message.starts_with("to:") && message.contains("from"), "{line}: {message}");
+    }
+    ok(sup.call("AUDIT from=2026-11-01 to=2026-11-01T00:01").await.unwrap());
+}

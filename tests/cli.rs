@@ -319,3 +319,87 @@ async fn verify_logs_name_the_data_directory_not_its_copy() {
     assert!(err.contains(&wal1), "the warning names {wal1}: {err}");
     assert!(!err.contains("gridline-offline-"), "{err}");
 }
+
+/// `route` refuses a point off the globe, as `ROUTE` and `ACCEPT` do,
+/// instead of explaining that it lies outside the county.
+#[test]
+fn route_refuses_a_longitude_or_latitude_out_of_range() {
+    for (lon, lat, flag, range) in [("200", "45", "--lon", "-180..180"), ("131.1", "-95", "--lat", "-90..90")]
+    {
+        let (code, out, err) = run(&["route", "--lon", lon, "--lat", lat]);
+        assert_ne!(code, 0, "{lon},{lat} was routed: {out}");
+        assert!(err.contains(flag) && err.contains(range), "{lon},{lat}: {err}");
+    }
+    let (code, _, err) = run(&["route", "--lon", "-180", "--lat", "90"]);
+    assert_eq!(code, 0, "the edges are in range: {err}");
+}
+
+/// `--to` at or before `--from` is a window that can hold no case: refused,
+/// naming the flags, not printed as "(no cases)".
+#[tokio::test]
+async fn audit_refuses_a_window_that_ends_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 1, "窗口").await;
+    let d = data.to_str().unwrap();
+    for (from, to) in [("2026-12-01", "2026-11-01"), ("2026-11-01", "2026-11-01")] {
+        let (code, out, err) = run(&["audit", "--data", d, "--from", from, "--to", to]);
+        assert_ne!(code, 0, "{from}..{to}: {out}");
+        assert!(err.contains("--to") && err.contains("--from"), "{from}..{to}: {err}");
+    }
+    let (code, out, err) = run(&["audit", "--data", d, "--from", "2000-01-01", "--to", "2100-01-01"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("county  1 "), "{out}");
+}
+
+/// CONTRACT.md: tokens.toml holds `[[token]]` tables with `role`, `secret`
+/// and, for workers, `worker`. A file written that way (no `name`) serves;
+/// each token is named as `TOKEN` names one, and the log says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_takes_a_tokens_file_written_as_the_contract_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (op, worker) = ("a".repeat(32), "b".repeat(32));
+    std::fs::write(
+        data.join("tokens.toml"),
+        format!(
+            "[[token]]\nrole = \"operator\"\nsecret = \"{op}\"\n\n\
+             [[token]]\nrole = \"worker\"\nsecret = \"{worker}\"\nworker = \"W00007\"\n"
+        ),
+    )
+    .unwrap();
+    let srv = Server::start(&data, &[]);
+    let mut c = Client::connect_auth(&srv.addr, &op).await.expect("the operator's token works");
+    let (f, _) = ok(c.call("ACCEPT text=路灯不亮 grid=JDZ-NH-03").await.unwrap());
+    let no = f.get("no").unwrap().to_string();
+    let (_, events) = ok(c.call(&format!("GET case={no}")).await.unwrap());
+    assert_eq!(events[0].1.get("actor"), Some("operator:operator"), "{events:?}");
+    let (f, _) =
+        ok(Client::connect(&srv.addr).await.unwrap().call(&format!("AUTH token={worker}")).await.unwrap());
+    assert_eq!(f.get("worker"), Some("W00007"));
+}
+
+/// `audit --json` keeps the columns in the table's order (docs/audit.md:
+/// "every row has the same columns in the same order"): the label first.
+#[tokio::test]
+async fn audit_json_keeps_the_column_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 2, "顺序").await;
+    let d = data.to_str().unwrap();
+    let (code, csv, err) = run(&["audit", "--data", d, "--by", "township", "--csv"]);
+    assert_eq!(code, 0, "{err}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let (code, json, err) = run(&["audit", "--data", d, "--by", "township", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(rows.len(), 2, "{json}");
+    assert_eq!(rows[1]["township"], "total");
+    assert_eq!(rows[1]["received"], "2");
+    // The keys of each object as written, in order.
+    let first = json.split('}').next().unwrap();
+    let keys: Vec<&str> =
+        first.lines().filter_map(|l| l.trim().strip_prefix('"')?.split('"').next()).collect();
+    assert_eq!(keys, header, "{json}");
+}

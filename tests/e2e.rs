@@ -355,3 +355,33 @@ async fn every_verb_with_every_role() {
         }
     }
 }
+
+/// A returned case is routed again with the category it was accepted
+/// under; the new dispatch's reason says where that category came from,
+/// not "given by the operator" when routing inferred it from the text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_returned_case_keeps_its_categorys_true_source_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    for (extra, given) in [("", false), ("category=street_lighting", true)] {
+        let f = accept(&mut op, extra).await;
+        let (no, first) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
+        let mut w1 = srv.worker(&first).await;
+        ok(w1.call(&format!("RETURN case={no} reason=\"不是本网格的\"")).await.unwrap());
+        let (_, events) = ok(op.call(&format!("GET case={no}")).await.unwrap());
+        let reasons: Vec<&str> = events
+            .iter()
+            .filter(|(_, e)| matches!(e.get("kind"), Some("dispatched" | "waiting")))
+            .map(|(_, e)| e.get("reason").unwrap())
+            .collect();
+        assert_eq!(reasons.len(), 2, "{events:?}");
+        let says_given = |r: &str| r.contains("street_lighting") && r.contains("given by the operator");
+        assert_eq!(says_given(reasons[0]), given, "at intake: {}", reasons[0]);
+        assert_eq!(says_given(reasons[1]), given, "after the return: {}", reasons[1]);
+        if !given {
+            assert!(reasons[0].contains("inferred from the keywords"), "{}", reasons[0]);
+            assert!(reasons[1].contains("kept from the case's intake"), "{}", reasons[1]);
+        }
+    }
+}

@@ -95,6 +95,13 @@ pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
     if a.lon.is_none() && a.grid.is_none() && a.address.is_none() {
         anyhow::bail!("give a location: --lon X --lat Y, --grid G or --address A");
     }
+    // As the protocol's parser does for ROUTE and ACCEPT: a point off the
+    // globe is a typo, not a place outside the county.
+    for (flag, v, max) in [("--lon", a.lon, 180.0), ("--lat", a.lat, 90.0)] {
+        if let Some(x) = v.filter(|x| x.is_finite() && !(-max..=max).contains(x)) {
+            anyhow::bail!("{flag} must be within -{max}..{max}, not {x}");
+        }
+    }
     let intake = Intake {
         text: a.text.into(),
         category: a.category.map(Into::into),
@@ -304,13 +311,13 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let time = |name: &str, v: &Option<String>| -> anyhow::Result<Option<Timestamp>> {
         v.as_deref().map(|s| Timestamp::parse(s, off).with_context(|| format!("--{name}"))).transpose()
     };
-    let query = gridline_audit::Query {
-        by: a.by,
-        from: time("from", &a.from)?,
-        to: time("to", &a.to)?,
-        now: Timestamp::now(),
-        utc_offset_min: off,
-    };
+    let (from, to) = (time("from", &a.from)?, time("to", &a.to)?);
+    if gridline_audit::window_is_empty(from, to) {
+        anyhow::bail!(
+            "--to must be later than --from (cases received from --from, inclusive, to --to, exclusive)"
+        );
+    }
+    let query = gridline_audit::Query { by: a.by, from, to, now: Timestamp::now(), utc_offset_min: off };
     let log = open_log(&a.data.data)?;
     // The county's UTC offset and time limits read the log's times: another
     // county's would shift every day and deadline without a word.
@@ -350,11 +357,23 @@ pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
     let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
     match format {
         OutputFormat::Json => {
-            let objs: Vec<serde_json::Map<String, serde_json::Value>> = rows
-                .iter()
-                .map(|r| r.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&objs)?);
+            // Written by hand, pretty as `to_string_pretty` would: a
+            // `serde_json::Map` sorts its keys, which put the row's label
+            // (`township`...) among the figures instead of first, as the
+            // table and the CSV have it.
+            let mut out = String::from("[");
+            for (i, r) in rows.iter().enumerate() {
+                out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
+                for (j, (k, v)) in r.iter().enumerate() {
+                    out.push_str(if j == 0 { "\n    " } else { ",\n    " });
+                    out.push_str(&serde_json::to_string(k)?);
+                    out.push_str(": ");
+                    out.push_str(&serde_json::to_string(v)?);
+                }
+                out.push_str("\n  }");
+            }
+            out.push_str("\n]");
+            println!("{out}");
         }
         OutputFormat::Csv => {
             let esc = |s: &str| {

@@ -45,6 +45,13 @@ pub struct Query {
     pub utc_offset_min: i32,
 }
 
+/// Whether `[from, to)` can hold no case at all: `to` at or before
+/// `from`. Both `AUDIT` and `gridline audit` refuse such a window rather
+/// than answer it with no rows, which reads as "no cases received".
+pub fn window_is_empty(from: Option<Timestamp>, to: Option<Timestamp>) -> bool {
+    matches!((from, to), (Some(f), Some(t)) if t <= f)
+}
+
 impl Query {
     /// Whether the case's reception time falls in `[from, to)`.
     pub fn in_window(&self, case: &Case) -> bool {

@@ -243,6 +243,11 @@ impl<S: Store> Engine<S> {
                         .transpose()
                 };
                 let (from, to) = (parse("from", from)?, parse("to", to)?);
+                if gridline_audit::window_is_empty(from, to) {
+                    return Err(Error::bad_request(
+                        "to: must be later than from (the window is from= inclusive to to= exclusive)",
+                    ));
+                }
                 Ok(Reply::Rows(self.audit(*by, from, to)))
             }
             other => Err(Error::internal(format!("{} is not an engine read", other.verb()))),
@@ -333,9 +338,20 @@ impl<S: Store> Engine<S> {
     fn route_again(&mut self, batch: &mut Batch, id: CaseId) -> Result<(), Error> {
         let case = &self.state.cases[&id];
         let mut intake = case.intake.clone();
+        let operator_gave_it = intake.category.is_some();
         intake.category = Some(case.category.clone());
         let exclude = case.returned_by.clone();
-        let routed = self.route(&intake, self.clock.now(), &exclude);
+        let mut routed = self.route(&intake, self.clock.now(), &exclude);
+        if !operator_gave_it {
+            // The category is the one routing chose at intake, pinned here;
+            // the router, handed it as if given, would say the operator did.
+            for step in &mut routed.decision.steps {
+                if step.starts_with("category ") && step.ends_with(GIVEN) {
+                    step.truncate(step.len() - GIVEN.len());
+                    step.push_str(": kept from the case's intake (chosen by routing, not the operator)");
+                }
+            }
+        }
         self.dispatch_routed(batch, id, &routed)
     }
 
@@ -519,6 +535,9 @@ impl<S: Store> Engine<S> {
         )
     }
 }
+
+/// How the router ends the step of a category it was given.
+const GIVEN: &str = ": given by the operator";
 
 /// The decision a stored case was dispatched with, for a repeated `req=`.
 fn decision_of(case: &Case) -> Decision {

@@ -1,7 +1,8 @@
 //! Tokens: who may connect, and as what.
 //!
 //! `<data>/tokens.toml` holds `[[token]]` tables with `role`, `secret`,
-//! `name` and, for workers, `worker`. On first start `serve` writes it with
+//! `name` (optional: see [`Tokens::open_or_create`]) and, for workers,
+//! `worker`. On first start `serve` writes it with
 //! an admin, a supervisor and an operator token (mode 0600).
 
 use std::collections::HashMap;
@@ -14,6 +15,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Token {
     pub role: String,
+    /// Optional in the file (the contract's tables have `role`, `secret`
+    /// and `worker`): a token without one is named when loaded, see
+    /// [`Tokens::open_or_create`].
+    #[serde(default)]
     pub name: String,
     pub secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,13 +60,16 @@ pub fn new_secret() -> Result<String, TokenError> {
 
 impl Tokens {
     /// Loads `path`, or creates it with an admin, a supervisor and an operator.
-    /// Returns whether it was created.
+    /// Returns whether it was created. A token the file gives no `name` is
+    /// named as `TOKEN` would name it (see `name_unnamed`); the file is not
+    /// rewritten for that, but the next token issued saves the names.
     pub fn open_or_create(path: &Path) -> Result<(Tokens, bool), TokenError> {
         let err = |m: String| TokenError::File { path: path.to_path_buf(), message: m };
         if path.exists() {
             tighten(path).map_err(|e| err(format!("cannot make it private (mode 0600): {e}")))?;
             let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-            let file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+            let mut file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+            name_unnamed(&mut file);
             let mut t = Tokens::empty(path);
             t.lines = text
                 .lines()
@@ -202,6 +210,24 @@ impl Tokens {
     /// aim at, and timing it teaches nothing about any other.
     pub fn authenticate(&self, secret: &str) -> Option<Caller> {
         self.by_secret.get(secret).map(|&i| self.callers[i].clone())
+    }
+}
+
+/// Names the tokens the file gives no `name` (or an empty one) as `TOKEN`
+/// names a token issued without `name=`: the worker id, or the role; when
+/// that is taken, the first free `-2`, `-3`... Names given in the file are
+/// kept and never taken by an unnamed token, wherever it stands.
+fn name_unnamed(file: &mut TokenFile) {
+    let mut taken: std::collections::HashSet<String> =
+        file.token.iter().filter(|t| !t.name.is_empty()).map(|t| t.name.clone()).collect();
+    for t in file.token.iter_mut().filter(|t| t.name.is_empty()) {
+        let base = t.worker.clone().unwrap_or_else(|| t.role.clone());
+        let name = std::iter::once(base.clone())
+            .chain((2..).map(|i| format!("{base}-{i}")))
+            .find(|n| !taken.contains(n))
+            .expect("a free name");
+        taken.insert(name.clone());
+        t.name = name;
     }
 }
 
@@ -367,6 +393,30 @@ mod tests {
             assert!(t.authenticate(&tok.secret[..last]).is_none());
         }
     }
+    #[test]
+    fn tokens_without_a_name_are_named_as_token_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        // The contract's shape: role, secret and, for workers, worker.
+        let text = format!(
+            "[[token]]\nrole = \"operator\"\nsecret = \"{}\"\n\n\
+             [[token]]\nrole = \"operator\"\nsecret = \"{}\"\n\n\
+             [[token]]\nrole = \"worker\"\nsecret = \"{}\"\nworker = \"W00007\"\n\n\
+             [[token]]\nrole = \"supervisor\"\nname = \"operator-2\"\nsecret = \"{}\"\n",
+            "a".repeat(32),
+            "b".repeat(32),
+            "c".repeat(32),
+            "d".repeat(32)
+        );
+        std::fs::write(&p, text).unwrap();
+        let (t, created) = Tokens::open_or_create(&p).unwrap();
+        assert!(!created);
+        let names: Vec<&str> = t.tokens().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["operator", "operator-3", "W00007", "operator-2"]);
+        assert_eq!(t.authenticate(&"b".repeat(32)).unwrap().name, "operator-3");
+        assert_eq!(t.authenticate(&"c".repeat(32)).unwrap().worker.as_deref(), Some("W00007"));
+    }
+
     #[test]
     fn a_hand_edited_file_with_a_repeated_name_or_secret_is_refused() {
         let dir = tempfile::tempdir().unwrap();
