@@ -232,15 +232,19 @@ impl Case {
     }
 }
 
-/// `13812345678` -> `138****5678`; short numbers are hidden whole.
+/// `13812345678` -> `138****5678` (a mobile number: its first three and
+/// last four digits); a shorter number shows its last four only
+/// (`84251234` -> `****1234`), so that at least half of it is hidden; one
+/// of under eight characters is hidden whole.
 pub fn mask_phone(p: &str) -> String {
     let chars: Vec<char> = p.chars().collect();
-    if chars.len() < 8 {
-        return "*".repeat(chars.len());
+    let n = chars.len();
+    if n < 8 {
+        return "*".repeat(n);
     }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
+    let head: String = if n >= 11 { chars[..3].iter().collect() } else { String::new() };
+    let tail: String = chars[n - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(n - 4 - head.chars().count()))
 }
 
 #[cfg(test)]
@@ -249,5 +253,8 @@ mod tests {
     fn masks_phones() {
         assert_eq!(super::mask_phone("13812345678"), "138****5678");
         assert_eq!(super::mask_phone("12345"), "*****");
+        assert_eq!(super::mask_phone("84251234"), "****1234", "a landline shows half at most");
+        assert_eq!(super::mask_phone("0467123456"), "******3456");
+        assert_eq!(super::mask_phone("+8613812345678"), "+86*******5678");
     }
 }
