@@ -56,8 +56,8 @@ async fn help_lists_every_verb_form_with_the_roles_the_server_allows() {
     let srv = Server::start(&dir.path().join("data"), &[]);
     let mut c = Client::connect(&srv.addr).await.unwrap();
     let (f, rows) = ok(c.call("HELP").await.unwrap());
-    assert_eq!(f.get("count"), Some("20"), "docs/protocol.md says 20");
-    assert_eq!(rows.len(), 20);
+    assert_eq!(f.get("count"), Some("21"), "docs/protocol.md says 21");
+    assert_eq!(rows.len(), 21);
     let stats = rows.iter().find(|(_, r)| r.get("verb") == Some("STATS")).expect("a STATS row");
     assert_eq!(stats.1.get("roles"), Some("supervisor,admin"));
     // ...and the server does allow both.

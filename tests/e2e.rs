@@ -268,6 +268,62 @@ async fn a_duplicate_token_name_is_refused_naming_the_field() {
     // Only the tokens that were issued are in the file.
     let text = std::fs::read_to_string(srv.data.join("tokens.toml")).unwrap();
     assert_eq!(text.matches("[[token]]").count(), 3 + 3);
+    // A name is one line of text, 1 to 64 characters.
+    let long = "名".repeat(65);
+    for bad in ["name=\"op\\n[[token]]\"", "name=\"  \"", "name=\"a\\tb\"", &format!("name={long}")] {
+        let r = admin.call(&format!("TOKEN role=operator {bad}")).await.unwrap();
+        assert_eq!(r.err_code(), Some("bad_request"), "{bad}: {r:?}");
+    }
+}
+
+/// REVOKE withdraws a token: it no longer authenticates, a connection that
+/// used it is logged out at its next request, the revocation survives a
+/// restart, and its name is never given to another token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_no_longer_works_even_on_open_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(&dir.path().join("data"), &[]);
+    let mut admin = srv.client("admin").await;
+    let (t, _) = ok(admin.call("TOKEN role=operator name=seat-9").await.unwrap());
+    let secret = t.get("secret").unwrap().to_string();
+    let mut seat = Client::connect_auth(&srv.addr, &secret).await.unwrap();
+    let (grid, _, _) = some_grid(3);
+    ok(seat.call(&format!("ROUTE text=路灯坏了 grid={grid}")).await.unwrap());
+    let mut op = srv.client("operator").await;
+    let forbidden = op.call("REVOKE name=seat-9").await.unwrap();
+    assert_eq!(forbidden.err_code(), Some("forbidden"), "{forbidden:?}");
+    let (r, _) = ok(admin.call("REVOKE name=seat-9").await.unwrap());
+    assert_eq!(r.get("name"), Some("seat-9"));
+    assert!(r.get("revoked").is_some());
+    // The open connection: logged out at its next request, then like any
+    // unauthenticated one.
+    let r = seat.call(&format!("ACCEPT text=路灯坏了 grid={grid}")).await.unwrap();
+    match &r {
+        Reply::Err { code, message } => {
+            assert_eq!(code, "unauthenticated", "{message}");
+            assert!(message.contains("seat-9") && message.contains("revoked"), "{message}");
+        }
+        r => panic!("a revoked token still works: {r:?}"),
+    }
+    assert_eq!(seat.call("GET case=JD-1").await.unwrap().err_code(), Some("unauthenticated"));
+    assert_eq!(seat.call(&format!("AUTH token={secret}")).await.unwrap().err_code(), Some("unauthenticated"));
+    // Others are untouched; the name stays taken; a second REVOKE, an
+    // unknown name and an admin token are refused.
+    ok(op.call("PING").await.unwrap());
+    ok(op.call(&format!("ROUTE text=路灯坏了 grid={grid}")).await.unwrap());
+    for (line, code) in [
+        ("TOKEN role=operator name=seat-9", "bad_request"),
+        ("REVOKE name=seat-9", "conflict"),
+        ("REVOKE name=nobody", "not_found"),
+        ("REVOKE name=admin", "forbidden"),
+    ] {
+        assert_eq!(admin.call(line).await.unwrap().err_code(), Some(code), "{line}");
+    }
+    // After a restart, still revoked.
+    srv.terminate();
+    let srv = Server::start(&srv.data, &[]);
+    assert!(Client::connect_auth(&srv.addr, &secret).await.is_err(), "a revoked token after restart");
+    ok(srv.client("operator").await.call("PING").await.unwrap());
 }
 
 #[cfg(unix)]

@@ -148,6 +148,11 @@ pub enum Command {
         worker: Option<String>,
         name: Option<String>,
     },
+    /// Withdraws the token named `name`: it no longer authenticates, and
+    /// connections that used it are logged out at their next request.
+    Revoke {
+        name: String,
+    },
     /// The server's acknowledgement latency since start or the last reset.
     Stats {
         reset: bool,
@@ -176,6 +181,7 @@ impl Command {
             Command::Overdue { .. } => "OVERDUE",
             Command::Audit { .. } => "AUDIT",
             Command::Token { .. } => "TOKEN",
+            Command::Revoke { .. } => "REVOKE",
             Command::Stats { .. } => "STATS",
             Command::Ping => "PING",
             Command::Help => "HELP",

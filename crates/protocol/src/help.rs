@@ -71,6 +71,12 @@ pub const HELP: &[Usage] = &[
         "issue a token; worker= iff role=worker",
     ),
     u(
+        "REVOKE",
+        "admin",
+        "REVOKE name=",
+        "withdraw a token (not an admin's): it no longer authenticates, and its connections must AUTH again",
+    ),
+    u(
         "STATS",
         "supervisor,admin",
         "STATS [reset=yes]",

@@ -55,6 +55,7 @@ const VERBS: &[(&str, ParseFn)] = &[
     ("OVERDUE", overdue),
     ("AUDIT", audit),
     ("TOKEN", token),
+    ("REVOKE", |a| Command::Revoke { name: a.req("name") }),
     ("STATS", |a| Command::Stats { reset: a.yes_no("reset").unwrap_or(false) }),
     ("PING", |_| Command::Ping),
     ("HELP", |_| Command::Help),
@@ -438,6 +439,7 @@ pub fn format_request(cmd: &Command) -> String {
             w.opt("worker", worker);
             w.opt("name", name);
         }
+        Command::Revoke { name } => w.put("name", name),
         Command::Stats { reset } => {
             if *reset {
                 w.put("reset", "yes");

@@ -247,6 +247,8 @@ fn token() {
     check("TOKEN role=supervisor worker=W1", r#"ERR bad_request "worker: only for role=worker""#);
     check("TOKEN role=admin", r#"ERR bad_request "role must be worker, operator or supervisor""#);
     check("TOKEN", r#"ERR bad_request "missing field `role`""#);
+    check("REVOKE name=operator-2", "REVOKE name=operator-2");
+    check("REVOKE", r#"ERR bad_request "missing field `name`""#);
 }
 
 #[test]

@@ -148,6 +148,7 @@ fn command() -> impl Strategy<Value = Command> {
                 name,
             })
             .boxed(),
+        word().prop_map(|name| Command::Revoke { name }).boxed(),
         any::<bool>().prop_map(|reset| Command::Stats { reset }).boxed(),
         Just(Command::Ping).boxed(),
         Just(Command::Help).boxed(),

@@ -23,12 +23,29 @@ pub struct Token {
     pub secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// When `REVOKE` withdrew it (RFC 3339): it no longer authenticates,
+    /// and stays in the file so that its name is never given to another
+    /// token (the log names actors by it, and an operator sees the full
+    /// phone numbers of the cases taken under their name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenFile {
     #[serde(default)]
     pub token: Vec<Token>,
+}
+
+/// Why a token cannot be revoked.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RevokeError {
+    #[error("no token has that name")]
+    Unknown,
+    #[error("already revoked at {0}")]
+    Already(String),
+    #[error("an admin token is withdrawn by editing tokens.toml with the server stopped")]
+    Admin,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +112,14 @@ impl Tokens {
         }
         let mut t = Tokens::empty(path);
         for role in ["admin", "supervisor", "operator"] {
-            t.push(Token { role: role.into(), name: role.into(), secret: new_secret()?, worker: None })
-                .map_err(&err)?;
+            t.push(Token {
+                role: role.into(),
+                name: role.into(),
+                secret: new_secret()?,
+                worker: None,
+                revoked: None,
+            })
+            .map_err(&err)?;
         }
         t.save()?;
         Ok((t, true))
@@ -105,7 +128,7 @@ impl Tokens {
     /// Refuses a worker token whose worker `known` does not know (the
     /// registry's): it would let someone in as nobody's queue.
     pub fn check_workers(&self, known: impl Fn(&str) -> bool) -> Result<(), TokenError> {
-        for (i, token) in self.file.token.iter().enumerate() {
+        for (i, token) in self.file.token.iter().enumerate().filter(|(_, t)| t.revoked.is_none()) {
             if let Some(w) = token.worker.as_deref().filter(|w| !known(w)) {
                 return Err(TokenError::File {
                     path: self.path.clone(),
@@ -140,7 +163,9 @@ impl Tokens {
 
     fn push(&mut self, token: Token) -> Result<(), String> {
         self.callers.push(caller_of(&token)?);
-        self.by_secret.insert(token.secret.clone(), self.file.token.len());
+        if token.revoked.is_none() {
+            self.by_secret.insert(token.secret.clone(), self.file.token.len());
+        }
         self.file.token.push(token);
         Ok(())
     }
@@ -153,7 +178,39 @@ impl Tokens {
         self.insert(token)
     }
 
-    /// Whether a token already has `name`.
+    /// The token file as it would be with the token `name` revoked at
+    /// `at`; nothing changes yet (see [`Tokens::with_added`]). Admin tokens
+    /// are withdrawn by editing the file with the server stopped, so that
+    /// no one can lock every admin out over the protocol.
+    pub fn with_revoked(&self, name: &str, at: &str) -> Result<TokenFile, RevokeError> {
+        let i = self.file.token.iter().position(|t| t.name == name).ok_or(RevokeError::Unknown)?;
+        let t = &self.file.token[i];
+        if t.revoked.is_some() {
+            return Err(RevokeError::Already(t.revoked.clone().unwrap_or_default()));
+        }
+        if t.role == Role::Admin.as_str() {
+            return Err(RevokeError::Admin);
+        }
+        let mut file = self.file.clone();
+        file.token[i].revoked = Some(at.to_string());
+        Ok(file)
+    }
+
+    /// Revokes the token `name` in memory (after [`save`] of
+    /// [`Tokens::with_revoked`]'s file).
+    pub fn revoke(&mut self, name: &str, at: &str) {
+        if let Some(t) = self.file.token.iter_mut().find(|t| t.name == name) {
+            self.by_secret.remove(&t.secret);
+            t.revoked = Some(at.to_string());
+        }
+    }
+
+    /// Whether the token `name` exists and is not revoked.
+    pub fn is_active(&self, name: &str) -> bool {
+        self.file.token.iter().any(|t| t.name == name && t.revoked.is_none())
+    }
+
+    /// Whether a token already has `name` (a revoked one still does).
     pub fn name_taken(&self, name: &str) -> bool {
         self.file.token.iter().any(|t| t.name == name)
     }
@@ -323,6 +380,7 @@ mod tests {
             name: "w1".into(),
             secret: new_secret().unwrap(),
             worker: Some("W00001".into()),
+            revoked: None,
         })
         .unwrap();
         let (t2, created) = Tokens::open_or_create(&p).unwrap();
@@ -363,6 +421,7 @@ mod tests {
             name: name.into(),
             secret: new_secret().unwrap(),
             worker: None,
+            revoked: None,
         };
         t.add(tok("operator-2")).unwrap();
         assert_eq!(t.fresh_name("operator"), "operator-3");
@@ -380,6 +439,7 @@ mod tests {
                 name: format!("w{i}"),
                 secret: new_secret().unwrap(),
                 worker: Some(format!("W{i:05}")),
+                revoked: None,
             })
             .unwrap();
         }

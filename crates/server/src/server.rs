@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
-use crate::auth::{new_secret, Token, TokenError, Tokens};
+use crate::auth::{new_secret, RevokeError, Token, TokenError, Tokens};
 use crate::codec::{LineCodec, LineError};
 use gridline_engine::latency::Latency;
 
@@ -77,8 +77,11 @@ impl Default for ServerConfig {
 struct Shared {
     engine: EngineHandle,
     tokens: Mutex<Tokens>,
-    /// Held while `TOKEN` rewrites the token file.
+    /// Held while `TOKEN` or `REVOKE` rewrites the token file.
     token_writer: Mutex<()>,
+    /// Tokens revoked since start: a connection that has seen fewer checks
+    /// that its own token still stands before its next request.
+    revocations: AtomicU64,
     registry: Arc<Registry>,
     config: ServerConfig,
     /// Writes, from submission to the engine to the reply flushed to the socket.
@@ -147,6 +150,7 @@ pub async fn run(
         engine,
         tokens: Mutex::new(tokens),
         token_writer: Mutex::new(()),
+        revocations: AtomicU64::new(0),
         registry,
         config,
         acks: Arc::new(Latency::default()),
@@ -349,6 +353,7 @@ async fn serve_connection(
     let mut auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
     let mut auth_since = "connecting";
     let mut caller: Option<Caller> = None;
+    let mut revocations_seen = shared.revocations.load(Ordering::Acquire);
     // Lines already read from the socket (a client pipelining) are taken
     // without the timers and futures of the select below, a few dozen at a
     // time, looking at shutdown and the writer between them.
@@ -437,12 +442,20 @@ async fn serve_connection(
         let (pending, quit, charge) = match request {
             Ok(cmd) => {
                 let was_authenticated = caller.is_some();
-                let (pending, quit) = handle_command(cmd, &mut caller, &shared);
+                // (AUTH replaces the caller anyway; PING, HELP and QUIT need none.)
+                let lost = match cmd {
+                    Command::Auth { .. } | Command::Ping | Command::Help | Command::Quit => None,
+                    _ => revoked(&mut caller, &mut revocations_seen, &shared),
+                };
+                let (pending, quit) = match &lost {
+                    Some(e) => (Pending::Ready(error_line(e)), false),
+                    None => handle_command(cmd, &mut caller, &shared),
+                };
                 if caller.is_some() {
                     unauthenticated.release();
                 } else if was_authenticated {
                     auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
-                    auth_since = "the failed AUTH";
+                    auth_since = if lost.is_some() { "its token's revocation" } else { "the failed AUTH" };
                 }
                 // A reply made here (HELP's is over 2 KiB, for 5 bytes
                 // asked) is held until the peer takes it: count it too,
@@ -509,6 +522,7 @@ fn goes_to_engine(cmd: &Command) -> bool {
             | Command::Help
             | Command::Auth { .. }
             | Command::Token { .. }
+            | Command::Revoke { .. }
             | Command::Stats { .. }
     )
 }
@@ -594,6 +608,14 @@ fn handle_command(cmd: Command, caller: &mut Option<Caller>, shared: &Arc<Shared
             });
             (Pending::Blocking(task), false)
         }
+        Command::Revoke { name } => {
+            let (caller, shared) = (caller.clone().expect("checked"), shared.clone());
+            let task = tokio::task::spawn_blocking(move || match revoke_token(&caller, &name, &shared) {
+                Ok(f) => ok_line(f, &ctx),
+                Err(e) => error_line(&e),
+            });
+            (Pending::Blocking(task), false)
+        }
         Command::Stats { reset } => (ready(stats(caller.as_ref().expect("checked"), reset, shared)), false),
         cmd => {
             let sent = cmd.is_write().then(Instant::now);
@@ -659,6 +681,15 @@ fn issue_token(
             return Err(Error::not_found(format!("worker: no worker `{w}` in the registry")));
         }
     }
+    // A name is one line of text: it is written into the token file and
+    // into every event its holder causes.
+    if let Some(n) = &name {
+        if n.trim().is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) {
+            return Err(Error::bad_request(
+                "name: 1 to 64 characters, not only spaces, without control characters (newlines, tabs)",
+            ));
+        }
+    }
     let secret = new_secret().map_err(|e| Error::internal(e.to_string()))?;
     // One writer of the file at a time; the tokens themselves are locked
     // only to copy and to insert, so AUTH never waits for the fsync.
@@ -678,8 +709,13 @@ fn issue_token(
             Some(n) => n,
             None => t.fresh_name(worker.as_deref().unwrap_or(role.as_str())),
         };
-        let token =
-            Token { role: role.as_str().into(), name, secret: secret.clone(), worker: worker.clone() };
+        let token = Token {
+            role: role.as_str().into(),
+            name,
+            secret: secret.clone(),
+            worker: worker.clone(),
+            revoked: None,
+        };
         (t.path().to_path_buf(), t.with_added(&token).map_err(unsaved)?, token)
     };
     let name = token.name.clone();
@@ -691,6 +727,46 @@ fn issue_token(
     }
     f.push(kv("secret", secret));
     Ok(f)
+}
+
+/// `REVOKE name=`: marks the token revoked in the file (durably), then in
+/// memory; connections that used it are logged out at their next request.
+fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(String, String)>, Error> {
+    if caller.role != Role::Admin {
+        return Err(Error::forbidden("only admin revokes tokens"));
+    }
+    let at = gridline_model::Timestamp::now().rfc3339(shared.config.utc_offset_min);
+    let _writer = shared.token_writer.lock().expect("token writer lock");
+    let (path, file) = {
+        let t = shared.tokens.lock().expect("tokens lock");
+        let file = t.with_revoked(name, &at).map_err(|e| match e {
+            RevokeError::Unknown => Error::not_found(format!("name: no token is named `{name}`")),
+            RevokeError::Already(_) => Error::conflict(format!("name: the token `{name}` was {e}")),
+            RevokeError::Admin => Error::forbidden(format!("name: `{name}` is an admin token: {e}")),
+        })?;
+        (t.path().to_path_buf(), file)
+    };
+    crate::auth::save(&path, &file)
+        .map_err(|e| Error::unavailable(format!("cannot save the revocation: {e}")))?;
+    shared.tokens.lock().expect("tokens lock").revoke(name, &at);
+    shared.revocations.fetch_add(1, Ordering::Release);
+    Ok(vec![kv("name", name), kv("revoked", at)])
+}
+
+/// Whether the connection's caller lost its token to `REVOKE` since it
+/// last looked (`seen`); if so, it is logged out.
+fn revoked(caller: &mut Option<Caller>, seen: &mut u64, shared: &Shared) -> Option<Error> {
+    let now = shared.revocations.load(Ordering::Acquire);
+    if caller.is_none() || now == *seen {
+        return None;
+    }
+    *seen = now;
+    let name = caller.as_ref().map(|c| c.name.clone()).expect("checked");
+    if shared.tokens.lock().expect("tokens lock").is_active(&name) {
+        return None;
+    }
+    *caller = None;
+    Some(Error::new(ErrorCode::Unauthenticated, format!("the token `{name}` was revoked; AUTH with another")))
 }
 
 /// What a connection's writer needs besides its socket and queue.
