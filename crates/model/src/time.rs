@@ -104,8 +104,12 @@ impl Timestamp {
             part.parse::<i64>().map_err(|_| bad())
         };
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month as u32) as i64 {
-            return Err(TimeError::Range(s.to_string()));
+        let range = |what| TimeError::Range(s.to_string(), what);
+        if !(1..=12).contains(&month) {
+            return Err(range("the month is out of range (01-12)"));
+        }
+        if day < 1 || day > days_in_month(year, month as u32) as i64 {
+            return Err(range("the day is out of range for its month"));
         }
         let mut rest = &s[10..];
         let (mut h, mut m, mut sec) = (0, 0, 0);
@@ -133,7 +137,7 @@ impl Timestamp {
                 rest = &r[2..];
             }
             if h > 23 || m > 59 || sec > 59 {
-                return Err(TimeError::Range(s.to_string()));
+                return Err(range("the time of day is out of range (00:00:00-23:59:59)"));
             }
         }
         let offset = match rest {
@@ -149,7 +153,7 @@ impl Timestamp {
                 let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
                 let om: i64 = o[4..6].parse().map_err(|_| bad())?;
                 if oh > 23 || om > 59 {
-                    return Err(TimeError::Range(s.to_string()));
+                    return Err(range("the UTC offset is out of range (-23:59 to +23:59)"));
                 }
                 let v = oh * 60 + om;
                 if o.starts_with('-') {
@@ -234,8 +238,8 @@ pub struct Civil {
 pub enum TimeError {
     #[error("`{0}` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]")]
     Format(String),
-    #[error("`{0}` is out of range (month, day, hour, minute or second)")]
-    Range(String),
+    #[error("`{0}`: {1}")]
+    Range(String, &'static str),
     #[error("`{0}` is not a duration: expected a positive number and s, m, h or d (e.g. 2h)")]
     Duration(String),
 }
@@ -289,6 +293,15 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(days_from_civil(2026, 11, 24), 20_781);
+    }
+
+    #[test]
+    fn an_out_of_range_time_says_which_part() {
+        let why = |s: &str| Timestamp::parse(s, 480).unwrap_err().to_string();
+        assert!(why("2026-13-01").ends_with("the month is out of range (01-12)"), "{}", why("2026-13-01"));
+        assert!(why("2026-02-29").contains("the day"));
+        assert!(why("2026-11-24T24:00").contains("the time of day"));
+        assert!(why("2026-11-24T10:00+24:00").contains("the UTC offset"));
     }
 
     #[test]

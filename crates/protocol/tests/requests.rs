@@ -362,11 +362,11 @@ fn a_time_with_an_impossible_offset_is_refused() {
     // `+99:99` has the form but is no offset: it moved the time by four days.
     check(
         "EXTEND case=JD-1 until=2026-11-24T10:00+99:99 reason=x",
-        "ERR bad_request \"until: `2026-11-24T10:00+99:99` is out of range (month, day, hour, minute or second)\"",
+        "ERR bad_request \"until: `2026-11-24T10:00+99:99`: the UTC offset is out of range (-23:59 to +23:59)\"",
     );
     check(
         "AUDIT to=2026-11-24T10:00-08:60",
-        "ERR bad_request \"to: `2026-11-24T10:00-08:60` is out of range (month, day, hour, minute or second)\"",
+        "ERR bad_request \"to: `2026-11-24T10:00-08:60`: the UTC offset is out of range (-23:59 to +23:59)\"",
     );
     check("AUDIT from=2026-11-24T10:00+14:00", "AUDIT from=2026-11-24T10:00+14:00");
     check("AUDIT from=2026-11-24T10:00-23:59", "AUDIT from=2026-11-24T10:00-23:59");
