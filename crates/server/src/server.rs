@@ -627,12 +627,17 @@ fn handle_command(cmd: Command, caller: &mut Option<Caller>, shared: &Arc<Shared
     }
 }
 
+/// `forbidden`, worded as the engine words it for its verbs.
+fn not_allowed(verb: &str, caller: &Caller) -> Error {
+    Error::forbidden(format!("{verb} is not allowed for role {}", caller.role.as_str()))
+}
+
 /// `STATS [reset=yes]`: the acknowledgement latency of writes and the
 /// syncer's commit phases, in milliseconds, since start or the last reset
 /// (which this reply reports before zeroing).
 fn stats(caller: &Caller, reset: bool, shared: &Shared) -> Result<Vec<(String, String)>, Error> {
     if !matches!(caller.role, Role::Supervisor | Role::Admin) {
-        return Err(Error::forbidden(format!("STATS is for supervisors, not {}", caller.role.as_str())));
+        return Err(not_allowed("STATS", caller));
     }
     let mut since = shared.acks_since.lock().expect("stats lock");
     let read = |l: &Latency| if reset { l.take() } else { l.summary() };
@@ -671,7 +676,7 @@ fn issue_token(
     shared: &Shared,
 ) -> Result<Vec<(String, String)>, Error> {
     if caller.role != Role::Admin {
-        return Err(Error::forbidden("only admin issues tokens"));
+        return Err(not_allowed("TOKEN", caller));
     }
     if matches!(role, Role::System | Role::Admin) {
         return Err(Error::bad_request("role: must be worker, operator or supervisor"));
@@ -733,7 +738,7 @@ fn issue_token(
 /// memory; connections that used it are logged out at their next request.
 fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(String, String)>, Error> {
     if caller.role != Role::Admin {
-        return Err(Error::forbidden("only admin revokes tokens"));
+        return Err(not_allowed("REVOKE", caller));
     }
     let at = gridline_model::Timestamp::now().rfc3339(shared.config.utc_offset_min);
     let _writer = shared.token_writer.lock().expect("token writer lock");
