@@ -90,6 +90,8 @@ impl Client {
     }
 
     /// Reads one raw line, without its terminator; `None` at end of stream.
+    /// A last line the stream ends in the middle of is not a line: the
+    /// connection closed while the server wrote it ([`ClientError::Closed`]).
     pub async fn read_line(&mut self) -> Result<Option<String>, ClientError> {
         self.line.clear();
         let n = (&mut self.rd).take(REPLY_LINE_BYTES_MAX).read_line(&mut self.line).await?;
@@ -101,6 +103,9 @@ impl Client {
                 line: self.line.chars().take(80).collect(),
                 why: format!("reply line longer than {REPLY_LINE_BYTES_MAX} bytes"),
             });
+        }
+        if !self.line.ends_with('\n') {
+            return Err(ClientError::Closed);
         }
         let l = self.line.trim_end_matches(['\n', '\r']);
         Ok(Some(l.to_string()))
@@ -163,5 +168,22 @@ mod tests {
         assert!(c.read_reply().await.unwrap().is_ok(), "the connection stays readable");
         drop(c);
         server.await.unwrap();
+    }
+
+    /// A reply line the connection closes in the middle of is not a reply:
+    /// `OK pong=ye` cut off is not `OK pong=ye`.
+    #[tokio::test]
+    async fn a_reply_line_cut_off_by_the_close_is_not_a_reply() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"OK count=1\nROW a=1\nOK pong=ye").await.unwrap();
+        });
+        let mut c = Client::connect(addr).await.unwrap();
+        assert!(c.read_reply().await.unwrap().is_ok(), "a whole reply is read");
+        server.await.unwrap();
+        let r = c.read_reply().await;
+        assert!(matches!(r, Err(ClientError::Closed)), "{r:?}");
     }
 }
