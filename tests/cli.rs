@@ -319,3 +319,25 @@ async fn verify_logs_name_the_data_directory_not_its_copy() {
     assert!(err.contains(&wal1), "the warning names {wal1}: {err}");
     assert!(!err.contains("gridline-offline-"), "{err}");
 }
+
+/// `simulate` against an address nobody listens on names the address and
+/// says what went wrong once.
+#[test]
+fn simulate_names_the_address_it_cannot_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    let mut toml = String::new();
+    for role in ["admin", "supervisor", "operator"] {
+        toml += &format!(
+            "[[token]]\nrole = \"{role}\"\nname = \"{role}\"\nsecret = \"{role}-0123456789abcdef\"\n\n"
+        );
+    }
+    std::fs::write(&tokens, toml).unwrap();
+    // A port just freed: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let (code, out, err) =
+        run(&["simulate", "--addr", &addr, "--tokens", tokens.to_str().unwrap(), "--cases", "3"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&addr), "{err}");
+    assert_eq!(err.matches("refused").count(), 1, "{err}");
+}

@@ -257,7 +257,8 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let registry = load_registry(&a.config)?;
     let tokens = read_tokens(&a.tokens)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(simulate(a, registry, tokens))
+    let addr = a.addr.clone();
+    rt.block_on(simulate(a, registry, tokens)).with_context(|| format!("simulating against {addr}"))
 }
 
 async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) -> anyhow::Result<ExitCode> {

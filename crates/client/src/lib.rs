@@ -8,14 +8,21 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Not the error's source as well: a chain of causes would say it twice.
     #[error("connection: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("the server closed the connection")]
     Closed,
     #[error("unreadable reply `{line}`: {why}")]
     Reply { line: String, why: String },
     #[error("ERR {code} \"{message}\"")]
     Server { code: String, message: String },
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> ClientError {
+        ClientError::Io(e)
+    }
 }
 
 /// A whole reply: its first line and, for lists, its item lines.
@@ -185,5 +192,18 @@ mod tests {
         server.await.unwrap();
         let r = c.read_reply().await;
         assert!(matches!(r, Err(ClientError::Closed)), "{r:?}");
+    }
+
+    /// An IO error is told once, not once by the error and again by its source.
+    #[test]
+    fn an_io_error_reads_once() {
+        let e = ClientError::from(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"));
+        let mut chain = vec![e.to_string()];
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push(s.to_string());
+            src = s.source();
+        }
+        assert_eq!(chain.join(": ").matches("refused").count(), 1, "{chain:?}");
     }
 }
