@@ -341,3 +341,64 @@ fn simulate_names_the_address_it_cannot_reach() {
     assert!(err.contains(&addr), "{err}");
     assert_eq!(err.matches("refused").count(), 1, "{err}");
 }
+
+/// Runs `gridline` with arguments and `input` on its standard input (not a
+/// terminal); returns (exit code, stdout, stderr).
+fn run_stdin(args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .env_remove("GRIDLINE_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A secret in a hand-written tokens.toml may hold spaces and quotes:
+/// `client --token` and `simulate` authenticate with it.
+#[test]
+fn client_and_simulate_authenticate_with_a_secret_holding_spaces_and_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let tokens = data.join("tokens.toml");
+    let secret = |role: &str| format!("the {role}'s \\\"pass phrase\\\" = long");
+    let mut toml = String::new();
+    for role in ["admin", "supervisor", "operator"] {
+        toml +=
+            &format!("[[token]]\nrole = \"{role}\"\nname = \"{role}\"\nsecret = \"{}\"\n\n", secret(role));
+    }
+    std::fs::write(&tokens, toml).unwrap();
+    let srv = Server::start(&data, &[]);
+    let op = srv.token("operator");
+    assert!(op.contains(' ') && op.contains('"'), "{op}");
+    let (code, out, err) = run_stdin(&["client", "--addr", &srv.addr, "--token", &op], "PING\n");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&[
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "20",
+        "--connections",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("20 accepted"), "{out}");
+}

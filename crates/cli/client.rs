@@ -23,7 +23,7 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         let interactive = std::io::stdin().is_terminal();
         let mut failures = 0u64;
         if let Some(t) = &a.token {
-            let r = c.call(&format!("AUTH token={t}")).await?;
+            let r = c.call(&gridline_client::auth_request(t)).await?;
             if interactive || !r.is_ok() {
                 print_reply(&r);
             }

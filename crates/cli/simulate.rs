@@ -366,7 +366,7 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
         workers.sort();
         for (i, (w, nos)) in workers.into_iter().enumerate() {
             let s = &mut scripts[i % conns];
-            s.push(("AUTH", format!("AUTH token={}", tokens.workers[&w])));
+            s.push(("AUTH", gridline_client::auth_request(&tokens.workers[&w])));
             s.push(("PULL", "PULL limit=20".to_string()));
             for no in nos {
                 // 3% misrouted; 6% still being worked on at the end of the day.

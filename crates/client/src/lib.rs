@@ -53,6 +53,12 @@ impl Reply {
     }
 }
 
+/// The `AUTH` request line for `token`, quoted as the protocol needs: a
+/// secret in tokens.toml may hold a space, a quote or an `=`.
+pub fn auth_request(token: &str) -> String {
+    gridline_protocol::format_request(&gridline_model::Command::Auth { token: token.to_string() })
+}
+
 /// The longest reply line read (a case line with the longest text is ~15 KB).
 pub const REPLY_LINE_BYTES_MAX: u64 = 1 << 20;
 
@@ -73,7 +79,7 @@ impl Client {
     /// Connects and authenticates with `token`.
     pub async fn connect_auth(addr: impl ToSocketAddrs, token: &str) -> Result<Client, ClientError> {
         let mut c = Client::connect(addr).await?;
-        c.call(&format!("AUTH token={token}")).await?.ok()?;
+        c.call(&auth_request(token)).await?.ok()?;
         Ok(c)
     }
 
@@ -192,6 +198,18 @@ mod tests {
         server.await.unwrap();
         let r = c.read_reply().await;
         assert!(matches!(r, Err(ClientError::Closed)), "{r:?}");
+    }
+
+    /// Any secret tokens.toml holds is sent as one value: a hand-written one
+    /// with a space or a quote in it too.
+    #[test]
+    fn a_token_is_quoted_as_the_protocol_needs() {
+        assert_eq!(auth_request("0123abcd"), "AUTH token=0123abcd");
+        for t in ["pass phrase with spaces", "has\"quote", "a=b", "back\\slash"] {
+            let line = auth_request(t);
+            let cmd = gridline_protocol::parse_request(&line).unwrap();
+            assert_eq!(cmd, gridline_model::Command::Auth { token: t.to_string() }, "{line}");
+        }
     }
 
     /// An IO error is told once, not once by the error and again by its source.
