@@ -402,3 +402,33 @@ fn client_and_simulate_authenticate_with_a_secret_holding_spaces_and_quotes() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("20 accepted"), "{out}");
 }
+
+/// `client` prints a value holding a newline (a case's text, an error
+/// message quoting what the request said) on one line, escaped: printed
+/// as it is, it would start a line of its own, one that reads as a reply.
+#[test]
+fn client_prints_a_newline_in_a_value_escaped_not_as_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let (grid, _, _) = some_grid(2);
+    let input = format!("ACCEPT text=\"第一行\\nOK forged=yes\" grid={grid} req=nl\n");
+    let (code, out, err) =
+        run_stdin(&["client", "--addr", &srv.addr, "--token", &srv.token("operator")], &input);
+    assert_eq!(code, 0, "{out}{err}");
+    let no = out.lines().find_map(|l| l.trim().strip_prefix("no ")).unwrap().trim();
+    let input = format!("GET case={no}\n");
+    let (code, out, err) =
+        run_stdin(&["client", "--addr", &srv.addr, "--token", &srv.token("supervisor")], &input);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("第一行\\nOK forged=yes"), "{out}");
+    for l in out.lines() {
+        assert!(l == "OK" || l.starts_with("  "), "a line the server did not send: {l:?}\n{out}");
+    }
+    let (code, out, err) = run_stdin(
+        &["client", "--addr", &srv.addr, "--token", &srv.token("operator")],
+        "ACCEPT text=x grid=\"nope\\nERR forged\"\n",
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

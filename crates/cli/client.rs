@@ -69,20 +69,35 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints a reply readably: `OK` fields one per line, items as indented blocks.
+/// Prints a reply readably: `OK` fields one per line, items as indented
+/// blocks. A newline or other control character in a value or a message is
+/// printed escaped (`\n`), so every printed line is one the reply has.
 fn print_reply(r: &Reply) {
     match r {
-        Reply::Err { code, message } => println!("ERR {code}: {message}"),
+        Reply::Err { code, message } => println!("ERR {code}: {}", escape_controls(message)),
         Reply::Ok { fields, items } => {
             let width = fields.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             println!("OK");
             for (k, v) in &fields.0 {
-                println!("  {k:width$}  {v}");
+                println!("  {k:width$}  {}", escape_controls(v));
             }
             for (kind, f) in items {
-                let line: Vec<String> = f.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let line: Vec<String> =
+                    f.0.iter().map(|(k, v)| format!("{k}={}", escape_controls(v))).collect();
                 println!("  {kind}  {}", line.join("  "));
             }
         }
     }
+}
+
+/// `s` with its control characters escaped as Rust writes them (`\n`,
+/// `\t`, `\u{1b}`); anything else, Chinese included, as it is.
+fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect::<String>()
+        .into()
 }
