@@ -432,3 +432,38 @@ fn client_prints_a_newline_in_a_value_escaped_not_as_a_line() {
     assert_eq!(code, 2, "{out}{err}");
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+/// A server that answers one request and then closes the connection (half
+/// way: it still reads, so the close is an end of stream, not a reset).
+fn one_reply_server() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (&s).write_all(b"OK pong=yes\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = r.read_to_end(&mut Vec::new());
+    });
+    (addr, t)
+}
+
+/// The server closing the connection while requests are left to send is a
+/// failure: exit non-zero, saying which line was not answered; a QUIT the
+/// server answers ends the session cleanly.
+#[test]
+fn client_fails_when_the_server_closes_with_requests_left() {
+    let (addr, t) = one_reply_server();
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr], "PING\nPING\nPING\n");
+    t.join().unwrap();
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(out.contains("pong"), "{out}");
+    assert!(err.contains("closed the connection") && err.contains("line 2"), "{err}");
+    let (addr, t) = one_reply_server();
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr], "quit\n");
+    t.join().unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+}

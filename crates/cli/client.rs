@@ -51,9 +51,10 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
             }
             let r = match c.call(t).await {
                 Ok(r) => r,
+                // Before its reply: what line `n` asked is unknown, and the
+                // lines after it are not sent.
                 Err(gridline_client::ClientError::Closed) => {
-                    eprintln!("the server closed the connection");
-                    break;
+                    anyhow::bail!("the server closed the connection before it answered line {n} of the input")
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -61,7 +62,9 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
                 failures += 1;
             }
             print_reply(&r);
-            if t.eq_ignore_ascii_case("quit") {
+            // `QUIT`, answered: the server closes the connection.
+            let verb = t.split_ascii_whitespace().next().unwrap_or_default();
+            if verb.eq_ignore_ascii_case("quit") && r.is_ok() {
                 break;
             }
         }
