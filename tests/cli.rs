@@ -467,3 +467,27 @@ fn client_fails_when_the_server_closes_with_requests_left() {
     t.join().unwrap();
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// `audit --csv` of a window without cases is a CSV: the header row and no
+/// rows, not the table's `(no cases)` (a spreadsheet would read that as the
+/// one column's name); `--json` is `[]`.
+#[tokio::test]
+async fn audit_csv_of_no_cases_is_the_header_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 2, "空窗").await;
+    let d = data.to_str().unwrap();
+    let (code, all, err) = run(&["audit", "--data", d, "--by", "township", "--csv"]);
+    assert_eq!(code, 0, "{all}{err}");
+    let header = all.lines().next().unwrap();
+    assert!(header.starts_with("township,received,"), "{all}");
+    let (code, out, err) = run(&["audit", "--data", d, "--by", "township", "--csv", "--from", "2099-01-01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, format!("{header}\n"));
+    let (code, out, err) = run(&["audit", "--data", d, "--json", "--from", "2099-01-01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "[]");
+    let (code, out, err) = run(&["audit", "--data", d, "--from", "2099-01-01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "(no cases)");
+}

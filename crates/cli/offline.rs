@@ -333,21 +333,19 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     } else {
         OutputFormat::Table
     };
-    print_rows(&rows, format)?;
+    print_rows(&rows, &gridline_audit::header(a.by), format)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints table rows as an aligned table, CSV (RFC 4180) or JSON objects.
-pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
-    let Some(first) = rows.first() else {
-        if format == OutputFormat::Json {
-            println!("[]");
-        } else {
-            println!("(no cases)");
-        }
+/// Prints table rows as an aligned table, CSV (RFC 4180) or JSON objects;
+/// `header` names the columns (CSV prints it when there are no rows).
+pub fn print_rows(rows: &[Row], header: &[&str], format: OutputFormat) -> anyhow::Result<()> {
+    // No rows: JSON `[]`, and a CSV still, its header row alone.
+    if rows.is_empty() && format == OutputFormat::Table {
+        println!("(no cases)");
         return Ok(());
-    };
-    let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    }
+    let header = header.to_vec();
     match format {
         OutputFormat::Json => {
             let objs: Vec<serde_json::Map<String, serde_json::Value>> = rows
