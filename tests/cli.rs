@@ -491,3 +491,33 @@ async fn audit_csv_of_no_cases_is_the_header_alone() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), "(no cases)");
 }
+
+/// Requests the server refused are a failed simulation: `simulate` lists
+/// them and exits 2. Here the same seed played twice: its `req=` ids bring
+/// back the first day's cases, closed or with other workers, and the
+/// workers' steps on them are refused.
+#[test]
+fn simulate_exits_non_zero_when_the_server_refuses_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let args = [
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "40",
+        "--seed",
+        "8",
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("errors:"), "{out}");
+    let (code, out, err) = run(&args);
+    assert!(out.contains("errors:"), "{out}");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("refused"), "{err}");
+}

@@ -50,7 +50,8 @@ enum Cmd {
     Audit(offline::AuditArgs),
     /// Check every record of a data directory (the server must be stopped).
     Verify(offline::VerifyArgs),
-    /// Drive a realistic day of hotline traffic against a running server.
+    /// Drive a realistic day of hotline traffic against a running server;
+    /// exits 2 when the server refused any request.
     Simulate(simulate::SimulateArgs),
 }
 

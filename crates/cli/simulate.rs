@@ -485,5 +485,13 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
         eprintln!("simulate: not one case was accepted (see the errors above)");
         return Ok(ExitCode::FAILURE);
     }
+    let refused: u64 = stats.errors.values().sum();
+    if refused > 0 {
+        eprintln!(
+            "simulate: the server refused {refused} of {} requests (see the errors above)",
+            stats.requests
+        );
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
 }
