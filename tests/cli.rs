@@ -521,3 +521,21 @@ fn simulate_exits_non_zero_when_the_server_refuses_requests() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("refused"), "{err}");
 }
+
+/// `--from` not before `--to` is a window without a moment in it: refused,
+/// naming both, rather than an audit of nothing that looks like a quiet month.
+#[tokio::test]
+async fn audit_refuses_a_window_that_ends_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 1, "倒窗").await;
+    let d = data.to_str().unwrap();
+    for (from, to) in [("2026-12-01", "2026-11-01"), ("2026-11-01T08:00", "2026-11-01T00:00Z")] {
+        let (code, out, err) = run(&["audit", "--data", d, "--from", from, "--to", to]);
+        assert_eq!(code, 1, "{from} {to}: {out}{err}");
+        assert!(err.contains("--from") && err.contains("--to") && err.contains(from), "{err}");
+    }
+    let (code, out, err) =
+        run(&["audit", "--data", d, "--from", "2026-11-01", "--to", "2026-11-01T00:00:01"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

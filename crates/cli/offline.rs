@@ -311,6 +311,15 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
         now: Timestamp::now(),
         utc_offset_min: off,
     };
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if to <= from {
+            anyhow::bail!(
+                "--from {} is not before --to {}: no case is received at or after the one and before the other",
+                a.from.as_deref().unwrap_or_default(),
+                a.to.as_deref().unwrap_or_default()
+            );
+        }
+    }
     let log = open_log(&a.data.data)?;
     // The county's UTC offset and time limits read the log's times: another
     // county's would shift every day and deadline without a word.
