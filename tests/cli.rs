@@ -539,3 +539,53 @@ async fn audit_refuses_a_window_that_ends_before_it_starts() {
         run(&["audit", "--data", d, "--from", "2026-11-01", "--to", "2026-11-01T00:00:01"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// `simulate`'s summary counts what the server did: a CLOSE, RETURN or
+/// DISPATCH it refused is listed under the errors, not counted as a closing,
+/// a return or a dispatch by hand.
+#[test]
+fn simulate_counts_only_the_steps_the_server_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let args = [
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "60",
+        "--seed",
+        "21",
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    // Again: the same req= ids bring back the first run's cases, most of them
+    // closed already or another worker's.
+    let (_, out, err) = run(&args);
+    let summary =
+        out.lines().find(|l| l.contains("dispatched by hand")).unwrap_or_else(|| panic!("{out}{err}"));
+    let said = |what: &str| -> u64 {
+        let before = &summary[..summary.find(what).unwrap()];
+        before.trim_end().rsplit([' ', ',']).next().unwrap().parse().unwrap()
+    };
+    let sent = |verb: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.trim_start().strip_prefix(&format!("{verb} ")))
+            .map_or(0, |l| l.split_whitespace().next().unwrap().parse().unwrap())
+    };
+    let refused = |verb: &str| -> u64 {
+        let errors = out.lines().find_map(|l| l.trim_start().strip_prefix("errors: ")).unwrap_or("");
+        errors
+            .split(", ")
+            .filter(|e| e.starts_with(&format!("{verb} ")))
+            .map(|e| e.rsplit('x').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert!(refused("CLOSE") > 0, "the second run has refused closings: {out}");
+    assert_eq!(said("closings"), sent("CLOSE") - refused("CLOSE"), "{out}");
+    assert_eq!(said("returned"), sent("RETURN") - refused("RETURN"), "{out}");
+    assert_eq!(said("dispatched by hand"), sent("DISPATCH") - refused("DISPATCH"), "{out}");
+}

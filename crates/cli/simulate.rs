@@ -44,6 +44,15 @@ pub struct SimulateArgs {
     pub config: ConfigFlag,
 }
 
+/// What a worker's script does with a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Returned,
+    Closed,
+    /// Claimed, and still being worked on at the end of the day.
+    InHand,
+}
+
 /// SplitMix64: small, fast, and the same everywhere for a seed.
 pub struct Rng(u64);
 
@@ -325,8 +334,8 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
                 )
             })
             .collect();
-        manual += waiting.len();
         let replies = pipeline(&mut sup, &waiting, a.window, &mut stats).await?;
+        manual += replies.iter().filter(|r| r.is_ok()).count();
         let mut by_worker: HashMap<String, Vec<String>> = HashMap::new();
         let mut wi = 0;
         for (no, w) in &open {
@@ -361,7 +370,10 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
         }
         // 3. Workers pull, claim, note, close — or return a misrouted case.
         let mut scripts: Vec<Vec<(&'static str, String)>> = vec![Vec::new(); conns];
-        let mut outcomes: Vec<Vec<(String, bool)>> = vec![Vec::new(); conns];
+        // Per connection: (case no, returned or else closed or in hand, the
+        // index in its script of the request that did it). What the summary
+        // counts is what the server did, not what was asked.
+        let mut outcomes: Vec<Vec<(String, Step, usize)>> = vec![Vec::new(); conns];
         let mut workers: Vec<_> = by_worker.into_iter().collect();
         workers.sort();
         for (i, (w, nos)) in workers.into_iter().enumerate() {
@@ -373,16 +385,16 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
                 let roll = rng.below(100);
                 if round < 2 && roll < 3 {
                     s.push(("RETURN", format!("RETURN case={no} reason=\"不属于本网格，请重新分派\"")));
-                    outcomes[i % conns].push((no, true));
+                    outcomes[i % conns].push((no, Step::Returned, s.len() - 1));
                 } else if roll >= 94 {
                     s.push(("CLAIM", format!("CLAIM case={no}")));
+                    outcomes[i % conns].push((no.clone(), Step::InHand, s.len() - 1));
                     s.push(("NOTE", format!("NOTE case={no} text=\"配件未到，明天继续\"")));
-                    in_hand += 1;
                 } else {
                     s.push(("CLAIM", format!("CLAIM case={no}")));
                     s.push(("NOTE", format!("NOTE case={no} text=\"已到现场，正在处理\"")));
                     s.push(("CLOSE", format!("CLOSE case={no} result=\"已处理完毕\"")));
-                    outcomes[i % conns].push((no, false));
+                    outcomes[i % conns].push((no, Step::Closed, s.len() - 1));
                 }
             }
         }
@@ -392,37 +404,52 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
             tasks.push(tokio::spawn(async move {
                 let mut c = Client::connect(&addr).await?;
                 let mut st = Stats::default();
-                pipeline(&mut c, &s, window, &mut st).await?;
-                anyhow::Ok(st)
+                let r = pipeline(&mut c, &s, window, &mut st).await?;
+                anyhow::Ok((r, st))
             }));
         }
+        let mut done = Vec::new();
         for t in tasks {
-            stats.merge(t.await??);
+            let (r, st) = t.await??;
+            stats.merge(st);
+            done.push(r);
         }
-        // 4. Return visits; the returned cases were routed again.
-        let mut next_open = Vec::new();
+        // 4. Return visits; the returned cases were routed again. A step the
+        // server refused is among the errors, and the case goes no further.
+        // (case no, the index of its unhappy FEEDBACK, if that reopens it)
+        let mut next_open: Vec<(String, Option<usize>)> = Vec::new();
         let mut visits = Vec::new();
-        for (no, back) in outcomes.into_iter().flatten() {
-            if back {
-                returned += 1;
-                next_open.push(no);
-            } else {
-                closed += 1;
-                // Unhappy residents: the case is reopened (in the last round they stay unhappy).
-                let unhappy = rng.chance(if round < 2 { 8 } else { 3 });
-                let line = if unhappy {
-                    format!("FEEDBACK case={no} satisfied=no score=2 text=\"问题没有解决\"")
-                } else {
-                    format!("FEEDBACK case={no} satisfied=yes score={}", 4 + rng.below(2))
-                };
-                visits.push(("FEEDBACK", line));
-                if unhappy && round < 3 {
-                    reopened += 1;
-                    next_open.push(no);
+        let steps = outcomes.into_iter().enumerate().flat_map(|(k, o)| o.into_iter().map(move |x| (k, x)));
+        for (k, (no, step, at)) in steps {
+            if !done[k][at].is_ok() {
+                continue;
+            }
+            match step {
+                Step::InHand => in_hand += 1,
+                Step::Returned => {
+                    returned += 1;
+                    next_open.push((no, None));
+                }
+                Step::Closed => {
+                    closed += 1;
+                    // Unhappy residents: the case is reopened (in the last round they stay unhappy).
+                    let unhappy = rng.chance(if round < 2 { 8 } else { 3 });
+                    let line = if unhappy {
+                        format!("FEEDBACK case={no} satisfied=no score=2 text=\"问题没有解决\"")
+                    } else {
+                        format!("FEEDBACK case={no} satisfied=yes score={}", 4 + rng.below(2))
+                    };
+                    visits.push(("FEEDBACK", line));
+                    if unhappy && round < 3 {
+                        next_open.push((no, Some(visits.len() - 1)));
+                    }
                 }
             }
         }
-        pipeline(&mut op, &visits, a.window, &mut stats).await?;
+        let heard = pipeline(&mut op, &visits, a.window, &mut stats).await?;
+        next_open.retain(|(_, visit)| visit.is_none_or(|v| heard[v].is_ok()));
+        reopened += next_open.iter().filter(|(_, visit)| visit.is_some()).count();
+        let next_open: Vec<String> = next_open.into_iter().map(|(no, _)| no).collect();
         // Where did the returned and reopened cases go?
         let gets: Vec<(&'static str, String)> =
             next_open.iter().map(|no| ("GET", format!("GET case={no}"))).collect();
