@@ -589,3 +589,28 @@ fn simulate_counts_only_the_steps_the_server_took() {
     assert_eq!(said("returned"), sent("RETURN") - refused("RETURN"), "{out}");
     assert_eq!(said("dispatched by hand"), sent("DISPATCH") - refused("DISPATCH"), "{out}");
 }
+
+/// More connections than cases: the idle connections play nothing, the
+/// day is played, and the progress bar (for a terminal) is not written
+/// into a pipe or a log file, once per connection.
+#[test]
+fn simulate_with_more_connections_than_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let (code, out, err) = run(&[
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "2",
+        "--connections",
+        "6",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("simulated 2 calls: 2 accepted"), "{out}");
+    assert!(!err.contains("accept "), "a progress bar on a pipe: {err}");
+}

@@ -194,6 +194,10 @@ struct Progress {
 
 impl Progress {
     fn step(&mut self, phase: &str, n: usize) {
+        if n == 0 {
+            // Nothing new (a connection without cases): the bar stands.
+            return;
+        }
         self.done += n;
         if self.enabled && (self.last.elapsed() > Duration::from_millis(100) || self.done >= self.total) {
             self.last = Instant::now();
@@ -273,7 +277,9 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
 async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) -> anyhow::Result<ExitCode> {
     let mut rng = Rng::new(a.seed);
     let conns = a.connections;
-    let mut progress = Progress { total: a.cases, done: 0, last: Instant::now(), enabled: true };
+    // A bar redrawn with `\r` is for a terminal, not a pipe or a log file.
+    let enabled = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = Progress { total: a.cases, done: 0, last: Instant::now(), enabled };
     let mut stats = Stats::default();
     let t0 = Instant::now();
 
