@@ -614,3 +614,19 @@ fn simulate_with_more_connections_than_cases() {
     assert!(out.contains("simulated 2 calls: 2 accepted"), "{out}");
     assert!(!err.contains("accept "), "a progress bar on a pipe: {err}");
 }
+
+/// A tokens.toml without one of the tokens simulate needs is named, with
+/// the role and the flag that chose it.
+#[test]
+fn simulate_names_the_tokens_file_that_lacks_a_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\nrole = \"admin\"\nname = \"admin\"\nsecret = \"admin-0123456789abcdef\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["simulate", "--tokens", tokens.to_str().unwrap(), "--cases", "3"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(tokens.to_str().unwrap()) && err.contains("supervisor"), "{err}");
+}

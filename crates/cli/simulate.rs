@@ -114,10 +114,15 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
         .filter(|t| t.role == "worker")
         .filter_map(|t| t.worker.clone().map(|w| (w, t.secret.clone())))
         .collect();
+    let need = |role: &str| {
+        find(role).with_context(|| {
+            format!("{}: no {role} token (--tokens: the server's tokens.toml)", path.display())
+        })
+    };
     Ok(Tokens {
-        admin: find("admin").context("no admin token")?,
-        supervisor: find("supervisor").context("no supervisor token")?,
-        operator: find("operator").context("no operator token")?,
+        admin: need("admin")?,
+        supervisor: need("supervisor")?,
+        operator: need("operator")?,
         workers,
     })
 }
