@@ -630,3 +630,38 @@ fn simulate_names_the_tokens_file_that_lacks_a_role() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(tokens.to_str().unwrap()) && err.contains("supervisor"), "{err}");
 }
+
+/// A connection reset (the server gone at once, not closed in order) while
+/// `client` sends: the error names the input line it could not send.
+#[cfg(unix)]
+#[test]
+fn client_names_the_line_a_reset_connection_left_unanswered() {
+    use std::io::{BufRead, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (&s).write_all(b"OK pong=yes\n").unwrap();
+        // Wait for the next request, then close with a reset (SO_LINGER 0).
+        let _ = r.fill_buf();
+        use std::os::unix::io::AsRawFd;
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt on a socket this thread owns, with a valid linger struct.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    });
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr], "PING\nPING\nPING\n");
+    t.join().unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("line 2"), "{err}");
+}

@@ -56,7 +56,7 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
                 Err(gridline_client::ClientError::Closed) => {
                     anyhow::bail!("the server closed the connection before it answered line {n} of the input")
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("line {n} of the input"))),
             };
             if !r.is_ok() {
                 failures += 1;
