@@ -665,3 +665,16 @@ fn client_names_the_line_a_reset_connection_left_unanswered() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("line 2"), "{err}");
 }
+
+/// `--help` names what the flags take and what the exit statuses mean.
+#[test]
+fn help_lists_the_groupings_and_the_exit_statuses() {
+    let (code, out, _) = run(&["audit", "--help"]);
+    assert_eq!(code, 0);
+    for by in ["county", "township", "grid", "department", "worker", "category", "month"] {
+        assert!(out.contains(by), "audit --help does not name --by {by}: {out}");
+    }
+    let (code, out, _) = run(&["client", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("exits 2") && out.contains("1 when"), "{out}");
+}

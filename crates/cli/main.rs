@@ -45,13 +45,17 @@ enum Cmd {
     /// Show where a case would go and why (nothing is stored).
     Route(offline::RouteArgs),
     /// Talk to a server: an interactive prompt, or requests from standard input.
+    ///
+    /// With input that is not a terminal, exits 2 when a reply was an ERR, and
+    /// 1 when the connection failed or closed before every line was answered.
     Client(client::ClientArgs),
     /// Audit figures from a data directory (the server must be stopped).
     Audit(offline::AuditArgs),
     /// Check every record of a data directory (the server must be stopped).
     Verify(offline::VerifyArgs),
-    /// Drive a realistic day of hotline traffic against a running server;
-    /// exits 2 when the server refused any request.
+    /// Drive a realistic day of hotline traffic against a running server.
+    ///
+    /// Exits 2 when the server refused any request.
     Simulate(simulate::SimulateArgs),
 }
 

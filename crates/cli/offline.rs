@@ -274,7 +274,8 @@ pub struct AuditArgs {
     pub data: DataFlag,
     #[command(flatten)]
     pub config: ConfigFlag,
-    /// How to group the rows.
+    /// How to group the rows: county, township, grid, department, worker,
+    /// category or month.
     #[arg(long, default_value = "county", value_parser = parse_by)]
     pub by: AuditBy,
     /// Only cases received at or after this time (local, e.g. 2026-11-01).
