@@ -678,3 +678,14 @@ fn help_lists_the_groupings_and_the_exit_statuses() {
     assert_eq!(code, 0);
     assert!(out.contains("exits 2") && out.contains("1 when"), "{out}");
 }
+
+/// A request file saved by a Windows editor: a byte order mark before the
+/// first line and CRLF line ends. The mark is not part of the first verb.
+#[test]
+fn client_reads_a_file_with_a_byte_order_mark_and_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let (code, out, err) = run_stdin(&["client", "--addr", &srv.addr], "\u{feff}PING\r\nPING\r\n");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("pong").count(), 2, "{out}");
+}

@@ -45,7 +45,8 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
             let Some(line) = lines.next() else { break };
             n += 1;
             let line = anyhow::Context::with_context(line, || format!("reading line {n} of the input"))?;
-            let t = line.trim();
+            // A byte order mark (a file saved by a Windows editor) is not part of the verb.
+            let t = if n == 1 { line.trim_start_matches('\u{feff}') } else { &line }.trim();
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
