@@ -689,3 +689,17 @@ fn client_reads_a_file_with_a_byte_order_mark_and_crlf() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.matches("pong").count(), 2, "{out}");
 }
+
+/// An address already in use is refused before anything is written: no
+/// data directory, tokens or case log made for a server that never served.
+#[test]
+fn serve_refuses_an_address_in_use_before_it_makes_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, out, err) = run(&["serve", "--listen", &addr, "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+    assert!(!data.exists(), "a refused serve created its data directory");
+}
