@@ -703,3 +703,36 @@ fn serve_refuses_an_address_in_use_before_it_makes_a_data_directory() {
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");
     assert!(!data.exists(), "a refused serve created its data directory");
 }
+
+/// `gridline audit --csv > audit.csv` on a full disk (here /dev/full): the
+/// command fails, exit 1, saying it could not write its output; it does not
+/// panic. The same for a stderr that cannot be written.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn offline_output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 1, "满盘").await;
+    let d = data.to_str().unwrap();
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    for args in [
+        &["registry", "stats"][..],
+        &["route", "--grid", &some_grid(1).0],
+        &["audit", "--data", d, "--csv"],
+        &["audit", "--data", d, "--json"],
+        &["verify", "--data", d],
+    ] {
+        let out = std::process::Command::new(bin()).args(args).stdout(full()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("standard output") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+    // Problems go to stderr; it cannot be written either: still exit 1.
+    let out = std::process::Command::new(bin())
+        .args(["registry", "check", "--config", dir.path().to_str().unwrap()])
+        .stdout(full())
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -1,6 +1,6 @@
 //! `gridline client`: an interactive prompt, or requests from standard input.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -25,22 +25,21 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         if let Some(t) = &a.token {
             let r = c.call(&gridline_client::auth_request(t)).await?;
             if interactive || !r.is_ok() {
-                print_reply(&r);
+                print_reply(&r)?;
             }
             if !r.is_ok() {
                 return Ok(ExitCode::FAILURE);
             }
         }
         if interactive {
-            eprintln!("connected to {}; type HELP for the verbs, QUIT to leave", a.addr);
+            errln!("connected to {}; type HELP for the verbs, QUIT to leave", a.addr);
         }
         let stdin = std::io::stdin();
         let mut lines = stdin.lock().lines();
         let mut n = 0;
         loop {
             if interactive {
-                print!("gridline> ");
-                std::io::stdout().flush()?;
+                out!("gridline> ")?;
             }
             let Some(line) = lines.next() else { break };
             n += 1;
@@ -62,7 +61,7 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
             if !r.is_ok() {
                 failures += 1;
             }
-            print_reply(&r);
+            print_reply(&r)?;
             // `QUIT`, answered: the server closes the connection.
             let verb = t.split_ascii_whitespace().next().unwrap_or_default();
             if verb.eq_ignore_ascii_case("quit") && r.is_ok() {
@@ -76,22 +75,23 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
 /// Prints a reply readably: `OK` fields one per line, items as indented
 /// blocks. A newline or other control character in a value or a message is
 /// printed escaped (`\n`), so every printed line is one the reply has.
-fn print_reply(r: &Reply) {
+fn print_reply(r: &Reply) -> anyhow::Result<()> {
     match r {
-        Reply::Err { code, message } => println!("ERR {code}: {}", escape_controls(message)),
+        Reply::Err { code, message } => outln!("ERR {code}: {}", escape_controls(message))?,
         Reply::Ok { fields, items } => {
             let width = fields.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-            println!("OK");
+            outln!("OK")?;
             for (k, v) in &fields.0 {
-                println!("  {k:width$}  {}", escape_controls(v));
+                outln!("  {k:width$}  {}", escape_controls(v))?;
             }
             for (kind, f) in items {
                 let line: Vec<String> =
                     f.0.iter().map(|(k, v)| format!("{k}={}", escape_controls(v))).collect();
-                println!("  {kind}  {}", line.join("  "));
+                outln!("  {kind}  {}", line.join("  "))?;
             }
         }
     }
+    Ok(())
 }
 
 /// `s` with its control characters escaped as Rust writes them (`\n`,

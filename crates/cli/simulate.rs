@@ -208,7 +208,7 @@ impl Progress {
             self.last = Instant::now();
             let w = 30;
             let filled = (self.done.min(self.total) * w) / self.total.max(1);
-            eprint!(
+            err!(
                 "\r{phase:<10} [{}{}] {}/{}   ",
                 "#".repeat(filled),
                 " ".repeat(w - filled),
@@ -216,7 +216,7 @@ impl Progress {
                 self.total
             );
             if self.done >= self.total {
-                eprintln!();
+                errln!();
             }
         }
     }
@@ -482,21 +482,21 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
     let secs = t0.elapsed().as_secs_f64();
     let audit = sup.call("AUDIT by=county").await?;
 
-    println!(
+    outln!(
         "simulated {} calls: {accepted} accepted ({:.0} cases/s intake over {conns} connections)",
         a.cases,
         accepted as f64 / intake_secs
-    );
-    println!(
+    )?;
+    outln!(
         "  {manual} dispatched by hand, {returned} returned, {reopened} reopened, {closed} closings, {in_hand} still in hand"
-    );
-    println!("  {} requests in {secs:.2}s: {:.0} requests/s", stats.requests, stats.requests as f64 / secs);
-    println!("  latency (ms)      count      p50      p90      p99     p999      max");
+    )?;
+    outln!("  {} requests in {secs:.2}s: {:.0} requests/s", stats.requests, stats.requests as f64 / secs)?;
+    outln!("  latency (ms)      count      p50      p90      p99     p999      max")?;
     let mut verbs: Vec<_> = stats.by_verb.iter().collect();
     verbs.sort_by_key(|(k, _)| *k);
     for (verb, h) in verbs {
         let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
-        println!(
+        outln!(
             "  {verb:<10} {:>12} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
             h.len(),
             q(0.5),
@@ -504,28 +504,28 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
             q(0.99),
             q(0.999),
             h.max() as f64 / 1000.0
-        );
+        )?;
     }
     if !stats.errors.is_empty() {
         let mut e: Vec<_> = stats.errors.iter().collect();
         e.sort();
-        println!("  errors: {}", e.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", "));
+        outln!("  errors: {}", e.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", "))?;
     }
     if let Reply::Ok { items, .. } = audit {
         for (_, row) in items {
-            println!(
+            outln!(
                 "  audit: {}",
                 row.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
-            );
+            )?;
         }
     }
     if accepted == 0 && a.cases > 0 {
-        eprintln!("simulate: not one case was accepted (see the errors above)");
+        errln!("simulate: not one case was accepted (see the errors above)");
         return Ok(ExitCode::FAILURE);
     }
     let refused: u64 = stats.errors.values().sum();
     if refused > 0 {
-        eprintln!(
+        errln!(
             "simulate: the server refused {refused} of {} requests (see the errors above)",
             stats.requests
         );
