@@ -736,3 +736,12 @@ async fn offline_output_that_cannot_be_written_is_an_error_not_a_panic() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `simulate --window 0` (no request in flight) is refused naming the flag,
+/// not run as if it were 1.
+#[test]
+fn simulate_refuses_a_window_of_zero() {
+    let (code, out, err) = run(&["simulate", "--window", "0", "--tokens", "/nonexistent/tokens.toml"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("--window") && err.contains("0"), "{err}");
+}

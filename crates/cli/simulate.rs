@@ -32,8 +32,9 @@ pub struct SimulateArgs {
     /// Connections per role.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
-    /// Requests each connection keeps in flight.
-    #[arg(long, default_value_t = 32)]
+    /// Requests each connection keeps in flight (1 to 65,536).
+    #[arg(long, default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub window: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
