@@ -87,7 +87,8 @@ enum Cmd {
     /// Talk to a server: an interactive prompt, or requests from standard input.
     ///
     /// With input that is not a terminal, exits 2 when a reply was an ERR, and
-    /// 1 when the connection failed or closed before every line was answered.
+    /// 1 when --token was refused, or the connection failed or closed before
+    /// every line was answered.
     Client(client::ClientArgs),
     /// Audit figures from a data directory (the server must be stopped).
     Audit(offline::AuditArgs),
