@@ -334,22 +334,430 @@ fn route_refuses_a_longitude_or_latitude_out_of_range() {
     assert_eq!(code, 0, "the edges are in range: {err}");
 }
 
-/// `--to` at or before `--from` is a window that can hold no case: refused,
-/// naming the flags, not printed as "(no cases)".
+/// `simulate` against an address nobody listens on names the address and
+/// says what went wrong once.
+#[test]
+fn simulate_names_the_address_it_cannot_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    let mut toml = String::new();
+    for role in ["admin", "supervisor", "operator"] {
+        toml += &format!(
+            "[[token]]\nrole = \"{role}\"\nname = \"{role}\"\nsecret = \"{role}-0123456789abcdef\"\n\n"
+        );
+    }
+    std::fs::write(&tokens, toml).unwrap();
+    // A port just freed: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let (code, out, err) =
+        run(&["simulate", "--addr", &addr, "--tokens", tokens.to_str().unwrap(), "--cases", "3"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&addr), "{err}");
+    assert_eq!(err.matches("refused").count(), 1, "{err}");
+}
+
+/// Runs `gridline` with arguments and `input` on its standard input (not a
+/// terminal); returns (exit code, stdout, stderr).
+fn run_stdin(args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .env_remove("GRIDLINE_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A secret in a hand-written tokens.toml may hold spaces and quotes:
+/// `client --token` and `simulate` authenticate with it.
+#[test]
+fn client_and_simulate_authenticate_with_a_secret_holding_spaces_and_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let tokens = data.join("tokens.toml");
+    let secret = |role: &str| format!("the {role}'s \\\"pass phrase\\\" = long");
+    let mut toml = String::new();
+    for role in ["admin", "supervisor", "operator"] {
+        toml +=
+            &format!("[[token]]\nrole = \"{role}\"\nname = \"{role}\"\nsecret = \"{}\"\n\n", secret(role));
+    }
+    std::fs::write(&tokens, toml).unwrap();
+    let srv = Server::start(&data, &[]);
+    let op = srv.token("operator");
+    assert!(op.contains(' ') && op.contains('"'), "{op}");
+    let (code, out, err) = run_stdin(&["client", "--addr", &srv.addr, "--token", &op], "PING\n");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&[
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "20",
+        "--connections",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("20 accepted"), "{out}");
+}
+
+/// `client` prints a value holding a newline (a case's text, an error
+/// message quoting what the request said) on one line, escaped: printed
+/// as it is, it would start a line of its own, one that reads as a reply.
+#[test]
+fn client_prints_a_newline_in_a_value_escaped_not_as_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let (grid, _, _) = some_grid(2);
+    let input = format!("ACCEPT text=\"第一行\\nOK forged=yes\" grid={grid} req=nl\n");
+    let (code, out, err) =
+        run_stdin(&["client", "--addr", &srv.addr, "--token", &srv.token("operator")], &input);
+    assert_eq!(code, 0, "{out}{err}");
+    let no = out.lines().find_map(|l| l.trim().strip_prefix("no ")).unwrap().trim();
+    let input = format!("GET case={no}\n");
+    let (code, out, err) =
+        run_stdin(&["client", "--addr", &srv.addr, "--token", &srv.token("supervisor")], &input);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("第一行\\nOK forged=yes"), "{out}");
+    for l in out.lines() {
+        assert!(l == "OK" || l.starts_with("  "), "a line the server did not send: {l:?}\n{out}");
+    }
+    let (code, out, err) = run_stdin(
+        &["client", "--addr", &srv.addr, "--token", &srv.token("operator")],
+        "ACCEPT text=x grid=\"nope\\nERR forged\"\n",
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
+
+/// A server that answers one request and then closes the connection (half
+/// way: it still reads, so the close is an end of stream, not a reset).
+fn one_reply_server() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (&s).write_all(b"OK pong=yes\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = r.read_to_end(&mut Vec::new());
+    });
+    (addr, t)
+}
+
+/// The server closing the connection while requests are left to send is a
+/// failure: exit non-zero, saying which line was not answered; a QUIT the
+/// server answers ends the session cleanly.
+#[test]
+fn client_fails_when_the_server_closes_with_requests_left() {
+    let (addr, t) = one_reply_server();
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr], "PING\nPING\nPING\n");
+    t.join().unwrap();
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(out.contains("pong"), "{out}");
+    assert!(err.contains("closed the connection") && err.contains("line 2"), "{err}");
+    let (addr, t) = one_reply_server();
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr], "quit\n");
+    t.join().unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `audit --csv` of a window without cases is a CSV: the header row and no
+/// rows, not the table's `(no cases)` (a spreadsheet would read that as the
+/// one column's name); `--json` is `[]`.
+#[tokio::test]
+async fn audit_csv_of_no_cases_is_the_header_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 2, "空窗").await;
+    let d = data.to_str().unwrap();
+    let (code, all, err) = run(&["audit", "--data", d, "--by", "township", "--csv"]);
+    assert_eq!(code, 0, "{all}{err}");
+    let header = all.lines().next().unwrap();
+    assert!(header.starts_with("township,received,"), "{all}");
+    let (code, out, err) = run(&["audit", "--data", d, "--by", "township", "--csv", "--from", "2099-01-01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, format!("{header}\n"));
+    let (code, out, err) = run(&["audit", "--data", d, "--json", "--from", "2099-01-01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "[]");
+    let (code, out, err) = run(&["audit", "--data", d, "--from", "2099-01-01"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "(no cases)");
+}
+
+/// Requests the server refused are a failed simulation: `simulate` lists
+/// them and exits 2. Here the same seed played twice: its `req=` ids bring
+/// back the first day's cases, closed or with other workers, and the
+/// workers' steps on them are refused.
+#[test]
+fn simulate_exits_non_zero_when_the_server_refuses_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let args = [
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "40",
+        "--seed",
+        "8",
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("errors:"), "{out}");
+    let (code, out, err) = run(&args);
+    assert!(out.contains("errors:"), "{out}");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("refused"), "{err}");
+}
+
+/// `--from` not before `--to` is a window without a moment in it: refused,
+/// naming both, rather than an audit of nothing that looks like a quiet month.
 #[tokio::test]
 async fn audit_refuses_a_window_that_ends_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    accept_one_by_one_then_kill(&data, 1, "窗口").await;
+    accept_one_by_one_then_kill(&data, 1, "倒窗").await;
     let d = data.to_str().unwrap();
-    for (from, to) in [("2026-12-01", "2026-11-01"), ("2026-11-01", "2026-11-01")] {
+    for (from, to) in [("2026-12-01", "2026-11-01"), ("2026-11-01T08:00", "2026-11-01T00:00Z")] {
         let (code, out, err) = run(&["audit", "--data", d, "--from", from, "--to", to]);
-        assert_ne!(code, 0, "{from}..{to}: {out}");
-        assert!(err.contains("--to") && err.contains("--from"), "{from}..{to}: {err}");
+        assert_eq!(code, 1, "{from} {to}: {out}{err}");
+        assert!(err.contains("--from") && err.contains("--to") && err.contains(from), "{err}");
     }
-    let (code, out, err) = run(&["audit", "--data", d, "--from", "2000-01-01", "--to", "2100-01-01"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("county  1 "), "{out}");
+    let (code, out, err) =
+        run(&["audit", "--data", d, "--from", "2026-11-01", "--to", "2026-11-01T00:00:01"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `simulate`'s summary counts what the server did: a CLOSE, RETURN or
+/// DISPATCH it refused is listed under the errors, not counted as a closing,
+/// a return or a dispatch by hand.
+#[test]
+fn simulate_counts_only_the_steps_the_server_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let args = [
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "60",
+        "--seed",
+        "21",
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    // Again: the same req= ids bring back the first run's cases, most of them
+    // closed already or another worker's.
+    let (_, out, err) = run(&args);
+    let summary =
+        out.lines().find(|l| l.contains("dispatched by hand")).unwrap_or_else(|| panic!("{out}{err}"));
+    let said = |what: &str| -> u64 {
+        let before = &summary[..summary.find(what).unwrap()];
+        before.trim_end().rsplit([' ', ',']).next().unwrap().parse().unwrap()
+    };
+    let sent = |verb: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.trim_start().strip_prefix(&format!("{verb} ")))
+            .map_or(0, |l| l.split_whitespace().next().unwrap().parse().unwrap())
+    };
+    let refused = |verb: &str| -> u64 {
+        let errors = out.lines().find_map(|l| l.trim_start().strip_prefix("errors: ")).unwrap_or("");
+        errors
+            .split(", ")
+            .filter(|e| e.starts_with(&format!("{verb} ")))
+            .map(|e| e.rsplit('x').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert!(refused("CLOSE") > 0, "the second run has refused closings: {out}");
+    assert_eq!(said("closings"), sent("CLOSE") - refused("CLOSE"), "{out}");
+    assert_eq!(said("returned"), sent("RETURN") - refused("RETURN"), "{out}");
+    assert_eq!(said("dispatched by hand"), sent("DISPATCH") - refused("DISPATCH"), "{out}");
+}
+
+/// More connections than cases: the idle connections play nothing, the
+/// day is played, and the progress bar (for a terminal) is not written
+/// into a pipe or a log file, once per connection.
+#[test]
+fn simulate_with_more_connections_than_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let (code, out, err) = run(&[
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "2",
+        "--connections",
+        "6",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("simulated 2 calls: 2 accepted"), "{out}");
+    assert!(!err.contains("accept "), "a progress bar on a pipe: {err}");
+}
+
+/// A tokens.toml without one of the tokens simulate needs is named, with
+/// the role and the flag that chose it.
+#[test]
+fn simulate_names_the_tokens_file_that_lacks_a_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\nrole = \"admin\"\nname = \"admin\"\nsecret = \"admin-0123456789abcdef\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["simulate", "--tokens", tokens.to_str().unwrap(), "--cases", "3"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(tokens.to_str().unwrap()) && err.contains("supervisor"), "{err}");
+}
+
+/// A connection reset (the server gone at once, not closed in order) while
+/// `client` sends: the error names the input line it could not send.
+#[cfg(unix)]
+#[test]
+fn client_names_the_line_a_reset_connection_left_unanswered() {
+    use std::io::{BufRead, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        (&s).write_all(b"OK pong=yes\n").unwrap();
+        // Wait for the next request, then close with a reset (SO_LINGER 0).
+        let _ = r.fill_buf();
+        use std::os::unix::io::AsRawFd;
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt on a socket this thread owns, with a valid linger struct.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    });
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr], "PING\nPING\nPING\n");
+    t.join().unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+/// `--help` names what the flags take and what the exit statuses mean.
+#[test]
+fn help_lists_the_groupings_and_the_exit_statuses() {
+    let (code, out, _) = run(&["audit", "--help"]);
+    assert_eq!(code, 0);
+    for by in ["county", "township", "grid", "department", "worker", "category", "month"] {
+        assert!(out.contains(by), "audit --help does not name --by {by}: {out}");
+    }
+    let (code, out, _) = run(&["client", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("exits 2") && out.contains("1 when"), "{out}");
+}
+
+/// A request file saved by a Windows editor: a byte order mark before the
+/// first line and CRLF line ends. The mark is not part of the first verb.
+#[test]
+fn client_reads_a_file_with_a_byte_order_mark_and_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let (code, out, err) = run_stdin(&["client", "--addr", &srv.addr], "\u{feff}PING\r\nPING\r\n");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("pong").count(), 2, "{out}");
+}
+
+/// An address already in use is refused before anything is written: no
+/// data directory, tokens or case log made for a server that never served.
+#[test]
+fn serve_refuses_an_address_in_use_before_it_makes_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, out, err) = run(&["serve", "--listen", &addr, "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+    assert!(!data.exists(), "a refused serve created its data directory");
+}
+
+/// `gridline audit --csv > audit.csv` on a full disk (here /dev/full): the
+/// command fails, exit 1, saying it could not write its output; it does not
+/// panic. The same for a stderr that cannot be written.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn offline_output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 1, "满盘").await;
+    let d = data.to_str().unwrap();
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    for args in [
+        &["registry", "stats"][..],
+        &["route", "--grid", &some_grid(1).0],
+        &["audit", "--data", d, "--csv"],
+        &["audit", "--data", d, "--json"],
+        &["verify", "--data", d],
+    ] {
+        let out = std::process::Command::new(bin()).args(args).stdout(full()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("standard output") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+    // Problems go to stderr; it cannot be written either: still exit 1.
+    let out = std::process::Command::new(bin())
+        .args(["registry", "check", "--config", dir.path().to_str().unwrap()])
+        .stdout(full())
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `simulate --window 0` (no request in flight) is refused naming the flag,
+/// not run as if it were 1.
+#[test]
+fn simulate_refuses_a_window_of_zero() {
+    let (code, out, err) = run(&["simulate", "--window", "0", "--tokens", "/nonexistent/tokens.toml"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("--window") && err.contains("0"), "{err}");
 }
 
 /// CONTRACT.md: tokens.toml holds `[[token]]` tables with `role`, `secret`

@@ -1,6 +1,6 @@
 //! `gridline client`: an interactive prompt, or requests from standard input.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -23,45 +23,48 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         let interactive = std::io::stdin().is_terminal();
         let mut failures = 0u64;
         if let Some(t) = &a.token {
-            let r = c.call(&format!("AUTH token={t}")).await?;
+            let r = c.call(&gridline_client::auth_request(t)).await?;
             if interactive || !r.is_ok() {
-                print_reply(&r);
+                print_reply(&r)?;
             }
             if !r.is_ok() {
                 return Ok(ExitCode::FAILURE);
             }
         }
         if interactive {
-            eprintln!("connected to {}; type HELP for the verbs, QUIT to leave", a.addr);
+            errln!("connected to {}; type HELP for the verbs, QUIT to leave", a.addr);
         }
         let stdin = std::io::stdin();
         let mut lines = stdin.lock().lines();
         let mut n = 0;
         loop {
             if interactive {
-                print!("gridline> ");
-                std::io::stdout().flush()?;
+                out!("gridline> ")?;
             }
             let Some(line) = lines.next() else { break };
             n += 1;
             let line = anyhow::Context::with_context(line, || format!("reading line {n} of the input"))?;
-            let t = line.trim();
+            // A byte order mark (a file saved by a Windows editor) is not part of the verb.
+            let t = if n == 1 { line.trim_start_matches('\u{feff}') } else { &line }.trim();
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
             let r = match c.call(t).await {
                 Ok(r) => r,
+                // Before its reply: what line `n` asked is unknown, and the
+                // lines after it are not sent.
                 Err(gridline_client::ClientError::Closed) => {
-                    eprintln!("the server closed the connection");
-                    break;
+                    anyhow::bail!("the server closed the connection before it answered line {n} of the input")
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("line {n} of the input"))),
             };
             if !r.is_ok() {
                 failures += 1;
             }
-            print_reply(&r);
-            if t.eq_ignore_ascii_case("quit") {
+            print_reply(&r)?;
+            // `QUIT`, answered: the server closes the connection.
+            let verb = t.split_ascii_whitespace().next().unwrap_or_default();
+            if verb.eq_ignore_ascii_case("quit") && r.is_ok() {
                 break;
             }
         }
@@ -69,20 +72,36 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints a reply readably: `OK` fields one per line, items as indented blocks.
-fn print_reply(r: &Reply) {
+/// Prints a reply readably: `OK` fields one per line, items as indented
+/// blocks. A newline or other control character in a value or a message is
+/// printed escaped (`\n`), so every printed line is one the reply has.
+fn print_reply(r: &Reply) -> anyhow::Result<()> {
     match r {
-        Reply::Err { code, message } => println!("ERR {code}: {message}"),
+        Reply::Err { code, message } => outln!("ERR {code}: {}", escape_controls(message))?,
         Reply::Ok { fields, items } => {
             let width = fields.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-            println!("OK");
+            outln!("OK")?;
             for (k, v) in &fields.0 {
-                println!("  {k:width$}  {v}");
+                outln!("  {k:width$}  {}", escape_controls(v))?;
             }
             for (kind, f) in items {
-                let line: Vec<String> = f.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("  {kind}  {}", line.join("  "));
+                let line: Vec<String> =
+                    f.0.iter().map(|(k, v)| format!("{k}={}", escape_controls(v))).collect();
+                outln!("  {kind}  {}", line.join("  "))?;
             }
         }
     }
+    Ok(())
+}
+
+/// `s` with its control characters escaped as Rust writes them (`\n`,
+/// `\t`, `\u{1b}`); anything else, Chinese included, as it is.
+fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect::<String>()
+        .into()
 }

@@ -14,6 +14,46 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!`, but a stdout that cannot be written (a full disk, a closed
+/// file) is an error for `?`, not a panic: `audit --csv > audit.csv` on a
+/// full disk exits 1 saying so.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        anyhow::Context::context(
+            std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", format_args!($($arg)*))),
+            "writing to standard output",
+        )
+    };
+}
+
+/// `print!`, as [`outln!`] (a prompt: flushed).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        anyhow::Context::context(
+            std::io::Write::write_fmt(&mut std::io::stdout(), format_args!($($arg)*))
+                .and_then(|()| std::io::Write::flush(&mut std::io::stdout())),
+            "writing to standard output",
+        )
+    };
+}
+
+/// `eprintln!`, but a line stderr cannot take is dropped, not a panic.
+macro_rules! errln {
+    () => {
+        errln!("")
+    };
+    ($($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("{}\n", format_args!($($arg)*)));
+    }};
+}
+
+/// `eprint!`, as [`errln!`].
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!($($arg)*));
+    }};
+}
+
 mod client;
 mod offline;
 mod serve;
@@ -45,12 +85,18 @@ enum Cmd {
     /// Show where a case would go and why (nothing is stored).
     Route(offline::RouteArgs),
     /// Talk to a server: an interactive prompt, or requests from standard input.
+    ///
+    /// With input that is not a terminal, exits 2 when a reply was an ERR, and
+    /// 1 when --token was refused, or the connection failed or closed before
+    /// every line was answered.
     Client(client::ClientArgs),
     /// Audit figures from a data directory (the server must be stopped).
     Audit(offline::AuditArgs),
     /// Check every record of a data directory (the server must be stopped).
     Verify(offline::VerifyArgs),
     /// Drive a realistic day of hotline traffic against a running server.
+    ///
+    /// Exits 2 when the server refused any request.
     Simulate(simulate::SimulateArgs),
 }
 

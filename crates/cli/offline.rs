@@ -16,21 +16,27 @@ pub fn registry_stats(flag: &ConfigFlag, json: bool) -> anyhow::Result<ExitCode>
     let r = load_registry(flag)?;
     let s = Stats::of(&r);
     if json {
-        println!("{}", serde_json::to_string(&s)?);
+        outln!("{}", serde_json::to_string(&s)?)?;
     } else {
-        println!("county       {}", s.county);
-        println!("townships    {}", s.townships);
-        println!("communities  {} urban communities, {} villages", s.communities, s.villages);
-        println!(
+        outln!("county       {}", s.county)?;
+        outln!("townships    {}", s.townships)?;
+        outln!("communities  {} urban communities, {} villages", s.communities, s.villages)?;
+        outln!(
             "grids        {} ({} urban, {} rural, {} dedicated)",
-            s.grids.total, s.grids.urban, s.grids.rural, s.grids.dedicated
-        );
-        println!(
+            s.grids.total,
+            s.grids.urban,
+            s.grids.rural,
+            s.grids.dedicated
+        )?;
+        outln!(
             "workers      {} ({} full-time, {} part-time, {} department professionals)",
-            s.workers.total, s.workers.full_time, s.workers.part_time, s.workers.department
-        );
-        println!("departments  {}", s.departments);
-        println!("categories   {}", s.categories);
+            s.workers.total,
+            s.workers.full_time,
+            s.workers.part_time,
+            s.workers.department
+        )?;
+        outln!("departments  {}", s.departments)?;
+        outln!("categories   {}", s.categories)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -39,21 +45,21 @@ pub fn registry_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     match Registry::load_dir(dir) {
         Ok(r) => {
             let s = Stats::of(&r);
-            println!(
+            outln!(
                 "{}: ok ({} grids, {} workers, {} departments, {} townships)",
                 dir.display(),
                 s.grids.total,
                 s.workers.total,
                 s.departments,
                 s.townships
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("{e}");
+                errln!("{e}");
             }
-            eprintln!("{}: {} problem(s); nothing loaded", dir.display(), errors.0.len());
+            errln!("{}: {} problem(s); nothing loaded", dir.display(), errors.0.len());
             Ok(ExitCode::FAILURE)
         }
     }
@@ -124,33 +130,33 @@ pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
     let routed = router.route(&gridline_routing::RouteRequest { intake: &intake, at, exclude: &[] }, &loads);
     let d = &routed.decision;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(d)?);
+        outln!("{}", serde_json::to_string_pretty(d)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let name_of_grid =
         d.grid.as_deref().and_then(|g| registry.grid_idx(g)).map(|g| registry.grid(g).name.clone());
     let worker = d.worker.as_deref().and_then(|w| registry.worker_idx(w)).map(|w| registry.worker(w));
-    println!("category  {} ({})", d.category, d.category_source.as_str());
+    outln!("category  {} ({})", d.category, d.category_source.as_str())?;
     if !d.keywords.is_empty() {
-        println!("keywords  {}", d.keywords.join(", "));
+        outln!("keywords  {}", d.keywords.join(", "))?;
     }
-    println!(
+    outln!(
         "grid      {}",
         match (&d.grid, name_of_grid) {
             (Some(g), Some(n)) => format!("{g} {n}"),
             _ => "-".into(),
         }
-    );
-    println!("township  {}", d.township.as_deref().unwrap_or("-"));
-    println!("dept      {}", d.department.as_deref().unwrap_or("-"));
+    )?;
+    outln!("township  {}", d.township.as_deref().unwrap_or("-"))?;
+    outln!("dept      {}", d.department.as_deref().unwrap_or("-"))?;
     match worker {
-        Some(w) => println!("worker    {} {} ({})", w.id, w.name, w.kind.as_str()),
-        None => println!("worker    - (waits at {})", registry.county.command_centre),
+        Some(w) => outln!("worker    {} {} ({})", w.id, w.name, w.kind.as_str())?,
+        None => outln!("worker    - (waits at {})", registry.county.command_centre)?,
     }
-    println!("rule      {}", d.rule);
-    println!("why:");
+    outln!("rule      {}", d.rule)?;
+    outln!("why:")?;
     for (i, s) in d.steps.iter().enumerate() {
-        println!("  {}. {s}", i + 1);
+        outln!("  {}. {s}", i + 1)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -250,7 +256,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
     match log.log.verify() {
         Ok(r) => {
-            println!(
+            outln!(
                 "{}: ok: {} cases ({} open, {} closed), {} events, every checksum and every history checked in {:.2}s; {} bytes on disk",
                 a.data.data.display(),
                 r.cases,
@@ -259,17 +265,17 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 r.events,
                 t0.elapsed().as_secs_f64(),
                 log.bytes
-            );
+            )?;
             if r.old_townships > 0 {
-                println!(
+                outln!(
                     "note: {} case(s) carry the township of a worker they were dispatched to, as versions before 2026-11-27 recorded it, not their location's",
                     r.old_townships
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("{}: FAILED: {e}", a.data.data.display());
+            errln!("{}: FAILED: {e}", a.data.data.display());
             Ok(ExitCode::FAILURE)
         }
     }
@@ -281,7 +287,8 @@ pub struct AuditArgs {
     pub data: DataFlag,
     #[command(flatten)]
     pub config: ConfigFlag,
-    /// How to group the rows.
+    /// How to group the rows: county, township, grid, department, worker,
+    /// category or month.
     #[arg(long, default_value = "county", value_parser = parse_by)]
     pub by: AuditBy,
     /// Only cases received at or after this time (local, e.g. 2026-11-01).
@@ -314,7 +321,9 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let (from, to) = (time("from", &a.from)?, time("to", &a.to)?);
     if gridline_audit::window_is_empty(from, to) {
         anyhow::bail!(
-            "--to must be later than --from (cases received from --from, inclusive, to --to, exclusive)"
+            "--to {} must be later than --from {} (cases received from --from, inclusive, to --to, exclusive)",
+            a.to.as_deref().unwrap_or_default(),
+            a.from.as_deref().unwrap_or_default()
         );
     }
     let query = gridline_audit::Query { by: a.by, from, to, now: Timestamp::now(), utc_offset_min: off };
@@ -340,21 +349,19 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     } else {
         OutputFormat::Table
     };
-    print_rows(&rows, format)?;
+    print_rows(&rows, &gridline_audit::header(a.by), format)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints table rows as an aligned table, CSV (RFC 4180) or JSON objects.
-pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
-    let Some(first) = rows.first() else {
-        if format == OutputFormat::Json {
-            println!("[]");
-        } else {
-            println!("(no cases)");
-        }
+/// Prints table rows as an aligned table, CSV (RFC 4180) or JSON objects;
+/// `header` names the columns (CSV prints it when there are no rows).
+pub fn print_rows(rows: &[Row], header: &[&str], format: OutputFormat) -> anyhow::Result<()> {
+    // No rows: JSON `[]`, and a CSV still, its header row alone.
+    if rows.is_empty() && format == OutputFormat::Table {
+        outln!("(no cases)")?;
         return Ok(());
-    };
-    let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    }
+    let header = header.to_vec();
     match format {
         OutputFormat::Json => {
             // Written by hand, pretty as `to_string_pretty` would: a
@@ -372,8 +379,8 @@ pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
                 }
                 out.push_str("\n  }");
             }
-            out.push_str("\n]");
-            println!("{out}");
+            out.push_str(if rows.is_empty() { "]" } else { "\n]" });
+            outln!("{out}")?;
         }
         OutputFormat::Csv => {
             let esc = |s: &str| {
@@ -383,9 +390,9 @@ pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
                     s.to_string()
                 }
             };
-            println!("{}", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(","));
+            outln!("{}", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(","))?;
             for r in rows {
-                println!("{}", r.iter().map(|(_, v)| esc(v)).collect::<Vec<_>>().join(","));
+                outln!("{}", r.iter().map(|(_, v)| esc(v)).collect::<Vec<_>>().join(","))?;
             }
         }
         OutputFormat::Table => {
@@ -405,9 +412,9 @@ pub fn print_rows(rows: &[Row], format: OutputFormat) -> anyhow::Result<()> {
                     .trim_end()
                     .to_string()
             };
-            println!("{}", line(header.clone()));
+            outln!("{}", line(header.clone()))?;
             for r in rows {
-                println!("{}", line(r.iter().map(|(_, v)| v.as_str()).collect()));
+                outln!("{}", line(r.iter().map(|(_, v)| v.as_str()).collect()))?;
             }
         }
     }

@@ -86,6 +86,10 @@ pub fn load_registry(flag: &ConfigFlag) -> anyhow::Result<Arc<gridline_registry:
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = load_registry(&a.config)?;
+    // An address in use is refused before the data directory, its tokens and
+    // its log are made or recovered for a server that will not serve. (Bound
+    // and released: connections are refused, not queued, until it serves.)
+    drop(std::net::TcpListener::bind(a.listen).with_context(|| format!("listening on {}", a.listen))?);
     std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
     let (tokens, created) = Tokens::open_or_create(&a.data.join("tokens.toml"))?;
     tokens.check_workers(|w| registry.worker_idx(w).is_some())?;

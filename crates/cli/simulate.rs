@@ -32,8 +32,9 @@ pub struct SimulateArgs {
     /// Connections per role.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
-    /// Requests each connection keeps in flight.
-    #[arg(long, default_value_t = 32)]
+    /// Requests each connection keeps in flight (1 to 65,536).
+    #[arg(long, default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub window: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -42,6 +43,15 @@ pub struct SimulateArgs {
     pub tokens: PathBuf,
     #[command(flatten)]
     pub config: ConfigFlag,
+}
+
+/// What a worker's script does with a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Returned,
+    Closed,
+    /// Claimed, and still being worked on at the end of the day.
+    InHand,
 }
 
 /// SplitMix64: small, fast, and the same everywhere for a seed.
@@ -105,10 +115,15 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
         .filter(|t| t.role == "worker")
         .filter_map(|t| t.worker.clone().map(|w| (w, t.secret.clone())))
         .collect();
+    let need = |role: &str| {
+        find(role).with_context(|| {
+            format!("{}: no {role} token (--tokens: the server's tokens.toml)", path.display())
+        })
+    };
     Ok(Tokens {
-        admin: find("admin").context("no admin token")?,
-        supervisor: find("supervisor").context("no supervisor token")?,
-        operator: find("operator").context("no operator token")?,
+        admin: need("admin")?,
+        supervisor: need("supervisor")?,
+        operator: need("operator")?,
         workers,
     })
 }
@@ -185,12 +200,16 @@ struct Progress {
 
 impl Progress {
     fn step(&mut self, phase: &str, n: usize) {
+        if n == 0 {
+            // Nothing new (a connection without cases): the bar stands.
+            return;
+        }
         self.done += n;
         if self.enabled && (self.last.elapsed() > Duration::from_millis(100) || self.done >= self.total) {
             self.last = Instant::now();
             let w = 30;
             let filled = (self.done.min(self.total) * w) / self.total.max(1);
-            eprint!(
+            err!(
                 "\r{phase:<10} [{}{}] {}/{}   ",
                 "#".repeat(filled),
                 " ".repeat(w - filled),
@@ -198,7 +217,7 @@ impl Progress {
                 self.total
             );
             if self.done >= self.total {
-                eprintln!();
+                errln!();
             }
         }
     }
@@ -257,13 +276,16 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let registry = load_registry(&a.config)?;
     let tokens = read_tokens(&a.tokens)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(simulate(a, registry, tokens))
+    let addr = a.addr.clone();
+    rt.block_on(simulate(a, registry, tokens)).with_context(|| format!("simulating against {addr}"))
 }
 
 async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) -> anyhow::Result<ExitCode> {
     let mut rng = Rng::new(a.seed);
     let conns = a.connections;
-    let mut progress = Progress { total: a.cases, done: 0, last: Instant::now(), enabled: true };
+    // A bar redrawn with `\r` is for a terminal, not a pipe or a log file.
+    let enabled = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = Progress { total: a.cases, done: 0, last: Instant::now(), enabled };
     let mut stats = Stats::default();
     let t0 = Instant::now();
 
@@ -324,8 +346,8 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
                 )
             })
             .collect();
-        manual += waiting.len();
         let replies = pipeline(&mut sup, &waiting, a.window, &mut stats).await?;
+        manual += replies.iter().filter(|r| r.is_ok()).count();
         let mut by_worker: HashMap<String, Vec<String>> = HashMap::new();
         let mut wi = 0;
         for (no, w) in &open {
@@ -360,28 +382,31 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
         }
         // 3. Workers pull, claim, note, close — or return a misrouted case.
         let mut scripts: Vec<Vec<(&'static str, String)>> = vec![Vec::new(); conns];
-        let mut outcomes: Vec<Vec<(String, bool)>> = vec![Vec::new(); conns];
+        // Per connection: (case no, returned or else closed or in hand, the
+        // index in its script of the request that did it). What the summary
+        // counts is what the server did, not what was asked.
+        let mut outcomes: Vec<Vec<(String, Step, usize)>> = vec![Vec::new(); conns];
         let mut workers: Vec<_> = by_worker.into_iter().collect();
         workers.sort();
         for (i, (w, nos)) in workers.into_iter().enumerate() {
             let s = &mut scripts[i % conns];
-            s.push(("AUTH", format!("AUTH token={}", tokens.workers[&w])));
+            s.push(("AUTH", gridline_client::auth_request(&tokens.workers[&w])));
             s.push(("PULL", "PULL limit=20".to_string()));
             for no in nos {
                 // 3% misrouted; 6% still being worked on at the end of the day.
                 let roll = rng.below(100);
                 if round < 2 && roll < 3 {
                     s.push(("RETURN", format!("RETURN case={no} reason=\"不属于本网格，请重新分派\"")));
-                    outcomes[i % conns].push((no, true));
+                    outcomes[i % conns].push((no, Step::Returned, s.len() - 1));
                 } else if roll >= 94 {
                     s.push(("CLAIM", format!("CLAIM case={no}")));
+                    outcomes[i % conns].push((no.clone(), Step::InHand, s.len() - 1));
                     s.push(("NOTE", format!("NOTE case={no} text=\"配件未到，明天继续\"")));
-                    in_hand += 1;
                 } else {
                     s.push(("CLAIM", format!("CLAIM case={no}")));
                     s.push(("NOTE", format!("NOTE case={no} text=\"已到现场，正在处理\"")));
                     s.push(("CLOSE", format!("CLOSE case={no} result=\"已处理完毕\"")));
-                    outcomes[i % conns].push((no, false));
+                    outcomes[i % conns].push((no, Step::Closed, s.len() - 1));
                 }
             }
         }
@@ -391,37 +416,52 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
             tasks.push(tokio::spawn(async move {
                 let mut c = Client::connect(&addr).await?;
                 let mut st = Stats::default();
-                pipeline(&mut c, &s, window, &mut st).await?;
-                anyhow::Ok(st)
+                let r = pipeline(&mut c, &s, window, &mut st).await?;
+                anyhow::Ok((r, st))
             }));
         }
+        let mut done = Vec::new();
         for t in tasks {
-            stats.merge(t.await??);
+            let (r, st) = t.await??;
+            stats.merge(st);
+            done.push(r);
         }
-        // 4. Return visits; the returned cases were routed again.
-        let mut next_open = Vec::new();
+        // 4. Return visits; the returned cases were routed again. A step the
+        // server refused is among the errors, and the case goes no further.
+        // (case no, the index of its unhappy FEEDBACK, if that reopens it)
+        let mut next_open: Vec<(String, Option<usize>)> = Vec::new();
         let mut visits = Vec::new();
-        for (no, back) in outcomes.into_iter().flatten() {
-            if back {
-                returned += 1;
-                next_open.push(no);
-            } else {
-                closed += 1;
-                // Unhappy residents: the case is reopened (in the last round they stay unhappy).
-                let unhappy = rng.chance(if round < 2 { 8 } else { 3 });
-                let line = if unhappy {
-                    format!("FEEDBACK case={no} satisfied=no score=2 text=\"问题没有解决\"")
-                } else {
-                    format!("FEEDBACK case={no} satisfied=yes score={}", 4 + rng.below(2))
-                };
-                visits.push(("FEEDBACK", line));
-                if unhappy && round < 3 {
-                    reopened += 1;
-                    next_open.push(no);
+        let steps = outcomes.into_iter().enumerate().flat_map(|(k, o)| o.into_iter().map(move |x| (k, x)));
+        for (k, (no, step, at)) in steps {
+            if !done[k][at].is_ok() {
+                continue;
+            }
+            match step {
+                Step::InHand => in_hand += 1,
+                Step::Returned => {
+                    returned += 1;
+                    next_open.push((no, None));
+                }
+                Step::Closed => {
+                    closed += 1;
+                    // Unhappy residents: the case is reopened (in the last round they stay unhappy).
+                    let unhappy = rng.chance(if round < 2 { 8 } else { 3 });
+                    let line = if unhappy {
+                        format!("FEEDBACK case={no} satisfied=no score=2 text=\"问题没有解决\"")
+                    } else {
+                        format!("FEEDBACK case={no} satisfied=yes score={}", 4 + rng.below(2))
+                    };
+                    visits.push(("FEEDBACK", line));
+                    if unhappy && round < 3 {
+                        next_open.push((no, Some(visits.len() - 1)));
+                    }
                 }
             }
         }
-        pipeline(&mut op, &visits, a.window, &mut stats).await?;
+        let heard = pipeline(&mut op, &visits, a.window, &mut stats).await?;
+        next_open.retain(|(_, visit)| visit.is_none_or(|v| heard[v].is_ok()));
+        reopened += next_open.iter().filter(|(_, visit)| visit.is_some()).count();
+        let next_open: Vec<String> = next_open.into_iter().map(|(no, _)| no).collect();
         // Where did the returned and reopened cases go?
         let gets: Vec<(&'static str, String)> =
             next_open.iter().map(|no| ("GET", format!("GET case={no}"))).collect();
@@ -443,21 +483,21 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
     let secs = t0.elapsed().as_secs_f64();
     let audit = sup.call("AUDIT by=county").await?;
 
-    println!(
+    outln!(
         "simulated {} calls: {accepted} accepted ({:.0} cases/s intake over {conns} connections)",
         a.cases,
         accepted as f64 / intake_secs
-    );
-    println!(
+    )?;
+    outln!(
         "  {manual} dispatched by hand, {returned} returned, {reopened} reopened, {closed} closings, {in_hand} still in hand"
-    );
-    println!("  {} requests in {secs:.2}s: {:.0} requests/s", stats.requests, stats.requests as f64 / secs);
-    println!("  latency (ms)      count      p50      p90      p99     p999      max");
+    )?;
+    outln!("  {} requests in {secs:.2}s: {:.0} requests/s", stats.requests, stats.requests as f64 / secs)?;
+    outln!("  latency (ms)      count      p50      p90      p99     p999      max")?;
     let mut verbs: Vec<_> = stats.by_verb.iter().collect();
     verbs.sort_by_key(|(k, _)| *k);
     for (verb, h) in verbs {
         let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
-        println!(
+        outln!(
             "  {verb:<10} {:>12} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
             h.len(),
             q(0.5),
@@ -465,24 +505,32 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
             q(0.99),
             q(0.999),
             h.max() as f64 / 1000.0
-        );
+        )?;
     }
     if !stats.errors.is_empty() {
         let mut e: Vec<_> = stats.errors.iter().collect();
         e.sort();
-        println!("  errors: {}", e.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", "));
+        outln!("  errors: {}", e.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", "))?;
     }
     if let Reply::Ok { items, .. } = audit {
         for (_, row) in items {
-            println!(
+            outln!(
                 "  audit: {}",
                 row.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
-            );
+            )?;
         }
     }
     if accepted == 0 && a.cases > 0 {
-        eprintln!("simulate: not one case was accepted (see the errors above)");
+        errln!("simulate: not one case was accepted (see the errors above)");
         return Ok(ExitCode::FAILURE);
+    }
+    let refused: u64 = stats.errors.values().sum();
+    if refused > 0 {
+        errln!(
+            "simulate: the server refused {refused} of {} requests (see the errors above)",
+            stats.requests
+        );
+        return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
 }

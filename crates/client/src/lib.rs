@@ -8,14 +8,21 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Not the error's source as well: a chain of causes would say it twice.
     #[error("connection: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("the server closed the connection")]
     Closed,
     #[error("unreadable reply `{line}`: {why}")]
     Reply { line: String, why: String },
     #[error("ERR {code} \"{message}\"")]
     Server { code: String, message: String },
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> ClientError {
+        ClientError::Io(e)
+    }
 }
 
 /// A whole reply: its first line and, for lists, its item lines.
@@ -46,6 +53,12 @@ impl Reply {
     }
 }
 
+/// The `AUTH` request line for `token`, quoted as the protocol needs: a
+/// secret in tokens.toml may hold a space, a quote or an `=`.
+pub fn auth_request(token: &str) -> String {
+    gridline_protocol::format_request(&gridline_model::Command::Auth { token: token.to_string() })
+}
+
 /// The longest reply line read (a case line with the longest text is ~15 KB).
 pub const REPLY_LINE_BYTES_MAX: u64 = 1 << 20;
 
@@ -66,7 +79,7 @@ impl Client {
     /// Connects and authenticates with `token`.
     pub async fn connect_auth(addr: impl ToSocketAddrs, token: &str) -> Result<Client, ClientError> {
         let mut c = Client::connect(addr).await?;
-        c.call(&format!("AUTH token={token}")).await?.ok()?;
+        c.call(&auth_request(token)).await?.ok()?;
         Ok(c)
     }
 
@@ -90,6 +103,8 @@ impl Client {
     }
 
     /// Reads one raw line, without its terminator; `None` at end of stream.
+    /// A last line the stream ends in the middle of is not a line: the
+    /// connection closed while the server wrote it ([`ClientError::Closed`]).
     pub async fn read_line(&mut self) -> Result<Option<String>, ClientError> {
         self.line.clear();
         let n = (&mut self.rd).take(REPLY_LINE_BYTES_MAX).read_line(&mut self.line).await?;
@@ -101,6 +116,9 @@ impl Client {
                 line: self.line.chars().take(80).collect(),
                 why: format!("reply line longer than {REPLY_LINE_BYTES_MAX} bytes"),
             });
+        }
+        if !self.line.ends_with('\n') {
+            return Err(ClientError::Closed);
         }
         let l = self.line.trim_end_matches(['\n', '\r']);
         Ok(Some(l.to_string()))
@@ -163,5 +181,47 @@ mod tests {
         assert!(c.read_reply().await.unwrap().is_ok(), "the connection stays readable");
         drop(c);
         server.await.unwrap();
+    }
+
+    /// A reply line the connection closes in the middle of is not a reply:
+    /// `OK pong=ye` cut off is not `OK pong=ye`.
+    #[tokio::test]
+    async fn a_reply_line_cut_off_by_the_close_is_not_a_reply() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"OK count=1\nROW a=1\nOK pong=ye").await.unwrap();
+        });
+        let mut c = Client::connect(addr).await.unwrap();
+        assert!(c.read_reply().await.unwrap().is_ok(), "a whole reply is read");
+        server.await.unwrap();
+        let r = c.read_reply().await;
+        assert!(matches!(r, Err(ClientError::Closed)), "{r:?}");
+    }
+
+    /// Any secret tokens.toml holds is sent as one value: a hand-written one
+    /// with a space or a quote in it too.
+    #[test]
+    fn a_token_is_quoted_as_the_protocol_needs() {
+        assert_eq!(auth_request("0123abcd"), "AUTH token=0123abcd");
+        for t in ["pass phrase with spaces", "has\"quote", "a=b", "back\\slash"] {
+            let line = auth_request(t);
+            let cmd = gridline_protocol::parse_request(&line).unwrap();
+            assert_eq!(cmd, gridline_model::Command::Auth { token: t.to_string() }, "{line}");
+        }
+    }
+
+    /// An IO error is told once, not once by the error and again by its source.
+    #[test]
+    fn an_io_error_reads_once() {
+        let e = ClientError::from(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"));
+        let mut chain = vec![e.to_string()];
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push(s.to_string());
+            src = s.source();
+        }
+        assert_eq!(chain.join(": ").matches("refused").count(), 1, "{chain:?}");
     }
 }
