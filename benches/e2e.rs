@@ -24,7 +24,9 @@
 //!
 //! Knobs: `E2E_CASES` (accepts per run, 100,000), `E2E_LIFECYCLE_CASES`
 //! (30,000), `E2E_PG_CASES` (20,000), `E2E_SECS` (time limit of each run,
-//! 60), `E2E_BIG=1` (resident memory, disk bytes per case and restart time
+//! 60), `E2E_HALF_RATE` (the paced run's offered rate, accepts/s, instead
+//! of half the measured peak: to compare two builds at the same load),
+//! `E2E_BIG=1` (resident memory, disk bytes per case and restart time
 //! after kill -9 with `E2E_BIG_CASES`, 1,000,000, in the log). Every loop is
 //! bounded in count and in time; all traffic stays on 127.0.0.1.
 
@@ -949,7 +951,12 @@ fn main() {
     let (raw_n, raw_s) = sled_raw(&tmp.path().join("raw"), &shape, Layout::Keys, 1024, cases, limit);
     let raw_rate = raw_n as f64 / raw_s;
     let _ = std::fs::remove_dir_all(tmp.path().join("raw"));
-    let half_rate = peak.rate() / 2.0;
+    // E2E_HALF_RATE: a fixed rate instead (to compare two builds at the
+    // same offered load, whatever their peaks).
+    let half_rate = match env_usize("E2E_HALF_RATE", 0) {
+        0 => peak.rate() / 2.0,
+        r => r as f64,
+    };
     let half_cases = ((half_rate * 10.0) as usize).clamp(1000, cases);
     let interval = Duration::from_secs_f64(conns as f64 / half_rate);
     eprintln!("gridline: {half_cases} accepts paced at {half_rate:.0}/s...");
