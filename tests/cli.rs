@@ -332,6 +332,9 @@ fn route_refuses_a_longitude_or_latitude_out_of_range() {
     }
     let (code, _, err) = run(&["route", "--lon", "-180", "--lat", "90"]);
     assert_eq!(code, 0, "the edges are in range: {err}");
+    let (code, _, err) = run(&["route", "--lon", "1e308", "--lat", "45"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not 1e308"), "the value as written, not its 309 digits: {err}");
 }
 
 /// `simulate` against an address nobody listens on names the address and

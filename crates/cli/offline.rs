@@ -105,6 +105,8 @@ pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
     // globe is a typo, not a place outside the county.
     for (flag, v, max) in [("--lon", a.lon, 180.0), ("--lat", a.lat, 90.0)] {
         if let Some(x) = v.filter(|x| x.is_finite() && !(-max..=max).contains(x)) {
+            // (`1e308`, not its 309 digits.)
+            let x = if x.abs() >= 1e6 { format!("{x:e}") } else { x.to_string() };
             anyhow::bail!("{flag} must be within -{max}..{max}, not {x}");
         }
     }
