@@ -172,6 +172,14 @@ fn output_into_a_closed_pipe_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `gridline simulate` against `srv` with its own tokens.toml and `extra`
+/// flags: (exit code, stdout, stderr).
+fn simulate(srv: &Server, extra: &[&str]) -> (i32, String, String) {
+    let tokens = srv.data.join("tokens.toml");
+    let args = [&["simulate", "--addr", &srv.addr, "--tokens", tokens.to_str().unwrap()][..], extra].concat();
+    run(&args)
+}
+
 /// `simulate` against the real server: every call accepted, the day's
 /// steps played (dispatch by hand, returns, closings, return visits) and
 /// the county's audit printed; exit 0.
@@ -180,20 +188,7 @@ fn simulate_plays_a_day_against_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let srv = Server::start(&data, &[]);
-    let tokens = data.join("tokens.toml");
-    let (code, out, err) = run(&[
-        "simulate",
-        "--addr",
-        &srv.addr,
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--cases",
-        "300",
-        "--connections",
-        "4",
-        "--seed",
-        "3",
-    ]);
+    let (code, out, err) = simulate(&srv, &["--cases", "300", "--connections", "4", "--seed", "3"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("simulated 300 calls: 300 accepted"), "{out}");
     assert!(out.contains("closings"), "{out}");
@@ -405,17 +400,7 @@ fn client_and_simulate_authenticate_with_a_secret_holding_spaces_and_quotes() {
     assert!(op.contains(' ') && op.contains('"'), "{op}");
     let (code, out, err) = run_stdin(&["client", "--addr", &srv.addr, "--token", &op], "PING\n");
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = run(&[
-        "simulate",
-        "--addr",
-        &srv.addr,
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--cases",
-        "20",
-        "--connections",
-        "2",
-    ]);
+    let (code, out, err) = simulate(&srv, &["--cases", "20", "--connections", "2"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("20 accepted"), "{out}");
 }
@@ -509,31 +494,26 @@ async fn audit_csv_of_no_cases_is_the_header_alone() {
     assert_eq!(out.trim(), "(no cases)");
 }
 
+/// Plays `simulate --cases N --seed S` twice against one fresh server; the
+/// first run must go without an error. Returns the second run's (exit code,
+/// stdout, stderr).
+fn simulate_the_same_seed_twice(cases: &str, seed: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let (code, out, err) = simulate(&srv, &["--cases", cases, "--seed", seed]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("errors:"), "{out}");
+    simulate(&srv, &["--cases", cases, "--seed", seed])
+}
+
 /// Requests the server refused are a failed simulation: `simulate` lists
 /// them and exits 2. Here the same seed played twice: its `req=` ids bring
 /// back the first day's cases, closed or with other workers, and the
 /// workers' steps on them are refused.
 #[test]
 fn simulate_exits_non_zero_when_the_server_refuses_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let srv = Server::start(&data, &[]);
-    let tokens = data.join("tokens.toml");
-    let args = [
-        "simulate",
-        "--addr",
-        &srv.addr,
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--cases",
-        "40",
-        "--seed",
-        "8",
-    ];
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(!out.contains("errors:"), "{out}");
-    let (code, out, err) = run(&args);
+    let (code, out, err) = simulate_the_same_seed_twice("40", "8");
     assert!(out.contains("errors:"), "{out}");
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("refused"), "{err}");
@@ -562,26 +542,9 @@ async fn audit_refuses_a_window_that_ends_before_it_starts() {
 /// a return or a dispatch by hand.
 #[test]
 fn simulate_counts_only_the_steps_the_server_took() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let srv = Server::start(&data, &[]);
-    let tokens = data.join("tokens.toml");
-    let args = [
-        "simulate",
-        "--addr",
-        &srv.addr,
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--cases",
-        "60",
-        "--seed",
-        "21",
-    ];
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "{out}{err}");
-    // Again: the same req= ids bring back the first run's cases, most of them
-    // closed already or another worker's.
-    let (_, out, err) = run(&args);
+    // The second run's req= ids bring back the first run's cases, most of
+    // them closed already or another worker's.
+    let (_, out, err) = simulate_the_same_seed_twice("60", "21");
     let summary =
         out.lines().find(|l| l.contains("dispatched by hand")).unwrap_or_else(|| panic!("{out}{err}"));
     let said = |what: &str| -> u64 {
@@ -615,18 +578,7 @@ fn simulate_with_more_connections_than_cases() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let srv = Server::start(&data, &[]);
-    let tokens = data.join("tokens.toml");
-    let (code, out, err) = run(&[
-        "simulate",
-        "--addr",
-        &srv.addr,
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--cases",
-        "2",
-        "--connections",
-        "6",
-    ]);
+    let (code, out, err) = simulate(&srv, &["--cases", "2", "--connections", "6"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("simulated 2 calls: 2 accepted"), "{out}");
     assert!(!err.contains("accept "), "a progress bar on a pipe: {err}");
