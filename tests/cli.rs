@@ -438,7 +438,19 @@ fn client_prints_a_newline_in_a_value_escaped_not_as_a_line() {
 /// A server that answers one request and then closes the connection (half
 /// way: it still reads, so the close is an end of stream, not a reset).
 fn one_reply_server() -> (String, std::thread::JoinHandle<()>) {
-    use std::io::{BufRead, Read, Write};
+    use std::io::Read;
+    answer_once_then(|s, mut r| {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = r.read_to_end(&mut Vec::new());
+    })
+}
+
+/// A server that answers one request with `OK pong=yes`, then does `then`
+/// with the connection and its reader.
+fn answer_once_then(
+    then: impl FnOnce(std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) + Send + 'static,
+) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let t = std::thread::spawn(move || {
@@ -447,8 +459,7 @@ fn one_reply_server() -> (String, std::thread::JoinHandle<()>) {
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
         (&s).write_all(b"OK pong=yes\n").unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-        let _ = r.read_to_end(&mut Vec::new());
+        then(s, r);
     });
     (addr, t)
 }
@@ -605,15 +616,8 @@ fn simulate_names_the_tokens_file_that_lacks_a_role() {
 #[cfg(unix)]
 #[test]
 fn client_names_the_line_a_reset_connection_left_unanswered() {
-    use std::io::{BufRead, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let t = std::thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
-        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        (&s).write_all(b"OK pong=yes\n").unwrap();
+    use std::io::BufRead;
+    let (addr, t) = answer_once_then(|s, mut r| {
         // Wait for the next request, then close with a reset (SO_LINGER 0).
         let _ = r.fill_buf();
         use std::os::unix::io::AsRawFd;
