@@ -595,6 +595,22 @@ fn simulate_with_more_connections_than_cases() {
     assert!(!err.contains("accept "), "a progress bar on a pipe: {err}");
 }
 
+/// A token REVOKE withdrew stays in tokens.toml: simulate plays with the
+/// role's token that still works, not the first one the file lists.
+#[tokio::test(flavor = "multi_thread")]
+async fn simulate_skips_revoked_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let mut admin = srv.client("admin").await;
+    ok(admin.call("REVOKE name=operator").await.unwrap());
+    ok(admin.call("TOKEN role=operator name=seat-2").await.unwrap());
+    let (code, out, err) =
+        tokio::task::block_in_place(|| simulate(&srv, &["--cases", "5", "--connections", "1"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("simulated 5 calls: 5 accepted"), "{out}");
+}
+
 /// A tokens.toml without one of the tokens simulate needs is named, with
 /// the role and the flag that chose it.
 #[test]

@@ -326,6 +326,27 @@ async fn a_revoked_token_no_longer_works_even_on_open_connections() {
     ok(srv.client("operator").await.call("PING").await.unwrap());
 }
 
+/// Pipelined TOKEN and REVOKE of one name are done in the order they were
+/// sent: the REVOKE finds the token the TOKEN before it issued.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipelined_revoke_follows_the_token_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut admin = srv.client("admin").await;
+    let n = 40;
+    for i in 0..n {
+        admin.send(&format!("TOKEN role=operator name=seat-{i}")).await.unwrap();
+        admin.send(&format!("REVOKE name=seat-{i}")).await.unwrap();
+    }
+    admin.flush().await.unwrap();
+    for i in 0..n {
+        let t = admin.read_reply().await.unwrap();
+        assert!(t.is_ok(), "TOKEN seat-{i}: {t:?}");
+        let r = admin.read_reply().await.unwrap();
+        assert!(r.is_ok(), "REVOKE seat-{i} after its TOKEN: {r:?}");
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn the_token_file_is_made_private_on_load() {

@@ -108,10 +108,10 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
         .with_context(|| format!("reading {} (pass --tokens <data>/tokens.toml)", path.display()))?;
     let file: gridline_server::auth::TokenFile =
         toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-    let find = |role: &str| file.token.iter().find(|t| t.role == role).map(|t| t.secret.clone());
-    let workers = file
-        .token
-        .iter()
+    // A token REVOKE withdrew stays in the file; it no longer authenticates.
+    let active = || file.token.iter().filter(|t| t.revoked.is_none());
+    let find = |role: &str| active().find(|t| t.role == role).map(|t| t.secret.clone());
+    let workers = active()
         .filter(|t| t.role == "worker")
         .filter_map(|t| t.worker.clone().map(|w| (w, t.secret.clone())))
         .collect();

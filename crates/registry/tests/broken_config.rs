@@ -681,6 +681,26 @@ $DIR/county.toml:8: county.name: expected newline, `#`
     );
 }
 
+/// A syntax error on a line of a multi-line array whose quoted key holds an
+/// ideographic space (U+3000): finding the key above must not slice inside
+/// the 3-byte space (a panic instead of the report). The key is named from
+/// the space on, as on the key's own line.
+#[test]
+fn toml_syntax_error_in_a_multi_line_array_under_a_key_with_a_wide_space() {
+    check(
+        |f| {
+            replace_first(
+                &mut f.county,
+                r#"keywords = ["漏水", "停水", "水管""#,
+                "\"key　words\" = [\n  \"漏水\",\n  \"停水\" \"水管\"",
+            )
+        },
+        r#"
+$DIR/county.toml:67: category.words: invalid array; expected `]`
+"#,
+    );
+}
+
 /// A syntax error inside the boundary's coordinates, an array over many
 /// lines that start with `[`: those lines are positions, not table headers,
 /// and the key is the one whose value the array is.

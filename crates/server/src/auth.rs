@@ -95,6 +95,9 @@ impl Tokens {
                 .map(|(n, _)| n + 1)
                 .collect();
             let mut names: HashMap<String, usize> = HashMap::new();
+            // Revoked tokens' secrets too: given to another token, a
+            // withdrawn secret would work again.
+            let mut secrets: HashMap<String, usize> = HashMap::new();
             for (i, token) in file.token.into_iter().enumerate() {
                 let which = t.which(i);
                 let at = |m: String| err(format!("{which}: {m}"));
@@ -103,7 +106,7 @@ impl Tokens {
                 if let Some(j) = names.insert(token.name.clone(), i) {
                     return Err(at(format!("name: `{}` is already token {}'s", token.name, j + 1)));
                 }
-                if let Some(&j) = t.by_secret.get(&token.secret) {
+                if let Some(j) = secrets.insert(token.secret.clone(), i) {
                     return Err(at(format!("secret: the same as token {}'s", j + 1)));
                 }
                 t.push(token).map_err(at)?;
@@ -494,5 +497,22 @@ mod tests {
             .unwrap();
         let e = Tokens::open_or_create(&p).unwrap_err().to_string();
         assert!(e.contains("token 2") && e.contains("secret"), "{e}");
+    }
+
+    /// A revoked token's secret given to another token would make the
+    /// withdrawn secret work again: refused whichever of the two comes first.
+    #[test]
+    fn a_revoked_tokens_secret_given_to_another_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        let tok = |name: &str, revoked: bool| {
+            let r = if revoked { "revoked = \"2026-11-27T10:00:00+08:00\"\n" } else { "" };
+            format!("[[token]]\nrole = \"operator\"\nname = \"{name}\"\nsecret = \"{}\"\n{r}", "d".repeat(32))
+        };
+        for text in [tok("old", true) + &tok("new", false), tok("new", false) + &tok("old", true)] {
+            std::fs::write(&p, &text).unwrap();
+            let e = Tokens::open_or_create(&p).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("token 2") && e.contains("secret"), "{text}: {e}");
+        }
     }
 }

@@ -354,6 +354,7 @@ async fn serve_connection(
     let mut auth_since = "connecting";
     let mut caller: Option<Caller> = None;
     let mut revocations_seen = shared.revocations.load(Ordering::Acquire);
+    let mut token_turn: TokenTurn = None;
     // Lines already read from the socket (a client pipelining) are taken
     // without the timers and futures of the select below, a few dozen at a
     // time, looking at shutdown and the writer between them.
@@ -449,7 +450,7 @@ async fn serve_connection(
                 };
                 let (pending, quit) = match &lost {
                     Some(e) => (Pending::Ready(error_line(e)), false),
-                    None => handle_command(cmd, &mut caller, &shared),
+                    None => handle_command(cmd, &mut caller, &shared, &mut token_turn),
                 };
                 if caller.is_some() {
                     unauthenticated.release();
@@ -555,8 +556,34 @@ fn parse_line(bytes: &[u8]) -> Result<Command, String> {
     gridline_protocol::parse_request(line).map_err(|e| error_line(&e))
 }
 
+/// The end of the connection's last `TOKEN` or `REVOKE`, which may still
+/// be running: the next one waits for it (its sender is dropped when it is
+/// done), so that they change the tokens in the order they were sent
+/// (`TOKEN name=x` then `REVOKE name=x`, pipelined, revokes x).
+type TokenTurn = Option<std::sync::mpsc::Receiver<()>>;
+
+/// Runs `f` off the connection threads after the connection's previous
+/// `TOKEN` or `REVOKE`.
+fn in_turn(turn: &mut TokenTurn, f: impl FnOnce() -> String + Send + 'static) -> Pending {
+    let (done, next) = std::sync::mpsc::channel::<()>();
+    let before = turn.replace(next);
+    Pending::Blocking(tokio::task::spawn_blocking(move || {
+        let _done = done;
+        if let Some(b) = before {
+            // Err once the previous one dropped its sender: done.
+            let _ = b.recv();
+        }
+        f()
+    }))
+}
+
 /// One request: answered here (session verbs) or handed to the engine.
-fn handle_command(cmd: Command, caller: &mut Option<Caller>, shared: &Arc<Shared>) -> (Pending, bool) {
+fn handle_command(
+    cmd: Command,
+    caller: &mut Option<Caller>,
+    shared: &Arc<Shared>,
+    token_turn: &mut TokenTurn,
+) -> (Pending, bool) {
     let ctx = FormatCtx {
         utc_offset_min: shared.config.utc_offset_min,
         warn_at_percent: shared.config.warn_at_percent,
@@ -600,21 +627,19 @@ fn handle_command(cmd: Command, caller: &mut Option<Caller>, shared: &Arc<Shared
         Command::Token { role, worker, name } => {
             // It rewrites and fsyncs tokens.toml: off the connection threads.
             let (caller, shared) = (caller.clone().expect("checked"), shared.clone());
-            let task = tokio::task::spawn_blocking(move || {
-                match issue_token(&caller, role, worker, name, &shared) {
-                    Ok(f) => ok_line(f, &ctx),
-                    Err(e) => error_line(&e),
-                }
-            });
-            (Pending::Blocking(task), false)
-        }
-        Command::Revoke { name } => {
-            let (caller, shared) = (caller.clone().expect("checked"), shared.clone());
-            let task = tokio::task::spawn_blocking(move || match revoke_token(&caller, &name, &shared) {
+            let task = in_turn(token_turn, move || match issue_token(&caller, role, worker, name, &shared) {
                 Ok(f) => ok_line(f, &ctx),
                 Err(e) => error_line(&e),
             });
-            (Pending::Blocking(task), false)
+            (task, false)
+        }
+        Command::Revoke { name } => {
+            let (caller, shared) = (caller.clone().expect("checked"), shared.clone());
+            let task = in_turn(token_turn, move || match revoke_token(&caller, &name, &shared) {
+                Ok(f) => ok_line(f, &ctx),
+                Err(e) => error_line(&e),
+            });
+            (task, false)
         }
         Command::Stats { reset } => (ready(stats(caller.as_ref().expect("checked"), reset, shared)), false),
         cmd => {

@@ -790,7 +790,13 @@ fn opened_above(src: &Src<'_>, line_no: usize) -> Option<String> {
             return None;
         }
         let k = line[..i].trim_end();
-        let start = k.rfind(|c: char| c == '{' || c == ',' || c.is_whitespace()).map_or(0, |j| j + 1);
+        // After that character, whatever its width (a quoted key may hold
+        // an ideographic space).
+        let start = k
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| c == '{' || c == ',' || c.is_whitespace())
+            .map_or(0, |(j, c)| j + c.len_utf8());
         return Some(k[start..].to_string());
     }
     None
