@@ -295,6 +295,10 @@ async fn a_revoked_token_no_longer_works_even_on_open_connections() {
     let (r, _) = ok(admin.call("REVOKE name=seat-9").await.unwrap());
     assert_eq!(r.get("name"), Some("seat-9"));
     assert!(r.get("revoked").is_some());
+    // The file no longer holds the withdrawn secret: a build that predates
+    // `revoked` (and ignores it) cannot take it again either.
+    let file = std::fs::read_to_string(srv.data.join("tokens.toml")).unwrap();
+    assert!(file.contains("name = \"seat-9\"") && !file.contains(&secret), "{file}");
     // The open connection: logged out at its next request, then like any
     // unauthenticated one.
     let r = seat.call(&format!("ACCEPT text=路灯坏了 grid={grid}")).await.unwrap();

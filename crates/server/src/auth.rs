@@ -185,7 +185,11 @@ impl Tokens {
     /// `at`; nothing changes yet (see [`Tokens::with_added`]). Admin tokens
     /// are withdrawn by editing the file with the server stopped, so that
     /// no one can lock every admin out over the protocol.
-    pub fn with_revoked(&self, name: &str, at: &str) -> Result<TokenFile, RevokeError> {
+    ///
+    /// The token's secret is replaced by `scrambled`, a fresh one given to
+    /// no one: a build from before `revoked` existed ignores that key, and
+    /// would otherwise take the withdrawn secret again.
+    pub fn with_revoked(&self, name: &str, at: &str, scrambled: &str) -> Result<TokenFile, RevokeError> {
         let i = self.file.token.iter().position(|t| t.name == name).ok_or(RevokeError::Unknown)?;
         let t = &self.file.token[i];
         if t.revoked.is_some() {
@@ -196,15 +200,17 @@ impl Tokens {
         }
         let mut file = self.file.clone();
         file.token[i].revoked = Some(at.to_string());
+        file.token[i].secret = scrambled.to_string();
         Ok(file)
     }
 
     /// Revokes the token `name` in memory (after [`save`] of
     /// [`Tokens::with_revoked`]'s file).
-    pub fn revoke(&mut self, name: &str, at: &str) {
+    pub fn revoke(&mut self, name: &str, at: &str, scrambled: &str) {
         if let Some(t) = self.file.token.iter_mut().find(|t| t.name == name) {
             self.by_secret.remove(&t.secret);
             t.revoked = Some(at.to_string());
+            t.secret = scrambled.to_string();
         }
     }
 

@@ -766,10 +766,11 @@ fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(Str
         return Err(not_allowed("REVOKE", caller));
     }
     let at = gridline_model::Timestamp::now().rfc3339(shared.config.utc_offset_min);
+    let scrambled = new_secret().map_err(|e| Error::internal(e.to_string()))?;
     let _writer = shared.token_writer.lock().expect("token writer lock");
     let (path, file) = {
         let t = shared.tokens.lock().expect("tokens lock");
-        let file = t.with_revoked(name, &at).map_err(|e| match e {
+        let file = t.with_revoked(name, &at, &scrambled).map_err(|e| match e {
             RevokeError::Unknown => Error::not_found(format!("name: no token is named `{name}`")),
             RevokeError::Already(_) => Error::conflict(format!("name: the token `{name}` was {e}")),
             RevokeError::Admin => Error::forbidden(format!("name: `{name}` is an admin token: {e}")),
@@ -778,7 +779,7 @@ fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(Str
     };
     crate::auth::save(&path, &file)
         .map_err(|e| Error::unavailable(format!("cannot save the revocation: {e}")))?;
-    shared.tokens.lock().expect("tokens lock").revoke(name, &at);
+    shared.tokens.lock().expect("tokens lock").revoke(name, &at, &scrambled);
     shared.revocations.fetch_add(1, Ordering::Release);
     Ok(vec![kv("name", name), kv("revoked", at)])
 }
