@@ -78,15 +78,18 @@ pub fn new_secret() -> Result<String, TokenError> {
 impl Tokens {
     /// Loads `path`, or creates it with an admin, a supervisor and an operator.
     /// Returns whether it was created. A token the file gives no `name` is
-    /// named as `TOKEN` would name it (see `name_unnamed`); the file is not
-    /// rewritten for that, but the next token issued saves the names.
+    /// named as `TOKEN` would name it (see `name_unnamed`), and the file is
+    /// written again with those names at once: a name given at each load
+    /// could shift to another token after a hand edit (a new token taking
+    /// `operator-2`), which would then see the first one's callers' phone
+    /// numbers and share its request ids.
     pub fn open_or_create(path: &Path) -> Result<(Tokens, bool), TokenError> {
         let err = |m: String| TokenError::File { path: path.to_path_buf(), message: m };
         if path.exists() {
             tighten(path).map_err(|e| err(format!("cannot make it private (mode 0600): {e}")))?;
             let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
             let mut file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-            name_unnamed(&mut file);
+            let named = name_unnamed(&mut file);
             let mut t = Tokens::empty(path);
             t.lines = text
                 .lines()
@@ -110,6 +113,10 @@ impl Tokens {
                     return Err(at(format!("secret: the same as token {}'s", j + 1)));
                 }
                 t.push(token).map_err(at)?;
+            }
+            if named {
+                t.save()?;
+                tracing::info!(path = %path.display(), "named the tokens the file gave no name");
             }
             return Ok((t, false));
         }
@@ -283,7 +290,9 @@ impl Tokens {
 /// names a token issued without `name=`: the worker id, or the role; when
 /// that is taken, the first free `-2`, `-3`... Names given in the file are
 /// kept and never taken by an unnamed token, wherever it stands.
-fn name_unnamed(file: &mut TokenFile) {
+/// Returns whether it named any.
+fn name_unnamed(file: &mut TokenFile) -> bool {
+    let mut named = false;
     let mut taken: std::collections::HashSet<String> =
         file.token.iter().filter(|t| !t.name.is_empty()).map(|t| t.name.clone()).collect();
     for t in file.token.iter_mut().filter(|t| t.name.is_empty()) {
@@ -294,7 +303,9 @@ fn name_unnamed(file: &mut TokenFile) {
             .expect("a free name");
         taken.insert(name.clone());
         t.name = name;
+        named = true;
     }
+    named
 }
 
 /// Writes `file` to `path` durably: a temporary file (mode 0600), fsync,
@@ -484,6 +495,12 @@ mod tests {
         assert_eq!(names, ["operator", "operator-3", "W00007", "operator-2"]);
         assert_eq!(t.authenticate(&"b".repeat(32)).unwrap().name, "operator-3");
         assert_eq!(t.authenticate(&"c".repeat(32)).unwrap().worker.as_deref(), Some("W00007"));
+        // The names are written back at once, so a later hand edit cannot
+        // shift them to other tokens.
+        let saved = std::fs::read_to_string(&p).unwrap();
+        assert!(saved.contains("name = \"operator-3\"") && saved.contains("name = \"W00007\""), "{saved}");
+        let (again, _) = Tokens::open_or_create(&p).unwrap();
+        assert_eq!(again.tokens(), t.tokens());
     }
 
     #[test]
