@@ -63,6 +63,13 @@ async fn an_address_holds_few_unauthenticated_connections() {
     let mut next = Client::connect(&srv.addr).await.unwrap();
     assert!(next.call("PING").await.unwrap().is_ok(), "a freed place is reused");
     assert!(held[1].call("PING").await.unwrap().is_ok());
+    // A connection that loses its authentication (a failed AUTH) counts
+    // again: with `next` authenticated, the address holds two
+    // unauthenticated connections once more.
+    assert!(next.call(&format!("AUTH token={}", srv.token("operator"))).await.unwrap().is_ok());
+    assert!(held[0].call("AUTH token=wrong-secret-0123456789").await.unwrap().err_code().is_some());
+    let said = refused(&srv.addr).await;
+    assert!(said.starts_with("ERR busy "), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

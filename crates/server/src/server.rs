@@ -113,6 +113,18 @@ impl Unauthenticated {
         Some(Unauthenticated { shared: shared.clone(), ip, counted: true })
     }
 
+    /// Counts the connection again after it lost its authentication (a
+    /// failed `AUTH`, its token revoked): it holds a slot unauthenticated
+    /// again, and newcomers from its address are judged with it. Never
+    /// refused here: the connection exists already, and its AUTH deadline
+    /// ends it.
+    fn recount(&mut self) {
+        if std::mem::replace(&mut self.counted, true) {
+            return;
+        }
+        *self.shared.unauthenticated.lock().expect("unauthenticated lock").entry(self.ip).or_insert(0) += 1;
+    }
+
     fn release(&mut self) {
         if !std::mem::replace(&mut self.counted, false) {
             return;
@@ -455,6 +467,7 @@ async fn serve_connection(
                 if caller.is_some() {
                     unauthenticated.release();
                 } else if was_authenticated {
+                    unauthenticated.recount();
                     auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
                     auth_since = if lost.is_some() { "its token's revocation" } else { "the failed AUTH" };
                 }
