@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use gridline_model::{Caller, Role};
 use serde::{Deserialize, Serialize};
 
+/// Unknown keys are refused: a misspelt `revokd = ...` would otherwise
+/// leave a token the admin meant to withdraw working.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Token {
     pub role: String,
     /// Optional in the file (the contract's tables have `role`, `secret`
@@ -32,6 +35,7 @@ pub struct Token {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenFile {
     #[serde(default)]
     pub token: Vec<Token>,
@@ -501,6 +505,19 @@ mod tests {
         assert!(saved.contains("name = \"operator-3\"") && saved.contains("name = \"W00007\""), "{saved}");
         let (again, _) = Tokens::open_or_create(&p).unwrap();
         assert_eq!(again.tokens(), t.tokens());
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        let text = format!(
+            "[[token]]\nrole = \"operator\"\nname = \"op\"\nsecret = \"{}\"\nrevokd = \"2026-11-27T10:00:00+08:00\"\n",
+            "a".repeat(32)
+        );
+        std::fs::write(&p, text).unwrap();
+        let e = Tokens::open_or_create(&p).unwrap_err().to_string();
+        assert!(e.contains("revokd") && e.contains("line 5"), "{e}");
     }
 
     #[test]
