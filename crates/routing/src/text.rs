@@ -205,9 +205,10 @@ mod tests {
         assert_eq!(hits("南华社区第一网格"), []);
         assert_eq!(hits("东边三合村"), [(6, 3)], "a numeral in a place name still matches itself");
         assert_eq!(hits("a 区"), [(0, 4)]);
-        // Offsets are in the normalized text: spaces dropped, numerals in digits.
+        // Offsets are in the normalized text: spaces dropped (but one kept
+        // between two numbers), numerals in digits.
         assert_eq!(hits("鸡东镇 南华社区第三网格"), [(9, 0)]);
-        assert_eq!(hits("二十三 三合村"), [(2, 3)]);
+        assert_eq!(hits("二十三 三合村"), [(3, 3)], "in 23 3合村");
     }
 
     #[test]
