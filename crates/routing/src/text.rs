@@ -20,7 +20,8 @@ pub(crate) struct Pattern<T> {
     pub text: Box<str>,
     /// `text` as it is matched: normalized (see [`normalize`]).
     folded: Box<str>,
-    /// Length in characters (what "longest match" compares).
+    /// Length in characters of `folded`, what the pattern matches (what
+    /// "longest match" compares): the same however the registry spelled it.
     pub chars: u32,
     pub target: T,
 }
@@ -63,7 +64,7 @@ impl<T: PartialEq> Matcher<T> {
             if folded.is_empty() || patterns.iter().any(|p| *p.folded == folded && p.target == target) {
                 continue;
             }
-            let chars = text.chars().count() as u32;
+            let chars = folded.chars().count() as u32;
             patterns.push(Pattern { text: text.into(), folded: folded.into(), chars, target });
         }
         let mut order: Vec<u32> = (0..patterns.len() as u32).collect();
@@ -251,6 +252,21 @@ mod tests {
         assert_eq!(hits("第二组"), [(0, 2)]);
         assert_eq!(hits("有一氧化碳味"), [(3, 3)]);
         assert_eq!(hits("5组5组"), [(0, 0), (4, 0)]);
+    }
+
+    #[test]
+    fn a_keyword_is_as_long_as_what_it_matches_however_it_is_spelled() {
+        // Scores compare `chars`: the same match must weigh the same whether
+        // the registry wrote 二十三号楼 or 23号楼, with a space or without.
+        let m = Matcher::new([
+            ("二十三号楼".to_string(), 0u8),
+            ("23号楼".to_string(), 1),
+            ("阳光 小区".to_string(), 2),
+            ("阳光小区".to_string(), 3),
+        ]);
+        let chars = |t: u8| (0..m.len() as u32).map(|i| m.pattern(i)).find(|p| p.target == t).unwrap().chars;
+        assert_eq!((chars(0), chars(1)), (4, 4));
+        assert_eq!((chars(2), chars(3)), (4, 4));
     }
 
     #[test]
