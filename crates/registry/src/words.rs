@@ -37,14 +37,19 @@ fn cn_digit(c: char) -> Option<u8> {
 }
 
 fn is_cn_numeral(c: char) -> bool {
-    c == '十' || cn_digit(c).is_some()
+    matches!(c, '十' | '廿' | '卅') || cn_digit(c).is_some()
 }
 
 /// Writes a run of Chinese numerals in Arabic digits: digit by digit
 /// (`二〇二六`, `三`), or with one `十` for the tens (`十`, `十五`, `三十`,
-/// `三十五`). Any other run (`十十`, `零十`) is not a number: nothing is
-/// written and the answer is false.
+/// `三十五`; `廿` and `卅` are `二十` and `三十`: `廿三` is 23). Any other
+/// run (`十十`, `零十`, `三廿`) is not a number: nothing is written and the
+/// answer is false.
 fn push_number(run: &str, out: &mut String) -> bool {
+    if run.contains(['廿', '卅']) {
+        let spelled = run.replace('廿', "二十").replace('卅', "三十");
+        return push_number(&spelled, out);
+    }
     let Some(at) = run.find('十') else {
         out.extend(run.chars().filter_map(cn_digit).map(|d| char::from(b'0' + d)));
         return true;
@@ -150,6 +155,16 @@ mod tests {
         assert_eq!(n("十十"), "十十", "not a number: left as written");
         assert_eq!(n("零十"), "零十");
         assert_eq!(n("一百二十"), "1百20", "百 ends a run");
+    }
+
+    #[test]
+    fn nian_and_sa_are_twenty_and_thirty() {
+        let n = normalize;
+        assert_eq!(n("廿三组"), "23组", "廿三 is 二十三");
+        assert_eq!(n("廿组"), "20组");
+        assert_eq!(n("卅五号"), "35号");
+        assert_eq!(n("三廿"), "三廿", "not a number: left as written");
+        assert_eq!(n("廿十"), "廿十");
     }
 
     #[test]
