@@ -37,14 +37,19 @@ fn cn_digit(c: char) -> Option<u8> {
 }
 
 fn is_cn_numeral(c: char) -> bool {
-    c == '十' || cn_digit(c).is_some()
+    matches!(c, '十' | '廿' | '卅') || cn_digit(c).is_some()
 }
 
 /// Writes a run of Chinese numerals in Arabic digits: digit by digit
 /// (`二〇二六`, `三`), or with one `十` for the tens (`十`, `十五`, `三十`,
-/// `三十五`). Any other run (`十十`, `零十`) is not a number: nothing is
-/// written and the answer is false.
+/// `三十五`; `廿` and `卅` are `二十` and `三十`: `廿三` is 23). Any other
+/// run (`十十`, `零十`, `三廿`) is not a number: nothing is written and the
+/// answer is false.
 fn push_number(run: &str, out: &mut String) -> bool {
+    if run.contains(['廿', '卅']) {
+        let spelled = run.replace('廿', "二十").replace('卅', "三十");
+        return push_number(&spelled, out);
+    }
     let Some(at) = run.find('十') else {
         out.extend(run.chars().filter_map(cn_digit).map(|d| char::from(b'0' + d)));
         return true;
@@ -81,7 +86,8 @@ fn changes(c: char) -> bool {
 }
 
 /// The form keywords and texts are compared in: each character folded (see
-/// [`fold`]), white space dropped (`南华社区 第3网格`), and every run of
+/// [`fold`]), white space dropped (`南华社区 第3网格`) except that one space
+/// stays between two numbers (`1 2组` is not `12组`), and every run of
 /// Chinese numerals written in Arabic digits (see [`push_number`]):
 /// `第三网格` and `第十二网格` read as `第3网格` and `第12网格`. Applied alike
 /// to both sides, so a place name with a numeral in it (`三合村`) still
@@ -99,21 +105,36 @@ pub fn normalized(text: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(text.len());
     out.push_str(&text[..first]);
     let mut rest = &text[first..];
+    // White space was dropped since the last character written: if it stood
+    // between two numbers, one space is kept (`二十三 三合村` is 23 and
+    // 三合村, not 233合村).
+    let mut gap = false;
+    let ends_in_digit = |out: &str| out.as_bytes().last().is_some_and(u8::is_ascii_digit);
     while let Some(c) = rest.chars().next() {
         if is_cn_numeral(c) {
             let end = rest.find(|n: char| !is_cn_numeral(n)).unwrap_or(rest.len());
             let run = &rest[..end];
+            let (at, apart) = (out.len(), gap && ends_in_digit(&out));
             if !push_number(run, &mut out) {
                 out.push_str(run);
+            } else if apart {
+                out.insert(at, ' ');
             }
             rest = &rest[end..];
+            gap = false;
             continue;
         }
         rest = &rest[c.len_utf8()..];
         let c = fold(c);
-        if !c.is_whitespace() {
-            out.push(c);
+        if c.is_whitespace() {
+            gap = true;
+            continue;
         }
+        if gap && c.is_ascii_digit() && ends_in_digit(&out) {
+            out.push(' ');
+        }
+        out.push(c);
+        gap = false;
     }
     std::borrow::Cow::Owned(out)
 }
@@ -134,6 +155,28 @@ mod tests {
         assert_eq!(n("十十"), "十十", "not a number: left as written");
         assert_eq!(n("零十"), "零十");
         assert_eq!(n("一百二十"), "1百20", "百 ends a run");
+    }
+
+    #[test]
+    fn nian_and_sa_are_twenty_and_thirty() {
+        let n = normalize;
+        assert_eq!(n("廿三组"), "23组", "廿三 is 二十三");
+        assert_eq!(n("廿组"), "20组");
+        assert_eq!(n("卅五号"), "35号");
+        assert_eq!(n("三廿"), "三廿", "not a number: left as written");
+        assert_eq!(n("廿十"), "廿十");
+    }
+
+    #[test]
+    fn a_space_between_two_numbers_keeps_them_apart() {
+        let n = normalize;
+        assert_eq!(n("二十三 三合村"), "23 3合村", "23, then 三合村: not 233合村");
+        assert_eq!(n("1 2组"), "1 2组");
+        assert_eq!(n("１　２组"), "1 2组");
+        assert_eq!(n("十 五组"), "10 5组");
+        assert_eq!(n("3  \t 5"), "3 5", "one space for a run of them");
+        assert_eq!(n("第 3 网格"), "第3网格");
+        assert_eq!(n("3 十十"), "3十十", "a run that is no number is no digit");
     }
 
     #[test]

@@ -805,6 +805,19 @@ fn keyword_in_two_categories_written_two_ways() {
     }
 }
 
+/// An empty keyword is one error, not also a keyword "" that another
+/// category's empty keyword already owns.
+#[test]
+fn empty_keywords_in_two_categories_are_only_empty() {
+    check_small(
+        |f| {
+            replace_first(&mut f.county, "handling = \"grid\"\n", "handling = \"grid\"\nkeywords = [\" \"]\n");
+            replace_first(&mut f.county, "keywords = [\"漏水\"]", "keywords = [\"漏水\", \"\"]");
+        },
+        "\n$DIR/county.toml:31: category.keywords: a keyword must not be empty\n$DIR/county.toml:40: category.keywords: a keyword must not be empty\n",
+    );
+}
+
 /// A coordinate that is not a number, a point that is not a pair and a ring
 /// that is not a list are named by their place in the polygon.
 #[test]

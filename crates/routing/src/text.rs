@@ -20,7 +20,8 @@ pub(crate) struct Pattern<T> {
     pub text: Box<str>,
     /// `text` as it is matched: normalized (see [`normalize`]).
     folded: Box<str>,
-    /// Length in characters (what "longest match" compares).
+    /// Length in characters of `folded`, what the pattern matches (what
+    /// "longest match" compares): the same however the registry spelled it.
     pub chars: u32,
     pub target: T,
 }
@@ -63,7 +64,7 @@ impl<T: PartialEq> Matcher<T> {
             if folded.is_empty() || patterns.iter().any(|p| *p.folded == folded && p.target == target) {
                 continue;
             }
-            let chars = text.chars().count() as u32;
+            let chars = folded.chars().count() as u32;
             patterns.push(Pattern { text: text.into(), folded: folded.into(), chars, target });
         }
         let mut order: Vec<u32> = (0..patterns.len() as u32).collect();
@@ -100,6 +101,8 @@ impl<T> Matcher<T> {
     /// Calls `f(byte_offset, pattern_id)` for every occurrence of every
     /// pattern in `text`, in order of position; at one position, the
     /// patterns of two or more characters (longest first), then those of one.
+    /// A number in a pattern matches only that whole number: `五组` (`5组`)
+    /// is not found in `十五组` (`15组`), nor `第2` in `第20`.
     /// Both are compared normalized (see [`normalize`]); the offset is in the
     /// normalized text (in `text` itself when that needs no normalizing).
     pub fn for_each_hit(&self, text: &str, mut f: impl FnMut(usize, u32)) {
@@ -112,30 +115,43 @@ impl<T> Matcher<T> {
     /// [`Matcher::for_each_hit`] on a normalized text.
     fn scan(&self, text: &str, f: &mut impl FnMut(usize, u32)) {
         let mut it = text.char_indices().peekable();
+        let mut after_digit = false;
         while let Some((at, c)) = it.next() {
             let next = it.peek().map(|&(_, n)| n);
             let rest = &text[at..];
             if next.is_some() {
-                self.bucket(&self.pairs, key(c, next), rest, at, f);
+                self.bucket(&self.pairs, key(c, next), rest, at, after_digit, f);
             }
-            self.bucket(&self.singles, key(c, None), rest, at, f);
+            self.bucket(&self.singles, key(c, None), rest, at, after_digit, f);
+            after_digit = c.is_ascii_digit();
         }
     }
 
+    /// The patterns of bucket `k` that `rest` starts with, except one whose
+    /// number would be cut out of a longer one: a pattern that starts with
+    /// a digit right after a digit (`5组` in `15组`), or ends with one right
+    /// before a digit (`第2` in `第20`).
     fn bucket(
         &self,
         table: &[(u64, u32, u32)],
         k: u64,
         rest: &str,
         at: usize,
+        after_digit: bool,
         f: &mut impl FnMut(usize, u32),
     ) {
         let Ok(i) = table.binary_search_by(|e| e.0.cmp(&k)) else { return };
         let (_, lo, hi) = table[i];
         for &id in &self.order[lo as usize..hi as usize] {
-            if rest.starts_with(&*self.patterns[id as usize].folded) {
-                f(at, id);
+            let p = self.patterns[id as usize].folded.as_bytes();
+            if !rest.as_bytes().starts_with(p) {
+                continue;
             }
+            let digit = |b: Option<&u8>| b.is_some_and(u8::is_ascii_digit);
+            if (after_digit && digit(p.first())) || (digit(p.last()) && digit(rest.as_bytes().get(p.len()))) {
+                continue;
+            }
+            f(at, id);
         }
     }
 }
@@ -205,9 +221,52 @@ mod tests {
         assert_eq!(hits("南华社区第一网格"), []);
         assert_eq!(hits("东边三合村"), [(6, 3)], "a numeral in a place name still matches itself");
         assert_eq!(hits("a 区"), [(0, 4)]);
-        // Offsets are in the normalized text: spaces dropped, numerals in digits.
+        // Offsets are in the normalized text: spaces dropped (but one kept
+        // between two numbers), numerals in digits.
         assert_eq!(hits("鸡东镇 南华社区第三网格"), [(9, 0)]);
-        assert_eq!(hits("二十三 三合村"), [(2, 3)]);
+        assert_eq!(hits("二十三 三合村"), [(3, 3)], "in 23 3合村");
+    }
+
+    #[test]
+    fn a_number_in_a_keyword_is_not_part_of_a_longer_number() {
+        // A keyword that starts or ends with a number matches only that
+        // number: group 15 is not group 5, whether the 5 begins the keyword
+        // (`五组`) or the text writes its digits (`15组`).
+        let m = Matcher::new([
+            ("五组".to_string(), 0u8),
+            ("三楼漏水".to_string(), 1),
+            ("第二".to_string(), 2),
+            ("一氧化碳".to_string(), 3),
+        ]);
+        let hits = |t: &str| {
+            let mut v = Vec::new();
+            m.for_each_hit(t, |at, id| v.push((at, m.pattern(id).target)));
+            v
+        };
+        assert_eq!(hits("友山村五组"), [(9, 0)]);
+        assert_eq!(hits("友山村十五组"), [], "group 15");
+        assert_eq!(hits("友山村15组"), [], "group 15 in digits");
+        assert_eq!(hits("十三楼漏水"), [], "the 13th floor");
+        assert_eq!(hits("3楼漏水"), [(0, 1)]);
+        assert_eq!(hits("第二十"), [], "the 20th");
+        assert_eq!(hits("第二组"), [(0, 2)]);
+        assert_eq!(hits("有一氧化碳味"), [(3, 3)]);
+        assert_eq!(hits("5组5组"), [(0, 0), (4, 0)]);
+    }
+
+    #[test]
+    fn a_keyword_is_as_long_as_what_it_matches_however_it_is_spelled() {
+        // Scores compare `chars`: the same match must weigh the same whether
+        // the registry wrote 二十三号楼 or 23号楼, with a space or without.
+        let m = Matcher::new([
+            ("二十三号楼".to_string(), 0u8),
+            ("23号楼".to_string(), 1),
+            ("阳光 小区".to_string(), 2),
+            ("阳光小区".to_string(), 3),
+        ]);
+        let chars = |t: u8| (0..m.len() as u32).map(|i| m.pattern(i)).find(|p| p.target == t).unwrap().chars;
+        assert_eq!((chars(0), chars(1)), (4, 4));
+        assert_eq!((chars(2), chars(3)), (4, 4));
     }
 
     #[test]

@@ -348,6 +348,9 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
         if let (Some((c, _)), Some(list)) = (&code, &k.keywords) {
             for kw in list.get_ref() {
                 let s = kw.get_ref().trim();
+                if s.is_empty() {
+                    continue; // reported by `keywords` above
+                }
                 let line = cx.line(kw.span());
                 let folded = crate::words::normalize(s);
                 match keyword_owner.get(&folded) {
