@@ -749,15 +749,7 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
     } else {
         // The error is on a value: the nearest `key =` before it (an `=`
         // inside a quoted string is not one).
-        last_equals(before).map(|i| {
-            let k = before[..i].trim_end();
-            let start = k
-                .char_indices()
-                .rev()
-                .find(|&(_, c)| c == '{' || c == ',' || c.is_whitespace())
-                .map_or(0, |(j, c)| j + c.len_utf8());
-            k[start..].to_string()
-        })
+        last_equals(before).map(|i| key_before(&before[..i]))
     };
     let key = key
         .or_else(|| {
@@ -792,17 +784,22 @@ fn opened_above(src: &Src<'_>, line_no: usize) -> Option<String> {
         if opens <= closes {
             return None;
         }
-        let k = line[..i].trim_end();
-        // After that character, whatever its width (a quoted key may hold
-        // an ideographic space).
-        let start = k
-            .char_indices()
-            .rev()
-            .find(|&(_, c)| c == '{' || c == ',' || c.is_whitespace())
-            .map_or(0, |(j, c)| j + c.len_utf8());
-        return Some(k[start..].to_string());
+        return Some(key_before(&line[..i]));
     }
     None
+}
+
+/// The key that `text` (a line up to one of its `=`) ends with: after the
+/// last `{`, `,` or space before it, whatever that character's width (a
+/// quoted key may hold an ideographic space).
+fn key_before(text: &str) -> String {
+    let k = text.trim_end();
+    let start = k
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c == '{' || c == ',' || c.is_whitespace())
+        .map_or(0, |(j, c)| j + c.len_utf8());
+    k[start..].to_string()
 }
 
 /// The table a line opens, `county.boundary` for `[county.boundary]` or
