@@ -77,16 +77,23 @@ fn push_number(run: &str, out: &mut String) -> bool {
     true
 }
 
+/// Characters that take no room and say nothing, which text pasted from
+/// chat apps and web pages carries: zero-width space, non-joiner and
+/// joiner, word joiner, and the byte-order mark. Not white space to Rust.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
 /// Whether [`normalize`] changes `c` (or a run it starts).
 fn changes(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_uppercase() || c.is_whitespace();
     }
-    is_cn_numeral(c) || ('\u{FF01}'..='\u{FF5E}').contains(&c) || c.is_whitespace()
+    is_cn_numeral(c) || ('\u{FF01}'..='\u{FF5E}').contains(&c) || c.is_whitespace() || is_invisible(c)
 }
 
 /// The form keywords and texts are compared in: each character folded (see
-/// [`fold`]), white space dropped (`南华社区 第3网格`) except that one space
+/// [`fold`]), invisible characters dropped (see [`is_invisible`]), white space dropped (`南华社区 第3网格`) except that one space
 /// stays between two numbers (`1 2组` is not `12组`), and every run of
 /// Chinese numerals written in Arabic digits (see [`push_number`]):
 /// `第三网格` and `第十二网格` read as `第3网格` and `第12网格`. Applied alike
@@ -125,6 +132,9 @@ pub fn normalized(text: &str) -> std::borrow::Cow<'_, str> {
             continue;
         }
         rest = &rest[c.len_utf8()..];
+        if is_invisible(c) {
+            continue;
+        }
         let c = fold(c);
         if c.is_whitespace() {
             gap = true;
@@ -177,6 +187,12 @@ mod tests {
         assert_eq!(n("3  \t 5"), "3 5", "one space for a run of them");
         assert_eq!(n("第 3 网格"), "第3网格");
         assert_eq!(n("3 十十"), "3十十", "a run that is no number is no digit");
+    }
+
+    #[test]
+    fn invisible_characters_are_dropped() {
+        assert_eq!(normalize("南华\u{200B}社区第\u{FEFF}三网格"), "南华社区第3网格");
+        assert_eq!(normalize("1\u{200D}2组"), "12组", "no room, so no gap either");
     }
 
     #[test]
