@@ -315,8 +315,10 @@ impl Args {
 
     fn number(&mut self, key: &str, range: std::ops::RangeInclusive<u32>, message: &str) -> Option<u32> {
         let v = self.opt(key)?;
+        // Digits only: `u32::from_str` also takes `+3`.
+        let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
         match v.parse::<u32>() {
-            Ok(n) if range.contains(&n) => Some(n),
+            Ok(n) if digits && range.contains(&n) => Some(n),
             _ => {
                 self.fail(message.to_string());
                 None

@@ -179,6 +179,7 @@ fn feedback() {
     check("FEEDBACK case=JD-1 satisfied=yes score=6", r#"ERR bad_request "score must be 1..5""#);
     check("FEEDBACK case=JD-1 satisfied=yes score=0", r#"ERR bad_request "score must be 1..5""#);
     check("FEEDBACK case=JD-1 satisfied=yes score=4.5", r#"ERR bad_request "score must be 1..5""#);
+    check("FEEDBACK case=JD-1 satisfied=yes score=+3", r#"ERR bad_request "score must be 1..5""#);
 }
 
 #[test]
