@@ -22,7 +22,7 @@ fn allow(caller: &Caller, roles: &[Role], verb: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::forbidden(format!("{verb} is not allowed for role {}", caller.role.as_str())))
+        Err(Error::not_allowed(verb, caller.role))
     }
 }
 

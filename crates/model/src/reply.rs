@@ -74,6 +74,10 @@ impl Error {
     pub fn forbidden(m: impl Into<String>) -> Error {
         Error::new(ErrorCode::Forbidden, m)
     }
+    /// `forbidden`, in the one wording every verb uses for a role it refuses.
+    pub fn not_allowed(verb: &str, role: crate::case::Role) -> Error {
+        Error::forbidden(format!("{verb} is not allowed for role {}", role.as_str()))
+    }
     pub fn not_found(m: impl Into<String>) -> Error {
         Error::new(ErrorCode::NotFound, m)
     }

@@ -365,10 +365,22 @@ fn tighten(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A token's name is one line of text: it is written into the token file
+/// and into every event its holder causes.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(
+            "name: 1 to 64 characters, not only spaces, without control characters (newlines, tabs)".into()
+        );
+    }
+    Ok(())
+}
+
 fn caller_of(t: &Token) -> Result<Caller, String> {
     let role = Role::parse(&t.role)
         .filter(|r| *r != Role::System)
         .ok_or_else(|| format!("role `{}` is not admin, supervisor, operator or worker", t.role))?;
+    check_name(&t.name)?;
     if t.secret.len() < 16 {
         return Err("secret: shorter than 16 characters".into());
     }

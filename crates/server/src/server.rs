@@ -576,8 +576,12 @@ fn parse_line(bytes: &[u8]) -> Result<Command, String> {
 type TokenTurn = Option<std::sync::mpsc::Receiver<()>>;
 
 /// Runs `f` off the connection threads after the connection's previous
-/// `TOKEN` or `REVOKE`.
-fn in_turn(turn: &mut TokenTurn, f: impl FnOnce() -> String + Send + 'static) -> Pending {
+/// `TOKEN` or `REVOKE`, and writes its reply.
+fn in_turn(
+    turn: &mut TokenTurn,
+    ctx: FormatCtx,
+    f: impl FnOnce() -> Result<Vec<(String, String)>, Error> + Send + 'static,
+) -> Pending {
     let (done, next) = std::sync::mpsc::channel::<()>();
     let before = turn.replace(next);
     Pending::Blocking(tokio::task::spawn_blocking(move || {
@@ -586,7 +590,10 @@ fn in_turn(turn: &mut TokenTurn, f: impl FnOnce() -> String + Send + 'static) ->
             // Err once the previous one dropped its sender: done.
             let _ = b.recv();
         }
-        f()
+        match f() {
+            Ok(fields) => ok_line(fields, &ctx),
+            Err(e) => error_line(&e),
+        }
     }))
 }
 
@@ -637,22 +644,14 @@ fn handle_command(
             ))),
             false,
         ),
+        // They rewrite and fsync tokens.toml: off the connection threads.
         Command::Token { role, worker, name } => {
-            // It rewrites and fsyncs tokens.toml: off the connection threads.
             let (caller, shared) = (caller.clone().expect("checked"), shared.clone());
-            let task = in_turn(token_turn, move || match issue_token(&caller, role, worker, name, &shared) {
-                Ok(f) => ok_line(f, &ctx),
-                Err(e) => error_line(&e),
-            });
-            (task, false)
+            (in_turn(token_turn, ctx, move || issue_token(&caller, role, worker, name, &shared)), false)
         }
         Command::Revoke { name } => {
             let (caller, shared) = (caller.clone().expect("checked"), shared.clone());
-            let task = in_turn(token_turn, move || match revoke_token(&caller, &name, &shared) {
-                Ok(f) => ok_line(f, &ctx),
-                Err(e) => error_line(&e),
-            });
-            (task, false)
+            (in_turn(token_turn, ctx, move || revoke_token(&caller, &name, &shared)), false)
         }
         Command::Stats { reset } => (ready(stats(caller.as_ref().expect("checked"), reset, shared)), false),
         cmd => {
@@ -665,17 +664,12 @@ fn handle_command(
     }
 }
 
-/// `forbidden`, worded as the engine words it for its verbs.
-fn not_allowed(verb: &str, caller: &Caller) -> Error {
-    Error::forbidden(format!("{verb} is not allowed for role {}", caller.role.as_str()))
-}
-
 /// `STATS [reset=yes]`: the acknowledgement latency of writes and the
 /// syncer's commit phases, in milliseconds, since start or the last reset
 /// (which this reply reports before zeroing).
 fn stats(caller: &Caller, reset: bool, shared: &Shared) -> Result<Vec<(String, String)>, Error> {
     if !matches!(caller.role, Role::Supervisor | Role::Admin) {
-        return Err(not_allowed("STATS", caller));
+        return Err(Error::not_allowed("STATS", caller.role));
     }
     let mut since = shared.acks_since.lock().expect("stats lock");
     let read = |l: &Latency| if reset { l.take() } else { l.summary() };
@@ -714,7 +708,7 @@ fn issue_token(
     shared: &Shared,
 ) -> Result<Vec<(String, String)>, Error> {
     if caller.role != Role::Admin {
-        return Err(not_allowed("TOKEN", caller));
+        return Err(Error::not_allowed("TOKEN", caller.role));
     }
     if matches!(role, Role::System | Role::Admin) {
         return Err(Error::bad_request("role: must be worker, operator or supervisor"));
@@ -724,14 +718,8 @@ fn issue_token(
             return Err(Error::not_found(format!("worker: no worker `{w}` in the registry")));
         }
     }
-    // A name is one line of text: it is written into the token file and
-    // into every event its holder causes.
     if let Some(n) = &name {
-        if n.trim().is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) {
-            return Err(Error::bad_request(
-                "name: 1 to 64 characters, not only spaces, without control characters (newlines, tabs)",
-            ));
-        }
+        crate::auth::check_name(n).map_err(Error::bad_request)?;
     }
     let secret = new_secret().map_err(|e| Error::internal(e.to_string()))?;
     // One writer of the file at a time; the tokens themselves are locked
@@ -776,7 +764,7 @@ fn issue_token(
 /// memory; connections that used it are logged out at their next request.
 fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(String, String)>, Error> {
     if caller.role != Role::Admin {
-        return Err(not_allowed("REVOKE", caller));
+        return Err(Error::not_allowed("REVOKE", caller.role));
     }
     let at = gridline_model::Timestamp::now().rfc3339(shared.config.utc_offset_min);
     let scrambled = new_secret().map_err(|e| Error::internal(e.to_string()))?;
