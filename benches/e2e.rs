@@ -948,7 +948,7 @@ fn main() {
     // machine rates drift by a third within minutes.
     let shape = measure_shape(&reg, &intakes);
     eprintln!("ceiling: sled raw...");
-    let (raw_n, raw_s) = sled_raw(&tmp.path().join("raw"), &shape, Layout::Keys, 1024, cases, limit);
+    let (raw_n, raw_s) = sled_raw(&tmp.path().join("raw"), &shape, Layout::Paged, 1024, cases, limit);
     let raw_rate = raw_n as f64 / raw_s;
     let _ = std::fs::remove_dir_all(tmp.path().join("raw"));
     // E2E_HALF_RATE: a fixed rate instead (to compare two builds at the

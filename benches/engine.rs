@@ -212,11 +212,10 @@ fn main() {
     let shape = measure_shape(&reg, &intakes);
     let per_case = shape.case_bytes + shape.event_bytes.iter().sum::<usize>();
     println!(
-        "# engine bench: {submitters} submitters x {window} in flight; a case writes a {} B case record and {} events in {} key(s) ({} B); {} B of values per case",
+        "# engine bench: {submitters} submitters x {window} in flight; a case writes a {} B case record and {} events in its batch's pages ({} B); {} B of values per case",
         shape.case_bytes,
         shape.events_per_case,
-        shape.event_bytes.len(),
-        shape.event_bytes.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" B + "),
+        shape.event_bytes.iter().sum::<usize>(),
         per_case
     );
     let events_per_case = shape.events_per_case as f64;
@@ -244,7 +243,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         eprintln!("engine: pair {}: sled raw, 1024 cases per batch...", p + 1);
         let raw_dir = tmp.path().join(format!("pair-raw{p}"));
-        let (done, secs) = sled_raw(&raw_dir, &shape, Layout::Keys, 1024, cases, limit);
+        let (done, secs) = sled_raw(&raw_dir, &shape, Layout::Paged, 1024, cases, limit);
         let _ = std::fs::remove_dir_all(&raw_dir);
         pairs.push((run, done as f64 / secs));
     }
@@ -266,7 +265,7 @@ fn main() {
     for (i, &b) in batch_sizes.iter().enumerate() {
         eprintln!("sled raw: {b} cases per batch...");
         let n = if b == 1 { serial_cases } else { cases };
-        let (done, secs) = sled_raw(&tmp.path().join(format!("raw{i}")), &shape, Layout::Keys, b, n, limit);
+        let (done, secs) = sled_raw(&tmp.path().join(format!("raw{i}")), &shape, Layout::Paged, b, n, limit);
         raw.push((b, done, secs));
     }
     let raw_rate = |b: usize| raw.iter().find(|r| r.0 == b).map(|r| r.1 as f64 / r.2).unwrap_or(f64::NAN);

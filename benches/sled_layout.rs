@@ -1,8 +1,8 @@
-//! What the case log's key layout costs in sled: today's (a case record key
-//! and a key per run of its events: two keys an accepted case) against
-//! packing each batch's events into pages (one key a case, plus one a page
-//! of up to 60 KiB of events). Not a layout Gridline has: the measurement
-//! behind "what would close it" in `docs/performance.md` (## Engine).
+//! What the case log's key layout costs in sled: format 1's (a case record
+//! key and a key per run of its events: two keys an accepted case) against
+//! format 2's, which packs each batch's events into pages (one key a case,
+//! plus one a page of up to 60 KiB of events). The measurement that chose
+//! format 2 (`docs/performance.md`, `docs/storage.md`).
 //!
 //! `cargo bench --bench sled_layout`: `LAYOUT_PAIRS` (3) back-to-back pairs
 //! of `LAYOUT_CASES` (200,000) accepted cases each, 1,024 per batch, each
@@ -29,8 +29,8 @@ fn main() {
     let shape = measure_shape(&reg, &intakes);
     let tmp = tempfile::tempdir().expect("a temp dir");
     let limit = Duration::from_secs(60);
-    println!("# an accepted case: a {} B record, event runs of {:?} B", shape.case_bytes, shape.event_bytes);
-    println!("| pair | keys a case, cases/s | B a case on disk | paged, cases/s | B a case on disk | paged / keys |");
+    println!("# an accepted case: a {} B record, its events {:?} B", shape.case_bytes, shape.event_bytes);
+    println!("| pair | format 1 (two keys a case), cases/s | B a case on disk | format 2 (paged), cases/s | B a case on disk | paged / keys |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for p in 1..=pairs {
         let mut row = Vec::new();

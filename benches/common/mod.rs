@@ -20,7 +20,8 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 /// The keys and values one accepted case writes, from a real case through the engine.
 pub struct Shape {
     pub case_bytes: usize,
-    /// Bytes of each event key's value (a run of events), by key.
+    /// Bytes of its events: one run of them, in a page, and its share of
+    /// the page's header.
     pub event_bytes: Vec<usize>,
     /// Events one accepted case records (they share the run keys above).
     pub events_per_case: usize,
@@ -48,34 +49,29 @@ pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
         case_total += kv.expect("scan").1.len();
         cases += 1;
     }
-    // Value sizes by the key's sequence number (the first event of each run).
-    let mut by_seq: Vec<(usize, usize)> = Vec::new();
-    let mut events = 0;
-    for kv in store.scan(&[codec::EVENT_PREFIX]) {
-        let (k, v) = kv.expect("scan");
-        events += codec::decode::<Vec<gridline_model::Event>>(codec::Kind::Events, &v).expect("a run").len();
-        let (_, seq) = codec::parse_event_key(&k).expect("event key");
-        let i = seq as usize - 1;
-        if by_seq.len() <= i {
-            by_seq.resize(i + 1, (0, 0));
-        }
-        by_seq[i].0 += v.len();
-        by_seq[i].1 += 1;
+    // The pages' bytes, shared out among the cases they hold.
+    let (mut page_total, mut events) = (0, 0);
+    for kv in store.scan(&[codec::PAGE_PREFIX]) {
+        let (_, v) = kv.expect("scan");
+        events += codec::decode_page(&v).expect("a page").iter().map(|r| r.events.len()).sum::<usize>();
+        page_total += v.len();
     }
-    // Only sequence numbers every case has (an accept writes the same number of events).
-    let event_bytes = by_seq.iter().filter(|(_, c)| *c == cases).map(|(b, c)| b / c).collect();
-    Shape { case_bytes: case_total / cases.max(1), event_bytes, events_per_case: events / cases.max(1) }
+    Shape {
+        case_bytes: case_total / cases.max(1),
+        event_bytes: vec![page_total / cases.max(1)],
+        events_per_case: events / cases.max(1),
+    }
 }
 
 /// How [`sled_raw`] lays out an accepted case's writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// The case log's: a case record key and a key per run of its events.
+    /// The case log's format 1: a case record key and a key per run of its
+    /// events (one, for an accepted case).
     Keys,
-    /// Not Gridline's: a case record key each, while the events of a whole
-    /// batch are written together under one `b` + page number key per page
-    /// of at most 60 KiB (values stay under the 64 KiB inline limit). What
-    /// the same durable work costs with one key a case instead of two.
+    /// The case log's format 2: a case record key each, while the events
+    /// of a whole batch are written together under one page key per page
+    /// of at most 60 KiB (values stay under the 64 KiB inline limit).
     Paged,
 }
 
@@ -104,9 +100,7 @@ pub fn sled_raw(
         let mut page = Vec::new();
         let mut put_page = |b: &mut sled::Batch, page: &mut Vec<u8>| {
             page_no += 1;
-            let mut k = vec![b'b'];
-            k.extend_from_slice(&page_no.to_be_bytes());
-            b.insert(k, std::mem::take(page));
+            b.insert(codec::page_key(page_no), std::mem::take(page));
         };
         for _ in 0..cases_per_batch {
             ms += 1;

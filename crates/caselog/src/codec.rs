@@ -6,8 +6,9 @@
 //! | --- | --- |
 //! | `m` `format` | envelope(`Meta`) |
 //! | `m` `wal` | the last write-ahead record sled applied (u64 big-endian; `store::APPLIED_KEY`) |
-//! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`Case`) |
-//! | `e` case id (16) seq (4, big-endian) | envelope(`[Event]`): a run of the case's consecutive events written in one batch (usually one command's), the first of which has sequence `seq` |
+//! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`CaseAt`: the page of the case's newest events, then the `Case`); format 1 wrote envelope(`Case`), still read, with no page |
+//! | `p` page number (8, big-endian) | envelope(`[Run]`): the events of one batch, a run for each case, each naming the page of the case's run before it |
+//! | `e` case id (16) seq (4, big-endian) | format 1 only, still read: envelope(`[Event]`), a run of the case's consecutive events, the first of which has sequence `seq` |
 //!
 //! A value is an envelope: `version: u8`, `kind: u8`, `crc32: u32 LE` of the
 //! payload, then the postcard payload. A reader refuses an unknown version
@@ -21,12 +22,17 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The envelope version this build writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
+/// The log's format, in its format record: 2 keeps events in pages. This
+/// build reads 1 and 2 and writes 2 (it marks a format-1 log as 2 when it
+/// opens it to write, so an older build refuses the log it cannot read).
+pub const LOG_FORMAT: u8 = 2;
 /// No value may exceed this: it keeps every value inline in sled's log.
 pub const VALUE_MAX_BYTES: usize = 64 * 1024;
 
 pub const META_KEY: &[u8] = b"mformat";
 pub const CASE_PREFIX: u8 = b'c';
 pub const EVENT_PREFIX: u8 = b'e';
+pub const PAGE_PREFIX: u8 = b'p';
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -34,8 +40,28 @@ pub enum Kind {
     Meta = 1,
     Case = 2,
     // 3 was a single event, before events were stored in runs; never reused.
-    /// A run of one case's consecutive events, written in one batch.
+    /// Format 1: a run of one case's consecutive events, written in one batch.
     Events = 4,
+    /// A case record with the page of its newest events.
+    CaseAt = 5,
+    /// A page: runs of events of a batch, one a case.
+    Page = 6,
+}
+
+/// One case's consecutive events in a page. `prev` is the page of the
+/// case's run before this one; 0 if there is none (a case from a format-1
+/// log keeps its older events under `e` keys).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub prev: u64,
+    pub events: Vec<Event>,
+}
+
+/// A run as written, borrowing its events.
+#[derive(Serialize)]
+struct RunRef<'a> {
+    prev: u64,
+    events: &'a [&'a Event],
 }
 
 /// What the log records about itself.
@@ -51,8 +77,10 @@ pub struct Meta {
 pub enum CodecError {
     #[error("value too short ({0} bytes) for an envelope")]
     Short(usize),
-    #[error("unknown format version {0} (this build reads {FORMAT_VERSION})")]
+    #[error("unknown envelope version {0} (this build reads {FORMAT_VERSION})")]
     Version(u8),
+    #[error("unknown log format {0} (this build reads formats 1 to {LOG_FORMAT})")]
+    Format(u8),
     #[error("expected a {expected:?} record, found kind {found}")]
     Kind { expected: Kind, found: u8 },
     #[error("checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
@@ -89,6 +117,20 @@ pub fn events_prefix(id: &CaseId) -> Vec<u8> {
     k
 }
 
+pub fn page_key(page: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(PAGE_PREFIX);
+    k.extend_from_slice(&page.to_be_bytes());
+    k
+}
+
+pub fn parse_page_key(k: &[u8]) -> Option<u64> {
+    if k.len() != 9 || k[0] != PAGE_PREFIX {
+        return None;
+    }
+    Some(u64::from_be_bytes(k[1..9].try_into().ok()?))
+}
+
 /// The case id and sequence of an event key.
 pub fn parse_event_key(k: &[u8]) -> Option<(CaseId, u32)> {
     if k.len() != 21 || k[0] != EVENT_PREFIX {
@@ -117,12 +159,12 @@ pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, CodecError
 }
 
 /// A log's format record (under [`META_KEY`]), if it is in the format this
-/// build reads: [`CodecError::Version`] for one written by another (newer)
+/// build reads: [`CodecError::Format`] for one written by another (newer)
 /// build, and any other error for a damaged record.
 pub fn read_meta(bytes: &[u8]) -> Result<Meta, CodecError> {
     let meta: Meta = decode(Kind::Meta, bytes)?;
-    if meta.format != FORMAT_VERSION {
-        return Err(CodecError::Version(meta.format));
+    if !(1..=LOG_FORMAT).contains(&meta.format) {
+        return Err(CodecError::Format(meta.format));
     }
     Ok(meta)
 }
@@ -150,43 +192,129 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecE
     Ok(value)
 }
 
+/// A case record: the page of its newest events, then the case.
 pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
-    encode(Kind::Case, c)
+    encode(Kind::CaseAt, &(c.stored_page, c))
 }
 
+/// A case record of either format (a format-1 record has no page: 0).
+pub fn decode_case(bytes: &[u8]) -> Result<Case, CodecError> {
+    if bytes.get(1) == Some(&(Kind::Case as u8)) {
+        return decode(Kind::Case, bytes);
+    }
+    let (page, mut case): (u64, Case) = decode(Kind::CaseAt, bytes)?;
+    case.stored_page = page;
+    Ok(case)
+}
+
+/// Format 1's run of one case's events, as tests write old logs with.
 pub fn encode_events(e: &[Event]) -> Result<Vec<u8>, CodecError> {
     encode(Kind::Events, &e)
 }
 
-/// Splits events into runs of consecutive events of the same case: each run
-/// is stored under one key, the sequence number of its first event.
-fn event_runs(events: &[Event]) -> impl Iterator<Item = &[Event]> {
-    events.chunk_by(|a, b| a.case == b.case && a.seq + 1 == b.seq)
+pub fn decode_page(bytes: &[u8]) -> Result<Vec<Run>, CodecError> {
+    decode(Kind::Page, bytes)
 }
 
-/// Each run of `events` as stored: its key and value. A run whose value
-/// would pass [`VALUE_MAX_BYTES`] is stored as several (halved until each
-/// fits), so many events of one case in one batch never make a value too
-/// large; an event too large alone is an error (see [`check_fits`]).
-pub fn encode_event_runs(events: &[Event]) -> Result<Vec<KeyValue>, CodecError> {
-    fn put(run: &[Event], out: &mut Vec<KeyValue>) -> Result<(), CodecError> {
-        match encode_events(run) {
-            Err(CodecError::TooLarge(_)) if run.len() > 1 => {
-                let (a, b) = run.split_at(run.len() / 2);
-                put(a, out)?;
-                put(b, out)
+/// What [`encode_pages`] made of a batch's events.
+#[derive(Debug, Default)]
+pub struct Paged {
+    /// Each page's key and value, in page order.
+    pub pages: Vec<KeyValue>,
+    /// The page that holds each case's newest event, in the order the
+    /// cases first appear in the batch.
+    pub newest: Vec<(CaseId, u64)>,
+}
+
+/// A page's envelope header and the length of its list of runs.
+const PAGE_OVERHEAD: usize = HEADER_BYTES + 5;
+
+/// Packs a batch's events into pages numbered on from `*next` (which ends
+/// one past the last page written): one run a case, in the order the cases
+/// first appear, each naming the case's page before it (`prev`, 0 for
+/// none). A run too large for one page is split, halved until each part
+/// fits, and its parts chained in order; a page never holds two runs of one
+/// case. An event too large alone is an error (see [`check_fits`]).
+pub fn encode_pages(
+    events: &[Event],
+    next: &mut u64,
+    prev: impl Fn(&CaseId) -> u64,
+) -> Result<Paged, CodecError> {
+    let mut index: std::collections::HashMap<CaseId, usize> = std::collections::HashMap::new();
+    let mut runs: Vec<Vec<&Event>> = Vec::new();
+    for e in events {
+        let i = *index.entry(e.case).or_insert_with(|| {
+            runs.push(Vec::new());
+            runs.len() - 1
+        });
+        runs[i].push(e);
+    }
+    let mut pager = Pager { next, out: Paged::default(), body: Vec::new(), count: 0 };
+    for run in &runs {
+        let id = run[0].case;
+        let mut last = prev(&id);
+        pager.put(run, &mut last)?;
+        pager.out.newest.push((id, last));
+    }
+    pager.seal();
+    Ok(pager.out)
+}
+
+struct Pager<'a> {
+    next: &'a mut u64,
+    out: Paged,
+    /// The runs of the page being filled, encoded; it will be page `*next`.
+    body: Vec<u8>,
+    count: usize,
+}
+
+impl Pager<'_> {
+    /// Adds one case's events, following the case's page `*last`, and sets
+    /// `*last` to the page of its newest event.
+    fn put(&mut self, run: &[&Event], last: &mut u64) -> Result<(), CodecError> {
+        let bytes = postcard::to_allocvec(&RunRef { prev: *last, events: run })
+            .map_err(|e| CodecError::Encode(e.to_string()))?;
+        if bytes.len() + PAGE_OVERHEAD > VALUE_MAX_BYTES {
+            if run.len() == 1 {
+                return Err(CodecError::TooLarge(bytes.len() + PAGE_OVERHEAD));
             }
-            r => {
-                out.push((event_key(&run[0].case, run[0].seq), r?));
-                Ok(())
-            }
+            let (a, b) = run.split_at(run.len() / 2);
+            self.put(a, last)?;
+            return self.put(b, last);
         }
+        if self.count > 0
+            && (self.body.len() + bytes.len() + PAGE_OVERHEAD > VALUE_MAX_BYTES || *last == *self.next)
+        {
+            self.seal();
+        }
+        self.body.extend_from_slice(&bytes);
+        self.count += 1;
+        *last = *self.next;
+        Ok(())
     }
-    let mut out = Vec::new();
-    for run in event_runs(events) {
-        put(run, &mut out)?;
+
+    /// Writes out the page being filled, if it holds anything.
+    fn seal(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let mut v = Vec::with_capacity(PAGE_OVERHEAD + self.body.len());
+        v.extend_from_slice(&[FORMAT_VERSION, Kind::Page as u8, 0, 0, 0, 0]);
+        // postcard's length of a sequence: LEB128.
+        let mut n = self.count;
+        while n >= 0x80 {
+            v.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        v.push(n as u8);
+        v.extend_from_slice(&self.body);
+        let crc = crc32fast::hash(&v[HEADER_BYTES..]);
+        v[2..6].copy_from_slice(&crc.to_le_bytes());
+        self.out.pages.push((page_key(*self.next), v));
+        *self.next += 1;
+        self.body.clear();
+        self.count = 0;
     }
-    Ok(out)
 }
 
 /// Whether `case` and `event` can each be stored: their values within
@@ -198,9 +326,9 @@ pub fn check_fits(case: &Case, event: &Event) -> Result<(), CodecError> {
         postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
-    // A run of one event also has its length, a byte.
-    for size in [size(case)?, size(event)? + 1] {
-        let size = size + HEADER_BYTES;
+    // A record also has its page (up to 10 bytes); a page of one event
+    // also has the run's page before (up to 10) and length (1).
+    for size in [size(case)? + 10 + HEADER_BYTES, size(event)? + 11 + PAGE_OVERHEAD] {
         if size > VALUE_MAX_BYTES {
             return Err(CodecError::TooLarge(size));
         }
@@ -229,28 +357,99 @@ mod tests {
         assert!(matches!(decode::<Meta>(Kind::Case, &bytes), Err(CodecError::Kind { .. })));
     }
 
+    fn noted(id: CaseId, seq: u32, text: &str) -> Event {
+        Event {
+            case: id,
+            seq,
+            at: gridline_model::Timestamp(seq as i64),
+            actor: gridline_model::Actor::system(),
+            kind: gridline_model::EventKind::Noted { text: text.into() },
+        }
+    }
+
     #[test]
-    fn a_run_too_large_for_one_value_is_stored_as_several() {
+    fn a_run_too_large_for_one_page_is_split_and_chained() {
         let id = CaseId::new_at(gridline_model::Timestamp(1));
-        let events: Vec<Event> = (1..=30)
-            .map(|seq| Event {
-                case: id,
-                seq,
-                at: gridline_model::Timestamp(seq as i64),
-                actor: gridline_model::Actor::system(),
-                kind: gridline_model::EventKind::Noted { text: "长".repeat(4000).into() },
-            })
-            .collect();
-        let runs = encode_event_runs(&events).unwrap();
-        assert!(runs.len() > 1);
+        let events: Vec<Event> = (1..=30).map(|seq| noted(id, seq, &"长".repeat(4000))).collect();
+        let mut next = 7;
+        let paged = encode_pages(&events, &mut next, |_| 3).unwrap();
+        assert!(paged.pages.len() > 1);
+        assert_eq!(next, 7 + paged.pages.len() as u64);
         let mut back = Vec::new();
-        for (k, v) in &runs {
+        let mut prev = 3;
+        for (k, v) in &paged.pages {
             assert!(v.len() <= VALUE_MAX_BYTES);
-            let run: Vec<Event> = decode(Kind::Events, v).unwrap();
-            assert_eq!(parse_event_key(k), Some((id, run[0].seq)));
-            back.extend(run);
+            let runs = decode_page(v).unwrap();
+            assert_eq!(runs.len(), 1, "one case, one run a page");
+            assert_eq!(runs[0].prev, prev);
+            prev = parse_page_key(k).unwrap();
+            back.extend(runs.into_iter().flat_map(|r| r.events));
         }
         assert_eq!(back, events);
+        assert_eq!(paged.newest, vec![(id, next - 1)]);
+    }
+
+    #[test]
+    fn a_batch_of_many_cases_is_packed_into_full_pages_one_run_a_case() {
+        // 400 cases of two events each, interleaved as a batch writes them:
+        // more than 127 runs in a page (a two-byte length).
+        let ids: Vec<CaseId> = (0..400).map(|i| CaseId::new_at(gridline_model::Timestamp(i))).collect();
+        let mut events: Vec<Event> = ids.iter().map(|&id| noted(id, 4, "短")).collect();
+        events.extend(ids.iter().map(|&id| noted(id, 5, &"x".repeat(300))));
+        let mut next = 1;
+        let paged = encode_pages(&events, &mut next, |id| if *id == ids[0] { 0 } else { 9 }).unwrap();
+        assert!(paged.pages.len() >= 2, "{} pages", paged.pages.len());
+        let mut seen = std::collections::HashMap::new();
+        for (k, v) in &paged.pages {
+            let page = parse_page_key(k).unwrap();
+            let runs = decode_page(v).unwrap();
+            assert!(runs.len() > 127 || page == next - 1, "page {page} holds {} runs", runs.len());
+            for r in runs {
+                let id = r.events[0].case;
+                assert_eq!(r.prev, if id == ids[0] { 0 } else { 9 });
+                assert_eq!(r.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+                assert!(seen.insert(id, page).is_none(), "two runs of one case");
+            }
+        }
+        assert_eq!(seen.len(), 400);
+        assert_eq!(paged.newest.len(), 400);
+        assert_eq!(paged.newest[0].0, ids[0], "in the order cases first appear");
+        assert!(paged.newest.iter().all(|(id, page)| seen[id] == *page));
+    }
+
+    #[test]
+    fn an_event_too_large_for_a_page_is_an_error() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        let mut next = 1;
+        let big = noted(id, 1, &"x".repeat(VALUE_MAX_BYTES));
+        assert!(matches!(encode_pages(&[big], &mut next, |_| 0), Err(CodecError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_case_record_keeps_its_page_and_a_format_1_record_still_reads() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        let first = Event {
+            case: id,
+            seq: 1,
+            at: gridline_model::Timestamp(1),
+            actor: gridline_model::Actor::system(),
+            kind: gridline_model::EventKind::Accepted {
+                intake: gridline_model::Intake::default(),
+                no: gridline_model::CaseNo("JD-20261124-000001".into()),
+                category: "c".into(),
+                township: None,
+            },
+        };
+        let mut case = Case::from_first(&first).unwrap();
+        case.stored_page = 300;
+        assert_eq!(decode_case(&encode_case(&case).unwrap()).unwrap(), case);
+        let old = encode(Kind::Case, &case).unwrap();
+        assert_eq!(decode_case(&old).unwrap(), Case { stored_page: 0, ..case });
+    }
+
+    #[test]
+    fn a_too_large_event_or_case_does_not_fit() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
         let accepted = |text: String| Event {
             case: id,
             seq: 1,
@@ -277,6 +476,8 @@ mod tests {
         let a = event_key(&id, 2);
         let b = event_key(&id, 10);
         assert!(a < b);
+        assert!(page_key(255) < page_key(256));
+        assert_eq!(parse_page_key(&page_key(256)), Some(256));
         assert_eq!(parse_event_key(&b), Some((id, 10)));
         assert_eq!(parse_case_key(&case_key(&id)), Some(id));
         assert!(b.starts_with(&events_prefix(&id)));

@@ -16,5 +16,5 @@ pub mod store;
 mod wal;
 
 pub use codec::CodecError;
-pub use log::{CaseLog, LogError, Recovery, VerifyReport, RECOVER_CHECK_RECENT};
+pub use log::{CaseLog, Encoded, LogError, Recovery, VerifyReport, RECOVER_CHECK_RECENT};
 pub use store::{Faults, Gate, MemStore, SledStore, Store, StoreError, WriteBatch, WAL_FILES};

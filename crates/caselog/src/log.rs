@@ -2,11 +2,13 @@
 //! it durable, and get everything back at start.
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gridline_model::{Case, CaseId, Event, Timestamp};
 use tracing::{debug, info, warn};
 
-use crate::codec::{self, CodecError, Kind, Meta, FORMAT_VERSION, META_KEY};
+use crate::codec::{self, CodecError, Kind, Meta, LOG_FORMAT, META_KEY};
 use crate::store::{Store, StoreError, WriteBatch};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,12 +66,12 @@ fn township_only(stored: &Case, replayed: &Case) -> bool {
 }
 
 /// The `k` most recently changed cases seen so far, as `(updated_at, id,
-/// last_seq)`: kept in a buffer of up to `2k`, cut back to the `k` newest
+/// last_seq, stored_page)`: kept in a buffer of up to `2k`, cut back to the `k` newest
 /// when it fills (linear time overall; a heap cost a sift per case, since
 /// cases arrive oldest first).
 struct Recent {
     k: usize,
-    items: Vec<(Timestamp, CaseId, u32)>,
+    items: Vec<(Timestamp, CaseId, u32, u64)>,
 }
 
 impl Recent {
@@ -77,7 +79,7 @@ impl Recent {
         Recent { k, items: Vec::with_capacity(2 * k) }
     }
 
-    fn push(&mut self, item: (Timestamp, CaseId, u32)) {
+    fn push(&mut self, item: (Timestamp, CaseId, u32, u64)) {
         self.items.push(item);
         if self.items.len() >= 2 * self.k {
             self.cut();
@@ -92,7 +94,7 @@ impl Recent {
         }
     }
 
-    fn into_vec(mut self) -> Vec<(Timestamp, CaseId, u32)> {
+    fn into_vec(mut self) -> Vec<(Timestamp, CaseId, u32, u64)> {
         self.cut();
         self.items
     }
@@ -155,16 +157,34 @@ enum Chunk {
 
 /// One stored case record, checked: envelope, checksum, and the id its key names.
 fn decode_case(k: &[u8], v: &[u8]) -> Result<Case, LogError> {
-    let case: Case = codec::decode(Kind::Case, v).map_err(|e| corrupt(k, e))?;
+    let case = codec::decode_case(v).map_err(|e| corrupt(k, e))?;
     if codec::parse_case_key(k) != Some(case.id) {
         return Err(LogError::Inconsistent(format!("case record under key {} has id {}", hex(k), case.id)));
     }
     Ok(case)
 }
 
+/// Where `id`'s run is in a page's runs.
+fn find_run(runs: &[codec::Run], id: &CaseId) -> Option<usize> {
+    runs.iter().position(|r| r.events.first().is_some_and(|e| e.case == *id))
+}
+
 /// The durable log of cases and their events.
 pub struct CaseLog<S: Store> {
     store: S,
+    /// The number the next page written gets (written by one thread, the engine's).
+    next_page: AtomicU64,
+}
+
+/// A batch encoded by [`CaseLog::encode_events`]: its pages, which the
+/// records of the cases it touched are to be added to (`put_case`).
+#[derive(Debug, Default)]
+pub struct Encoded {
+    pub batch: WriteBatch,
+    /// The numbers of its pages (for `revert`).
+    pub pages: Range<u64>,
+    /// The page of each touched case's newest event, for its record.
+    pub newest: Vec<(CaseId, u64)>,
 }
 
 impl<S: Store> CaseLog<S> {
@@ -172,28 +192,51 @@ impl<S: Store> CaseLog<S> {
     /// new. With `county` `None` (offline tools), opens an existing log of any
     /// county and refuses an empty store.
     pub fn open(store: S, county: Option<&str>) -> Result<CaseLog<S>, LogError> {
+        let put_meta = |meta: &Meta| -> Result<(), LogError> {
+            let mut b = WriteBatch::default();
+            b.put(META_KEY.to_vec(), codec::encode(Kind::Meta, meta).map_err(LogError::Encode)?);
+            store.apply(b)?;
+            Ok(store.sync()?)
+        };
         match (store.get(META_KEY)?, county) {
             (Some(bytes), _) => {
-                let meta = codec::read_meta(&bytes).map_err(|e| corrupt(META_KEY, e))?;
+                let mut meta = codec::read_meta(&bytes).map_err(|e| corrupt(META_KEY, e))?;
                 if let Some(county) = county.filter(|c| *c != meta.county) {
                     return Err(LogError::WrongCounty { found: meta.county, expected: county.to_string() });
+                }
+                // Opened to write (offline tools pass no county): what is
+                // written from now on is format 2, which a build that reads
+                // only format 1 must refuse.
+                if county.is_some() && meta.format < LOG_FORMAT {
+                    info!(
+                        from = meta.format,
+                        to = LOG_FORMAT,
+                        "marking the case log as the format this build writes"
+                    );
+                    meta.format = LOG_FORMAT;
+                    put_meta(&meta)?;
                 }
             }
             (None, None) => return Err(LogError::Empty),
             (None, Some(county)) => {
                 let meta = Meta {
-                    format: FORMAT_VERSION,
+                    format: LOG_FORMAT,
                     created_by: concat!("gridline ", env!("CARGO_PKG_VERSION")).to_string(),
                     county: county.to_string(),
                 };
-                let mut b = WriteBatch::default();
-                b.put(META_KEY.to_vec(), codec::encode(Kind::Meta, &meta).map_err(LogError::Encode)?);
-                store.apply(b)?;
-                store.sync()?;
+                put_meta(&meta)?;
                 info!(county, "created a new case log");
             }
         }
-        Ok(CaseLog { store })
+        let next_page = match store.last(&[codec::PAGE_PREFIX])? {
+            Some((k, _)) => {
+                codec::parse_page_key(&k)
+                    .ok_or_else(|| corrupt(&k, CodecError::Decode("not a page key".into())))?
+                    + 1
+            }
+            None => 1,
+        };
+        Ok(CaseLog { store, next_page: AtomicU64::new(next_page) })
     }
 
     /// The county code the log was written for (its format record).
@@ -202,20 +245,47 @@ impl<S: Store> CaseLog<S> {
         Ok(codec::read_meta(&bytes).map_err(|e| corrupt(META_KEY, e))?.county)
     }
 
-    /// Encodes `events` and the resulting `cases` as one batch (checksummed envelopes).
-    pub fn encode<'a>(
+    /// Encodes a batch's `events` in pages (checksummed envelopes), each
+    /// case's run naming its page before (`prev`: the case's
+    /// `stored_page`). The records of the cases they touch are added with
+    /// [`put_case`](Self::put_case), once each case's `stored_page` is set
+    /// to its entry in `newest`.
+    pub fn encode_events(
         &self,
         events: &[Event],
-        cases: impl IntoIterator<Item = &'a Case>,
-    ) -> Result<WriteBatch, LogError> {
-        let mut b = WriteBatch::default();
-        for (k, v) in codec::encode_event_runs(events).map_err(LogError::Encode)? {
-            b.put(k, v);
+        prev: impl Fn(&CaseId) -> u64,
+    ) -> Result<Encoded, LogError> {
+        let first = self.next_page.load(Ordering::Relaxed);
+        let mut next = first;
+        let paged = codec::encode_pages(events, &mut next, prev).map_err(LogError::Encode)?;
+        self.next_page.store(next, Ordering::Relaxed);
+        let mut batch = WriteBatch::default();
+        for (k, v) in paged.pages {
+            batch.put(k, v);
         }
-        for c in cases {
-            b.put(codec::case_key(&c.id), codec::encode_case(c).map_err(LogError::Encode)?);
+        Ok(Encoded { batch, pages: first..next, newest: paged.newest })
+    }
+
+    /// [`encode_events`](Self::encode_events) and the records of `cases`
+    /// (those the events touch, each given its `stored_page`), for callers
+    /// that hold the cases in a slice.
+    pub fn encode(&self, events: &[Event], cases: &mut [Case]) -> Result<WriteBatch, LogError> {
+        let prev: HashMap<CaseId, u64> = cases.iter().map(|c| (c.id, c.stored_page)).collect();
+        let mut e = self.encode_events(events, |id| prev.get(id).copied().unwrap_or(0))?;
+        let at: HashMap<CaseId, u64> = e.newest.iter().copied().collect();
+        for c in cases.iter_mut() {
+            if let Some(&page) = at.get(&c.id) {
+                c.stored_page = page;
+                self.put_case(&mut e.batch, c)?;
+            }
         }
-        Ok(b)
+        Ok(e.batch)
+    }
+
+    /// Adds `case`'s record to a batch.
+    pub fn put_case(&self, batch: &mut WriteBatch, case: &Case) -> Result<(), LogError> {
+        batch.put(codec::case_key(&case.id), codec::encode_case(case).map_err(LogError::Encode)?);
+        Ok(())
     }
 
     /// Stages an encoded batch, atomically. Not yet durable: see `sync`.
@@ -223,22 +293,21 @@ impl<S: Store> CaseLog<S> {
         Ok(self.store.apply(batch)?)
     }
 
-    /// Undoes a `write` whose sync failed: removes its events and restores
-    /// the cases as they were (`None`: the case did not exist).
+    /// Undoes a `write` whose sync failed: removes its pages and restores
+    /// the cases as they were (`None`: the case did not exist). Page
+    /// numbers are not given again.
     pub fn revert<'a>(
         &self,
-        events: &[Event],
+        pages: Range<u64>,
         previous: impl IntoIterator<Item = (CaseId, Option<&'a Case>)>,
     ) -> Result<(), LogError> {
         let mut b = WriteBatch::default();
-        // Every key a run of them may have been stored under (a long run is
-        // stored as several); removing one that is not there is harmless.
-        for e in events {
-            b.remove(codec::event_key(&e.case, e.seq));
+        for page in pages {
+            b.remove(codec::page_key(page));
         }
         for (id, c) in previous {
             match c {
-                Some(c) => b.put(codec::case_key(&id), codec::encode_case(c).map_err(LogError::Encode)?),
+                Some(c) => self.put_case(&mut b, c)?,
                 None => b.remove(codec::case_key(&id)),
             }
         }
@@ -251,14 +320,47 @@ impl<S: Store> CaseLog<S> {
         Ok(self.store.sync()?)
     }
 
-    /// One case's events, in order, each checked.
-    pub fn events(&self, id: &CaseId) -> Result<Vec<Event>, LogError> {
+    /// One case's events, in order, each checked: those of a format-1 log
+    /// under `e` keys, then its runs in pages, from `case.stored_page` back.
+    pub fn events(&self, case: &Case) -> Result<Vec<Event>, LogError> {
         let mut out = Vec::new();
-        for r in self.store.scan(&codec::events_prefix(id)) {
+        for r in self.store.scan(&codec::events_prefix(&case.id)) {
             let (k, v) = r?;
             out.extend(codec::decode::<Vec<Event>>(Kind::Events, &v).map_err(|e| corrupt(&k, e))?);
         }
+        let mut runs = Vec::new();
+        let mut page = case.stored_page;
+        while page != 0 {
+            let run = self.run_in(page, case)?;
+            if run.prev >= page {
+                return Err(self.inconsistent(
+                    case,
+                    &format!("has a run in page {page} that follows page {}", run.prev),
+                ));
+            }
+            page = run.prev;
+            runs.push(run.events);
+        }
+        out.extend(runs.into_iter().rev().flatten());
         Ok(out)
+    }
+
+    /// The run of `case` in `page`.
+    fn run_in(&self, page: u64, case: &Case) -> Result<codec::Run, LogError> {
+        let k = codec::page_key(page);
+        let Some(v) = self.store.get(&k)? else {
+            return Err(self.inconsistent(case, &format!("names page {page}, which is not stored")));
+        };
+        let runs = codec::decode_page(&v).map_err(|e| corrupt(&k, e))?;
+        let mut runs = runs;
+        match find_run(&runs, &case.id) {
+            Some(i) => Ok(runs.swap_remove(i)),
+            None => Err(self.inconsistent(case, &format!("has no events in page {page}"))),
+        }
+    }
+
+    fn inconsistent(&self, case: &Case, what: &str) -> LogError {
+        LogError::Inconsistent(format!("case {} ({}) {what}", case.no, case.id))
     }
 
     /// Loads every case for the engine to rebuild its state from, checking
@@ -325,7 +427,7 @@ impl<S: Store> CaseLog<S> {
             let mut recent = Recent::new(RECOVER_CHECK_RECENT);
             let mut n = 0;
             let mut take = |case: Case| {
-                recent.push((case.updated_at, case.id, case.last_seq));
+                recent.push((case.updated_at, case.id, case.last_seq, case.stored_page));
                 n += 1;
                 into.push(case);
             };
@@ -346,12 +448,15 @@ impl<S: Store> CaseLog<S> {
             reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             decoded?;
             let scanned = t0.elapsed();
-            let recent = recent.into_vec();
+            let mut recent = recent.into_vec();
+            // Cases that share a page one after the other: each page is read once.
+            recent.sort_unstable_by_key(|r| r.3);
             let checker = std::thread::Builder::new()
                 .name("gridline-recover".into())
                 .spawn_scoped(s, move || -> Result<(), LogError> {
-                    for (at, id, seq) in recent {
-                        self.check_last_event(&id, seq, at)?;
+                    let mut page: Option<(u64, Vec<codec::Run>)> = None;
+                    for (at, id, seq, at_page) in recent {
+                        self.check_last_event(&id, seq, at, at_page, &mut page)?;
                     }
                     Ok(())
                 })
@@ -370,22 +475,49 @@ impl<S: Store> CaseLog<S> {
         })
     }
 
-    fn check_last_event(&self, id: &CaseId, last_seq: u32, at: Timestamp) -> Result<(), LogError> {
+    /// Whether the case's newest stored event is its `last_seq`th, at
+    /// `at`: the last of its run in page `at_page` (`page` keeps the page
+    /// read last), or, for a case with no page, of its format-1 runs.
+    fn check_last_event(
+        &self,
+        id: &CaseId,
+        last_seq: u32,
+        at: Timestamp,
+        at_page: u64,
+        page: &mut Option<(u64, Vec<codec::Run>)>,
+    ) -> Result<(), LogError> {
         let inconsistent = |what: &str| -> LogError {
             let no = self
                 .store
                 .get(&codec::case_key(id))
                 .ok()
                 .flatten()
-                .and_then(|v| codec::decode::<Case>(Kind::Case, &v).ok())
+                .and_then(|v| codec::decode_case(&v).ok())
                 .map_or_else(|| "?".to_string(), |c| c.no.to_string());
             LogError::Inconsistent(format!("case {no} ({id}) {what}"))
         };
-        let Some((k, v)) = self.store.last(&codec::events_prefix(id))? else {
-            return Err(inconsistent("has no events"));
+        let legacy;
+        let newest = if at_page == 0 {
+            let Some((k, v)) = self.store.last(&codec::events_prefix(id))? else {
+                return Err(inconsistent("has no events"));
+            };
+            legacy = codec::decode::<Vec<Event>>(Kind::Events, &v).map_err(|e| corrupt(&k, e))?;
+            legacy.last()
+        } else {
+            if page.as_ref().map(|p| p.0) != Some(at_page) {
+                let k = codec::page_key(at_page);
+                let Some(v) = self.store.get(&k)? else {
+                    return Err(inconsistent(&format!("names page {at_page}, which is not stored")));
+                };
+                *page = Some((at_page, codec::decode_page(&v).map_err(|e| corrupt(&k, e))?));
+            }
+            let runs = &page.as_ref().expect("read above").1;
+            let Some(i) = find_run(runs, id) else {
+                return Err(inconsistent(&format!("has no events in page {at_page}")));
+            };
+            runs[i].events.last()
         };
-        let run: Vec<Event> = codec::decode(Kind::Events, &v).map_err(|e| corrupt(&k, e))?;
-        match run.last() {
+        match newest {
             Some(ev) if ev.case == *id && ev.seq == last_seq && ev.at == at => Ok(()),
             Some(ev) if ev.seq > last_seq => {
                 Err(inconsistent(&format!("has an event after its last recorded one ({last_seq})")))
@@ -397,24 +529,41 @@ impl<S: Store> CaseLog<S> {
     }
 
     /// Reads everything: every envelope, every history replayed through the
-    /// lifecycle and compared with the stored case; no orphan events.
+    /// lifecycle and compared with the stored case, every case's runs
+    /// chained page to page up to the page its record names; no orphan
+    /// events.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
         let mut stored: HashMap<CaseId, Case> = HashMap::new();
         for r in self.store.scan(&[codec::CASE_PREFIX]) {
             let (k, v) = r?;
-            let case: Case = codec::decode(Kind::Case, &v).map_err(|e| corrupt(&k, e))?;
+            let case = decode_case(&k, &v)?;
             stored.insert(case.id, case);
         }
         let mut report = VerifyReport::default();
-        let mut current: Option<Case> = None;
-        let mut finish = |c: Option<Case>, report: &mut VerifyReport| -> Result<(), LogError> {
-            let Some(c) = c else { return Ok(()) };
-            let Some(s) = stored.remove(&c.id) else {
+        // The replay of a case whose history goes on in pages, and the page
+        // of its last run read (0: none yet).
+        let mut going: HashMap<CaseId, (Case, u64)> = HashMap::new();
+        // The replay `c` reached `page`: if that is the page its record
+        // names, compare the two; if not, its history goes on.
+        fn finish(
+            stored: &mut HashMap<CaseId, Case>,
+            going: &mut HashMap<CaseId, (Case, u64)>,
+            mut c: Case,
+            page: u64,
+            report: &mut VerifyReport,
+        ) -> Result<(), LogError> {
+            let Some(s) = stored.get(&c.id) else {
                 return Err(LogError::Inconsistent(format!(
                     "events of case {} ({}) but no case record",
                     c.no, c.id
                 )));
             };
+            if s.stored_page != page {
+                going.insert(c.id, (c, page));
+                return Ok(());
+            }
+            let s = stored.remove(&c.id).expect("looked up above");
+            c.stored_page = page;
             let same = s == c;
             if !same && !township_only(&s, &c) {
                 return Err(LogError::Inconsistent(format!(
@@ -432,7 +581,36 @@ impl<S: Store> CaseLog<S> {
                 report.closed += 1
             }
             Ok(())
-        };
+        }
+        let fold =
+            |case: Option<Case>, events: Vec<Event>, report: &mut VerifyReport| -> Result<Case, LogError> {
+                let mut it = events.into_iter();
+                let mut case = match case {
+                    Some(c) => c,
+                    None => {
+                        let first = it.next().expect("runs are not empty");
+                        report.events += 1;
+                        Case::from_first(&first).map_err(|e| {
+                            LogError::Inconsistent(format!("case {} event {}: {e}", first.case, first.seq))
+                        })?
+                    }
+                };
+                for event in it {
+                    report.events += 1;
+                    if event.case != case.id {
+                        return Err(LogError::Inconsistent(format!(
+                            "a run of case {} ({}) holds an event of case {}",
+                            case.no, case.id, event.case
+                        )));
+                    }
+                    case.apply(&event).map_err(|e| {
+                        LogError::Inconsistent(format!("case {} event {}: {e}", case.no, event.seq))
+                    })?;
+                }
+                Ok(case)
+            };
+        // Format 1: each case's runs under `e` keys, in order, before any page.
+        let mut current: Option<Case> = None;
         for r in self.store.scan(&[codec::EVENT_PREFIX]) {
             let (k, v) = r?;
             let run: Vec<Event> = codec::decode(Kind::Events, &v).map_err(|e| corrupt(&k, e))?;
@@ -443,22 +621,57 @@ impl<S: Store> CaseLog<S> {
                     hex(&k)
                 )));
             }
-            for event in run {
-                report.events += 1;
-                match current.as_mut() {
-                    Some(c) if c.id == event.case => c.apply(&event).map_err(|e| {
-                        LogError::Inconsistent(format!("case {} event {}: {e}", c.no, event.seq))
-                    })?,
-                    _ => {
-                        finish(current.take(), &mut report)?;
-                        current = Some(Case::from_first(&event).map_err(|e| {
-                            LogError::Inconsistent(format!("case {} event {}: {e}", event.case, event.seq))
-                        })?);
-                    }
+            let same = current.as_ref().filter(|c| Some(c.id) == first.map(|f| f.0)).is_some();
+            if !same {
+                if let Some(c) = current.take() {
+                    finish(&mut stored, &mut going, c, 0, &mut report)?;
                 }
             }
+            current = Some(fold(current.take(), run, &mut report)?);
         }
-        finish(current.take(), &mut report)?;
+        if let Some(c) = current.take() {
+            finish(&mut stored, &mut going, c, 0, &mut report)?;
+        }
+        for r in self.store.scan(&[codec::PAGE_PREFIX]) {
+            let (k, v) = r?;
+            let Some(page) = codec::parse_page_key(&k).filter(|p| *p != 0) else {
+                return Err(LogError::Inconsistent(format!(
+                    "a page under key {} that names no page",
+                    hex(&k)
+                )));
+            };
+            for run in codec::decode_page(&v).map_err(|e| corrupt(&k, e))? {
+                let Some(id) = run.events.first().map(|e| e.case) else {
+                    return Err(LogError::Inconsistent(format!("page {page} holds an empty run")));
+                };
+                let (case, before) = match going.remove(&id) {
+                    Some((c, before)) => (Some(c), before),
+                    None if stored.contains_key(&id) => (None, 0),
+                    None => {
+                        return Err(LogError::Inconsistent(format!(
+                            "page {page} holds events of case {id}, which has no record or whose record names an \
+                             earlier page"
+                        )))
+                    }
+                };
+                if run.prev != before {
+                    return Err(LogError::Inconsistent(format!(
+                        "page {page} holds a run of case {id} that follows page {}, but its run before is in page \
+                         {before}",
+                        run.prev
+                    )));
+                }
+                let case = fold(case, run.events, &mut report)?;
+                finish(&mut stored, &mut going, case, page, &mut report)?;
+            }
+        }
+        if let Some((_, (c, page))) = going.into_iter().next() {
+            let named = stored.get(&c.id).map_or(0, |s| s.stored_page);
+            return Err(LogError::Inconsistent(format!(
+                "case {} ({}) names page {named} for its newest events, but they end in page {page}",
+                c.no, c.id
+            )));
+        }
         if let Some((id, c)) = stored.into_iter().next() {
             warn!(case = %id, "case record without events");
             return Err(LogError::Inconsistent(format!("case {} ({id}) has a record but no events", c.no)));

@@ -264,12 +264,12 @@ impl SledStore {
         // wrote it): refuse it before its write-ahead log is replayed or
         // reset, so that the build that wrote it finds it as it left it.
         if let Some(meta) = db.get(crate::codec::META_KEY).map_err(sled_err)? {
-            if let Err(crate::codec::CodecError::Version(v)) = crate::codec::read_meta(&meta) {
+            if let Err(crate::codec::CodecError::Format(v)) = crate::codec::read_meta(&meta) {
                 return Err(StoreError::Unsupported(format!(
-                    "{}: the case log is in format {v}, and this build of Gridline reads format {} (did a newer \
-                     Gridline write it?); its write-ahead log was neither replayed nor reset",
+                    "{}: the case log is in format {v}, and this build of Gridline reads formats 1 to {} (did a \
+                     newer Gridline write it?); its write-ahead log was neither replayed nor reset",
                     path.display(),
-                    crate::codec::FORMAT_VERSION
+                    crate::codec::LOG_FORMAT
                 )));
             }
         }
@@ -952,7 +952,7 @@ mod tests {
         use crate::codec::{encode, Kind, Meta, META_KEY};
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
-        let meta = Meta { format: 2, created_by: "gridline 9.0".into(), county: "X".into() };
+        let meta = Meta { format: 3, created_by: "gridline 9.0".into(), county: "X".into() };
         let mut b = WriteBatch::default();
         b.put(META_KEY.to_vec(), encode(Kind::Meta, &meta).unwrap());
         s.apply(b).unwrap();
@@ -967,7 +967,7 @@ mod tests {
         let before = wal(dir.path());
         let err = SledStore::open(dir.path()).err().expect("refused");
         assert!(
-            matches!(&err, StoreError::Unsupported(m) if m.contains("format 2") && m.contains("reads format 1")),
+            matches!(&err, StoreError::Unsupported(m) if m.contains("format 3") && m.contains("reads formats 1 to 2")),
             "{err}"
         );
         assert!(before == wal(dir.path()), "the write-ahead log was changed");

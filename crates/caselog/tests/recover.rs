@@ -28,8 +28,8 @@ fn log_with(n: u32) -> (CaseLog<MemStore>, Vec<Case>) {
     let log = CaseLog::open(MemStore::new(), Some("JD")).unwrap();
     let mut cases = Vec::new();
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        let (events, batch): (Vec<Event>, Vec<Case>) = chunk.iter().map(|&i| accepted(i)).unzip();
-        log.write(log.encode(&events, &batch).unwrap()).unwrap();
+        let (events, mut batch): (Vec<Event>, Vec<Case>) = chunk.iter().map(|&i| accepted(i)).unzip();
+        log.write(log.encode(&events, &mut batch).unwrap()).unwrap();
         cases.extend(batch);
     }
     log.sync().unwrap();

@@ -1,12 +1,13 @@
 //! The engine thread: batches, group commit, rollback, deadlines.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use gridline_caselog::{CaseLog, LogError, Store, WriteBatch};
+use gridline_caselog::{CaseLog, Encoded, LogError, Store, WriteBatch};
 use gridline_model::{Actor, Caller, Case, CaseId, Command, Error, Event, EventKind, Reply};
 use gridline_registry::Registry;
 use gridline_routing::Router;
@@ -278,6 +279,8 @@ pub(crate) struct Unconfirmed {
     id: u64,
     pub events: Vec<Event>,
     undo: Vec<Undo>,
+    /// The numbers of the pages its events were written in.
+    pages: Range<u64>,
 }
 
 /// A batch for the syncer: its encoded writes and the replies they release.
@@ -464,7 +467,7 @@ fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>) {
 /// The case's events up to `case.last_seq` (later ones may be stored by
 /// now), with the phone number as the caller may see it in the case.
 fn history<S: Store>(log: &CaseLog<S>, case: Box<Case>) -> Result<Reply, Error> {
-    let mut events = log.events(&case.id).map_err(|e| Error::internal(e.to_string()))?;
+    let mut events = log.events(&case).map_err(|e| Error::internal(e.to_string()))?;
     events.retain(|e| e.seq <= case.last_seq);
     if events.len() != case.last_seq as usize {
         return Err(Error::internal(format!(
@@ -577,11 +580,25 @@ impl<S: Store> Engine<S> {
             self.pipeline.spares.keep(batch.events, held);
             return;
         }
+        let mut pages = 0..0;
         let write = if batch.events.is_empty() {
             None
         } else {
             match self.encode(&batch) {
-                Ok(w) => Some(w),
+                Ok(e) => {
+                    pages = e.pages;
+                    // A `GET` taken earlier in this batch names the page its
+                    // case had then: its events up to then are reached from
+                    // the page the case has now, which the history reads.
+                    for h in held.iter_mut() {
+                        if let Held::Read { result: Ok(Reply::Detail { case, .. }), .. } = h {
+                            if let Some(c) = self.state.cases.get(&case.id) {
+                                case.stored_page = c.stored_page;
+                            }
+                        }
+                    }
+                    Some(e.batch)
+                }
                 Err(e) => {
                     // Nothing reached the store: undo in memory and refuse,
                     // still through the syncer, behind every earlier batch.
@@ -594,7 +611,12 @@ impl<S: Store> Engine<S> {
         };
         let id = self.pipeline.next_id;
         self.pipeline.next_id += 1;
-        self.pipeline.unconfirmed.push_back(Unconfirmed { id, events: batch.events, undo: batch.undo });
+        self.pipeline.unconfirmed.push_back(Unconfirmed {
+            id,
+            events: batch.events,
+            undo: batch.undo,
+            pages,
+        });
         let commit = Commit::Batch { id, write, held };
         let sent = self.pipeline.commits.as_ref().map(|c| c.send(commit));
         if !matches!(sent, Some(Ok(()))) {
@@ -603,16 +625,18 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// The batch's events and the final state of every case it touched.
-    fn encode(&self, batch: &Batch) -> Result<WriteBatch, LogError> {
-        let mut seen = std::collections::HashSet::new();
-        let cases = batch
-            .events
-            .iter()
-            .rev()
-            .filter(|e| seen.insert(e.case))
-            .filter_map(|e| self.state.cases.get(&e.case).map(|c| &**c));
-        self.log.encode(&batch.events, cases)
+    /// The batch's events, in pages, and the final state of every case it
+    /// touched, each now naming the page of its newest event.
+    fn encode(&mut self, batch: &Batch) -> Result<Encoded, LogError> {
+        let cases = &mut self.state.cases;
+        let mut e = self.log.encode_events(&batch.events, |id| cases.get(id).map_or(0, |c| c.stored_page))?;
+        for &(id, page) in &e.newest {
+            if let Some(c) = cases.get_mut(&id) {
+                c.stored_page = page;
+                self.log.put_case(&mut e.batch, c)?;
+            }
+        }
+        Ok(e)
     }
 
     fn on_outcome(&mut self, o: Outcome) {
@@ -660,7 +684,7 @@ impl<S: Store> Engine<S> {
                 .iter()
                 .filter_map(|Undo::Case(id, old)| seen.insert(*id).then_some((*id, old.as_deref())))
                 .collect();
-            if let Err(e) = self.log.revert(&u.events, previous) {
+            if let Err(e) = self.log.revert(u.pages.clone(), previous) {
                 error!(error = %e, "cannot undo a failed batch in the store; refusing writes until restart");
                 self.poisoned = Some(format!(
                     "storage failed and could not be rolled back ({e}); writes are refused until the server restarts"

@@ -17,9 +17,12 @@ fn an_ok_means_the_events_are_durable() {
         let case = rig.accept_at_grid(&format!("垃圾没人清运 {i}"));
         // The reply came back: the case and its last event must already be durable.
         let stored = rig.store.durable_get(&codec::case_key(&case.id)).expect("the case is durable");
-        let stored: Case = codec::decode(codec::Kind::Case, &stored).unwrap();
+        let stored: Case = codec::decode_case(&stored).unwrap();
         assert_eq!(stored.last_seq, case.last_seq, "with all its events");
-        assert!(rig.store.durable_get(&codec::event_key(&case.id, 1)).is_some());
+        let page = rig.store.durable_get(&codec::page_key(stored.stored_page)).expect("its page is durable");
+        let runs = codec::decode_page(&page).unwrap();
+        let run = runs.iter().find(|r| r.events[0].case == case.id).expect("its run");
+        assert_eq!(run.events.last().unwrap().seq, case.last_seq);
         assert_eq!(case.status, Status::Dispatched);
     }
 }

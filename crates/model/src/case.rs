@@ -206,6 +206,11 @@ pub struct Case {
     /// Sequence number of the last event applied (the first event is 1).
     pub last_seq: u32,
     pub updated_at: Timestamp,
+    /// Where the case log keeps the case's newest events (its page; 0 for
+    /// none). The log's business: events leave it alone, and the log
+    /// stores it beside the case, not in it.
+    #[serde(skip)]
+    pub stored_page: u64,
 }
 
 impl Case {

@@ -1,0 +1,190 @@
+//! Format 2: a case's runs chained page to page over many batches, a
+//! format-1 history continued in pages, a reverted batch, and what reading,
+//! recovery and `verify` say of a broken chain.
+
+use gridline_caselog::{codec, CaseLog, LogError, MemStore, Store, WriteBatch};
+use gridline_model::{Actor, Case, CaseId, CaseNo, Event, EventKind, Intake, Timestamp};
+
+fn accepted(i: u32) -> (Event, Case) {
+    let at = Timestamp(1_790_000_000_000 + i as i64);
+    let id = CaseId::new_at(at);
+    let event = Event {
+        case: id,
+        seq: 1,
+        at,
+        actor: Actor::system(),
+        kind: EventKind::Accepted {
+            no: CaseNo::new("JD", 20260101, i + 1),
+            intake: Intake { text: format!("case {i}").into(), ..Intake::default() },
+            category: "other".into(),
+            township: None,
+        },
+    };
+    let case = Case::from_first(&event).unwrap();
+    (event, case)
+}
+
+/// The case's next event: parked at the command centre again.
+fn park(case: &mut Case) -> Event {
+    let e = Event {
+        case: case.id,
+        seq: case.last_seq + 1,
+        at: Timestamp(case.updated_at.0 + 1),
+        actor: Actor::system(),
+        kind: EventKind::Waiting { reason: format!("第{}次等待", case.last_seq).into() },
+    };
+    case.apply(&e).unwrap();
+    e
+}
+
+struct History {
+    log: CaseLog<MemStore>,
+    cases: Vec<Case>,
+    events: Vec<Vec<Event>>,
+}
+
+/// `rounds` batches over `n` cases: the first accepts them all, each later
+/// one parks every case whose index is a multiple of the round (so most
+/// cases skip batches, and case 0 is in every one).
+fn history(n: u32, rounds: u32) -> History {
+    let log = CaseLog::open(MemStore::new(), Some("JD")).unwrap();
+    let (mut events, mut cases): (Vec<Vec<Event>>, Vec<Case>) =
+        (0..n).map(accepted).map(|(e, c)| (vec![e], c)).unzip();
+    let first: Vec<Event> = events.iter().map(|e| e[0].clone()).collect();
+    log.write(log.encode(&first, &mut cases).unwrap()).unwrap();
+    for round in 1..rounds {
+        let mut batch = Vec::new();
+        for (i, case) in cases.iter_mut().enumerate() {
+            if (i as u32).is_multiple_of(round) {
+                let e = park(case);
+                events[i].push(e.clone());
+                batch.push(e);
+            }
+        }
+        log.write(log.encode(&batch, &mut cases).unwrap()).unwrap();
+    }
+    log.sync().unwrap();
+    History { log, cases, events }
+}
+
+fn inconsistent(r: Result<impl std::fmt::Debug, LogError>) -> String {
+    match r {
+        Err(LogError::Inconsistent(m)) => m,
+        other => panic!("expected an inconsistency, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_history_reads_back_whole_over_many_batches() {
+    let h = history(600, 6);
+    for (case, events) in h.cases.iter().zip(&h.events) {
+        assert_eq!(&h.log.events(case).unwrap(), events, "case {}", case.no);
+    }
+    assert!(h.cases[0].stored_page > h.cases[1].stored_page, "case 0 is in the last batch");
+    let report = h.log.verify().unwrap();
+    assert_eq!(report.cases, 600);
+    assert_eq!(report.events, h.events.iter().map(Vec::len).sum::<usize>() as u64);
+    let mut back = Vec::new();
+    h.log.recover(|c| back.push(c)).unwrap();
+    back.sort_by_key(|c| c.no.clone());
+    assert_eq!(back, h.cases, "with the page of each one's newest events");
+}
+
+#[test]
+fn a_format_1_history_goes_on_in_pages() {
+    let store = MemStore::new();
+    let meta = codec::Meta { format: 1, created_by: "gridline 0.1.0".into(), county: "JD".into() };
+    let (first, mut case) = accepted(0);
+    let mut b = WriteBatch::default();
+    b.put(codec::META_KEY.to_vec(), codec::encode(codec::Kind::Meta, &meta).unwrap());
+    b.put(codec::event_key(&case.id, 1), codec::encode_events(std::slice::from_ref(&first)).unwrap());
+    b.put(codec::case_key(&case.id), codec::encode(codec::Kind::Case, &case).unwrap());
+    store.apply(b).unwrap();
+    store.sync().unwrap();
+    // Offline tools read it as it is; opening it to write marks it format 2.
+    let read_only = CaseLog::open(store.clone(), None).unwrap();
+    assert_eq!(read_only.events(&case).unwrap(), std::slice::from_ref(&first));
+    assert_eq!(read_only.verify().unwrap().cases, 1);
+    let format = |s: &MemStore| codec::read_meta(&s.get(codec::META_KEY).unwrap().unwrap()).unwrap().format;
+    assert_eq!(format(&store), 1);
+    let log = CaseLog::open(store.clone(), Some("JD")).unwrap();
+    assert_eq!(format(&store), 2);
+    let second = park(&mut case);
+    let mut cases = [case];
+    log.write(log.encode(std::slice::from_ref(&second), &mut cases).unwrap()).unwrap();
+    log.sync().unwrap();
+    let [case] = cases;
+    assert_ne!(case.stored_page, 0);
+    assert_eq!(log.events(&case).unwrap(), [first, second]);
+    assert_eq!(log.verify().unwrap().events, 2);
+    assert_eq!(log.recover(|_| {}).unwrap(), 1);
+}
+
+#[test]
+fn a_reverted_batch_leaves_no_page_behind() {
+    let h = history(50, 2);
+    let before = h.cases[0].clone();
+    let mut cases = [before.clone()];
+    let e = park(&mut cases[0]);
+    let encoded = h.log.encode_events(&[e], |_| before.stored_page).unwrap();
+    let pages = encoded.pages.clone();
+    let mut batch = encoded.batch;
+    cases[0].stored_page = encoded.newest[0].1;
+    h.log.put_case(&mut batch, &cases[0]).unwrap();
+    h.log.write(batch).unwrap();
+    assert_eq!(h.log.events(&cases[0]).unwrap().len(), 3);
+    h.log.revert(pages.clone(), [(before.id, Some(&before))]).unwrap();
+    h.log.sync().unwrap();
+    // An orphan page would fail verify: it holds events past the page the
+    // restored record names.
+    h.log.verify().unwrap();
+    for p in pages {
+        let m = inconsistent(h.log.events(&Case { stored_page: p, ..before.clone() }));
+        assert!(m.contains("not stored"), "page {p}: {m}");
+    }
+    assert_eq!(h.log.events(&before).unwrap(), h.events[0]);
+    let mut back = Vec::new();
+    h.log.recover(|c| back.push(c)).unwrap();
+    assert!(back.contains(&before));
+}
+
+#[test]
+fn a_broken_chain_is_reported_by_reading_recovery_and_verify() {
+    // A record naming a page that holds none of its events.
+    let h = history(300, 3);
+    let mut wrong = h.cases[1].clone();
+    wrong.stored_page = h.cases[0].stored_page;
+    assert_ne!(wrong.stored_page, h.cases[1].stored_page);
+    let m = inconsistent(h.log.events(&wrong));
+    assert!(m.contains(wrong.no.as_str()) && m.contains("no events in page"), "{m}");
+    let mut b = WriteBatch::default();
+    h.log.put_case(&mut b, &wrong).unwrap();
+    h.log.write(b).unwrap();
+    let m = inconsistent(h.log.recover(|_| {}));
+    assert!(m.contains(wrong.no.as_str()), "{m}");
+    let m = inconsistent(h.log.verify());
+    assert!(m.contains(wrong.no.as_str()), "{m}");
+
+    // A page in the middle of a chain gone: case 0 was in every batch.
+    let h = history(300, 3);
+    let last = h.cases[0].stored_page;
+    let mut b = WriteBatch::default();
+    b.remove(codec::page_key(last - 1));
+    h.log.write(b).unwrap();
+    let m = inconsistent(h.log.events(&h.cases[0]));
+    assert!(m.contains(&format!("names page {}, which is not stored", last - 1)), "{m}");
+    let m = inconsistent(h.log.verify());
+    assert!(m.contains("follows page"), "{m}");
+
+    // A record ahead of its newest run.
+    let h = history(300, 2);
+    let mut ahead = h.cases[0].clone();
+    ahead.last_seq += 1;
+    let mut b = WriteBatch::default();
+    h.log.put_case(&mut b, &ahead).unwrap();
+    h.log.write(b).unwrap();
+    let m = inconsistent(h.log.recover(|_| {}));
+    assert!(m.contains(ahead.no.as_str()) && m.contains("is at event 3"), "{m}");
+    let m = inconsistent(h.log.verify());
+    assert!(m.contains(ahead.no.as_str()) && m.contains("differs from the replay"), "{m}");
+}
