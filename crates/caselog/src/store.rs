@@ -264,13 +264,26 @@ impl SledStore {
         // wrote it): refuse it before its write-ahead log is replayed or
         // reset, so that the build that wrote it finds it as it left it.
         if let Some(meta) = db.get(crate::codec::META_KEY).map_err(sled_err)? {
-            if let Err(crate::codec::CodecError::Format(v)) = crate::codec::read_meta(&meta) {
-                return Err(StoreError::Unsupported(format!(
-                    "{}: the case log is in format {v}, and this build of Gridline reads formats 1 to {} (did a \
-                     newer Gridline write it?); its write-ahead log was neither replayed nor reset",
-                    path.display(),
-                    crate::codec::LOG_FORMAT
-                )));
+            match crate::codec::read_meta(&meta) {
+                Err(crate::codec::CodecError::Format(v)) => {
+                    return Err(StoreError::Unsupported(format!(
+                        "{}: the case log is in format {v}, and this build of Gridline reads formats 1 to {} (did \
+                         a newer Gridline write it?); its write-ahead log was neither replayed nor reset",
+                        path.display(),
+                        crate::codec::LOG_FORMAT
+                    )));
+                }
+                // A newer envelope around the format record: as newer a log.
+                Err(crate::codec::CodecError::Version(v)) => {
+                    return Err(StoreError::Unsupported(format!(
+                        "{}: the case log's format record is in envelope version {v}, and this build of Gridline \
+                         reads version {} (did a newer Gridline write it?); its write-ahead log was neither \
+                         replayed nor reset",
+                        path.display(),
+                        crate::codec::FORMAT_VERSION
+                    )));
+                }
+                _ => {}
             }
         }
         let written = db.get(APPLIED_KEY).map_err(sled_err)?;
@@ -970,6 +983,31 @@ mod tests {
             matches!(&err, StoreError::Unsupported(m) if m.contains("format 3") && m.contains("reads formats 1 to 2")),
             "{err}"
         );
+        assert!(before == wal(dir.path()), "the write-ahead log was changed");
+    }
+
+    #[test]
+    fn a_log_whose_format_record_has_a_newer_envelope_is_refused_before_its_records_are_replayed() {
+        use crate::codec::{encode, Kind, Meta, META_KEY};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        // The format record as a build writing envelope version 2 would.
+        let meta = Meta { format: 3, created_by: "gridline 9.0".into(), county: "X".into() };
+        let mut bytes = encode(Kind::Meta, &meta).unwrap();
+        bytes[0] = crate::codec::FORMAT_VERSION + 1;
+        let mut b = WriteBatch::default();
+        b.put(META_KEY.to_vec(), bytes);
+        s.apply(b).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let (mut log, _) = Wal::open(&dir.path().join("wal"), 1).unwrap();
+        log.append(&put("late", "1")).unwrap();
+        log.write().unwrap();
+        drop(log);
+        let wal = |d: &Path| WAL_FILES.map(|f| std::fs::read(d.join(f)).unwrap());
+        let before = wal(dir.path());
+        let err = SledStore::open(dir.path()).err().expect("refused");
+        assert!(matches!(&err, StoreError::Unsupported(m) if m.contains("envelope version 2")), "{err}");
         assert!(before == wal(dir.path()), "the write-ahead log was changed");
     }
 
