@@ -17,4 +17,6 @@ mod wal;
 
 pub use codec::CodecError;
 pub use log::{CaseLog, Encoded, LogError, Recovery, VerifyReport, RECOVER_CHECK_RECENT};
-pub use store::{Faults, Gate, MemStore, SledStore, Store, StoreError, WriteBatch, WAL_FILES};
+pub use store::{
+    Faults, Gate, MemStore, SledStore, Store, StoreError, WriteBatch, BACKGROUND_NICE, WAL_FILES,
+};

@@ -1,0 +1,58 @@
+//! The applier, the checkpointer and sled's I/O threads run at a lower
+//! priority than the threads a reply waits for.
+//!
+//! A test binary of its own: sled's I/O threads are shared by every store
+//! in a process and may be started by whichever thread needs one, so other
+//! tests' stores (opened and dropped on test threads) would be seen here.
+#![cfg(target_os = "linux")]
+
+use gridline_caselog::{SledStore, Store, WriteBatch, BACKGROUND_NICE};
+
+/// The store's threads now running, with their nice values.
+fn look() -> Vec<(String, i32)> {
+    let mut seen = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let Ok(name) = std::fs::read_to_string(task.join("comm")) else { continue };
+        let name = name.trim().to_string();
+        if name == "gridline-apply" || name == "gridline-ckpt" || name.starts_with("sled-io") {
+            let tid: libc::id_t = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            // SAFETY: reads a thread's nice value; the thread may be gone (then -1 and errno).
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+            // A thread that ended as we looked: not a finding.
+            if nice == -1 && !task.exists() {
+                continue;
+            }
+            seen.push((name, nice));
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_store_threads_run_at_background_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path()).unwrap();
+    let mut b = WriteBatch::default();
+    b.put(b"a".to_vec(), b"1".to_vec());
+    s.apply(b).unwrap();
+    s.sync().unwrap();
+    // A thread has its name a moment before it lowers itself: look again,
+    // for a while, until every one is there and lowered.
+    let whole = |seen: &[(String, i32)]| {
+        ["gridline-apply", "gridline-ckpt", "sled-io"]
+            .iter()
+            .all(|n| seen.iter().any(|(s, _)| s.starts_with(n)))
+            && seen.iter().all(|(_, nice)| *nice == BACKGROUND_NICE)
+    };
+    let mut seen = look();
+    for _ in 0..500 {
+        if whole(&seen) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        seen = look();
+    }
+    assert!(whole(&seen), "{seen:?}");
+    drop(s);
+}
