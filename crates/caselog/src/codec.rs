@@ -48,20 +48,46 @@ pub enum Kind {
     Page = 6,
 }
 
-/// One case's consecutive events in a page. `prev` is the page of the
-/// case's run before this one; 0 if there is none (a case from a format-1
-/// log keeps its older events under `e` keys).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One case's consecutive events in a page, as read. `prev` is the page
+/// of the case's run before this one; 0 if there is none (a case from a
+/// format-1 log keeps its older events under `e` keys).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Run {
+    pub case: CaseId,
     pub prev: u64,
     pub events: Vec<Event>,
 }
 
-/// A run as written, borrowing its events.
-#[derive(Serialize)]
-struct RunRef<'a> {
-    prev: u64,
-    events: &'a [&'a Event],
+/// A run as stored: the case and the page before, then its events'
+/// encoding (postcard `[Event]`) as bytes, so that a reader looking for
+/// one case's run skips the others without decoding them.
+#[derive(Serialize, Deserialize)]
+pub struct StoredRun<'a> {
+    pub case: CaseId,
+    pub prev: u64,
+    #[serde(borrow)]
+    events: &'a [u8],
+}
+
+impl StoredRun<'_> {
+    /// Decodes the run's events, each of which must be its case's.
+    pub fn decode(&self) -> Result<Run, CodecError> {
+        let (events, rest): (Vec<Event>, _) =
+            postcard::take_from_bytes(self.events).map_err(|e| CodecError::Decode(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(CodecError::Trailing(rest.len()));
+        }
+        if events.is_empty() {
+            return Err(CodecError::Decode(format!("an empty run of case {}", self.case)));
+        }
+        if let Some(e) = events.iter().find(|e| e.case != self.case) {
+            return Err(CodecError::Decode(format!(
+                "a run of case {} holds an event of case {}",
+                self.case, e.case
+            )));
+        }
+        Ok(Run { case: self.case, prev: self.prev, events })
+    }
 }
 
 /// What the log records about itself.
@@ -170,6 +196,11 @@ pub fn read_meta(bytes: &[u8]) -> Result<Meta, CodecError> {
 }
 
 pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecError> {
+    decode_borrowed(kind, bytes)
+}
+
+/// [`decode`] into a value that may borrow from `bytes`.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(kind: Kind, bytes: &'a [u8]) -> Result<T, CodecError> {
     if bytes.len() < 6 {
         return Err(CodecError::Short(bytes.len()));
     }
@@ -212,8 +243,19 @@ pub fn encode_events(e: &[Event]) -> Result<Vec<u8>, CodecError> {
     encode(Kind::Events, &e)
 }
 
+/// A page's runs, their events not yet decoded (the envelope is checked).
+pub fn page_runs(bytes: &[u8]) -> Result<Vec<StoredRun<'_>>, CodecError> {
+    decode_borrowed(Kind::Page, bytes)
+}
+
+/// A page's runs, decoded.
 pub fn decode_page(bytes: &[u8]) -> Result<Vec<Run>, CodecError> {
-    decode(Kind::Page, bytes)
+    page_runs(bytes)?.iter().map(StoredRun::decode).collect()
+}
+
+/// The run of case `id` in a page, decoding no other.
+pub fn run_of(bytes: &[u8], id: &CaseId) -> Result<Option<Run>, CodecError> {
+    page_runs(bytes)?.iter().find(|r| r.case == *id).map(StoredRun::decode).transpose()
 }
 
 /// What [`encode_pages`] made of a batch's events.
@@ -228,6 +270,9 @@ pub struct Paged {
 
 /// A page's envelope header and the length of its list of runs.
 const PAGE_OVERHEAD: usize = HEADER_BYTES + 5;
+/// A stored run's bytes besides its events': the case id (17), the page
+/// before (up to 10), the events' length (up to 3) and count (1).
+const RUN_OVERHEAD: usize = 31;
 
 /// Packs a batch's events into pages numbered on from `*next` (which ends
 /// one past the last page written): one run a case, in the order the cases
@@ -272,8 +317,10 @@ impl Pager<'_> {
     /// Adds one case's events, following the case's page `*last`, and sets
     /// `*last` to the page of its newest event.
     fn put(&mut self, run: &[&Event], last: &mut u64) -> Result<(), CodecError> {
-        let bytes = postcard::to_allocvec(&RunRef { prev: *last, events: run })
-            .map_err(|e| CodecError::Encode(e.to_string()))?;
+        let encode = |e| CodecError::Encode(format!("{e}"));
+        let events = postcard::to_allocvec(run).map_err(encode)?;
+        let bytes = postcard::to_allocvec(&StoredRun { case: run[0].case, prev: *last, events: &events })
+            .map_err(encode)?;
         if bytes.len() + PAGE_OVERHEAD > VALUE_MAX_BYTES {
             if run.len() == 1 {
                 return Err(CodecError::TooLarge(bytes.len() + PAGE_OVERHEAD));
@@ -327,8 +374,8 @@ pub fn check_fits(case: &Case, event: &Event) -> Result<(), CodecError> {
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
     // A record also has its page (up to 10 bytes); a page of one event
-    // also has the run's page before (up to 10) and length (1).
-    for size in [size(case)? + 10 + HEADER_BYTES, size(event)? + 11 + PAGE_OVERHEAD] {
+    // also has the run's case, page before and lengths.
+    for size in [size(case)? + 10 + HEADER_BYTES, size(event)? + RUN_OVERHEAD + PAGE_OVERHEAD] {
         if size > VALUE_MAX_BYTES {
             return Err(CodecError::TooLarge(size));
         }
@@ -415,6 +462,26 @@ mod tests {
         assert_eq!(paged.newest.len(), 400);
         assert_eq!(paged.newest[0].0, ids[0], "in the order cases first appear");
         assert!(paged.newest.iter().all(|(id, page)| seen[id] == *page));
+    }
+
+    #[test]
+    fn one_case_s_run_is_read_from_a_page_without_the_others() {
+        let ids: Vec<CaseId> = (0..50).map(|i| CaseId::new_at(gridline_model::Timestamp(i))).collect();
+        let events: Vec<Event> = ids.iter().map(|&id| noted(id, 2, "记录")).collect();
+        let mut next = 1;
+        let paged = encode_pages(&events, &mut next, |_| 0).unwrap();
+        let [(_, page)] = &paged.pages[..] else { panic!("one page") };
+        let runs = decode_page(page).unwrap();
+        assert_eq!(runs.iter().map(|r| r.case).collect::<Vec<_>>(), ids);
+        let run = run_of(page, &ids[7]).unwrap().unwrap();
+        assert_eq!((run.case, run.prev, run.events), (ids[7], 0, vec![events[7].clone()]));
+        assert_eq!(run_of(page, &CaseId::new_at(gridline_model::Timestamp(99))).unwrap(), None);
+        // An event filed under another case's run is refused.
+        let foreign =
+            StoredRun { case: ids[0], prev: 0, events: &postcard::to_allocvec(&[&events[1]][..]).unwrap() };
+        assert!(
+            matches!(foreign.decode(), Err(CodecError::Decode(m)) if m.contains("holds an event of case"))
+        );
     }
 
     #[test]

@@ -164,11 +164,6 @@ fn decode_case(k: &[u8], v: &[u8]) -> Result<Case, LogError> {
     Ok(case)
 }
 
-/// Where `id`'s run is in a page's runs.
-fn find_run(runs: &[codec::Run], id: &CaseId) -> Option<usize> {
-    runs.iter().position(|r| r.events.first().is_some_and(|e| e.case == *id))
-}
-
 /// The durable log of cases and their events.
 pub struct CaseLog<S: Store> {
     store: S,
@@ -351,12 +346,9 @@ impl<S: Store> CaseLog<S> {
         let Some(v) = self.store.get(&k)? else {
             return Err(self.inconsistent(case, &format!("names page {page}, which is not stored")));
         };
-        let runs = codec::decode_page(&v).map_err(|e| corrupt(&k, e))?;
-        let mut runs = runs;
-        match find_run(&runs, &case.id) {
-            Some(i) => Ok(runs.swap_remove(i)),
-            None => Err(self.inconsistent(case, &format!("has no events in page {page}"))),
-        }
+        codec::run_of(&v, &case.id)
+            .map_err(|e| corrupt(&k, e))?
+            .ok_or_else(|| self.inconsistent(case, &format!("has no events in page {page}")))
     }
 
     fn inconsistent(&self, case: &Case, what: &str) -> LogError {
@@ -454,9 +446,8 @@ impl<S: Store> CaseLog<S> {
             let checker = std::thread::Builder::new()
                 .name("gridline-recover".into())
                 .spawn_scoped(s, move || -> Result<(), LogError> {
-                    let mut page: Option<(u64, Vec<codec::Run>)> = None;
-                    for (at, id, seq, at_page) in recent {
-                        self.check_last_event(&id, seq, at, at_page, &mut page)?;
+                    for cases in recent.chunk_by(|a, b| a.3 == b.3) {
+                        self.check_last_events(cases)?;
                     }
                     Ok(())
                 })
@@ -475,18 +466,12 @@ impl<S: Store> CaseLog<S> {
         })
     }
 
-    /// Whether the case's newest stored event is its `last_seq`th, at
-    /// `at`: the last of its run in page `at_page` (`page` keeps the page
-    /// read last), or, for a case with no page, of its format-1 runs.
-    fn check_last_event(
-        &self,
-        id: &CaseId,
-        last_seq: u32,
-        at: Timestamp,
-        at_page: u64,
-        page: &mut Option<(u64, Vec<codec::Run>)>,
-    ) -> Result<(), LogError> {
-        let inconsistent = |what: &str| -> LogError {
+    /// Whether each case's newest stored event is its `last_seq`th, at
+    /// `updated_at`: the last of its run in the page its record names (the
+    /// same for every one of `cases`), or, for a case with no page, the
+    /// last of its format-1 runs.
+    fn check_last_events(&self, cases: &[(Timestamp, CaseId, u32, u64)]) -> Result<(), LogError> {
+        let inconsistent = |id: &CaseId, what: &str| -> LogError {
             let no = self
                 .store
                 .get(&codec::case_key(id))
@@ -496,36 +481,52 @@ impl<S: Store> CaseLog<S> {
                 .map_or_else(|| "?".to_string(), |c| c.no.to_string());
             LogError::Inconsistent(format!("case {no} ({id}) {what}"))
         };
-        let legacy;
-        let newest = if at_page == 0 {
-            let Some((k, v)) = self.store.last(&codec::events_prefix(id))? else {
-                return Err(inconsistent("has no events"));
-            };
-            legacy = codec::decode::<Vec<Event>>(Kind::Events, &v).map_err(|e| corrupt(&k, e))?;
-            legacy.last()
+        let Some(&(_, _, _, page)) = cases.first() else { return Ok(()) };
+        let stored = if page == 0 {
+            None
         } else {
-            if page.as_ref().map(|p| p.0) != Some(at_page) {
-                let k = codec::page_key(at_page);
-                let Some(v) = self.store.get(&k)? else {
-                    return Err(inconsistent(&format!("names page {at_page}, which is not stored")));
-                };
-                *page = Some((at_page, codec::decode_page(&v).map_err(|e| corrupt(&k, e))?));
+            let k = codec::page_key(page);
+            match self.store.get(&k)? {
+                Some(v) => Some((k, v)),
+                None => {
+                    return Err(inconsistent(&cases[0].1, &format!("names page {page}, which is not stored")))
+                }
             }
-            let runs = &page.as_ref().expect("read above").1;
-            let Some(i) = find_run(runs, id) else {
-                return Err(inconsistent(&format!("has no events in page {at_page}")));
-            };
-            runs[i].events.last()
         };
-        match newest {
-            Some(ev) if ev.case == *id && ev.seq == last_seq && ev.at == at => Ok(()),
-            Some(ev) if ev.seq > last_seq => {
-                Err(inconsistent(&format!("has an event after its last recorded one ({last_seq})")))
+        let runs = match &stored {
+            Some((k, v)) => codec::page_runs(v).map_err(|e| corrupt(k, e))?,
+            None => Vec::new(),
+        };
+        for &(at, id, last_seq, _) in cases {
+            let events: Vec<Event> = match &stored {
+                None => {
+                    let Some((k, v)) = self.store.last(&codec::events_prefix(&id))? else {
+                        return Err(inconsistent(&id, "has no events"));
+                    };
+                    codec::decode(Kind::Events, &v).map_err(|e| corrupt(&k, e))?
+                }
+                Some((k, _)) => match runs.iter().find(|r| r.case == id) {
+                    Some(run) => run.decode().map_err(|e| corrupt(k, e))?.events,
+                    None => return Err(inconsistent(&id, &format!("has no events in page {page}"))),
+                },
+            };
+            match events.last() {
+                Some(ev) if ev.case == id && ev.seq == last_seq && ev.at == at => {}
+                Some(ev) if ev.seq > last_seq => {
+                    return Err(inconsistent(
+                        &id,
+                        &format!("has an event after its last recorded one ({last_seq})"),
+                    ))
+                }
+                _ => {
+                    return Err(inconsistent(
+                        &id,
+                        &format!("is at event {last_seq} but its newest stored event is not that one"),
+                    ))
+                }
             }
-            _ => Err(inconsistent(&format!(
-                "is at event {last_seq} but its newest stored event is not that one"
-            ))),
         }
+        Ok(())
     }
 
     /// Reads everything: every envelope, every history replayed through the
@@ -641,9 +642,7 @@ impl<S: Store> CaseLog<S> {
                 )));
             };
             for run in codec::decode_page(&v).map_err(|e| corrupt(&k, e))? {
-                let Some(id) = run.events.first().map(|e| e.case) else {
-                    return Err(LogError::Inconsistent(format!("page {page} holds an empty run")));
-                };
+                let id = run.case;
                 let (case, before) = match going.remove(&id) {
                     Some((c, before)) => (Some(c), before),
                     None if stored.contains_key(&id) => (None, 0),
