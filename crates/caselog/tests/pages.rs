@@ -3,26 +3,10 @@
 //! recovery and `verify` say of a broken chain.
 
 use gridline_caselog::{codec, CaseLog, LogError, MemStore, Store, WriteBatch};
-use gridline_model::{Actor, Case, CaseId, CaseNo, Event, EventKind, Intake, Timestamp};
+mod common;
 
-fn accepted(i: u32) -> (Event, Case) {
-    let at = Timestamp(1_790_000_000_000 + i as i64);
-    let id = CaseId::new_at(at);
-    let event = Event {
-        case: id,
-        seq: 1,
-        at,
-        actor: Actor::system(),
-        kind: EventKind::Accepted {
-            no: CaseNo::new("JD", 20260101, i + 1),
-            intake: Intake { text: format!("case {i}").into(), ..Intake::default() },
-            category: "other".into(),
-            township: None,
-        },
-    };
-    let case = Case::from_first(&event).unwrap();
-    (event, case)
-}
+use common::accepted;
+use gridline_model::{Actor, Case, Event, EventKind, Timestamp};
 
 /// The case's next event: parked at the command centre again.
 fn park(case: &mut Case) -> Event {
