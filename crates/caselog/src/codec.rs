@@ -485,6 +485,78 @@ mod tests {
     }
 
     #[test]
+    fn a_run_s_bytes_read_back_as_written_at_every_length() {
+        // serde writes `&[u8]` as a sequence of u8 (a varint length, then
+        // one byte each); postcard's borrowed bytes read the same.
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        for len in [0, 1, 127, 128, 129, 16_383, 16_384, 16_385, 65_535, 65_536, 65_537, 2_097_151, 2_097_152]
+        {
+            let events: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            for prev in [0, 1, 127, 128, u64::MAX] {
+                let bytes = postcard::to_allocvec(&StoredRun { case: id, prev, events: &events }).unwrap();
+                let lenlen = |n: u64| (1..10).find(|b| n >> (7 * b) == 0).unwrap_or(10);
+                assert_eq!(bytes.len(), 17 + lenlen(prev) + lenlen(len as u64) + len, "{len} {prev}");
+                let (back, rest): (StoredRun<'_>, _) = postcard::take_from_bytes(&bytes).unwrap();
+                assert!(rest.is_empty());
+                assert_eq!((back.case, back.prev, back.events), (id, prev, &events[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn an_event_that_fits_is_paged_whatever_its_size_and_prev() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        let first = Event {
+            case: id,
+            seq: 1,
+            at: gridline_model::Timestamp(1),
+            actor: gridline_model::Actor::system(),
+            kind: gridline_model::EventKind::Accepted {
+                intake: gridline_model::Intake::default(),
+                no: gridline_model::CaseNo("JD-20261124-000001".into()),
+                category: "c".into(),
+                township: None,
+            },
+        };
+        let case = Case::from_first(&first).unwrap();
+        let size = |e: &Event| postcard::to_allocvec(e).unwrap().len();
+        let (mut checked, mut refused) = (0, 0);
+        for (unit, seq) in [("x", 2), ("长", 2), ("x", u32::MAX), ("长", u32::MAX)] {
+            // The longest text whose event fits, found from above and below,
+            // then every text a few bytes either side, padded with "x".
+            let base = noted(id, seq, "");
+            let room = VALUE_MAX_BYTES - RUN_OVERHEAD - PAGE_OVERHEAD - size(&base);
+            let n = room / unit.len();
+            for k in n.saturating_sub(4)..=n + 2 {
+                for pad in 0..unit.len() + 3 {
+                    let text = unit.repeat(k) + &"x".repeat(pad);
+                    let mut e = noted(id, seq, &text);
+                    e.at = gridline_model::Timestamp(i64::MIN);
+                    let fits = check_fits(&case, &e).is_ok();
+                    refused += usize::from(!fits);
+                    for prev in [0, 1, 127, 128, 16_383, 16_384, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
+                        let mut next = prev.saturating_add(1).min(u64::MAX - 1);
+                        let r = encode_pages(std::slice::from_ref(&e), &mut next, |_| prev);
+                        if fits {
+                            let paged =
+                                r.unwrap_or_else(|err| panic!("{} bytes, prev {prev}: {err}", size(&e)));
+                            let [(_, page)] = &paged.pages[..] else { panic!("one page") };
+                            assert!(page.len() <= VALUE_MAX_BYTES);
+                            let run = run_of(page, &id).unwrap().unwrap();
+                            assert_eq!((run.prev, &run.events[..]), (prev, std::slice::from_ref(&e)));
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            checked > 100 && refused > 10,
+            "{checked} paged, {refused} refused: the search straddles the limit"
+        );
+    }
+
+    #[test]
     fn an_event_too_large_for_a_page_is_an_error() {
         let id = CaseId::new_at(gridline_model::Timestamp(1));
         let mut next = 1;

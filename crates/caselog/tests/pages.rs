@@ -172,3 +172,97 @@ fn a_broken_chain_is_reported_by_reading_recovery_and_verify() {
     let m = inconsistent(h.log.verify());
     assert!(m.contains(ahead.no.as_str()) && m.contains("differs from the replay"), "{m}");
 }
+
+/// Format-1 cases (records naming page 0, events under `e` keys) and
+/// format-2 cases sharing pages, in one log.
+fn mixed() -> (CaseLog<MemStore>, Vec<Case>) {
+    let store = MemStore::new();
+    let meta = codec::Meta { format: 1, created_by: "gridline 0.1.0".into(), county: "JD".into() };
+    let mut b = WriteBatch::default();
+    b.put(codec::META_KEY.to_vec(), codec::encode(codec::Kind::Meta, &meta).unwrap());
+    let mut cases = Vec::new();
+    for i in 0..20 {
+        let (first, case) = accepted(i);
+        b.put(codec::event_key(&case.id, 1), codec::encode_events(std::slice::from_ref(&first)).unwrap());
+        b.put(codec::case_key(&case.id), codec::encode(codec::Kind::Case, &case).unwrap());
+        cases.push(case);
+    }
+    store.apply(b).unwrap();
+    let log = CaseLog::open(store, Some("JD")).unwrap();
+    // Half the format-1 cases go on in pages; 40 new cases start in them.
+    let (firsts, new): (Vec<Event>, Vec<Case>) = (20..60).map(accepted).unzip();
+    cases.extend(new);
+    let mut events = firsts;
+    for case in cases.iter_mut().take(10) {
+        events.push(park(case));
+    }
+    for case in cases.iter_mut().skip(20).step_by(2) {
+        events.push(park(case));
+    }
+    log.write(log.encode(&events, &mut cases).unwrap()).unwrap();
+    // A second page, for cases 0 to 4 and 40 on.
+    let events: Vec<Event> =
+        cases.iter_mut().enumerate().filter(|(i, _)| *i < 5 || *i >= 40).map(|(_, c)| park(c)).collect();
+    log.write(log.encode(&events, &mut cases).unwrap()).unwrap();
+    log.sync().unwrap();
+    assert_eq!(
+        [cases[0].stored_page, cases[5].stored_page, cases[20].stored_page, cases[59].stored_page],
+        [2, 1, 1, 2]
+    );
+    assert!(cases[..10].iter().chain(&cases[20..]).all(|c| c.stored_page != 0));
+    assert!(cases[10..20].iter().all(|c| c.stored_page == 0));
+    (log, cases)
+}
+
+#[test]
+fn recovery_reports_each_inconsistency_by_the_case_it_is_in() {
+    let (log, cases) = mixed();
+    assert_eq!(log.recover(|_| {}).unwrap(), 60);
+    log.verify().unwrap();
+    let damaged = |case: &Case| {
+        let mut b = WriteBatch::default();
+        log.put_case(&mut b, case).unwrap();
+        log.write(b).unwrap();
+        let m = inconsistent(log.recover(|_| {}));
+        let mut b = WriteBatch::default();
+        log.put_case(&mut b, &cases[cases.iter().position(|c| c.id == case.id).unwrap()]).unwrap();
+        log.write(b).unwrap();
+        assert!(m.contains(case.no.as_str()), "{m}");
+        m
+    };
+    for i in [0, 4, 5, 9, 12, 19, 20, 31, 39, 40, 58, 59] {
+        // A record ahead of its newest event, and one behind it.
+        let ahead = Case { last_seq: cases[i].last_seq + 1, ..cases[i].clone() };
+        let m = damaged(&ahead);
+        assert!(m.contains(&format!("is at event {}", ahead.last_seq)), "case {i}: {m}");
+        if cases[i].last_seq > 1 {
+            let behind = Case { last_seq: cases[i].last_seq - 1, ..cases[i].clone() };
+            let m = damaged(&behind);
+            assert!(m.contains("has an event after its last recorded one"), "case {i}: {m}");
+        }
+        // A record naming a page not stored, and one naming a page that
+        // holds other cases' runs but not its own.
+        let nowhere = Case { stored_page: 1_000, ..cases[i].clone() };
+        let m = damaged(&nowhere);
+        assert!(m.contains("names page 1000, which is not stored"), "case {i}: {m}");
+        // (Every case in pages has a run in page 1; cases 0 to 4 and 40 on, in 2.)
+        if (5..40).contains(&i) {
+            let elsewhere = Case { stored_page: 2, ..cases[i].clone() };
+            let m = damaged(&elsewhere);
+            assert!(m.contains("no events in page 2"), "case {i}: {m}");
+        }
+        // A format-2 record that says it has no page (format 1's).
+        if cases[i].stored_page != 0 && i >= 20 {
+            let m = damaged(&Case { stored_page: 0, ..cases[i].clone() });
+            assert!(m.contains("has no events"), "case {i}: {m}");
+        }
+    }
+    assert_eq!(log.recover(|_| {}).unwrap(), 60);
+    // A page several cases name, gone: one of them is named.
+    let mut b = WriteBatch::default();
+    b.remove(codec::page_key(1));
+    log.write(b).unwrap();
+    let m = inconsistent(log.recover(|_| {}));
+    assert!(m.contains("names page 1, which is not stored"), "{m}");
+    assert!(cases.iter().any(|c| c.stored_page == 1 && m.contains(c.no.as_str())), "{m}");
+}
