@@ -70,7 +70,40 @@ impl Timestamp {
     }
 
     /// Appends [`Timestamp::rfc3339`] to `out`, without a string of its own.
+    /// Replies carry several a case, so the digits are written directly
+    /// (years 0-9999 and offsets under 100 hours; `write!` otherwise).
     pub fn write_rfc3339(self, out: &mut String, offset_min: i32) {
+        let c = self.civil(offset_min);
+        let off = offset_min.unsigned_abs();
+        if !(0..=9999).contains(&c.year) || off / 60 > 99 {
+            return self.write_rfc3339_fmt(out, offset_min);
+        }
+        fn two(b: &mut [u8], v: u32) {
+            b[0] = b'0' + (v / 10) as u8;
+            b[1] = b'0' + (v % 10) as u8;
+        }
+        let mut b = *b"0000-00-00T00:00:00+00:00";
+        two(&mut b[0..2], c.year as u32 / 100);
+        two(&mut b[2..4], c.year as u32 % 100);
+        two(&mut b[5..7], c.month);
+        two(&mut b[8..10], c.day);
+        two(&mut b[11..13], c.hour);
+        two(&mut b[14..16], c.minute);
+        two(&mut b[17..19], c.second);
+        let len = if off == 0 {
+            b[19] = b'Z';
+            20
+        } else {
+            b[19] = if offset_min < 0 { b'-' } else { b'+' };
+            two(&mut b[20..22], off / 60);
+            two(&mut b[23..25], off % 60);
+            25
+        };
+        out.push_str(std::str::from_utf8(&b[..len]).expect("ASCII digits and separators"));
+    }
+
+    /// [`write_rfc3339`](Self::write_rfc3339) through `write!`, for any year.
+    fn write_rfc3339_fmt(self, out: &mut String, offset_min: i32) {
         use std::fmt::Write;
         let c = self.civil(offset_min);
         let sign = if offset_min < 0 { '-' } else { '+' };
@@ -309,6 +342,7 @@ mod tests {
         let t = Timestamp::parse("2026-11-24T15:32:42+08:00", 480).unwrap();
         assert_eq!(t.rfc3339(480), "2026-11-24T15:32:42+08:00");
         assert_eq!(t.rfc3339(0), "2026-11-24T07:32:42Z");
+        assert_eq!(t.rfc3339(-330), "2026-11-24T02:02:42-05:30");
         assert_eq!(Timestamp::parse("2026-11-24T15:32:42", 480).unwrap(), t);
         assert_eq!(Timestamp::parse("2026-11-24T07:32:42Z", 480).unwrap(), t);
         assert_eq!(t.day_number(480), 20261124);
@@ -343,5 +377,28 @@ mod tests {
         assert!(DurationMs::parse("h").is_err());
         assert!(DurationMs::parse("+1h").is_err());
         assert!(DurationMs::parse("1.5h").is_err());
+    }
+
+    #[test]
+    fn the_direct_digits_match_write_for_every_year_and_offset() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..200_000 {
+            // xorshift: timestamps from before year 0 to after 9999, and edges.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ms = match i {
+                0 => -62_167_219_200_000 - 1,
+                1 => -62_167_219_200_000,
+                2 => 253_402_300_799_999,
+                3 => 253_402_300_800_000,
+                _ => (x % 600_000_000_000_000) as i64 - 300_000_000_000_000,
+            };
+            let offset = [0, 480, -330, 840, -720, 59, -1, 6_000, -6_001][i % 9];
+            let (mut fast, mut slow) = (String::new(), String::new());
+            Timestamp(ms).write_rfc3339(&mut fast, offset);
+            Timestamp(ms).write_rfc3339_fmt(&mut slow, offset);
+            assert_eq!(fast, slow, "{ms} at {offset}");
+        }
     }
 }

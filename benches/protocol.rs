@@ -1,0 +1,58 @@
+//! What formatting replies costs the server's connection tasks.
+//!
+//! `cargo bench --bench protocol`: a `PULL` reply of 20 real dispatched
+//! cases (accepted through the engine over an in-memory store), formatted
+//! into a reused buffer as the server does. The lifecycle profile in
+//! `docs/performance.md` found reply formatting among the server's larger
+//! costs; this measures it alone.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gridline_caselog::{CaseLog, MemStore};
+use gridline_engine::{EngineConfig, SystemClock};
+use gridline_model::{Caller, Command, Reply, Role};
+use gridline_protocol::{write_reply, FormatCtx};
+
+/// Twenty cases as the engine leaves them after `ACCEPT`: routed and dispatched.
+fn cases() -> Vec<gridline_model::Case> {
+    let reg = Arc::new(gridline_registry::embedded::jidong().clone());
+    let intakes = common::intakes(&reg);
+    let log = CaseLog::open(MemStore::new(), Some(&reg.county.code)).expect("open");
+    let (handle, thread) =
+        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default())
+            .expect("start");
+    let op = Caller { role: Role::Operator, name: "bench".into(), worker: None };
+    let mut out = Vec::new();
+    for intake in intakes.iter().take(20) {
+        match handle.call(&op, Command::Accept(intake.clone())).expect("accept") {
+            Reply::Accepted { case, .. } => out.push(*case),
+            r => panic!("{r:?}"),
+        }
+    }
+    drop(handle);
+    thread.join();
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let reply = Reply::Cases { cases: cases(), next: Some("JD-20261124-000021".into()) };
+    let ctx = FormatCtx { utc_offset_min: 480, warn_at_percent: 80 };
+    let mut out = String::with_capacity(64 * 1024);
+    c.bench_function("format/pull_20_cases", |b| {
+        b.iter(|| {
+            out.clear();
+            write_reply(&mut out, black_box(&reply), &ctx);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
