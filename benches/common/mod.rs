@@ -23,7 +23,7 @@ pub struct Shape {
     /// Bytes of its events: one run of them, in a page, and its share of
     /// the page's header.
     pub event_bytes: Vec<usize>,
-    /// Events one accepted case records (they share the run keys above).
+    /// Events one accepted case records (all in its one run above).
     pub events_per_case: usize,
 }
 
@@ -70,8 +70,9 @@ pub enum Layout {
     /// events (one, for an accepted case).
     Keys,
     /// The case log's format 2: a case record key each, while the events
-    /// of a whole batch are written together under one page key per page
-    /// of at most 60 KiB (values stay under the 64 KiB inline limit).
+    /// of a whole batch are written together under one page key per page,
+    /// filled here to at most 60 KiB (the case log fills its pages to the
+    /// 64 KiB value limit, which keeps values inline in sled's log).
     Paged,
 }
 
