@@ -596,7 +596,9 @@ impl<S: Store> CaseLog<S> {
                         })?
                     }
                 };
-                // Every event is the case's: `StoredRun::decode` refuses others.
+                // Every event is the case's: `StoredRun::decode` refuses
+                // others in a page, and `Case::apply` (`WrongCase`) one in
+                // a format-1 run, whose first event is checked against its key.
                 for event in it {
                     report.events += 1;
                     case.apply(&event).map_err(|e| {
