@@ -48,7 +48,9 @@ impl WriteBatch {
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// An ordered key-value store with atomic batches and an explicit durability barrier.
-/// Shared by the engine (reads) and its syncer thread (writes).
+/// Shared by the engine's threads: its syncer writes each commit, the engine
+/// thread writes the undo of a failed one, and recovery and the history
+/// thread (`GET`'s events) read.
 ///
 /// `apply` stages a batch; only a successful `sync` after it makes it
 /// durable. Reads see a staged batch at once ([`MemStore`]) or once it is
