@@ -404,6 +404,22 @@ mod tests {
         assert!(matches!(decode::<Meta>(Kind::Case, &bytes), Err(CodecError::Kind { .. })));
     }
 
+    /// The first event of case `id`.
+    fn accepted(id: CaseId) -> Event {
+        Event {
+            case: id,
+            seq: 1,
+            at: gridline_model::Timestamp(1),
+            actor: gridline_model::Actor::system(),
+            kind: gridline_model::EventKind::Accepted {
+                intake: gridline_model::Intake::default(),
+                no: gridline_model::CaseNo("JD-20261124-000001".into()),
+                category: "c".into(),
+                township: None,
+            },
+        }
+    }
+
     fn noted(id: CaseId, seq: u32, text: &str) -> Event {
         Event {
             case: id,
@@ -506,18 +522,7 @@ mod tests {
     #[test]
     fn an_event_that_fits_is_paged_whatever_its_size_and_prev() {
         let id = CaseId::new_at(gridline_model::Timestamp(1));
-        let first = Event {
-            case: id,
-            seq: 1,
-            at: gridline_model::Timestamp(1),
-            actor: gridline_model::Actor::system(),
-            kind: gridline_model::EventKind::Accepted {
-                intake: gridline_model::Intake::default(),
-                no: gridline_model::CaseNo("JD-20261124-000001".into()),
-                category: "c".into(),
-                township: None,
-            },
-        };
+        let first = accepted(id);
         let case = Case::from_first(&first).unwrap();
         let size = |e: &Event| postcard::to_allocvec(e).unwrap().len();
         let (mut checked, mut refused) = (0, 0);
@@ -567,18 +572,7 @@ mod tests {
     #[test]
     fn a_case_record_keeps_its_page_and_a_format_1_record_still_reads() {
         let id = CaseId::new_at(gridline_model::Timestamp(1));
-        let first = Event {
-            case: id,
-            seq: 1,
-            at: gridline_model::Timestamp(1),
-            actor: gridline_model::Actor::system(),
-            kind: gridline_model::EventKind::Accepted {
-                intake: gridline_model::Intake::default(),
-                no: gridline_model::CaseNo("JD-20261124-000001".into()),
-                category: "c".into(),
-                township: None,
-            },
-        };
+        let first = accepted(id);
         let mut case = Case::from_first(&first).unwrap();
         case.stored_page = 300;
         assert_eq!(decode_case(&encode_case(&case).unwrap()).unwrap(), case);
