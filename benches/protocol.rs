@@ -15,30 +15,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gridline_caselog::{CaseLog, MemStore};
-use gridline_engine::{EngineConfig, SystemClock};
-use gridline_model::{Caller, Command, Reply, Role};
+use gridline_model::Reply;
 use gridline_protocol::{write_reply, FormatCtx};
 
 /// Twenty cases as the engine leaves them after `ACCEPT`: routed and dispatched.
 fn cases() -> Vec<gridline_model::Case> {
     let reg = Arc::new(gridline_registry::embedded::jidong().clone());
-    let intakes = common::intakes(&reg);
-    let log = CaseLog::open(MemStore::new(), Some(&reg.county.code)).expect("open");
-    let (handle, thread) =
-        gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default())
-            .expect("start");
-    let op = Caller { role: Role::Operator, name: "bench".into(), worker: None };
-    let mut out = Vec::new();
-    for intake in intakes.iter().take(20) {
-        match handle.call(&op, Command::Accept(intake.clone())).expect("accept") {
-            Reply::Accepted { case, .. } => out.push(*case),
-            r => panic!("{r:?}"),
-        }
-    }
-    drop(handle);
-    thread.join();
-    out
+    common::accept_in_memory(&reg, &common::intakes(&reg), 20).1
 }
 
 fn bench(c: &mut Criterion) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use gridline_caselog::{codec, CaseLog, MemStore, Store};
 use gridline_engine::{EngineConfig, SystemClock};
-use gridline_model::{Caller, CaseId, Command, Intake, Location, Priority, Role, Timestamp};
+use gridline_model::{Caller, Case, CaseId, Command, Intake, Location, Priority, Reply, Role, Timestamp};
 use gridline_registry::{GridIdx, GridKind, Registry};
 use gridline_routing::Router;
 
@@ -27,23 +27,30 @@ pub struct Shape {
     pub events_per_case: usize,
 }
 
-pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
+/// The first `n` of `intakes` accepted through the engine (as `serve`
+/// runs it) over an in-memory store: the store, and the cases as their
+/// `ACCEPT` replies gave them.
+pub fn accept_in_memory(reg: &Arc<Registry>, intakes: &[Intake], n: usize) -> (MemStore, Vec<Case>) {
     let store = MemStore::new();
     let log = CaseLog::open(store.clone(), Some(&reg.county.code)).expect("open");
     let (handle, thread) =
         gridline_engine::start(reg.clone(), log, Arc::new(SystemClock), EngineConfig::default())
             .expect("start");
-    let n = 200.min(intakes.len());
-    for intake in &intakes[..n] {
-        handle
-            .call(
-                &Caller { role: Role::Operator, name: "bench".into(), worker: None },
-                Command::Accept(intake.clone()),
-            )
-            .expect("accept");
+    let op = Caller { role: Role::Operator, name: "bench".into(), worker: None };
+    let mut cases = Vec::new();
+    for intake in &intakes[..n.min(intakes.len())] {
+        match handle.call(&op, Command::Accept(intake.clone())).expect("accept") {
+            Reply::Accepted { case, .. } => cases.push(*case),
+            r => panic!("ACCEPT answered {r:?}"),
+        }
     }
     drop(handle);
     thread.join();
+    (store, cases)
+}
+
+pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
+    let (store, _) = accept_in_memory(reg, intakes, 200);
     let (mut case_total, mut cases) = (0, 0);
     for kv in store.scan(&[codec::CASE_PREFIX]) {
         case_total += kv.expect("scan").1.len();
