@@ -65,13 +65,22 @@ fn township_only(stored: &Case, replayed: &Case) -> bool {
         && *replayed == Case { township: replayed.township.clone(), ..stored.clone() }
 }
 
-/// The `k` most recently changed cases seen so far, as `(updated_at, id,
-/// last_seq, stored_page)`: kept in a buffer of up to `2k`, cut back to the `k` newest
-/// when it fills (linear time overall; a heap cost a sift per case, since
-/// cases arrive oldest first).
+/// What recovery checks of a recent case: its newest event (sequence
+/// number and time) and the page its record names. Ordered by time first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Newest {
+    at: Timestamp,
+    id: CaseId,
+    seq: u32,
+    page: u64,
+}
+
+/// The `k` most recently changed cases seen so far: kept in a buffer of up
+/// to `2k`, cut back to the `k` newest when it fills (linear time overall;
+/// a heap cost a sift per case, since cases arrive oldest first).
 struct Recent {
     k: usize,
-    items: Vec<(Timestamp, CaseId, u32, u64)>,
+    items: Vec<Newest>,
 }
 
 impl Recent {
@@ -79,7 +88,7 @@ impl Recent {
         Recent { k, items: Vec::with_capacity(2 * k) }
     }
 
-    fn push(&mut self, item: (Timestamp, CaseId, u32, u64)) {
+    fn push(&mut self, item: Newest) {
         self.items.push(item);
         if self.items.len() >= 2 * self.k {
             self.cut();
@@ -94,7 +103,7 @@ impl Recent {
         }
     }
 
-    fn into_vec(mut self) -> Vec<(Timestamp, CaseId, u32, u64)> {
+    fn into_vec(mut self) -> Vec<Newest> {
         self.cut();
         self.items
     }
@@ -419,7 +428,12 @@ impl<S: Store> CaseLog<S> {
             let mut recent = Recent::new(RECOVER_CHECK_RECENT);
             let mut n = 0;
             let mut take = |case: Case| {
-                recent.push((case.updated_at, case.id, case.last_seq, case.stored_page));
+                recent.push(Newest {
+                    at: case.updated_at,
+                    id: case.id,
+                    seq: case.last_seq,
+                    page: case.stored_page,
+                });
                 n += 1;
                 into.push(case);
             };
@@ -442,11 +456,11 @@ impl<S: Store> CaseLog<S> {
             let scanned = t0.elapsed();
             let mut recent = recent.into_vec();
             // Cases that share a page one after the other: each page is read once.
-            recent.sort_unstable_by_key(|r| r.3);
+            recent.sort_unstable_by_key(|r| r.page);
             let checker = std::thread::Builder::new()
                 .name("gridline-recover".into())
                 .spawn_scoped(s, move || -> Result<(), LogError> {
-                    for cases in recent.chunk_by(|a, b| a.3 == b.3) {
+                    for cases in recent.chunk_by(|a, b| a.page == b.page) {
                         self.check_last_events(cases)?;
                     }
                     Ok(())
@@ -470,7 +484,7 @@ impl<S: Store> CaseLog<S> {
     /// `updated_at`: the last of its run in the page its record names (the
     /// same for every one of `cases`), or, for a case with no page, the
     /// last of its format-1 runs.
-    fn check_last_events(&self, cases: &[(Timestamp, CaseId, u32, u64)]) -> Result<(), LogError> {
+    fn check_last_events(&self, cases: &[Newest]) -> Result<(), LogError> {
         let inconsistent = |id: &CaseId, what: &str| -> LogError {
             let no = self
                 .store
@@ -481,7 +495,7 @@ impl<S: Store> CaseLog<S> {
                 .map_or_else(|| "?".to_string(), |c| c.no.to_string());
             LogError::Inconsistent(format!("case {no} ({id}) {what}"))
         };
-        let Some(&(_, _, _, page)) = cases.first() else { return Ok(()) };
+        let Some(&Newest { page, .. }) = cases.first() else { return Ok(()) };
         let stored = if page == 0 {
             None
         } else {
@@ -489,7 +503,10 @@ impl<S: Store> CaseLog<S> {
             match self.store.get(&k)? {
                 Some(v) => Some((k, v)),
                 None => {
-                    return Err(inconsistent(&cases[0].1, &format!("names page {page}, which is not stored")))
+                    return Err(inconsistent(
+                        &cases[0].id,
+                        &format!("names page {page}, which is not stored"),
+                    ))
                 }
             }
         };
@@ -497,7 +514,7 @@ impl<S: Store> CaseLog<S> {
             Some((k, v)) => codec::page_runs(v).map_err(|e| corrupt(k, e))?,
             None => Vec::new(),
         };
-        for &(at, id, last_seq, _) in cases {
+        for &Newest { at, id, seq: last_seq, .. } in cases {
             let events: Vec<Event> = match &stored {
                 None => {
                     let Some((k, v)) = self.store.last(&codec::events_prefix(&id))? else {
