@@ -65,8 +65,14 @@ pub struct Run {
 pub struct StoredRun<'a> {
     pub case: CaseId,
     pub prev: u64,
-    #[serde(borrow)]
+    #[serde(borrow, serialize_with = "as_bytes")]
     events: &'a [u8],
+}
+
+/// Writes bytes as one length and a copy (postcard's bytes), which is what
+/// a sequence of `u8` is written as too, byte by byte.
+fn as_bytes<S: serde::Serializer>(b: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(b)
 }
 
 impl StoredRun<'_> {
@@ -294,7 +300,7 @@ pub fn encode_pages(
         });
         runs[i].push(e);
     }
-    let mut pager = Pager { next, out: Paged::default(), body: Vec::new(), count: 0 };
+    let mut pager = Pager { next, out: Paged::default(), body: Vec::new(), count: 0, events: Vec::new() };
     for run in &runs {
         let id = run[0].case;
         let mut last = prev(&id);
@@ -311,6 +317,8 @@ struct Pager<'a> {
     /// The runs of the page being filled, encoded; it will be page `*next`.
     body: Vec<u8>,
     count: usize,
+    /// The events of the run being added, encoded (reused).
+    events: Vec<u8>,
 }
 
 impl Pager<'_> {
@@ -318,23 +326,28 @@ impl Pager<'_> {
     /// `*last` to the page of its newest event.
     fn put(&mut self, run: &[&Event], last: &mut u64) -> Result<(), CodecError> {
         let encode = |e| CodecError::Encode(format!("{e}"));
-        let events = postcard::to_allocvec(run).map_err(encode)?;
-        let bytes = postcard::to_allocvec(&StoredRun { case: run[0].case, prev: *last, events: &events })
-            .map_err(encode)?;
-        if bytes.len() + PAGE_OVERHEAD > VALUE_MAX_BYTES {
+        self.events.clear();
+        self.events = postcard::to_extend(run, std::mem::take(&mut self.events)).map_err(encode)?;
+        // Written straight after the page's runs, and taken back if it does
+        // not belong in this page.
+        let start = self.body.len();
+        let stored = StoredRun { case: run[0].case, prev: *last, events: &self.events };
+        self.body = postcard::to_extend(&stored, std::mem::take(&mut self.body)).map_err(encode)?;
+        let len = self.body.len() - start;
+        if len + PAGE_OVERHEAD > VALUE_MAX_BYTES {
+            self.body.truncate(start);
             if run.len() == 1 {
-                return Err(CodecError::TooLarge(bytes.len() + PAGE_OVERHEAD));
+                return Err(CodecError::TooLarge(len + PAGE_OVERHEAD));
             }
             let (a, b) = run.split_at(run.len() / 2);
             self.put(a, last)?;
             return self.put(b, last);
         }
-        if self.count > 0
-            && (self.body.len() + bytes.len() + PAGE_OVERHEAD > VALUE_MAX_BYTES || *last == *self.next)
-        {
+        if self.count > 0 && (self.body.len() + PAGE_OVERHEAD > VALUE_MAX_BYTES || *last == *self.next) {
+            let bytes = self.body.split_off(start);
             self.seal();
+            self.body.extend_from_slice(&bytes);
         }
-        self.body.extend_from_slice(&bytes);
         self.count += 1;
         *last = *self.next;
         Ok(())
