@@ -1,6 +1,7 @@
 //! Where the log's bytes live: sled on disk, or memory in tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
@@ -122,17 +123,15 @@ const fn libc_enospc() -> i32 {
 /// and a checkpoint thread makes sled durable up to the last record of the
 /// first (sled's flush, which writes with `sync_file_range` on Linux (sled
 /// issue #1452) and so neither persists the file's size nor flushes the
-/// disk's cache, then `fsync` of sled's file), after which that file may be
-/// written over. So a checkpoint never holds up a commit, unless sled falls
+/// disk's cache, then `fsync` of sled's file and of the blob files sled
+/// wrote and never syncs), after which that file may be written over. So a checkpoint never holds up a commit, unless sled falls
 /// so far behind that the file being written passes
 /// four times that before the other one's checkpoint is done.
 /// Reads wait until every synced batch is applied, so they see everything
-/// acknowledged. Values are kept far below sled's blob threshold (about 128
-/// KiB at the default segment size), so no data lives in sled's separately
-/// written blob files.
+/// acknowledged.
 pub struct SledStore {
     db: sled::Db,
-    file: File,
+    files: Arc<SledFiles>,
     log: Mutex<Log>,
     progress: Arc<(Mutex<Progress>, Condvar)>,
     applier: Option<(SyncSender<Numbered>, JoinHandle<()>)>,
@@ -255,6 +254,8 @@ impl SledStore {
         let file = File::open(path.join("db")).map_err(|e| {
             StoreError::Io(format!("cannot open sled's file {}: {e}", path.join("db").display()))
         })?;
+        let file =
+            Arc::new(SledFiles { db: file, blobs: path.join("blobs"), synced: Mutex::new(HashSet::new()) });
         if !existed {
             // New files: make their directory entries durable too.
             sync_dir(path)?;
@@ -387,8 +388,7 @@ impl SledStore {
         let applier = Some((tx, join));
         let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel::<u64>();
         let (ckpt_db, ckpt_progress) = (db.clone(), progress.clone());
-        let ckpt_file =
-            file.try_clone().map_err(|e| StoreError::Io(format!("cannot open sled's file: {e}")))?;
+        let ckpt_file = file.clone();
         let ckpt_join = std::thread::Builder::new()
             .name("gridline-ckpt".into())
             .spawn(move || {
@@ -398,7 +398,7 @@ impl SledStore {
             .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(SledStore {
             db,
-            file,
+            files: file,
             log: Mutex::new(Log {
                 wal,
                 spare,
@@ -452,7 +452,7 @@ impl SledStore {
         let next = log.wal.next();
         let r = self
             .caught_up()
-            .and_then(|()| make_durable(&self.db, &self.file, &mut log.wal, next, self.checkpoint_bytes));
+            .and_then(|()| make_durable(&self.db, &self.files, &mut log.wal, next, self.checkpoint_bytes));
         match r {
             Ok(()) => {
                 log.broken = false;
@@ -551,7 +551,7 @@ fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
 /// the space back.
 fn make_durable(
     db: &sled::Db,
-    file: &File,
+    file: &SledFiles,
     wal: &mut Wal,
     next: u64,
     checkpoint_bytes: u64,
@@ -565,10 +565,67 @@ fn make_durable(
     Ok(())
 }
 
-/// sled's flush, then an fsync of its file.
-fn flush(db: &sled::Db, file: &File) -> Result<(), StoreError> {
+/// What sled's flush leaves to be made durable: its file, which it writes
+/// with `sync_file_range` (sled issue #1452), and its blob files, which it
+/// never syncs at all.
+struct SledFiles {
+    db: File,
+    /// sled's directory of blob files: it writes there, each to a new file
+    /// named by its log sequence number, every value and every tree node
+    /// whose serialized size passes its blob threshold (about 128 KiB at the
+    /// default segment size). The log keeps its values below that, but a
+    /// leaf of sixteen or seventeen large values (full pages) passes it when
+    /// sled rewrites the leaf whole.
+    blobs: std::path::PathBuf,
+    /// The blob files found and synced by earlier flushes that still exist.
+    synced: Mutex<HashSet<OsString>>,
+}
+
+impl SledFiles {
+    /// fsync of every blob file not synced before, then of their directory
+    /// if there were any; the number of files synced. sled writes a blob
+    /// before the log entry that points to it, so after its flush every blob
+    /// the flushed log needs is there to be found. A blob sled removed
+    /// meanwhile (one it replaced) is skipped.
+    fn sync_blobs(&self) -> Result<usize, StoreError> {
+        let blob_err = |e: std::io::Error| {
+            StoreError::Io(format!("cannot fsync sled's blob files in {}: {e}", self.blobs.display()))
+        };
+        let entries = match std::fs::read_dir(&self.blobs) {
+            Ok(d) => d,
+            // sled creates the directory when it first writes a blob.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(blob_err(e)),
+        };
+        let mut synced = self.synced.lock().expect("blob set lock");
+        let mut seen = HashSet::with_capacity(synced.len());
+        let mut new = 0;
+        for entry in entries {
+            let name = entry.map_err(blob_err)?.file_name();
+            if !synced.contains(&name) {
+                match File::open(self.blobs.join(&name)) {
+                    Ok(f) => f.sync_all().map_err(blob_err)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(blob_err(e)),
+                }
+                new += 1;
+            }
+            seen.insert(name);
+        }
+        if new > 0 {
+            File::open(&self.blobs).and_then(|d| d.sync_all()).map_err(blob_err)?;
+        }
+        *synced = seen;
+        Ok(new)
+    }
+}
+
+/// sled's flush, then an fsync of its file and of the blob files it wrote.
+fn flush(db: &sled::Db, files: &SledFiles) -> Result<(), StoreError> {
     db.flush().map_err(sled_err)?;
-    file.sync_all().map_err(|e| StoreError::Io(format!("cannot fsync sled's file: {e}")))
+    files.db.sync_all().map_err(|e| StoreError::Io(format!("cannot fsync sled's file: {e}")))?;
+    files.sync_blobs()?;
+    Ok(())
 }
 
 /// The sled batch of `batch`, recording that record `seq` is applied.
@@ -671,7 +728,12 @@ fn apply_all(db: &sled::Db, batches: Receiver<Numbered>, progress: &(Mutex<Progr
 /// applied that record, makes sled durable (with everything applied before
 /// the flush) and says so in `durable`. After a failure it does nothing
 /// more: the next write reports it, and the log is never emptied again.
-fn checkpoint_all(db: &sled::Db, file: &File, upto: Receiver<u64>, progress: &(Mutex<Progress>, Condvar)) {
+fn checkpoint_all(
+    db: &sled::Db,
+    file: &SledFiles,
+    upto: Receiver<u64>,
+    progress: &(Mutex<Progress>, Condvar),
+) {
     let _guard = OnPanic(progress, "making a checkpoint");
     let (lock, cv) = progress;
     for want in upto {
@@ -1122,7 +1184,7 @@ mod tests {
         let next = log.wal.next();
         s.db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()).unwrap();
         s.db.flush().unwrap();
-        s.file.sync_all().unwrap();
+        s.files.db.sync_all().unwrap();
         std::process::exit(0);
     }
 
@@ -1134,6 +1196,29 @@ mod tests {
         s.sync().unwrap();
         s.caught_up().unwrap();
         std::process::exit(0);
+    }
+
+    #[test]
+    fn the_blob_files_sled_writes_are_synced_before_the_log_is_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        // Values as large as the log's pages, next to each other: sled
+        // rewrites their leaf whole, and a leaf of them passes its blob
+        // threshold.
+        let big = vec![7u8; 60 * 1024];
+        for i in 0..40u32 {
+            let mut b = WriteBatch::default();
+            b.put(format!("p{i:04}").into_bytes(), big.clone());
+            s.apply(b).unwrap();
+            s.sync().unwrap();
+        }
+        s.caught_up().unwrap();
+        s.db.flush().unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        assert!(blobs > 0, "sled wrote no blob file, so this test checks nothing");
+        let mut log = s.log.lock().unwrap();
+        s.checkpoint(&mut log).unwrap();
+        assert_eq!(s.files.sync_blobs().unwrap(), 0, "the checkpoint left blob files unsynced");
     }
 
     #[test]
