@@ -1,7 +1,7 @@
 //! What the case log's key layout costs in sled: format 1's (a case record
 //! key and a key per run of its events: two keys an accepted case) against
 //! format 2's, which packs each batch's events into pages (one key a case,
-//! plus one a page of up to 60 KiB of events). The measurement that chose
+//! plus one a page of events, filled to 6 KiB as the case log fills them). The measurement that chose
 //! format 2 (`docs/performance.md`, `docs/storage.md`).
 //!
 //! `cargo bench --bench sled_layout`: `LAYOUT_PAIRS` (3) back-to-back pairs

@@ -78,8 +78,8 @@ pub enum Layout {
     Keys,
     /// The case log's format 2: a case record key each, while the events
     /// of a whole batch are written together under one page key per page,
-    /// filled here to at most 60 KiB (the case log fills its pages to the
-    /// 64 KiB value limit, which keeps values inline in sled's log).
+    /// filled to the case log's `PAGE_FILL_BYTES` (6 KiB), small enough that
+    /// sled keeps a leaf of them inline in its log rather than in a blob file.
     Paged,
 }
 
@@ -94,7 +94,6 @@ pub fn sled_raw(
     cases: usize,
     limit: Duration,
 ) -> (usize, f64) {
-    const PAGE_BYTES: usize = 60 * 1024;
     let db =
         sled::Config::new().path(dir).flush_every_ms(None).cache_capacity(256 << 20).open().expect("sled");
     let file = File::open(dir.join("db")).expect("db file");
@@ -120,7 +119,7 @@ pub fn sled_raw(
                     }
                 }
                 Layout::Paged => {
-                    if page.len() + events.len() > PAGE_BYTES {
+                    if !page.is_empty() && page.len() + events.len() > codec::PAGE_FILL_BYTES {
                         put_page(&mut b, &mut page);
                     }
                     page.extend_from_slice(&events);

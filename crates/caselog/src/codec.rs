@@ -28,6 +28,13 @@ pub const FORMAT_VERSION: u8 = 1;
 pub const LOG_FORMAT: u8 = 2;
 /// No value may exceed this: it keeps every value inline in sled's log.
 pub const VALUE_MAX_BYTES: usize = 64 * 1024;
+/// Bytes a page is filled to, unless one run alone is larger (up to
+/// [`VALUE_MAX_BYTES`]). sled splits a leaf once it holds more than sixteen
+/// keys and writes a node whose serialized size passes its blob threshold
+/// (about 128 KiB at the default segment size) to a file of its own, which
+/// it never syncs; seventeen pages of this size and their keys stay
+/// inline in its log (docs/storage.md, "Values").
+pub const PAGE_FILL_BYTES: usize = 6 * 1024;
 
 pub const META_KEY: &[u8] = b"mformat";
 pub const CASE_PREFIX: u8 = b'c';
@@ -343,7 +350,7 @@ impl Pager<'_> {
             self.put(a, last)?;
             return self.put(b, last);
         }
-        if self.count > 0 && (self.body.len() + PAGE_OVERHEAD > VALUE_MAX_BYTES || *last == *self.next) {
+        if self.count > 0 && (self.body.len() + PAGE_OVERHEAD > PAGE_FILL_BYTES || *last == *self.next) {
             let bytes = self.body.split_off(start);
             self.seal();
             self.body.extend_from_slice(&bytes);
@@ -467,22 +474,27 @@ mod tests {
 
     #[test]
     fn a_batch_of_many_cases_is_packed_into_full_pages_one_run_a_case() {
-        // 400 cases of two events each, interleaved as a batch writes them:
-        // more than 127 runs in a page (a two-byte length).
+        // 400 cases of two events each, interleaved as a batch writes them.
         let ids: Vec<CaseId> = (0..400).map(|i| CaseId::new_at(gridline_model::Timestamp(i))).collect();
         let mut events: Vec<Event> = ids.iter().map(|&id| noted(id, 4, "短")).collect();
         events.extend(ids.iter().map(|&id| noted(id, 5, &"x".repeat(300))));
         let mut next = 1;
-        let paged = encode_pages(&events, &mut next, |id| if *id == ids[0] { 0 } else { 9 }).unwrap();
+        let paged = encode_pages(&events, &mut next, |id| if *id == ids[0] { 0 } else { 900 }).unwrap();
         assert!(paged.pages.len() >= 2, "{} pages", paged.pages.len());
         let mut seen = std::collections::HashMap::new();
         for (k, v) in &paged.pages {
             let page = parse_page_key(k).unwrap();
             let runs = decode_page(v).unwrap();
-            assert!(runs.len() > 127 || page == next - 1, "page {page} holds {} runs", runs.len());
+            // Full: the next run (about 370 bytes) did not fit.
+            assert!(
+                v.len() + 400 > PAGE_FILL_BYTES || page == next - 1,
+                "page {page} holds {} bytes",
+                v.len()
+            );
+            assert!(v.len() <= PAGE_FILL_BYTES);
             for r in runs {
                 let id = r.events[0].case;
-                assert_eq!(r.prev, if id == ids[0] { 0 } else { 9 });
+                assert_eq!(r.prev, if id == ids[0] { 0 } else { 900 });
                 assert_eq!(r.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
                 assert!(seen.insert(id, page).is_none(), "two runs of one case");
             }

@@ -22,6 +22,7 @@ fn park(case: &mut Case) -> Event {
 }
 
 struct History {
+    store: MemStore,
     log: CaseLog<MemStore>,
     cases: Vec<Case>,
     events: Vec<Vec<Event>>,
@@ -31,7 +32,8 @@ struct History {
 /// one parks every case whose index is a multiple of the round (so most
 /// cases skip batches, and case 0 is in every one).
 fn history(n: u32, rounds: u32) -> History {
-    let log = CaseLog::open(MemStore::new(), Some("JD")).unwrap();
+    let store = MemStore::new();
+    let log = CaseLog::open(store.clone(), Some("JD")).unwrap();
     let (mut events, mut cases): (Vec<Vec<Event>>, Vec<Case>) =
         (0..n).map(accepted).map(|(e, c)| (vec![e], c)).unzip();
     let first: Vec<Event> = events.iter().map(|e| e[0].clone()).collect();
@@ -48,7 +50,7 @@ fn history(n: u32, rounds: u32) -> History {
         log.write(log.encode(&batch, &mut cases).unwrap()).unwrap();
     }
     log.sync().unwrap();
-    History { log, cases, events }
+    History { store, log, cases, events }
 }
 
 fn inconsistent(r: Result<impl std::fmt::Debug, LogError>) -> String {
@@ -151,12 +153,14 @@ fn a_broken_chain_is_reported_by_reading_recovery_and_verify() {
 
     // A page in the middle of a chain gone: case 0 was in every batch.
     let h = history(300, 3);
-    let last = h.cases[0].stored_page;
+    let last = h.store.get(&codec::page_key(h.cases[0].stored_page)).unwrap().unwrap();
+    let middle = codec::run_of(&last, &h.cases[0].id).unwrap().unwrap().prev;
+    assert_ne!(middle, 0);
     let mut b = WriteBatch::default();
-    b.remove(codec::page_key(last - 1));
+    b.remove(codec::page_key(middle));
     h.log.write(b).unwrap();
     let m = inconsistent(h.log.events(&h.cases[0]));
-    assert!(m.contains(&format!("names page {}, which is not stored", last - 1)), "{m}");
+    assert!(m.contains(&format!("names page {middle}, which is not stored")), "{m}");
     let m = inconsistent(h.log.verify());
     assert!(m.contains("follows page"), "{m}");
 
@@ -265,4 +269,33 @@ fn recovery_reports_each_inconsistency_by_the_case_it_is_in() {
     let m = inconsistent(log.recover(|_| {}));
     assert!(m.contains("names page 1, which is not stored"), "{m}");
     assert!(cases.iter().any(|c| c.stored_page == 1 && m.contains(c.no.as_str())), "{m}");
+}
+
+/// Many batches of many cases through sled: every page of them is stored
+/// inline in sled's log, none in a blob file of its own (which sled writes
+/// for a leaf of values too large together, and never syncs).
+#[test]
+fn pages_are_small_enough_that_sled_writes_no_blob_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gridline_caselog::SledStore::open(dir.path()).unwrap();
+    let log = CaseLog::open(store, Some("JD")).unwrap();
+    let (mut pages, mut bytes) = (0, 0);
+    for batch in 0..20u32 {
+        let (events, mut cases): (Vec<Event>, Vec<Case>) =
+            (batch * 2000..(batch + 1) * 2000).map(accepted).unzip();
+        let encoded = log.encode(&events, &mut cases).unwrap();
+        for (k, v) in &encoded.ops {
+            if k[0] == codec::PAGE_PREFIX {
+                pages += 1;
+                bytes += v.as_ref().map_or(0, Vec::len);
+            }
+        }
+        log.write(encoded).unwrap();
+        log.sync().unwrap();
+    }
+    // Enough full pages for several of sled's leaves.
+    assert!(bytes > 40 * codec::PAGE_FILL_BYTES, "{pages} pages of {bytes} bytes");
+    drop(log);
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(blobs, 0, "sled wrote {blobs} blob files");
 }
