@@ -764,7 +764,8 @@ async fn serve_takes_a_tokens_file_written_as_the_contract_says() {
 }
 
 /// `audit --json` keeps the columns in the table's order (docs/audit.md:
-/// "every row has the same columns in the same order"): the label first.
+/// "every row has the same columns in the same order"): the label first;
+/// the label is a string, each figure a number, or `null` for `-`.
 #[tokio::test]
 async fn audit_json_keeps_the_column_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -779,7 +780,11 @@ async fn audit_json_keeps_the_column_order() {
     let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(rows.len(), 2, "{json}");
     assert_eq!(rows[1]["township"], "total");
-    assert_eq!(rows[1]["received"], "2");
+    assert_eq!(rows[1]["received"], 2, "{json}");
+    assert_eq!(rows[1]["return_pct"], 0.0, "{json}");
+    assert!(rows[1]["closure_p50_h"].is_null(), "no case closed: {json}");
+    // The table's digits, not a float's.
+    assert!(json.contains("\"return_pct\": 0.0,"), "{json}");
     // The keys of each object as written, in order.
     let first = json.split('}').next().unwrap();
     let keys: Vec<&str> =

@@ -355,6 +355,26 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An audit figure as JSON: `-` (nothing to measure) is `null`, a count or
+/// a one-decimal figure a number with the digits the table prints.
+fn json_figure(v: &str) -> anyhow::Result<String> {
+    if v == gridline_audit::format::NO_FIGURE {
+        return Ok("null".into());
+    }
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let is_number = match v.split_once('.') {
+        Some((whole, tenths)) => number(whole) && number(tenths),
+        None => number(v),
+    };
+    // Counts and figures never have a leading zero but the one before a
+    // point; anything else would be a new kind of figure, kept a string.
+    if is_number && (!v.starts_with('0') || v == "0" || v.starts_with("0.")) {
+        Ok(v.to_string())
+    } else {
+        Ok(serde_json::to_string(v)?)
+    }
+}
+
 /// Prints table rows as an aligned table, CSV (RFC 4180) or JSON objects;
 /// `header` names the columns (CSV prints it when there are no rows).
 pub fn print_rows(rows: &[Row], header: &[&str], format: OutputFormat) -> anyhow::Result<()> {
@@ -369,7 +389,8 @@ pub fn print_rows(rows: &[Row], header: &[&str], format: OutputFormat) -> anyhow
             // Written by hand, pretty as `to_string_pretty` would: a
             // `serde_json::Map` sorts its keys, which put the row's label
             // (`township`...) among the figures instead of first, as the
-            // table and the CSV have it.
+            // table and the CSV have it. The label is a string; a figure
+            // a number, or `null` where the table prints `-`.
             let mut out = String::from("[");
             for (i, r) in rows.iter().enumerate() {
                 out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
@@ -377,7 +398,11 @@ pub fn print_rows(rows: &[Row], header: &[&str], format: OutputFormat) -> anyhow
                     out.push_str(if j == 0 { "\n    " } else { ",\n    " });
                     out.push_str(&serde_json::to_string(k)?);
                     out.push_str(": ");
-                    out.push_str(&serde_json::to_string(v)?);
+                    if j == 0 {
+                        out.push_str(&serde_json::to_string(v)?);
+                    } else {
+                        out.push_str(&json_figure(v)?);
+                    }
                 }
                 out.push_str("\n  }");
             }
