@@ -1,6 +1,6 @@
 //! Where the log's bytes live: sled on disk, or memory in tests.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
@@ -255,7 +255,7 @@ impl SledStore {
             StoreError::Io(format!("cannot open sled's file {}: {e}", path.join("db").display()))
         })?;
         let file =
-            Arc::new(SledFiles { db: file, blobs: path.join("blobs"), synced: Mutex::new(HashSet::new()) });
+            Arc::new(SledFiles { db: file, blobs: path.join("blobs"), synced: Mutex::new(HashMap::new()) });
         if !existed {
             // New files: make their directory entries durable too.
             sync_dir(path)?;
@@ -573,44 +573,64 @@ struct SledFiles {
     /// sled's directory of blob files: it writes there, each to a new file
     /// named by its log sequence number, every value and every tree node
     /// whose serialized size passes its blob threshold (about 128 KiB at the
-    /// default segment size). The log keeps its values below that, but a
-    /// leaf of sixteen or seventeen large values (full pages) passes it when
-    /// sled rewrites the leaf whole.
+    /// default segment size). The log keeps its values below that, and its
+    /// pages to 6 KiB, but a leaf of up to seventeen large values (case
+    /// records, or pages of one long run, near 64 KiB) passes it when sled
+    /// rewrites the leaf whole.
     blobs: std::path::PathBuf,
-    /// The blob files found and synced by earlier flushes that still exist.
-    synced: Mutex<HashSet<OsString>>,
+    /// The blob files found and synced by earlier flushes that still
+    /// exist, each with its length when it was synced. sled appends a blob
+    /// in three writes after creating it, and a checkpoint in the background
+    /// may list the directory in between (the applier goes on meanwhile):
+    /// a file longer now than when synced is synced again.
+    synced: Mutex<HashMap<OsString, u64>>,
 }
 
 impl SledFiles {
-    /// fsync of every blob file not synced before, then of their directory
-    /// if there were any; the number of files synced. sled writes a blob
-    /// before the log entry that points to it, so after its flush every blob
-    /// the flushed log needs is there to be found. A blob sled removed
-    /// meanwhile (one it replaced) is skipped.
+    /// fsync of every blob file not synced before, or grown since, then of
+    /// their directory if there were any; the number of files synced. sled
+    /// writes a blob before the log entry that points to it, so after its
+    /// flush every blob the flushed log needs is there, whole, to be found.
+    /// A blob sled removed meanwhile (one it replaced) is skipped.
     fn sync_blobs(&self) -> Result<usize, StoreError> {
         let blob_err = |e: std::io::Error| {
             StoreError::Io(format!("cannot fsync sled's blob files in {}: {e}", self.blobs.display()))
         };
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
         let entries = match std::fs::read_dir(&self.blobs) {
             Ok(d) => d,
-            // sled creates the directory when it first writes a blob.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            // sled creates the directory as it opens; none, no blobs.
+            Err(e) if gone(&e) => return Ok(0),
             Err(e) => return Err(blob_err(e)),
         };
         let mut synced = self.synced.lock().expect("blob set lock");
-        let mut seen = HashSet::with_capacity(synced.len());
+        let mut seen = HashMap::with_capacity(synced.len());
         let mut new = 0;
         for entry in entries {
-            let name = entry.map_err(blob_err)?.file_name();
-            if !synced.contains(&name) {
-                match File::open(self.blobs.join(&name)) {
-                    Ok(f) => f.sync_all().map_err(blob_err)?,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(blob_err(e)),
+            let entry = entry.map_err(blob_err)?;
+            let name = entry.file_name();
+            let len = match entry.metadata() {
+                Ok(m) => m.len(),
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(blob_err(e)),
+            };
+            let len = match synced.get(&name) {
+                Some(&was) if was == len => len,
+                _ => {
+                    let f = match File::open(self.blobs.join(&name)) {
+                        Ok(f) => f,
+                        Err(e) if gone(&e) => continue,
+                        Err(e) => return Err(blob_err(e)),
+                    };
+                    // Its length before the fsync: every byte below it is
+                    // covered; sled only ever appends to a blob.
+                    let len = f.metadata().map_err(blob_err)?.len();
+                    f.sync_all().map_err(blob_err)?;
+                    new += 1;
+                    len
                 }
-                new += 1;
-            }
-            seen.insert(name);
+            };
+            seen.insert(name, len);
         }
         if new > 0 {
             File::open(&self.blobs).and_then(|d| d.sync_all()).map_err(blob_err)?;
@@ -1219,6 +1239,43 @@ mod tests {
         let mut log = s.log.lock().unwrap();
         s.checkpoint(&mut log).unwrap();
         assert_eq!(s.files.sync_blobs().unwrap(), 0, "the checkpoint left blob files unsynced");
+    }
+
+    /// The background checkpoint runs while the applier goes on, so sled
+    /// may be writing a blob file (created, then its checksum, kind and
+    /// node appended) when the checkpoint lists the directory. The part
+    /// synced then is not the whole file: a later checkpoint, which covers
+    /// the log entry pointing to it, must sync it again.
+    #[test]
+    fn a_blob_file_still_being_written_when_synced_is_synced_again_once_it_grew() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs");
+        std::fs::create_dir(&blobs).unwrap();
+        let files = SledFiles {
+            db: File::create(dir.path().join("db")).unwrap(),
+            blobs: blobs.clone(),
+            synced: Mutex::default(),
+        };
+        assert_eq!(files.sync_blobs().unwrap(), 0);
+        // sled's first two writes of a blob: its crc32 and its kind.
+        let mut blob =
+            std::fs::OpenOptions::new().create_new(true).append(true).open(blobs.join("5242880")).unwrap();
+        std::io::Write::write_all(&mut blob, &[1, 2, 3, 4, 9]).unwrap();
+        assert_eq!(files.sync_blobs().unwrap(), 1);
+        // Then the node itself, after the checkpoint looked.
+        std::io::Write::write_all(&mut blob, &vec![7u8; 200 * 1024]).unwrap();
+        assert_eq!(
+            files.sync_blobs().unwrap(),
+            1,
+            "the rest of a blob written after its first sync was never synced"
+        );
+        assert_eq!(files.sync_blobs().unwrap(), 0, "a whole blob synced once is not synced again");
+        // One sled removed is forgotten; a new one is synced.
+        drop(blob);
+        std::fs::remove_file(blobs.join("5242880")).unwrap();
+        std::fs::write(blobs.join("10485760"), [0u8; 64]).unwrap();
+        assert_eq!(files.sync_blobs().unwrap(), 1);
+        assert_eq!(files.synced.lock().unwrap().len(), 1);
     }
 
     #[test]
