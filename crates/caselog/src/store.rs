@@ -203,6 +203,7 @@ impl SledStore {
         let checkpoint_bytes = checkpoint_bytes.max(1 << 20);
         let existed = path.join("db").exists();
         std::fs::create_dir_all(path).map_err(io)?;
+        remove_unfinished_snapshots(path)?;
         let config = sled::Config::new().path(path).flush_every_ms(None).cache_capacity(256 << 20);
         // sled panics on some kinds of damage (a truncated file, say) instead
         // of returning an error: catch that, quietly, and report it as damage.
@@ -809,6 +810,43 @@ impl Drop for SledStore {
     }
 }
 
+/// Removes the snapshot files sled did not finish writing, unless another
+/// process has sled open in `path`.
+///
+/// sled writes a snapshot of its page table at every open, to
+/// `snap.<lsn>.generating`, syncs it and renames it to `snap.<lsn>`; at the
+/// next open it reads the newest `snap.*` file, a `.generating` one too
+/// (sled issue #1527). A crash while it writes one leaves a torn file that
+/// made every later open fail as corrupt. An unfinished snapshot holds
+/// nothing the log does not: without it sled reads more of its log, from
+/// the snapshot before it (removed only after the rename) or from the
+/// start. sled's lock on `db` (an exclusive `flock`) is taken first, so the
+/// snapshot of a process opening the log right now is left alone; its
+/// open then reports the lock.
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    let db = match File::open(path.join("db")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::Io(format!("cannot open {}: {e}", path.join("db").display()))),
+    };
+    // SAFETY: flock on a descriptor `db` owns; closing it releases the lock.
+    if unsafe { libc::flock(db.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let name = entry.map_err(io)?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let file = path.join(name);
+            warn!(file = %file.display(), "removing a snapshot sled did not finish writing (a crash during its open); sled reads its log instead");
+            std::fs::remove_file(&file)
+                .map_err(|e| StoreError::Io(format!("cannot remove {}: {e}", file.display())))?;
+        }
+    }
+    Ok(())
+}
+
 fn sync_dir(p: &Path) -> Result<(), StoreError> {
     File::open(p).and_then(|d| d.sync_all()).map_err(io)
 }
@@ -1287,6 +1325,29 @@ mod tests {
         drop(s);
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(value(&s, "undo"), None);
+    }
+
+    /// sled writes a snapshot of its page table at every open, to
+    /// `snap.<lsn>.generating`, then renames it; it reads a `.generating`
+    /// file as a snapshot too (sled issue #1527). A `kill -9` while it
+    /// writes one leaves it torn, and every later open failed as corrupt.
+    #[test]
+    fn a_snapshot_torn_by_a_kill_during_sled_s_open_does_not_stop_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.apply(put("acked", "yes")).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        // Newer than any snapshot there, so sled would pick it.
+        let torn = dir.path().join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&torn, [0x5a; 4096]).unwrap();
+        let s = SledStore::open(dir.path()).expect("a torn snapshot is not the log's data");
+        assert_eq!(value(&s, "acked").as_deref(), Some("yes"));
+        assert!(!torn.exists());
+        // A store open holds sled's lock: the next open leaves its files alone.
+        std::fs::write(&torn, [0x5a; 4096]).unwrap();
+        assert!(SledStore::open(dir.path()).is_err());
+        assert!(torn.exists(), "removed while another store had the log open");
     }
 
     #[test]
