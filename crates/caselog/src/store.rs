@@ -830,7 +830,7 @@ impl Drop for SledStore {
 /// Removes the snapshot files sled did not finish writing, unless another
 /// process has sled open in `path`.
 ///
-/// sled writes a snapshot of its page table at every open, to
+/// sled writes a snapshot of its page table as it opens, to
 /// `snap.<lsn>.generating`, syncs it and renames it to `snap.<lsn>`; at the
 /// next open it reads the newest `snap.*` file, a `.generating` one too
 /// (sled issue #1527). A crash while it writes one leaves a torn file that
@@ -1344,7 +1344,7 @@ mod tests {
         assert_eq!(value(&s, "undo"), None);
     }
 
-    /// sled writes a snapshot of its page table at every open, to
+    /// sled writes a snapshot of its page table as it opens, to
     /// `snap.<lsn>.generating`, then renames it; it reads a `.generating`
     /// file as a snapshot too (sled issue #1527). A `kill -9` while it
     /// writes one leaves it torn, and every later open failed as corrupt.
