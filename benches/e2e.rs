@@ -591,6 +591,25 @@ fn ping_until_ok(addr: &str, limit: Duration) -> Option<Duration> {
 // ---------------------------------------------------------------- ceilings
 
 /// 4 KiB pwrite + fdatasync in a loop, over a preallocated 4 MiB file.
+/// The bytes of the case records' and the pages' keys and values in a
+/// stopped server's log, as the case log reads them.
+fn live_bytes(log: &Path) -> [u64; 2] {
+    use gridline_caselog::Store;
+    let store = gridline_caselog::SledStore::open(log).expect("open the log to count its bytes");
+    let mut out = [0u64; 2];
+    for (i, prefix) in
+        [gridline_caselog::codec::CASE_PREFIX, gridline_caselog::codec::PAGE_PREFIX].into_iter().enumerate()
+    {
+        store
+            .for_each(&[prefix], &mut |k, v| {
+                out[i] += (k.len() + v.len()) as u64;
+                true
+            })
+            .expect("read the log");
+    }
+    out
+}
+
 fn fsync_rate(dir: &Path, limit: Duration, max: usize) -> (usize, f64) {
     let p = dir.join("fsync.bin");
     let f = std::fs::OpenOptions::new()
@@ -996,6 +1015,7 @@ fn main() {
         .filter_map(|f| std::fs::metadata(data_l.join("log").join(f)).ok())
         .map(|m| m.len())
         .sum();
+    let lc_live = live_bytes(&data_l.join("log"));
 
     // 2. PostgreSQL.
     eprintln!("postgres: {pg_cases} accepts, {} lifecycles...", pg_cases / 2);
@@ -1129,6 +1149,14 @@ fn main() {
             lc.complete,
             lc_wal as f64 / (1 << 20) as f64,
             lc_disk as f64 / lc.accepted.max(1) as f64
+        );
+        let [records, pages] = lc_live;
+        let per = |b: u64| b as f64 / lc.accepted.max(1) as f64;
+        println!(
+            "| the same cases' live bytes in sled (keys and values: its record, its share of the pages; the rest of the directory is sled's old versions and the write-ahead log) | {:.0} B ({:.0} + {:.0}) | |",
+            per(records + pages),
+            per(records),
+            per(pages)
         );
     }
     println!(
