@@ -683,8 +683,8 @@ $DIR/county.toml:8: county.name: expected newline, `#`
 
 /// A syntax error on a line of a multi-line array whose quoted key holds an
 /// ideographic space (U+3000): finding the key above must not slice inside
-/// the 3-byte space (a panic instead of the report). The key is named from
-/// the space on, as on the key's own line.
+/// the 3-byte space (a panic instead of the report). The quoted key is
+/// named whole, space and all.
 #[test]
 fn toml_syntax_error_in_a_multi_line_array_under_a_key_with_a_wide_space() {
     check(
@@ -696,9 +696,29 @@ fn toml_syntax_error_in_a_multi_line_array_under_a_key_with_a_wide_space() {
             )
         },
         r#"
-$DIR/county.toml:67: category.words: invalid array; expected `]`
+$DIR/county.toml:67: category.key　words: invalid array; expected `]`
 "#,
     );
+}
+
+/// The same under quoted keys with an ASCII space, in double and in single
+/// quotes: named whole, not by their last word.
+#[test]
+fn toml_syntax_error_in_a_multi_line_array_under_a_quoted_key_with_a_space() {
+    for key in ["\"key words\"", "'key words'"] {
+        check(
+            |f| {
+                replace_first(
+                    &mut f.county,
+                    r#"keywords = ["漏水", "停水", "水管""#,
+                    &format!("{key} = [\n  \"漏水\",\n  \"停水\" \"水管\""),
+                )
+            },
+            r#"
+$DIR/county.toml:67: category.key words: invalid array; expected `]`
+"#,
+        );
+    }
 }
 
 /// A syntax error inside the boundary's coordinates, an array over many

@@ -757,7 +757,7 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
             let continues = last_equals(line).is_none() && table_header(line).is_none();
             continues.then(|| opened_above(src, line_no)).flatten()
         })
-        .map(|k| k.trim_matches('"').to_string())
+        .map(|k| k.trim_matches(['"', '\'']).to_string())
         .filter(|k| !k.is_empty() && !k.starts_with('['));
     let table = (1..=line_no).rev().find_map(|l| table_header(src.line_text(l))).map(str::to_string);
     match (table, key) {
@@ -789,11 +789,22 @@ fn opened_above(src: &Src<'_>, line_no: usize) -> Option<String> {
     None
 }
 
-/// The key that `text` (a line up to one of its `=`) ends with: after the
-/// last `{`, `,` or space before it, whatever that character's width (a
-/// quoted key may hold an ideographic space).
+/// The key that `text` (a line up to one of its `=`) ends with: a quoted
+/// key whole, spaces and all (`"key words"`); otherwise what follows the
+/// last `{`, `,` or space before it, whatever that character's width.
 fn key_before(text: &str) -> String {
     let k = text.trim_end();
+    if let Some(q) = k.chars().next_back().filter(|&c| c == '"' || c == '\'') {
+        // The opening quote: the one before, not escaped (a literal
+        // string, in single quotes, has no escapes).
+        let mut end = k.len() - 1;
+        while let Some(open) = k[..end].rfind(q) {
+            if q == '\'' || !k[..open].ends_with('\\') {
+                return k[open..].to_string();
+            }
+            end = open;
+        }
+    }
     let start = k
         .char_indices()
         .rev()
