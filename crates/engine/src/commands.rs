@@ -66,12 +66,24 @@ impl<S: Store> Engine<S> {
         self.view(caller, &self.state.cases[id])
     }
 
+    /// A request of a token revoked since the server let it through.
+    fn refuse_revoked(&self, caller: &Caller) -> Result<(), Error> {
+        if self.revoked.contains(caller.name.as_str()) {
+            return Err(Error::new(
+                gridline_model::ErrorCode::Unauthenticated,
+                format!("the token `{}` was revoked; AUTH with another", caller.name),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn write(
         &mut self,
         caller: &Caller,
         cmd: &Command,
         batch: &mut Batch,
     ) -> Result<Reply, Error> {
+        self.refuse_revoked(caller)?;
         match cmd {
             Command::Accept(intake) => self.accept(caller, intake, batch),
             Command::Claim { case } => {
@@ -176,6 +188,7 @@ impl<S: Store> Engine<S> {
     /// out: the history thread reads them from the store once the reply is
     /// released.
     pub(crate) fn read(&self, caller: &Caller, cmd: &Command) -> Result<Reply, Error> {
+        self.refuse_revoked(caller)?;
         match cmd {
             Command::Route(intake) => {
                 allow(caller, &[Role::Operator, Role::Supervisor], "ROUTE")?;

@@ -1,6 +1,6 @@
 //! The engine thread: batches, group commit, rollback, deadlines.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use gridline_caselog::{CaseLog, Encoded, LogError, Store, WriteBatch};
-use gridline_model::{Actor, Caller, Case, CaseId, Command, Error, Event, EventKind, Reply};
+use gridline_model::{Actor, Caller, Case, CaseId, Command, CompactString, Error, Event, EventKind, Reply};
 use gridline_registry::Registry;
 use gridline_routing::Router;
 use tokio::sync::oneshot;
@@ -73,6 +73,11 @@ pub(crate) enum Job {
     Tick {
         reply: oneshot::Sender<usize>,
     },
+    /// The token `name` was revoked: refuse its requests from here on.
+    Revoke {
+        name: CompactString,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Submits commands to the engine. Cheap to clone; the engine stops when the
@@ -119,6 +124,19 @@ impl EngineHandle {
     pub fn call(&self, caller: &Caller, cmd: Command) -> Result<Reply, Error> {
         let rx = self.submit(caller.clone(), cmd)?;
         rx.blocking_recv().map_err(|_| Error::internal("the engine dropped the request"))?
+    }
+
+    /// Makes the engine refuse every request of the token `name` it takes
+    /// from now on, and waits until every request queued before this one is
+    /// done and answered: once it returns, no request made with that token
+    /// is carried out any more. (The server refuses a revoked token's new
+    /// requests itself; this covers those it had already handed over.)
+    pub fn revoke(&self, name: &str) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Revoke { name: name.into(), reply })
+            .map_err(|_| Error::unavailable("the engine has stopped"))?;
+        rx.blocking_recv().map_err(|_| Error::internal("the engine dropped the revocation"))
     }
 
     /// Makes the engine look at deadlines now; returns how many events that wrote.
@@ -207,6 +225,7 @@ pub fn start<S: Store>(
             unconfirmed: VecDeque::new(),
             spares: Spares::default(),
         },
+        revoked: HashSet::new(),
     };
     let join = std::thread::Builder::new().name("gridline-engine".into()).spawn(move || {
         engine.run(rx);
@@ -236,6 +255,9 @@ pub(crate) struct Engine<S: Store> {
     /// `GET`s whose events the history thread reads from the store.
     history: Sender<History>,
     pipeline: Pipeline,
+    /// Names of tokens revoked while the engine ran (a name is never given
+    /// to another token): their requests are refused.
+    pub(crate) revoked: HashSet<CompactString>,
 }
 
 /// Batches handed to the syncer and not yet confirmed durable.
@@ -428,6 +450,7 @@ enum Held {
     Write { reply: ReplyTx, result: Result<Reply, Error> },
     Read { caller: Caller, cmd: Command, reply: ReplyTx, result: Result<Reply, Error> },
     Tick { reply: oneshot::Sender<usize>, events: usize },
+    Revoked { reply: oneshot::Sender<()> },
 }
 
 impl Held {
@@ -444,6 +467,9 @@ impl Held {
             }
             Held::Tick { reply, events } => {
                 let _ = reply.send(events);
+            }
+            Held::Revoked { reply } => {
+                let _ = reply.send(());
             }
         }
     }
@@ -570,6 +596,10 @@ impl<S: Store> Engine<S> {
                 Job::Tick { reply } => {
                     let events = if self.poisoned.is_none() { self.tick(&mut batch) } else { 0 };
                     held.push(Held::Tick { reply, events });
+                }
+                Job::Revoke { name, reply } => {
+                    self.revoked.insert(name);
+                    held.push(Held::Revoked { reply });
                 }
             }
         }
@@ -719,6 +749,7 @@ impl<S: Store> Engine<S> {
                     Held::Read { caller, cmd, reply, result }
                 }
                 Held::Tick { reply, .. } => Held::Tick { reply, events: 0 },
+                Held::Revoked { reply } => Held::Revoked { reply },
             })
             .collect()
     }

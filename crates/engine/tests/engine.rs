@@ -610,3 +610,39 @@ fn request_ids_are_per_operator_and_a_reused_one_must_be_the_same_request() {
     assert_eq!(again.id, other.id);
     assert_eq!(rig.call(&b, Command::Accept(intake("路灯不亮"))).unwrap_err().code, ErrorCode::Conflict);
 }
+
+/// REVOKE's promise: once the engine says a token is revoked, no request
+/// made with it is carried out any more. A request the server handed over
+/// before is done (and answered) first; one that reaches the engine after,
+/// having passed the server's own check a moment before the revocation,
+/// is refused, read or write.
+#[test]
+fn after_a_revocation_no_request_of_the_token_is_carried_out() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("撤销之前");
+    let w = worker(case.worker().unwrap());
+    let engine = rig.engine.as_ref().unwrap();
+    let note = |text: &str| Command::Note { case: CaseRef::Id(case.id), text: text.into() };
+    let before = engine.submit(w.clone(), note("before")).unwrap();
+    engine.revoke(&w.name).unwrap();
+    let mut before = before;
+    let answered = before.try_recv().expect("answered before the revocation returned");
+    assert!(answered.is_ok(), "{answered:?}");
+    for cmd in [
+        note("after"),
+        Command::Get { case: CaseRef::Id(case.id) },
+        Command::Claim { case: CaseRef::Id(case.id) },
+    ] {
+        let e = rig.call(&w, cmd).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthenticated, "{e:?}");
+        assert!(e.message.contains("revoked"), "{e:?}");
+    }
+    // Other tokens are untouched, and the case holds the one note.
+    let Reply::Detail { events, .. } =
+        rig.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::Id(case.id) }).unwrap()
+    else {
+        panic!()
+    };
+    let notes = events.iter().filter(|e| matches!(e.kind, gridline_model::EventKind::Noted { .. })).count();
+    assert_eq!(notes, 1);
+}

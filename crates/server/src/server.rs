@@ -782,6 +782,13 @@ fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(Str
         .map_err(|e| Error::unavailable(format!("cannot save the revocation: {e}")))?;
     shared.tokens.lock().expect("tokens lock").revoke(name, &at, &scrambled);
     shared.revocations.fetch_add(1, Ordering::Release);
+    // Connections refuse the token from here on; requests of it they
+    // handed the engine a moment ago are done first, or refused there, so
+    // that after this OK none is carried out. (A stopped engine carries
+    // out nothing: the revocation stands, saved above.)
+    if let Err(e) = shared.engine.revoke(name) {
+        debug!(error = %e, "the engine did not take the revocation");
+    }
     Ok(vec![kv("name", name), kv("revoked", at)])
 }
 
