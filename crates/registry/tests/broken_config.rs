@@ -408,6 +408,36 @@ $DIR/grids.geojson:2: feature 0: geometry: expected a Polygon, found a LineStrin
     );
 }
 
+/// Two `features` lists (two files pasted together, say): JSON readers keep
+/// the last key of a name, so every grid of the first was dropped without
+/// a word, and the report blamed hundreds of communities for having no
+/// grid. The duplicate itself is named, with its line; so is one inside a
+/// feature.
+#[test]
+fn a_key_given_twice_is_named_not_silently_dropped() {
+    check(
+        |f| {
+            let end = f.grids.trim_end().len();
+            f.grids.replace_range(end - 1.., ",\n\"features\": []}\n");
+        },
+        r#"
+$DIR/grids.geojson:629: (json): duplicate key `features`: a JSON reader keeps only the last (column 10)
+"#,
+    );
+    check(
+        |f| {
+            replace_first(
+                &mut f.grids,
+                "\"properties\":{\"code\":\"JDZ-NH-01\"",
+                "\"properties\":{\"code\":\"JDZ-NH-01\",\"code\":\"X\"",
+            )
+        },
+        r#"
+$DIR/grids.geojson:2: (json): duplicate key `code`: a JSON reader keeps only the last (column 57)
+"#,
+    );
+}
+
 #[test]
 fn json_syntax_error() {
     check(

@@ -38,7 +38,8 @@ pub(crate) struct GridsFile {
 pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
     // A byte-order mark, as Windows editors write it, is not JSON; skip it.
     let text = src.text.strip_prefix('\u{feff}').unwrap_or(src.text);
-    let root: Value = match serde_json::from_str(text) {
+    let root: Value = match serde_json::from_str::<NoKeyTwice>(text).and_then(|_| serde_json::from_str(text))
+    {
         Ok(v) => v,
         Err(e) => {
             // serde_json's message ends with " at line L column C"; we give the line ourselves.
@@ -214,6 +215,60 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
         out.push(Feature { index, line, code, name, kind, community, keywords, site, polygon });
     }
     Some(GridsFile { features: out, by_code })
+}
+
+/// Any JSON value, refused if an object in it has a key twice: serde_json's
+/// `Value` keeps the last silently, so a second `features` list (two files
+/// pasted together) dropped every grid of the first without a word. The
+/// error carries the duplicate's line and column.
+struct NoKeyTwice;
+
+impl<'de> serde::Deserialize<'de> for NoKeyTwice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoKeyTwice)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoKeyTwice {
+    type Value = NoKeyTwice;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+    fn visit_unit<E>(self) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NoKeyTwice, A::Error> {
+        while seq.next_element::<NoKeyTwice>()?.is_some() {}
+        Ok(NoKeyTwice)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<NoKeyTwice, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{key}`: a JSON reader keeps only the last"
+                )));
+            }
+            map.next_value::<NoKeyTwice>()?;
+        }
+        Ok(NoKeyTwice)
+    }
 }
 
 /// The line each element of the top-level `features` array starts on (an
