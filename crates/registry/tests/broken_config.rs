@@ -751,6 +751,30 @@ $DIR/county.toml:67: category.key words: invalid array; expected `]`
     }
 }
 
+/// The same under a dotted key whose last part is quoted: named with every
+/// part, each without its quotes (`x."key words"` is `x.key words`, not
+/// `key words`); a quote inside a single-quoted part is the key's own.
+#[test]
+fn toml_syntax_error_in_a_multi_line_array_under_a_dotted_quoted_key() {
+    for (key, named) in [
+        ("x.\"key words\"", "x.key words"),
+        ("x . 'key words'", "x.key words"),
+        ("\"x\".\"key\"", "x.key"),
+        ("'say \"hi\"'", "say \"hi\""),
+    ] {
+        check(
+            |f| {
+                replace_first(
+                    &mut f.county,
+                    r#"keywords = ["漏水", "停水", "水管""#,
+                    &format!("{key} = [\n  \"漏水\",\n  \"停水\" \"水管\""),
+                )
+            },
+            &format!("$DIR/county.toml:67: category.{named}: invalid array; expected `]`"),
+        );
+    }
+}
+
 /// A syntax error inside the boundary's coordinates, an array over many
 /// lines that start with `[`: those lines are positions, not table headers,
 /// and the key is the one whose value the array is.

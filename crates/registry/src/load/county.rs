@@ -745,7 +745,7 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
     let before = &line[..col];
     let key = if before.trim().is_empty() {
         // The error is on the key itself (e.g. an unknown field).
-        line.split_once('=').map(|(k, _)| k.trim().to_string())
+        line.split_once('=').map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_string())
     } else {
         // The error is on a value: the nearest `key =` before it (an `=`
         // inside a quoted string is not one).
@@ -757,7 +757,6 @@ fn field_at(src: &Src<'_>, offset: usize) -> String {
             let continues = last_equals(line).is_none() && table_header(line).is_none();
             continues.then(|| opened_above(src, line_no)).flatten()
         })
-        .map(|k| k.trim_matches(['"', '\'']).to_string())
         .filter(|k| !k.is_empty() && !k.starts_with('['));
     let table = (1..=line_no).rev().find_map(|l| table_header(src.line_text(l))).map(str::to_string);
     match (table, key) {
@@ -789,28 +788,55 @@ fn opened_above(src: &Src<'_>, line_no: usize) -> Option<String> {
     None
 }
 
-/// The key that `text` (a line up to one of its `=`) ends with: a quoted
-/// key whole, spaces and all (`"key words"`); otherwise what follows the
-/// last `{`, `,` or space before it, whatever that character's width.
+/// The key that `text` (a line up to one of its `=`) ends with, as the
+/// field is named: each part of a dotted key without its quotes, joined by
+/// dots (`a."key words"` is `a.key words`); a quoted part whole, spaces and
+/// all. A bare part is what follows the last `{`, `,`, space, dot or quote
+/// before it, whatever that character's width (a bare key with an
+/// ideographic space is named from the space on).
 fn key_before(text: &str) -> String {
-    let k = text.trim_end();
-    if let Some(q) = k.chars().next_back().filter(|&c| c == '"' || c == '\'') {
-        // The opening quote: the one before, not escaped (a literal
-        // string, in single quotes, has no escapes).
-        let mut end = k.len() - 1;
-        while let Some(open) = k[..end].rfind(q) {
-            if q == '\'' || !k[..open].ends_with('\\') {
-                return k[open..].to_string();
+    let mut rest = text.trim_end();
+    let mut parts = Vec::new();
+    loop {
+        let quoted = match rest.chars().next_back() {
+            Some(q @ ('"' | '\'')) => {
+                opening_quote(rest, q).map(|open| (open, &rest[open + 1..rest.len() - 1]))
             }
-            end = open;
+            _ => None,
+        };
+        let (start, part) = quoted.unwrap_or_else(|| {
+            // (A quote without its opening one is left out.)
+            let bare = rest.trim_end_matches(['"', '\'']);
+            let start = bare
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| matches!(c, '{' | ',' | '.' | '"' | '\'') || c.is_whitespace())
+                .map_or(0, |(j, c)| j + c.len_utf8());
+            (start, &bare[start..])
+        });
+        parts.push(part);
+        // Another part before a dot (spaces around it are allowed)?
+        match rest[..start].trim_end().strip_suffix('.') {
+            Some(before) => rest = before.trim_end(),
+            _ => break,
         }
     }
-    let start = k
-        .char_indices()
-        .rev()
-        .find(|&(_, c)| c == '{' || c == ',' || c.is_whitespace())
-        .map_or(0, |(j, c)| j + c.len_utf8());
-    k[start..].to_string()
+    parts.reverse();
+    parts.join(".")
+}
+
+/// Where the quoted key that `k` ends with (in quotes `q`) opens: the
+/// quote before its last one that is not escaped (a literal string, in
+/// single quotes, has no escapes).
+fn opening_quote(k: &str, q: char) -> Option<usize> {
+    let mut end = k.len() - 1;
+    while let Some(open) = k[..end].rfind(q) {
+        if q == '\'' || !k[..open].ends_with('\\') {
+            return Some(open);
+        }
+        end = open;
+    }
+    None
 }
 
 /// The table a line opens, `county.boundary` for `[county.boundary]` or
@@ -844,4 +870,39 @@ fn last_equals(line: &str) -> Option<usize> {
         }
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_before;
+
+    #[test]
+    fn the_key_before_an_equals_sign_is_named_part_by_part() {
+        for (text, key) in [
+            ("keywords ", "keywords"),
+            ("  { a = 1, b", "b"),
+            ("a.b", "a.b"),
+            ("a . b ", "a.b"),
+            ("\"key words\"", "key words"),
+            ("'key words'", "key words"),
+            ("a.\"b c\"", "a.b c"),
+            ("\"a\" . 'b c' ", "a.b c"),
+            ("{ x = \"v\", \"b c\"", "b c"),
+            ("{ x = 'v\\', 'b c'", "b c"),
+            ("\"say \\\"hi\\\"\"", "say \\\"hi\\\""),
+            ("'say \"hi\"'", "say \"hi\""),
+            ("\"x\\\\\"", "x\\\\"),
+            ("\"key\u{3000}words\"", "key\u{3000}words"),
+            ("key\u{3000}words", "words"),
+            ("key\u{3000}words\"", "words"),
+            ("é\"", "é"),
+            ("\"", ""),
+            ("'", ""),
+            ("", ""),
+            (".", "."),
+            ("\u{3000}.\u{3000}", "."),
+        ] {
+            assert_eq!(key_before(text), key, "{text:?}");
+        }
+    }
 }
