@@ -157,7 +157,10 @@ impl GridIndex {
         if let Some((not_dedicated, grid)) = best {
             return PointPlace::In { grid: GridIdx(grid), dedicated: !not_dedicated, shared };
         }
-        if reg.county.boundary.coordinate_position(&coord) == CoordPos::Outside {
+        // Outside every part: a point on an edge two parts share is on
+        // both their boundaries, which the collection's mod-2 rule would
+        // count as outside the whole.
+        if reg.county.boundary.0.iter().all(|part| part.coordinate_position(&coord) == CoordPos::Outside) {
             return PointPlace::Outside;
         }
         self.nearest([lon * self.kx, lat]).map_or(PointPlace::Outside, |(grid, d2)| PointPlace::Nearest {

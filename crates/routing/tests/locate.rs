@@ -332,3 +332,33 @@ fn without_a_boundary_a_gap_surrounded_by_grids_is_inside_the_county() {
     // The gap at the top right, open to the outside, stays outside too.
     assert_eq!(r.locate(&point(100.25, 30.09)).grid, None);
 }
+
+/// A county boundary in two parts that share an edge (a MultiPolygon as
+/// some GIS tools export one): a point on the shared edge is inside the
+/// county, not outside it (geo's mod-2 rule counts two boundaries there as
+/// none).
+#[test]
+fn a_point_on_the_seam_of_a_two_part_boundary_is_inside_the_county() {
+    let whole = "type = \"Polygon\"\ncoordinates = [[[100.0, 30.0], [100.3, 30.0], [100.3, 30.1], [100.0, 30.1], [100.0, 30.0]]]";
+    let parts = "type = \"MultiPolygon\"\ncoordinates = [[[[100.0, 30.0], [100.25, 30.0], [100.25, 30.1], [100.0, 30.1], [100.0, 30.0]]], [[[100.25, 30.0], [100.3, 30.0], [100.3, 30.1], [100.25, 30.1], [100.25, 30.0]]]]";
+    assert!(TOY_COUNTY.contains(whole));
+    let county = TOY_COUNTY.replace(whole, parts);
+    let src = gridline_registry::Sources {
+        dir: "<toy>".into(),
+        county_toml: &county,
+        workers_csv: TOY_WORKERS,
+        grids_geojson: TOY_GRIDS,
+    };
+    let reg = match gridline_registry::Registry::from_sources(&src) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let r = gridline_routing::Router::new(std::sync::Arc::new(reg));
+    // In the gap cell (no grid), on the seam and beside it: the nearest grid.
+    for lon in [100.25, 100.26] {
+        let l = r.locate(&point(lon, 30.07));
+        assert_eq!(l.via, Via::Nearest, "{lon}: {:?}", l.steps);
+    }
+    // Outside both parts: outside.
+    assert_eq!(r.locate(&point(100.31, 30.07)).grid, None);
+}
