@@ -36,7 +36,8 @@
 //!
 //! Nothing placed: the command centre (`command-centre`), with the reasons.
 //!
-//! **Category.** The operator's (by code or by Chinese name); else inferred
+//! **Category.** The operator's (by code or by Chinese name, compared
+//! normalized as keywords are); else inferred
 //! from the text: most distinct keywords of one category, then its longest
 //! keyword, then the lowest category index, and the keywords are reported;
 //! else the county's general category.
@@ -238,7 +239,7 @@ pub struct Router {
     addresses: AddressIndex,
     categories: CategoryIndex,
     roster: Roster,
-    /// Category names (as well as codes) an operator may give.
+    /// Category names and codes an operator may give, normalized.
     category_names: HashMap<String, CategoryIdx>,
     /// All grid workers of each community / township, in grid then file order.
     community_workers: Vec<Vec<WorkerIdx>>,
@@ -325,8 +326,12 @@ impl Router {
             .collect();
         let co_handling_head =
             reg.departments.iter().map(|d| format!("the grid leads, {} co-handles", d.name)).collect();
-        let category_names =
-            reg.categories.iter().enumerate().map(|(i, c)| (c.name.clone(), CategoryIdx(i as u32))).collect();
+        // Names, then codes: a code wins over a name written alike.
+        let normalize = gridline_registry::words::normalize;
+        let category_names = (reg.categories.iter().enumerate().map(|(i, c)| (normalize(&c.name), i)))
+            .chain(reg.categories.iter().enumerate().map(|(i, c)| (normalize(&c.code), i)))
+            .map(|(k, i)| (k, CategoryIdx(i as u32)))
+            .collect();
         Router {
             grids: GridIndex::new(reg),
             addresses: AddressIndex::new(reg),
@@ -357,11 +362,15 @@ impl Router {
         self.grids.interior_point(&self.registry, g)
     }
 
-    /// A category by code, or by its (Chinese) name.
+    /// A category by code, or by its (Chinese) name; failing an exact
+    /// code, each compared in the form keywords are (`ＷＡＴＥＲ` is `water`,
+    /// `供 水` is `供水`; see [`gridline_registry::words::normalize`]).
     pub fn category_idx(&self, s: &str) -> Option<CategoryIdx> {
         // Categories are a short list: a scan beats hashing the string.
         let by_code = self.registry.categories.iter().position(|c| c.code == s);
-        by_code.map(|i| CategoryIdx(i as u32)).or_else(|| self.category_names.get(s).copied())
+        by_code
+            .map(|i| CategoryIdx(i as u32))
+            .or_else(|| self.category_names.get(&*gridline_registry::words::normalized(s)).copied())
     }
 
     /// Checks what the operator named: a category and a grid code must

@@ -198,6 +198,12 @@ fn explicit_grid_code_comes_first_and_an_unknown_one_is_reported() {
         Ok(()),
         "a category's Chinese name works too"
     );
+    // Written as an operator may type them: spaced, full-width, capitals.
+    for typed in [" 供 水 ", "供\u{3000}水", "ＷＡＴＥＲ", "Water"] {
+        let i = t.category_idx(typed);
+        assert_eq!(i.map(|i| t.registry().category(i).code.as_str()), Some("water"), "{typed:?}");
+    }
+    assert_eq!(t.category_idx("供"), None, "a part of a name is not the name");
 }
 
 #[test]
