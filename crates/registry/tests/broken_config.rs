@@ -233,6 +233,24 @@ $DIR/county.toml:14: county.general_category: category "water" has handling = "d
     );
 }
 
+/// ROUTE reports the keywords it matched joined by commas: a keyword with
+/// a comma in it would read as two. Refused in every keyword list.
+#[test]
+fn a_keyword_with_a_comma_is_refused() {
+    check(
+        |f| replace_first(&mut f.county, "\"下水道\"", "\"下水道,化粪池\""),
+        r#"
+$DIR/county.toml:74: category.keywords: keyword "下水道,化粪池" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own
+"#,
+    );
+    check(
+        |f| replace_first(&mut f.grids, "\"嘉禾公寓\"", "\"嘉禾公寓,1号楼\""),
+        r#"
+$DIR/grids.geojson:2: feature 0: properties.keywords: keyword "嘉禾公寓,1号楼" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own
+"#,
+    );
+}
+
 #[test]
 fn keyword_in_two_categories() {
     check(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::geometry;
-use super::report::{code_problem, one_of, Report, Src};
+use super::report::{code_problem, keyword_problem, one_of, Report, Src};
 use crate::types::{
     Category, CategoryIdx, Community, CommunityIdx, CommunityKind, Department, DeptIdx, Handling, Limits,
     Township, TownshipIdx, TownshipKind,
@@ -216,14 +216,16 @@ impl Cx<'_, '_> {
         }
     }
 
-    /// A keyword list: optional, each keyword non-empty and not repeated.
+    /// A keyword list: optional, each keyword non-empty, without a `,`
+    /// (`ROUTE` lists the keywords it matched joined by commas), and not
+    /// repeated.
     fn keywords(&mut self, field: &str, v: &Opt<Vec<Spanned<String>>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for k in v.iter().flat_map(|v| v.get_ref()) {
             let line = self.line(k.span());
             let s = k.get_ref().trim();
-            if s.is_empty() {
-                self.err(line, field, "a keyword must not be empty");
+            if let Some(problem) = keyword_problem(s) {
+                self.err(line, field, problem);
             } else if out.iter().any(|o| o == s) {
                 self.err(line, field, format!("keyword \"{s}\" is listed twice"));
             } else {

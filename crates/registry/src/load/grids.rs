@@ -11,7 +11,7 @@ use geo::Polygon;
 use serde_json::Value;
 
 use super::geometry;
-use super::report::{code_problem, one_of, Report, Src};
+use super::report::{code_problem, keyword_problem, one_of, Report, Src};
 use crate::types::GridKind;
 
 /// One feature, checked as far as it can be alone.
@@ -133,13 +133,16 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
                 for k in list {
-                    match k.as_str().map(str::trim) {
-                        Some("") => err("properties.keywords", "a keyword must not be empty".into()),
-                        Some(s) if keywords.iter().any(|o| o == s) => {
-                            err("properties.keywords", format!("keyword \"{s}\" is listed twice"))
-                        }
-                        Some(s) => keywords.push(s.to_string()),
-                        None => err("properties.keywords", format!("expected strings, found {k}")),
+                    let Some(s) = k.as_str().map(str::trim) else {
+                        err("properties.keywords", format!("expected strings, found {k}"));
+                        continue;
+                    };
+                    if let Some(problem) = keyword_problem(s) {
+                        err("properties.keywords", problem);
+                    } else if keywords.iter().any(|o| o == s) {
+                        err("properties.keywords", format!("keyword \"{s}\" is listed twice"));
+                    } else {
+                        keywords.push(s.to_string());
                     }
                 }
             }

@@ -86,6 +86,20 @@ impl Report {
     }
 }
 
+/// What is wrong with one keyword (trimmed), if anything: empty, or holding
+/// a `,`, which separates the keywords `ROUTE` reports it matched.
+pub(crate) fn keyword_problem(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("a keyword must not be empty".into());
+    }
+    if s.contains(',') {
+        return Some(format!(
+            "keyword \"{s}\" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own"
+        ));
+    }
+    None
+}
+
 /// Codes and ids travel on the wire as bare values and in file names: ASCII
 /// letters, digits, `-`, `_` and `.` only.
 pub(crate) fn code_problem(s: &str) -> Option<String> {
