@@ -791,3 +791,36 @@ async fn audit_json_keeps_the_column_order() {
         first.lines().filter_map(|l| l.trim().strip_prefix('"')?.split('"').next()).collect();
     assert_eq!(keys, header, "{json}");
 }
+
+/// A `client` left idle longer than the server's idle limit: the server
+/// closes the connection with a line saying why. That line is not the
+/// reply to the next request, which was never read: the client says what
+/// happened, connects again, authenticates as before and sends it there.
+#[test]
+fn client_connects_again_after_the_server_closed_an_idle_connection() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--idle-timeout-secs", "1"]);
+    let (grid, _, _) = some_grid(1);
+    let route = format!("ROUTE text=路灯不亮 grid={grid}\n");
+    let mut child = std::process::Command::new(bin())
+        .args(["client", "--addr", &srv.addr, "--token", &srv.token("operator")])
+        .env_remove("GRIDLINE_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(route.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // Long enough past the idle limit for the server to close.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    stdin.write_all(route.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout.lines().filter(|l| *l == "OK").count(), 2, "both answered OK: {stdout}");
+    assert!(stderr.contains("idle for 1s") && stderr.contains("connecting again"), "{stderr}");
+}

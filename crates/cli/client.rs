@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Args;
-use gridline_client::{Client, Reply};
+use gridline_client::{Client, Reply, Unasked};
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
@@ -22,14 +22,18 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         let mut c = Client::connect(&a.addr).await.map_err(|e| anyhow::anyhow!("{}: {e}", a.addr))?;
         let interactive = std::io::stdin().is_terminal();
         let mut failures = 0u64;
+        // The last AUTH that was answered OK, to give again on a new connection.
+        let mut auth: Option<String> = None;
         if let Some(t) = &a.token {
-            let r = c.call(&gridline_client::auth_request(t)).await?;
+            let line = gridline_client::auth_request(t);
+            let r = c.call(&line).await?;
             if interactive || !r.is_ok() {
                 print_reply(&r)?;
             }
             if !r.is_ok() {
                 return Ok(ExitCode::FAILURE);
             }
+            auth = Some(line);
         }
         if interactive {
             errln!("connected to {}; type HELP for the verbs, QUIT to leave", a.addr);
@@ -49,6 +53,24 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
+            // The server may have closed the connection while nothing was
+            // asked (idle too long, say), with a line saying why: that line
+            // is not this request's reply, and this request was never read.
+            // Connect again, authenticate as before, and send it there.
+            if let Some(u) = c.unasked().await.unwrap_or(Some(Unasked::Closed)) {
+                if let Unasked::Said(r) = &u {
+                    errln!("the server, unasked: {}", brief(r));
+                }
+                errln!("the server closed the connection; connecting again");
+                c = Client::connect(&a.addr).await.map_err(|e| anyhow::anyhow!("{}: {e}", a.addr))?;
+                if let Some(line) = &auth {
+                    let r = c.call(line).await?;
+                    if !r.is_ok() {
+                        print_reply(&r)?;
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
             let r = match c.call(t).await {
                 Ok(r) => r,
                 // Before its reply: what line `n` asked is unknown, and the
@@ -67,9 +89,20 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
             if verb.eq_ignore_ascii_case("quit") && r.is_ok() {
                 break;
             }
+            if verb.eq_ignore_ascii_case("auth") {
+                auth = r.is_ok().then(|| t.to_string());
+            }
         }
         Ok(if failures > 0 && !interactive { ExitCode::from(2) } else { ExitCode::SUCCESS })
     })
+}
+
+/// A reply on one line, for a notice: `ERR code: message`, or `OK`.
+fn brief(r: &Reply) -> String {
+    match r {
+        Reply::Err { code, message } => format!("ERR {code}: {}", escape_controls(message)),
+        Reply::Ok { .. } => "OK".into(),
+    }
 }
 
 /// Prints a reply readably: `OK` fields one per line, items as indented

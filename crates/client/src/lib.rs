@@ -59,6 +59,16 @@ pub fn auth_request(token: &str) -> String {
     gridline_protocol::format_request(&gridline_model::Command::Auth { token: token.to_string() })
 }
 
+/// What the server sent with no request outstanding ([`Client::unasked`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unasked {
+    /// A line it sent before closing (an idle connection, one that did not
+    /// authenticate in time); the connection is closed or about to be.
+    Said(Reply),
+    /// It closed the connection.
+    Closed,
+}
+
 /// The longest reply line read (a case line with the longest text is ~15 KB).
 pub const REPLY_LINE_BYTES_MAX: u64 = 1 << 20;
 
@@ -151,6 +161,24 @@ impl Client {
         }
     }
 
+    /// What the server sent or did unasked, looking without waiting: call
+    /// it only with no request outstanding, before sending the next one,
+    /// so that a line the server sent before closing the connection is not
+    /// taken for that request's reply. `None`: nothing.
+    pub async fn unasked(&mut self) -> Result<Option<Unasked>, ClientError> {
+        // A zero timeout polls the read once: ready data or end of stream.
+        match tokio::time::timeout(std::time::Duration::ZERO, self.rd.fill_buf()).await {
+            Err(_) => Ok(None),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok([])) => Ok(Some(Unasked::Closed)),
+            Ok(Ok(_)) => match self.read_reply().await {
+                Ok(r) => Ok(Some(Unasked::Said(r))),
+                Err(ClientError::Closed) => Ok(Some(Unasked::Closed)),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     /// Sends one request and reads its reply.
     pub async fn call(&mut self, line: &str) -> Result<Reply, ClientError> {
         self.send(line).await?;
@@ -198,6 +226,41 @@ mod tests {
         server.await.unwrap();
         let r = c.read_reply().await;
         assert!(matches!(r, Err(ClientError::Closed)), "{r:?}");
+    }
+
+    /// A line the server sent unasked before closing an idle connection is
+    /// found as such, then the close; with nothing sent, nothing is found,
+    /// without waiting.
+    #[tokio::test]
+    async fn what_the_server_sends_unasked_is_told_apart_from_a_reply() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (go, ready) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            ready.await.unwrap();
+            s.write_all(b"ERR bad_request \"idle for 1s; closing\"\n").await.unwrap();
+        });
+        let mut c = Client::connect(addr).await.unwrap();
+        assert_eq!(c.unasked().await.unwrap(), None, "nothing sent yet");
+        go.send(()).unwrap();
+        server.await.unwrap();
+        // The line and the close are on their way: wait for each to arrive
+        // (a liveness bound, not a timing).
+        let mut next = async || {
+            let wait = async {
+                loop {
+                    if let Some(u) = c.unasked().await.unwrap() {
+                        return u;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(60), wait).await.expect("it arrives")
+        };
+        let idle = Reply::Err { code: "bad_request".into(), message: "idle for 1s; closing".into() };
+        assert_eq!(next().await, Unasked::Said(idle));
+        assert_eq!(next().await, Unasked::Closed);
     }
 
     /// Any secret tokens.toml holds is sent as one value: a hand-written one
