@@ -354,18 +354,33 @@ fn simulate_names_the_address_it_cannot_reach() {
     assert_eq!(err.matches("refused").count(), 1, "{err}");
 }
 
-/// Runs `gridline` with arguments and `input` on its standard input (not a
-/// terminal); returns (exit code, stdout, stderr).
-fn run_stdin(args: &[&str], input: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(bin())
+/// Starts `gridline` with arguments, its standard input a pipe (not a
+/// terminal), its output captured.
+fn spawn_piped(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(bin())
         .args(args)
         .env_remove("GRIDLINE_TOKEN")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// (exit code, stdout, stderr) of a finished run.
+fn outcome(out: std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `gridline` with arguments and `input` on its standard input (not a
+/// terminal); returns (exit code, stdout, stderr).
+fn run_stdin(args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = spawn_piped(args);
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_string();
     let writer = std::thread::spawn(move || {
@@ -373,11 +388,7 @@ fn run_stdin(args: &[&str], input: &str) -> (i32, String, String) {
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(out)
 }
 
 /// A secret in a hand-written tokens.toml may hold spaces and quotes:
@@ -803,14 +814,7 @@ fn client_connects_again_after_the_server_closed_an_idle_connection() {
     let srv = Server::start(&dir.path().join("data"), &["--idle-timeout-secs", "1"]);
     let (grid, _, _) = some_grid(1);
     let route = format!("ROUTE text=路灯不亮 grid={grid}\n");
-    let mut child = std::process::Command::new(bin())
-        .args(["client", "--addr", &srv.addr, "--token", &srv.token("operator")])
-        .env_remove("GRIDLINE_TOKEN")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["client", "--addr", &srv.addr, "--token", &srv.token("operator")]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(route.as_bytes()).unwrap();
     stdin.flush().unwrap();
@@ -818,9 +822,8 @@ fn client_connects_again_after_the_server_closed_an_idle_connection() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     stdin.write_all(route.as_bytes()).unwrap();
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let (code, stdout, stderr) = outcome(child.wait_with_output().unwrap());
+    assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(stdout.lines().filter(|l| *l == "OK").count(), 2, "both answered OK: {stdout}");
     assert!(stderr.contains("idle for 1s") && stderr.contains("connecting again"), "{stderr}");
 }
