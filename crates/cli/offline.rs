@@ -361,14 +361,9 @@ fn json_figure(v: &str) -> anyhow::Result<String> {
     if v == gridline_audit::format::NO_FIGURE {
         return Ok("null".into());
     }
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let is_number = match v.split_once('.') {
-        Some((whole, tenths)) => number(whole) && number(tenths),
-        None => number(v),
-    };
-    // Counts and figures never have a leading zero but the one before a
-    // point; anything else would be a new kind of figure, kept a string.
-    if is_number && (!v.starts_with('0') || v == "0" || v.starts_with("0.")) {
+    // Written as it is when JSON's grammar takes it as a number (counts,
+    // `92.6`); anything else would be a new kind of figure, kept a string.
+    if v.parse::<serde_json::Number>().is_ok() {
         Ok(v.to_string())
     } else {
         Ok(serde_json::to_string(v)?)
