@@ -38,9 +38,8 @@ pub(crate) struct GridsFile {
 pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
     // A byte-order mark, as Windows editors write it, is not JSON; skip it.
     let text = src.text.strip_prefix('\u{feff}').unwrap_or(src.text);
-    let root: Value = match serde_json::from_str::<NoKeyTwice>(text).and_then(|_| serde_json::from_str(text))
-    {
-        Ok(v) => v,
+    let root: Value = match serde_json::from_str::<NoKeyTwice>(text) {
+        Ok(NoKeyTwice(v)) => v,
         Err(e) => {
             // serde_json's message ends with " at line L column C"; we give the line ourselves.
             let msg = e.to_string();
@@ -220,57 +219,67 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
     Some(GridsFile { features: out, by_code })
 }
 
-/// Any JSON value, refused if an object in it has a key twice: serde_json's
-/// `Value` keeps the last silently, so a second `features` list (two files
-/// pasted together) dropped every grid of the first without a word. The
-/// error carries the duplicate's line and column.
-struct NoKeyTwice;
+/// A JSON value, read as serde_json's `Value` is but refused if an object in
+/// it has a key twice: `Value` keeps the last silently, so a second
+/// `features` list (two files pasted together) dropped every grid of the
+/// first without a word. The error carries the duplicate's line and column.
+struct NoKeyTwice(Value);
 
 impl<'de> serde::Deserialize<'de> for NoKeyTwice {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NoKeyTwice)
+        d.deserialize_any(NoKeyTwiceVisitor)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for NoKeyTwice {
+struct NoKeyTwiceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoKeyTwiceVisitor {
     type Value = NoKeyTwice;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<NoKeyTwice, E> {
-        Ok(NoKeyTwice)
+    fn visit_bool<E>(self, b: bool) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice(Value::Bool(b)))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<NoKeyTwice, E> {
-        Ok(NoKeyTwice)
+    fn visit_i64<E>(self, n: i64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice(Value::from(n)))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<NoKeyTwice, E> {
-        Ok(NoKeyTwice)
+    fn visit_u64<E>(self, n: u64) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice(Value::from(n)))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<NoKeyTwice, E> {
-        Ok(NoKeyTwice)
+    fn visit_f64<E>(self, n: f64) -> Result<NoKeyTwice, E> {
+        // JSON has no NaN or infinity, so every number read has a `Number`.
+        Ok(NoKeyTwice(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)))
     }
-    fn visit_str<E>(self, _: &str) -> Result<NoKeyTwice, E> {
-        Ok(NoKeyTwice)
+    fn visit_str<E>(self, s: &str) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice(Value::String(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<NoKeyTwice, E> {
+        Ok(NoKeyTwice(Value::String(s)))
     }
     fn visit_unit<E>(self) -> Result<NoKeyTwice, E> {
-        Ok(NoKeyTwice)
+        Ok(NoKeyTwice(Value::Null))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NoKeyTwice, A::Error> {
-        while seq.next_element::<NoKeyTwice>()?.is_some() {}
-        Ok(NoKeyTwice)
+        let mut items = Vec::new();
+        while let Some(NoKeyTwice(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(NoKeyTwice(Value::Array(items)))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<NoKeyTwice, A::Error> {
-        let mut seen = std::collections::HashSet::new();
+        let mut out = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            if out.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!(
                     "duplicate key `{key}`: a JSON reader keeps only the last"
                 )));
             }
-            map.next_value::<NoKeyTwice>()?;
+            let NoKeyTwice(v) = map.next_value()?;
+            out.insert(key, v);
         }
-        Ok(NoKeyTwice)
+        Ok(NoKeyTwice(Value::Object(out)))
     }
 }
 
@@ -394,5 +403,19 @@ mod tests {
         assert_eq!(feature_lines(&src), [1, 2, 3, 3, 4]);
         let src = Src::new("g".into(), "{\"features\":[ ]}");
         assert_eq!(feature_lines(&src), Vec::<usize>::new());
+    }
+
+    /// The one-pass reader gives the very `Value` serde_json gives, numbers
+    /// of every kind included.
+    #[test]
+    fn a_file_without_a_key_twice_reads_as_serde_json_reads_it() {
+        let samples = [
+            crate::embedded::GRIDS_GEOJSON,
+            r#"{"a":[1,-2,18446744073709551615,-9223372036854775808,1.5e300,-0.0,0.1],"b":{"c":null,"d":true,"e":"\u00e9\n"},"f":[]}"#,
+        ];
+        for text in samples {
+            let NoKeyTwice(ours) = serde_json::from_str(text).unwrap();
+            assert_eq!(ours, serde_json::from_str::<Value>(text).unwrap());
+        }
     }
 }
