@@ -6,6 +6,13 @@ use gridline_model::{DurationMs, Timestamp};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
+    /// Whether the engine wakes by itself to look at deadlines as this
+    /// clock's time passes. A clock whose time moves only when told has its
+    /// deadlines looked at when told too (`EngineHandle::tick`) and with
+    /// each batch of commands, never at a moment of the engine's choosing.
+    fn passes_by_itself(&self) -> bool {
+        true
+    }
 }
 
 /// Wall-clock time.
@@ -39,5 +46,8 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.ms.load(Ordering::SeqCst))
+    }
+    fn passes_by_itself(&self) -> bool {
+        false
     }
 }

@@ -556,6 +556,12 @@ impl<S: Store> Engine<S> {
             // No deadline events can be written: do not wake for them.
             return Duration::from_secs(1);
         }
+        if !self.clock.passes_by_itself() {
+            // A test's clock: waking by itself after the test moved it, the
+            // engine would write deadline events the test's own tick was
+            // to write (and count).
+            return Duration::from_secs(3600);
+        }
         let now = self.clock.now();
         match self.state.timers.first() {
             Some(&(t, _)) if t <= now.0 => Duration::ZERO,

@@ -646,3 +646,18 @@ fn after_a_revocation_no_request_of_the_token_is_carried_out() {
     let notes = events.iter().filter(|e| matches!(e.kind, gridline_model::EventKind::Noted { .. })).count();
     assert_eq!(notes, 1);
 }
+
+/// With a clock that moves only when told, the engine does not look at
+/// deadlines at a moment of its own choosing: a test that moves the clock
+/// past a deadline and then ticks counts that tick's events, however long
+/// it takes between the two. (The engine used to wake within a second and
+/// write them itself, a race that failed the escalation test now and then.)
+#[test]
+fn with_a_manual_clock_deadlines_fire_only_when_told() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("等一等");
+    rig.clock.set(Timestamp(case.due_claim.unwrap().0 + 1000));
+    // Longer than the engine's longest wait between looks at its timers.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(rig.tick(), 2, "overdue + escalated, written by this tick");
+}
