@@ -212,10 +212,11 @@ fn main() {
     let shape = measure_shape(&reg, &intakes);
     let per_case = shape.case_bytes + shape.event_bytes.iter().sum::<usize>();
     println!(
-        "# engine bench: {submitters} submitters x {window} in flight; a case writes a {} B case record and {} events in its batch's pages ({} B); {} B of values per case",
+        "# engine bench: {submitters} submitters x {window} in flight; a case writes a {} B case record and {} events in its batch's pages ({} B, stored packed to {:.2} of that); {} B of values per case",
         shape.case_bytes,
         shape.events_per_case,
         shape.event_bytes.iter().sum::<usize>(),
+        shape.page_packing,
         per_case
     );
     let events_per_case = shape.events_per_case as f64;

@@ -1,7 +1,7 @@
 //! The case log's formats: a data directory written in format 1 (a key for
 //! each run of a case's events) is served, added to and verified by this
-//! build, which writes format 2 (a batch's events in pages) and marks the
-//! log so that a build that reads only format 1 refuses it.
+//! build, which writes format 3 (a batch's events in pages, stored packed)
+//! and marks the log so that a build that reads only format 1 refuses it.
 
 mod common;
 
@@ -81,7 +81,7 @@ async fn a_format_1_log_is_served_added_to_and_verified() {
     assert_eq!(kinds(&events), ["accepted", "dispatched"]);
     let (_, events) = ok(sup.call(&format!("GET case={}", nos[2])).await.unwrap());
     assert_eq!(kinds(&events), ["accepted"]);
-    // A new case is written in format 2 alone.
+    // A new case is written in pages alone.
     let mut op = srv.client("operator").await;
     let (grid, _, _) = some_grid(3);
     let (f, _) = ok(op.call(&format!("ACCEPT text=\"格式二\" grid={grid}")).await.unwrap());
@@ -99,5 +99,9 @@ async fn a_format_1_log_is_served_added_to_and_verified() {
     let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("4 cases") && out.contains("7 events"), "{out}");
-    assert_eq!(log_format(&data.join("log")), 2, "the log was not marked as format 2");
+    assert_eq!(
+        log_format(&data.join("log")),
+        codec::LOG_FORMAT,
+        "the log was not marked as this build's format"
+    );
 }

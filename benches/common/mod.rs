@@ -25,6 +25,9 @@ pub struct Shape {
     pub event_bytes: Vec<usize>,
     /// Events one accepted case records (all in its one run above).
     pub events_per_case: usize,
+    /// What packing leaves of a full page of such runs (sled stores pages
+    /// packed since format 3): its packed size over its plain one.
+    pub page_packing: f64,
 }
 
 /// The first `n` of `intakes` accepted through the engine (as `serve`
@@ -57,16 +60,21 @@ pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
         cases += 1;
     }
     // The pages' bytes, shared out among the cases they hold.
-    let (mut page_total, mut events) = (0, 0);
+    let (mut page_total, mut events) = (0, Vec::new());
     for kv in store.scan(&[codec::PAGE_PREFIX]) {
         let (_, v) = kv.expect("scan");
-        events += codec::decode_page(&v).expect("a page").iter().map(|r| r.events.len()).sum::<usize>();
+        events.extend(codec::decode_page(&v).expect("a page").into_iter().flat_map(|r| r.events));
         page_total += v.len();
     }
+    // The same events as one batch writes them, in full pages, packed.
+    let full = codec::encode_pages(&events, &mut 1, |_| 0).expect("pages").pages;
+    let plain: usize = full.iter().map(|(_, v)| v.len()).sum();
+    let packed: usize = full.into_iter().map(|(_, v)| codec::pack_page(v).len()).sum();
     Shape {
         case_bytes: case_total / cases.max(1),
         event_bytes: vec![page_total / cases.max(1)],
-        events_per_case: events / cases.max(1),
+        events_per_case: events.len() / cases.max(1),
+        page_packing: packed as f64 / plain.max(1) as f64,
     }
 }
 
@@ -76,10 +84,11 @@ pub enum Layout {
     /// The case log's format 1: a case record key and a key per run of its
     /// events (one, for an accepted case).
     Keys,
-    /// The case log's format 2: a case record key each, while the events
+    /// The case log's format 3: a case record key each, while the events
     /// of a whole batch are written together under one page key per page,
     /// filled to the case log's `PAGE_FILL_BYTES` (6 KiB), small enough that
-    /// sled keeps a leaf of them inline in its log rather than in a blob file.
+    /// sled keeps a leaf of them inline in its log rather than in a blob
+    /// file, and stored packed (the size [`Shape::page_packing`] gives).
     Paged,
 }
 
@@ -107,6 +116,8 @@ pub fn sled_raw(
         let mut page = Vec::new();
         let mut put_page = |b: &mut sled::Batch, page: &mut Vec<u8>| {
             page_no += 1;
+            // Stored packed, as the case log stores it.
+            page.truncate((page.len() as f64 * shape.page_packing).ceil() as usize);
             b.insert(codec::page_key(page_no), std::mem::take(page));
         };
         for _ in 0..cases_per_batch {

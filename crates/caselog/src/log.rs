@@ -510,8 +510,12 @@ impl<S: Store> CaseLog<S> {
                 }
             }
         };
+        let payload = match &stored {
+            Some((k, v)) => codec::page_payload(v).map_err(|e| corrupt(k, e))?,
+            None => Default::default(),
+        };
         let runs = match &stored {
-            Some((k, v)) => codec::page_runs(v).map_err(|e| corrupt(k, e))?,
+            Some((k, _)) => codec::page_runs(&payload).map_err(|e| corrupt(k, e))?,
             None => Vec::new(),
         };
         for &Newest { at, id, seq: last_seq, .. } in cases {

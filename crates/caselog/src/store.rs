@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 
 use tracing::{info, warn};
 
+use crate::codec;
 use crate::wal::Wal;
 
 /// A storage failure. `Full` and `Io` make the engine answer `unavailable`.
@@ -141,7 +142,7 @@ pub struct SledStore {
 }
 
 /// A synced batch and its record's sequence number.
-type Numbered = (u64, sled::Batch);
+type Numbered = (u64, WriteBatch);
 
 /// The key under which sled keeps the sequence number of the last record it applied.
 pub const APPLIED_KEY: &[u8] = b"mwal";
@@ -657,10 +658,14 @@ fn flush(db: &sled::Db, files: &SledFiles) -> Result<(), StoreError> {
 }
 
 /// The sled batch of `batch`, recording that record `seq` is applied.
+/// Pages are stored packed ([`codec::pack_page`]): the write-ahead log
+/// holds them as written, and this runs on the applier, off the path of
+/// the acknowledgement.
 fn sled_batch(batch: WriteBatch, seq: u64) -> sled::Batch {
     let mut b = sled::Batch::default();
     for (k, v) in batch.ops {
         match v {
+            Some(v) if k.first() == Some(&codec::PAGE_PREFIX) => b.insert(k, codec::pack_page(v)),
             Some(v) => b.insert(k, v),
             None => b.remove(k),
         }
@@ -731,7 +736,7 @@ fn apply_all(db: &sled::Db, batches: Receiver<Numbered>, progress: &(Mutex<Progr
     let _guard = OnPanic(progress, "applying a committed batch");
     let (lock, cv) = progress;
     for (seq, b) in batches {
-        let r = db.apply_batch(b);
+        let r = db.apply_batch(sled_batch(b, seq));
         let mut p = lock.lock().expect("progress lock");
         match r {
             Ok(()) => {
@@ -901,7 +906,7 @@ impl Store for SledStore {
         // Counted before it is sent, so that the applier never gets ahead of the count.
         self.progress.0.lock().expect("progress lock").handed += 1;
         // Only a failure stops the applier: it reports that to reads and writes.
-        let _ = tx.send((seq, sled_batch(batch, seq)));
+        let _ = tx.send((seq, batch));
         Ok(())
     }
 
@@ -1121,13 +1126,75 @@ mod tests {
         err
     }
 
+    /// sled holds pages packed; a plain page a format-2 build left reads
+    /// beside them, and the log is marked as this build's format.
+    #[test]
+    fn pages_are_stored_packed_and_a_plain_page_of_format_2_still_reads() {
+        use crate::codec::{self, tests::accepted, Kind, Meta, LOG_FORMAT};
+        use crate::CaseLog;
+        use gridline_model::{Actor, Case, CaseId, Event, EventKind, Timestamp};
+        let dir = tempfile::tempdir().unwrap();
+        let id = CaseId::new_at(Timestamp(1_795_000_000_000));
+        let first = accepted(id);
+        let mut case = Case::from_first(&first).unwrap();
+        let mut next = 1;
+        let [(page_key, plain)] =
+            &codec::encode_pages(std::slice::from_ref(&first), &mut next, |_| 0).unwrap().pages[..]
+        else {
+            panic!("one page")
+        };
+        case.stored_page = 1;
+        {
+            // As a format-2 build wrote it (what reaches sled here is not packed).
+            let s = SledStore::open(dir.path()).unwrap();
+            let meta = Meta { format: 2, created_by: "gridline 0.1.0".into(), county: "JD".into() };
+            let mut b = sled::Batch::default();
+            b.insert(codec::META_KEY, codec::encode(Kind::Meta, &meta).unwrap());
+            b.insert(page_key.as_slice(), plain.as_slice());
+            b.insert(codec::case_key(&id), codec::encode_case(&case).unwrap());
+            s.db.apply_batch(b).unwrap();
+        }
+        let log = CaseLog::open(SledStore::open(dir.path()).unwrap(), Some("JD")).unwrap();
+        assert_eq!(log.events(&case).unwrap(), std::slice::from_ref(&first));
+        // The county's kind of text, long enough to pack well.
+        let reason = "楼上漏水，已联系物业，明天上门维修。".repeat(40).into();
+        let second = Event {
+            case: id,
+            seq: 2,
+            at: Timestamp(2),
+            actor: Actor::system(),
+            kind: EventKind::Waiting { reason },
+        };
+        case.apply(&second).unwrap();
+        let mut cases = [case];
+        log.write(log.encode(std::slice::from_ref(&second), &mut cases).unwrap()).unwrap();
+        log.sync().unwrap();
+        let [case] = cases;
+        assert_eq!(case.stored_page, 2);
+        assert_eq!(log.events(&case).unwrap(), [first.clone(), second.clone()]);
+        assert_eq!(log.verify().unwrap().events, 2);
+        drop(log);
+        let s = SledStore::open(dir.path()).unwrap();
+        let meta = codec::read_meta(&s.get(codec::META_KEY).unwrap().unwrap()).unwrap();
+        assert_eq!(meta.format, LOG_FORMAT);
+        assert_eq!(s.get(page_key).unwrap().unwrap(), *plain, "an old page is left as it is");
+        let packed = s.get(&codec::page_key(2)).unwrap().unwrap();
+        assert_eq!(packed[1], Kind::PackedPage as u8);
+        assert!(packed.len() < 400, "{} bytes", packed.len());
+        let log = CaseLog::open(s, None).unwrap();
+        assert_eq!(log.events(&case).unwrap(), [first, second]);
+        assert_eq!(log.recover(|_| {}).unwrap(), 1);
+    }
+
     #[test]
     fn a_log_in_a_newer_format_is_refused_before_its_records_are_replayed() {
-        use crate::codec::{encode, Kind, Meta};
-        let meta = Meta { format: 3, created_by: "gridline 9.0".into(), county: "X".into() };
+        use crate::codec::{encode, Kind, Meta, LOG_FORMAT};
+        let meta = Meta { format: LOG_FORMAT + 1, created_by: "gridline 9.0".into(), county: "X".into() };
         let err = refused_before_replay(encode(Kind::Meta, &meta).unwrap());
+        let (newer, reads) =
+            (format!("format {}", LOG_FORMAT + 1), format!("reads formats 1 to {LOG_FORMAT}"));
         assert!(
-            matches!(&err, StoreError::Unsupported(m) if m.contains("format 3") && m.contains("reads formats 1 to 2")),
+            matches!(&err, StoreError::Unsupported(m) if m.contains(&newer) && m.contains(&reads)),
             "{err}"
         );
     }

@@ -87,14 +87,15 @@ fn a_format_1_history_goes_on_in_pages() {
     b.put(codec::case_key(&case.id), codec::encode(codec::Kind::Case, &case).unwrap());
     store.apply(b).unwrap();
     store.sync().unwrap();
-    // Offline tools read it as it is; opening it to write marks it format 2.
+    // Offline tools read it as it is; opening it to write marks it as the
+    // format this build writes.
     let read_only = CaseLog::open(store.clone(), None).unwrap();
     assert_eq!(read_only.events(&case).unwrap(), std::slice::from_ref(&first));
     assert_eq!(read_only.verify().unwrap().cases, 1);
     let format = |s: &MemStore| codec::read_meta(&s.get(codec::META_KEY).unwrap().unwrap()).unwrap().format;
     assert_eq!(format(&store), 1);
     let log = CaseLog::open(store.clone(), Some("JD")).unwrap();
-    assert_eq!(format(&store), 2);
+    assert_eq!(format(&store), codec::LOG_FORMAT);
     let second = park(&mut case);
     let mut cases = [case];
     log.write(log.encode(std::slice::from_ref(&second), &mut cases).unwrap()).unwrap();
