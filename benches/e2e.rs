@@ -27,7 +27,9 @@
 //! 60), `E2E_HALF_RATE` (the paced run's offered rate, accepts/s, instead
 //! of half the measured peak: to compare two builds at the same load),
 //! `E2E_BIG=1` (resident memory, disk bytes per case and restart time
-//! after kill -9 with `E2E_BIG_CASES`, 1,000,000, in the log). Every loop is
+//! after kill -9 with `E2E_BIG_CASES`, 1,000,000, in the log; with
+//! `E2E_BIG_KEEP=DIR`, the killed server's data directory is also copied
+//! to DIR, to time more restarts on). Every loop is
 //! bounded in count and in time; all traffic stays on 127.0.0.1.
 
 mod common;
@@ -1046,6 +1048,12 @@ fn main() {
         srv.kill9();
         let tokens = srv.tokens.clone();
         drop(srv);
+        // A copy as the kill left it, to time restarts on again
+        // (`/tmp/restart3.sh`-style), taken before the timed one.
+        if let Ok(keep) = std::env::var("E2E_BIG_KEEP") {
+            let ok = std::process::Command::new("cp").arg("-a").arg(&data).arg(&keep).status();
+            eprintln!("big: copied the killed server's data directory to {keep}: {ok:?}");
+        }
         let t0 = Instant::now();
         let srv2 = Server::start(&data, tokens);
         let up = ping_until_ok(&srv2.addr, Duration::from_secs(600)).map(|_| t0.elapsed());
