@@ -29,6 +29,9 @@ pub const FORMAT_VERSION: u8 = 1;
 /// writes 3 (it marks an older log as 3 when it opens it to write, so an
 /// older build refuses the log it cannot read).
 pub const LOG_FORMAT: u8 = 3;
+/// The first format whose pages sled stores packed: a log marked older
+/// holds plain pages only, as the build that wrote it reads them.
+pub const PACKED_PAGES_FORMAT: u8 = 3;
 /// No value may exceed this: it keeps every value inline in sled's log.
 pub const VALUE_MAX_BYTES: usize = 64 * 1024;
 /// Bytes a page is filled to, unless one run alone is larger (up to

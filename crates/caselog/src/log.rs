@@ -209,8 +209,9 @@ impl<S: Store> CaseLog<S> {
                     return Err(LogError::WrongCounty { found: meta.county, expected: county.to_string() });
                 }
                 // Opened to write (offline tools pass no county): what is
-                // written from now on is format 2, which a build that reads
-                // only format 1 must refuse.
+                // written from now on is this build's format (pages in sled
+                // packed), which a build that reads only older ones must
+                // refuse.
                 if county.is_some() && meta.format < LOG_FORMAT {
                     info!(
                         from = meta.format,

@@ -275,8 +275,12 @@ impl SledStore {
         // A log in a format this build does not read (a newer Gridline
         // wrote it): refuse it before its write-ahead log is replayed or
         // reset, so that the build that wrote it finds it as it left it.
+        // The log's format as sled holds it (0: none yet), which decides
+        // whether the pages sled is given are packed (see `sled_batch`).
+        let mut format = 0;
         if let Some(meta) = db.get(crate::codec::META_KEY).map_err(sled_err)? {
             match crate::codec::read_meta(&meta) {
+                Ok(m) => format = m.format,
                 Err(crate::codec::CodecError::Format(v)) => {
                     return Err(StoreError::Unsupported(format!(
                         "{}: the case log is in format {v}, and this build of Gridline reads formats 1 to {} (did \
@@ -367,7 +371,7 @@ impl SledStore {
         }
         let replayed = records.len();
         for (seq, batch) in records {
-            db.apply_batch(sled_batch(batch, seq)).map_err(sled_err)?;
+            db.apply_batch(sled_batch(batch, seq, &mut format)).map_err(sled_err)?;
         }
         if replayed > 0 {
             info!(replayed, "applied the write-ahead log's records that sled had not stored");
@@ -389,7 +393,7 @@ impl SledStore {
             .name("gridline-apply".into())
             .spawn(move || {
                 background_priority();
-                apply_all(&apply_db, rx, &apply_progress)
+                apply_all(&apply_db, rx, &apply_progress, format)
             })
             .map_err(|e| {
                 StoreError::Io(format!("cannot start the thread that applies commits to sled: {e}"))
@@ -658,14 +662,25 @@ fn flush(db: &sled::Db, files: &SledFiles) -> Result<(), StoreError> {
 }
 
 /// The sled batch of `batch`, recording that record `seq` is applied.
-/// Pages are stored packed ([`codec::pack_page`]): the write-ahead log
-/// holds them as written, and this runs on the applier, off the path of
-/// the acknowledgement.
-fn sled_batch(batch: WriteBatch, seq: u64) -> sled::Batch {
+/// Pages are stored packed ([`codec::pack_page`]) once the log is marked
+/// as a format that packs them: `format` is the log's format as of this
+/// batch (0: no format record), and follows a format record the batch
+/// writes. A format-2 log's records replayed at open, before it is marked
+/// 3 (or when it never is), stay plain, so that a format-2 build still
+/// reads every page of a log marked 2. The write-ahead log holds pages as
+/// written, and this runs on the applier, off the path of the
+/// acknowledgement.
+fn sled_batch(batch: WriteBatch, seq: u64, format: &mut u8) -> sled::Batch {
     let mut b = sled::Batch::default();
     for (k, v) in batch.ops {
         match v {
-            Some(v) if k.first() == Some(&codec::PAGE_PREFIX) => b.insert(k, codec::pack_page(v)),
+            Some(v) if k == codec::META_KEY => {
+                *format = codec::read_meta(&v).map_or(0, |m| m.format);
+                b.insert(k, v)
+            }
+            Some(v) if *format >= codec::PACKED_PAGES_FORMAT && k.first() == Some(&codec::PAGE_PREFIX) => {
+                b.insert(k, codec::pack_page(v))
+            }
             Some(v) => b.insert(k, v),
             None => b.remove(k),
         }
@@ -731,12 +746,18 @@ fn background_priority() {
 
 /// The applier thread: applies synced batches to sled, in order, until the
 /// store closes or sled fails (then it applies nothing more: the log keeps
-/// the rest, and the next start applies it).
-fn apply_all(db: &sled::Db, batches: Receiver<Numbered>, progress: &(Mutex<Progress>, Condvar)) {
+/// the rest, and the next start applies it). `format` is the log's format
+/// as sled holds it once the log is replayed (see [`sled_batch`]).
+fn apply_all(
+    db: &sled::Db,
+    batches: Receiver<Numbered>,
+    progress: &(Mutex<Progress>, Condvar),
+    mut format: u8,
+) {
     let _guard = OnPanic(progress, "applying a committed batch");
     let (lock, cv) = progress;
     for (seq, b) in batches {
-        let r = db.apply_batch(sled_batch(b, seq));
+        let r = db.apply_batch(sled_batch(b, seq, &mut format));
         let mut p = lock.lock().expect("progress lock");
         match r {
             Ok(()) => {
@@ -1184,6 +1205,66 @@ mod tests {
         let log = CaseLog::open(s, None).unwrap();
         assert_eq!(log.events(&case).unwrap(), [first, second]);
         assert_eq!(log.recover(|_| {}).unwrap(), 1);
+    }
+
+    /// A format-2 build killed with a page durable in its write-ahead log
+    /// alone: this build's open replays it before the log is marked as
+    /// format 3, and may never mark it (opened for another county, say). A
+    /// log whose format record says 2 must hold only plain pages, or the
+    /// format-2 build calls the page damaged; pages replayed after a
+    /// format-3 record are packed.
+    #[test]
+    fn a_replayed_page_is_packed_only_once_the_log_is_marked_format_3() {
+        use crate::codec::{self, tests::accepted, Kind, Meta};
+        use crate::{CaseLog, LogError};
+        use gridline_model::{CaseId, Timestamp};
+        let dir = tempfile::tempdir().unwrap();
+        let events: Vec<_> = (0..200).map(|i| accepted(CaseId::new_at(Timestamp(i)))).collect();
+        let mut next = 1;
+        let pages = codec::encode_pages(&events, &mut next, |_| 0).unwrap().pages;
+        let (page_1, page_2) = (&pages[0], &pages[1]);
+        assert_eq!(codec::pack_page(page_2.1.clone())[1], Kind::PackedPage as u8, "a page that packs");
+        let meta = |format| {
+            let m = Meta { format, created_by: "gridline 0.1.0".into(), county: "JD".into() };
+            let mut b = WriteBatch::default();
+            b.put(codec::META_KEY.to_vec(), codec::encode(Kind::Meta, &m).unwrap());
+            b
+        };
+        let page = |(k, v): &(Vec<u8>, Vec<u8>)| {
+            let mut b = WriteBatch::default();
+            b.put(k.clone(), v.clone());
+            b
+        };
+        // Records durable in the log alone, as after a kill.
+        let wal_alone = |batches: &[WriteBatch]| {
+            let (mut wal, old) = Wal::open(&dir.path().join("wal"), 1).unwrap();
+            assert!(old.is_empty(), "a clean close leaves an empty log");
+            for b in batches {
+                wal.append(b).unwrap();
+                wal.write().unwrap();
+            }
+        };
+        let stored = |s: &SledStore, k: &[u8]| s.get(k).unwrap().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            let m = Meta { format: 2, created_by: "gridline 0.1.0".into(), county: "JD".into() };
+            s.db.insert(codec::META_KEY, codec::encode(Kind::Meta, &m).unwrap()).unwrap();
+        }
+        wal_alone(&[page(page_1)]);
+        let err = CaseLog::open(SledStore::open(dir.path()).unwrap(), Some("XX")).err().expect("refused");
+        assert!(matches!(err, LogError::WrongCounty { .. }), "{err}");
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(codec::read_meta(&stored(&s, codec::META_KEY)).unwrap().format, 2);
+        assert!(stored(&s, &page_1.0) == page_1.1, "a log marked format 2 holds a packed page");
+        drop(s);
+        wal_alone(&[meta(3), page(page_2)]);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(codec::read_meta(&stored(&s, codec::META_KEY)).unwrap().format, 3);
+        assert_eq!(stored(&s, &page_2.0)[1], Kind::PackedPage as u8);
+        assert_eq!(
+            codec::decode_page(&stored(&s, &page_2.0)).unwrap(),
+            codec::decode_page(&page_2.1).unwrap()
+        );
     }
 
     #[test]
