@@ -640,34 +640,64 @@ pub(crate) mod tests {
         assert!(matches!(decode_page(&flipped), Err(CodecError::Checksum { .. })));
         // Damage a checksum cannot see (as if written so): every byte of the
         // block changed in turn, the checksum made to match.
-        let reseal = |mut v: Vec<u8>| {
-            let crc = crc32fast::hash(&v[HEADER_BYTES..]);
-            v[2..6].copy_from_slice(&crc.to_le_bytes());
-            v
-        };
         for at in HEADER_BYTES..packed.len() {
             for bits in [0x01, 0x80, 0xff] {
                 let mut v = packed.clone();
                 v[at] ^= bits;
-                let _ = decode_page(&reseal(v));
+                let _ = decode_page(&resealed(v));
             }
         }
         // A length past the limit is refused before anything is allocated.
         let mut huge = packed.clone();
         huge[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(decode_page(&reseal(huge)), Err(CodecError::TooLarge(u32::MAX as usize)));
+        assert_eq!(decode_page(&resealed(huge)), Err(CodecError::TooLarge(u32::MAX as usize)));
         // A length that is not what the block unpacks to.
         let mut short = packed.clone();
         let len = u32::from_le_bytes(short[HEADER_BYTES..HEADER_BYTES + 4].try_into().unwrap());
         short[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&(len + 1).to_le_bytes());
         assert!(
-            matches!(decode_page(&reseal(short)), Err(CodecError::Decode(m)) if m.contains("unpacks to"))
+            matches!(decode_page(&resealed(short)), Err(CodecError::Decode(m)) if m.contains("unpacks to"))
         );
         assert!(matches!(decode_page(&packed[..HEADER_BYTES + 2]), Err(CodecError::Checksum { .. })));
         assert!(matches!(
-            decode_page(&reseal(packed[..HEADER_BYTES + 2].to_vec())),
+            decode_page(&resealed(packed[..HEADER_BYTES + 2].to_vec())),
             Err(CodecError::Short(_))
         ));
+    }
+
+    /// `bytes` with its envelope's checksum made to match, as if written so.
+    fn resealed(mut bytes: Vec<u8>) -> Vec<u8> {
+        let crc = crc32fast::hash(&bytes[HEADER_BYTES..]);
+        bytes[2..6].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    proptest::proptest! {
+        /// Whatever a packed page holds, reading it is a result, never a
+        /// panic, and never more than the 64 KiB a page may unpack to.
+        #[test]
+        fn any_packed_page_reads_as_runs_or_an_error(
+            len in proptest::prop_oneof![0u32..=70_000, proptest::prelude::any::<u32>()],
+            block in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut v = vec![FORMAT_VERSION, Kind::PackedPage as u8, 0, 0, 0, 0];
+            v.extend_from_slice(&len.to_le_bytes());
+            v.extend_from_slice(&block);
+            if let Ok(plain) = page_payload(&resealed(v)) {
+                proptest::prop_assert_eq!(plain.len(), len as usize);
+                let _ = page_runs(&plain);
+            }
+        }
+
+        /// A real packed page with any byte changed, the checksum made to match.
+        #[test]
+        fn a_packed_page_changed_anywhere_reads_or_errs(at in 0usize..10_000, bits in 1u8..=255) {
+            let (_, plain) = full_page();
+            let mut packed = pack_page(plain);
+            let at = HEADER_BYTES + at % (packed.len() - HEADER_BYTES);
+            packed[at] ^= bits;
+            let _ = decode_page(&resealed(packed));
+        }
     }
 
     #[test]
