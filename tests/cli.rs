@@ -827,3 +827,22 @@ fn client_connects_again_after_the_server_closed_an_idle_connection() {
     assert_eq!(stdout.lines().filter(|l| *l == "OK").count(), 2, "both answered OK: {stdout}");
     assert!(stderr.contains("idle for 1s") && stderr.contains("connecting again"), "{stderr}");
 }
+
+/// A line longer than the server's limit gets `ERR too_large` and a close;
+/// when the line is longer than the sockets' buffers too, the server closes
+/// before `client` has sent it all, and the rest fails to send (a broken
+/// pipe, a reset). The server's answer is still there to read: `client`
+/// prints it as that line's reply, connects again for the next line, and
+/// exits 2 (a reply was an ERR), not 1 with "Broken pipe" and the lines
+/// after it never sent.
+#[test]
+fn client_reports_too_large_for_a_line_longer_than_the_socket_buffers() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--line-bytes-max", "64"]);
+    let input = format!("PING x={}\nPING\n", "a".repeat(48 << 20));
+    let (code, out, err) =
+        run_stdin(&["client", "--addr", &srv.addr, "--token", &srv.token("operator")], &input);
+    assert!(out.contains("ERR too_large: line longer than 64 bytes"), "{out}{err}");
+    assert!(out.contains("pong"), "the line after it was answered: {out}{err}");
+    assert_eq!(code, 2, "{out}{err}");
+}

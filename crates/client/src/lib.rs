@@ -180,9 +180,22 @@ impl Client {
     }
 
     /// Sends one request and reads its reply.
+    ///
+    /// When the request cannot be sent whole, the server may already have
+    /// answered it and closed: a line longer than its limit gets
+    /// `ERR too_large` and a close, and the rest of a line longer than the
+    /// sockets' buffers then fails to send (a broken pipe, a reset). That
+    /// answer, if it is there, is the reply; without one the failure to
+    /// send is the error. (After a failed send the connection is gone, so
+    /// the read does not wait.)
     pub async fn call(&mut self, line: &str) -> Result<Reply, ClientError> {
-        self.send(line).await?;
-        self.flush().await?;
+        let sent = match self.send(line).await {
+            Ok(()) => self.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            return self.read_reply().await.map_err(|_| e);
+        }
         self.read_reply().await
     }
 }

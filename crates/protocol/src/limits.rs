@@ -14,8 +14,9 @@ pub const PAGE_LIMIT_MAX: u32 = 1_000;
 /// Page size when a list request gives no `limit=` (server default).
 pub const PAGE_LIMIT_DEFAULT: u32 = 100;
 
-/// Longest request line, terminator included (server default): longer
-/// lines get `ERR too_large` and the server may close the connection.
+/// Longest request line in bytes, its terminator (LF or CRLF) excluded
+/// (server default): a longer line gets `ERR too_large` and the server
+/// closes the connection.
 pub const LINE_MAX_BYTES_DEFAULT: usize = 8 * 1024;
 
 /// Idle time after which the server closes a connection (server default).
