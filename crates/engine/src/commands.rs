@@ -1,5 +1,8 @@
 //! One handler per command: authorization, validation, events, reply.
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
 use gridline_caselog::Store;
 use gridline_model::{
     format_compact, Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CategorySource, Command,
@@ -225,7 +228,7 @@ impl<S: Store> Engine<S> {
                     .registry
                     .worker_idx(&who)
                     .ok_or_else(|| Error::not_found(format!("worker: no worker `{who}`")))?;
-                self.page(caller, self.state.by_worker[w.ix()].iter(), page, |_| true)
+                self.page(caller, &self.state.by_worker[w.ix()], None, page, |_| true)
             }
             Command::Overdue { township, grid, page } => {
                 allow(caller, &[Role::Supervisor], "OVERDUE")?;
@@ -239,8 +242,7 @@ impl<S: Store> Engine<S> {
                     (None, Some(t)) => &self.state.due_by_township[t.ix()],
                     (None, None) => &self.state.by_due,
                 };
-                let past = index.range(..(now, CaseId(uuid::Uuid::nil())));
-                self.page(caller, past, page, |c| {
+                self.page(caller, index, Some((now, CaseId(uuid::Uuid::nil()))), page, |c| {
                     township.as_deref().is_none_or(|t| c.township.as_deref() == Some(t))
                         && grid.as_deref().is_none_or(|g| c.grid() == Some(g))
                 })
@@ -278,11 +280,15 @@ impl<S: Store> Engine<S> {
         gridline_audit::audit(self.state.cases.values().map(|c| &**c), &query)
     }
 
-    /// A page of cases from an ordered index, after the cursor `page.after`.
-    fn page<'a>(
+    /// A page of cases from an ordered index, those before `below` (all
+    /// when `None`), after the cursor `page.after`: the walk starts at the
+    /// cursor, so a deep page costs what the page holds, not what lies
+    /// before it.
+    fn page(
         &self,
         caller: &Caller,
-        keys: impl Iterator<Item = &'a DueKey>,
+        index: &BTreeSet<DueKey>,
+        below: Option<DueKey>,
         page: &Page,
         keep: impl Fn(&Case) -> bool,
     ) -> Result<Reply, Error> {
@@ -290,9 +296,17 @@ impl<S: Store> Engine<S> {
         let max = self.config.list_items_max.max(1);
         let limit = page.limit.unwrap_or(self.config.list_items_default).clamp(1, max) as usize;
         let after = page.after.as_deref().map(parse_cursor).transpose()?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let to = below.map_or(Bound::Unbounded, Bound::Excluded);
+        // A cursor at or past the end (any value a client sends) is an
+        // empty page; `range` would panic on bounds that cross.
+        let keys = match (after, below) {
+            (Some(a), Some(b)) if a >= b => None,
+            _ => Some(index.range((from, to))),
+        };
         let mut cases = Vec::new();
         let mut next = None;
-        for key in keys.filter(|k| after.is_none_or(|a| **k > a)) {
+        for key in keys.into_iter().flatten() {
             let c = &self.state.cases[&key.1];
             if !keep(c) {
                 continue;

@@ -538,6 +538,20 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
             // Both filters: the grid's cases, if the grid is in the township.
             assert_eq!(list(&rig, Some(township.to_string()), Some(grid.clone())).len(), want.len());
         }
+        // A cursor at or past now (a deadline not yet due, or any a client
+        // makes up) is an empty page, for OVERDUE and PULL alike.
+        let far = format!("{}.{}", i64::MAX, CaseId(uuid::Uuid::max()));
+        let now = format!("{}.{}", gridline_engine::Clock::now(&*rig.clock).0, CaseId(uuid::Uuid::nil()));
+        for after in [far, now] {
+            let page = gridline_model::Page { limit: Some(2), after: Some(after.clone()) };
+            let cmd = Command::Overdue { township: None, grid: None, page: page.clone() };
+            assert!(
+                matches!(rig.call(&sup, cmd), Ok(Reply::Cases { cases, next: None }) if cases.is_empty()),
+                "OVERDUE after {after}"
+            );
+            let cmd = Command::Pull { worker: Some(cases[0].worker().unwrap().into()), page };
+            assert!(matches!(rig.call(&sup, cmd), Ok(Reply::Cases { .. })), "PULL after {after}");
+        }
         // The indexes are rebuilt from the log at start: the same answers.
         rig = rig.crash_and_restart();
     }
