@@ -490,6 +490,35 @@ fn client_fails_when_the_server_closes_with_requests_left() {
     let (code, out, err) = run_stdin(&["client", "--addr", &addr], "quit\n");
     t.join().unwrap();
     assert_eq!(code, 0, "{out}{err}");
+    // Requests after an answered QUIT are never sent: a failure, said.
+    let (addr, t) = one_reply_server();
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr], "QUIT\n\n# done\nPING\nPING\n");
+    t.join().unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("line 1 was QUIT: the 2 requests after it were not sent"), "{err}");
+}
+
+/// Only ASCII white space ends a line: an ideographic space (U+3000) at the
+/// end of a bare value is the value's, as the server reads it.
+#[test]
+fn client_keeps_an_ideographic_space_ending_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let (grid, _, _) = some_grid(1);
+    let input = format!("ACCEPT grid={grid} text=路灯坏了\u{3000}\nACCEPT grid={grid} text=路灯坏了 \t\n");
+    let (code, out, err) =
+        run_stdin(&["client", "--addr", &srv.addr, "--token", &srv.token("operator")], &input);
+    assert_eq!(code, 0, "{out}{err}");
+    let nos: Vec<&str> = out.lines().filter_map(|l| l.trim().strip_prefix("case")).map(str::trim).collect();
+    assert_eq!(nos.len(), 2, "{out}");
+    let get = format!("GET case={}\nGET case={}\n", nos[0], nos[1]);
+    let (code, out, err) =
+        run_stdin(&["client", "--addr", &srv.addr, "--token", &srv.token("supervisor")], &get);
+    assert_eq!(code, 0, "{out}{err}");
+    let texts: Vec<&str> = out.lines().filter_map(|l| l.trim_start().strip_prefix("text")).collect();
+    assert_eq!(texts.len(), 2, "{out}");
+    assert!(texts[0].ends_with("路灯坏了\u{3000}"), "{texts:?}");
+    assert!(texts[1].ends_with("路灯坏了"), "{texts:?}");
 }
 
 /// `audit --csv` of a window without cases is a CSV: the header row and no

@@ -49,7 +49,10 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
             n += 1;
             let line = anyhow::Context::with_context(line, || format!("reading line {n} of the input"))?;
             // A byte order mark (a file saved by a Windows editor) is not part of the verb.
-            let t = if n == 1 { line.trim_start_matches('\u{feff}') } else { &line }.trim();
+            // Only ASCII white space is the line's own: any other (an ideographic
+            // space ending a bare value, say) is the value's, as the server reads it.
+            let t = if n == 1 { line.trim_start_matches('\u{feff}') } else { &line }
+                .trim_matches(|c: char| c.is_ascii_whitespace());
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
@@ -84,9 +87,23 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
                 failures += 1;
             }
             print_reply(&r)?;
-            // `QUIT`, answered: the server closes the connection.
+            // `QUIT`, answered: the server closes the connection. Requests
+            // after it in a script are not sent, which is a failure to say.
             let verb = t.split_ascii_whitespace().next().unwrap_or_default();
             if verb.eq_ignore_ascii_case("quit") && r.is_ok() {
+                if !interactive {
+                    let left = lines
+                        .map_while(Result::ok)
+                        .filter(|l| {
+                            let l = l.trim_matches(|c: char| c.is_ascii_whitespace());
+                            !l.is_empty() && !l.starts_with('#')
+                        })
+                        .count();
+                    if left > 0 {
+                        errln!("line {n} was QUIT: the {left} requests after it were not sent");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
                 break;
             }
             if verb.eq_ignore_ascii_case("auth") {
