@@ -302,14 +302,19 @@ impl Budget {
         fits
     }
 
-    /// Waits until `charge` more fits, then takes it.
-    async fn take(&self, charge: usize) {
+    /// Waits until `charge` more fits, then takes it: `true`. `false` once
+    /// `patience()` passes with no reply bytes given back: the peer takes
+    /// nothing. Bytes are given back as the socket takes each piece of a
+    /// reply, so a peer that reads a long reply slowly is waited for.
+    async fn take(&self, charge: usize, patience: impl Fn() -> Duration) -> bool {
         loop {
             let freed = self.freed.notified();
             if self.try_take(charge) {
-                return;
+                return true;
             }
-            freed.await;
+            if tokio::time::timeout(patience(), freed).await.is_err() {
+                return false;
+            }
         }
     }
 
@@ -444,7 +449,7 @@ async fn serve_connection(
         // its next request waits here, unread by the engine.
         let room = budget.try_take(charge)
             || tokio::select! {
-                r = tokio::time::timeout(patience(&caller, auth_by, idle), budget.take(charge)) => r.is_ok(),
+                r = budget.take(charge, || patience(&caller, auth_by, idle)) => r,
                 _ = stop.clone().begun() => false,
                 _ = tx.closed() => false,
             };
@@ -515,7 +520,8 @@ async fn serve_connection(
 }
 
 /// How long the reader waits for room (in the byte budget or the reply
-/// queue): the idle timeout, and before a good AUTH no later than its deadline.
+/// queue) without the peer taking any reply bytes: the idle timeout, and
+/// before a good AUTH no later than its deadline.
 fn patience(caller: &Option<Caller>, auth_by: tokio::time::Instant, idle: Duration) -> Duration {
     match caller {
         Some(_) => idle,
@@ -893,11 +899,18 @@ async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: Writ
         if read {
             c.budget.largest_read.fetch_max(out.len(), Ordering::Relaxed);
         }
-        // The slot's charge becomes the reply's bytes until the socket takes them.
+        // The slot's charge becomes the reply's bytes until the socket
+        // takes them, given back piece by piece.
         c.budget.add(out.len());
         c.budget.give_back(charge);
-        let written = w.write(out.as_bytes()).await;
-        c.budget.give_back(out.len());
+        let mut left = out.len();
+        let written = w
+            .write(out.as_bytes(), |n| {
+                left -= n;
+                c.budget.give_back(n);
+            })
+            .await;
+        c.budget.give_back(left);
         if written.is_err() {
             // The client is gone or not reading; the engine still finishes what it was given.
             healthy = false;
@@ -932,7 +945,9 @@ const WRITE_PIECE: usize = 64 * 1024;
 const WRITE_BUFFER: usize = 64 * 1024;
 
 impl Writer {
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    /// Writes `bytes` a piece at a time, telling `taken` the length of
+    /// each piece once it is written (in the buffer or on the socket).
+    async fn write(&mut self, bytes: &[u8], mut taken: impl FnMut(usize)) -> std::io::Result<()> {
         for piece in bytes.chunks(WRITE_PIECE) {
             // Strictly less: a piece that fills the buffer exactly is
             // written by `BufWriter` straight to the socket, which waits.
@@ -942,6 +957,7 @@ impl Writer {
             } else {
                 timed(self.timeout, self.grace, self.stop.clone(), self.w.write_all(piece)).await?;
             }
+            taken(piece.len());
         }
         Ok(())
     }
@@ -993,6 +1009,30 @@ mod tests {
         (socket.into_split().1, peer)
     }
 
+    /// A reader waiting for room in the reply budget waits as long as the
+    /// peer keeps taking bytes, however long that takes in all, and gives
+    /// up only after `patience` with none taken.
+    #[tokio::test]
+    async fn room_is_waited_for_while_the_peer_takes_bytes_and_not_after() {
+        let budget = Arc::new(Budget::new(64 * 1024));
+        budget.add(64 * 1024 + 16 * 1024);
+        // A slow peer: 1 KiB taken every 50 ms, 1.2 s for the 24 KiB that must free,
+        // each step well within the patience of 1 s.
+        let slow = budget.clone();
+        let peer = tokio::spawn(async move {
+            for _ in 0..80 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                slow.give_back(1024);
+            }
+        });
+        assert!(budget.take(8 * 1024, || Duration::from_secs(1)).await, "gave up on a peer still reading");
+        peer.abort();
+        // A peer that takes nothing: given up on after the patience.
+        let t0 = tokio::time::Instant::now();
+        assert!(!budget.take(1 << 20, || Duration::from_millis(200)).await);
+        assert!(t0.elapsed() >= Duration::from_millis(200));
+    }
+
     #[tokio::test]
     async fn a_write_to_a_peer_that_takes_nothing_ends_at_the_timeout() {
         let (wr, _peer) = full_socket().await;
@@ -1008,7 +1048,7 @@ mod tests {
         };
         // One whole piece with nothing buffered: the reply of a large read.
         let piece = vec![b'y'; WRITE_PIECE];
-        let r = tokio::time::timeout(Duration::from_secs(10), w.write(&piece)).await;
+        let r = tokio::time::timeout(Duration::from_secs(10), w.write(&piece, |_| {})).await;
         assert!(r.is_ok(), "the write waited on the peer past its timeout");
     }
 }
