@@ -278,25 +278,25 @@ impl SledStore {
         // The log's format as sled holds it (0: none yet), which decides
         // whether the pages sled is given are packed (see `sled_batch`).
         let mut format = 0;
-        if let Some(meta) = db.get(crate::codec::META_KEY).map_err(sled_err)? {
-            match crate::codec::read_meta(&meta) {
+        if let Some(meta) = db.get(codec::META_KEY).map_err(sled_err)? {
+            match codec::read_meta(&meta) {
                 Ok(m) => format = m.format,
-                Err(crate::codec::CodecError::Format(v)) => {
+                Err(codec::CodecError::Format(v)) => {
                     return Err(StoreError::Unsupported(format!(
                         "{}: the case log is in format {v}, and this build of Gridline reads formats 1 to {} (did \
                          a newer Gridline write it?); its write-ahead log was neither replayed nor reset",
                         path.display(),
-                        crate::codec::LOG_FORMAT
+                        codec::LOG_FORMAT
                     )));
                 }
                 // A newer envelope around the format record: as newer a log.
-                Err(crate::codec::CodecError::Version(v)) => {
+                Err(codec::CodecError::Version(v)) => {
                     return Err(StoreError::Unsupported(format!(
                         "{}: the case log's format record is in envelope version {v}, and this build of Gridline \
                          reads version {} (did a newer Gridline write it?); its write-ahead log was neither \
                          replayed nor reset",
                         path.display(),
-                        crate::codec::FORMAT_VERSION
+                        codec::FORMAT_VERSION
                     )));
                 }
                 _ => {}
@@ -1131,7 +1131,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         let mut b = WriteBatch::default();
-        b.put(crate::codec::META_KEY.to_vec(), meta);
+        b.put(codec::META_KEY.to_vec(), meta);
         s.apply(b).unwrap();
         s.sync().unwrap();
         drop(s);
@@ -1151,8 +1151,8 @@ mod tests {
     /// beside them, and the log is marked as this build's format.
     #[test]
     fn pages_are_stored_packed_and_a_plain_page_of_format_2_still_reads() {
-        use crate::codec::{self, tests::accepted, Kind, Meta, LOG_FORMAT};
         use crate::CaseLog;
+        use codec::{self, tests::accepted, Kind, Meta, LOG_FORMAT};
         use gridline_model::{Actor, Case, CaseId, Event, EventKind, Timestamp};
         let dir = tempfile::tempdir().unwrap();
         let id = CaseId::new_at(Timestamp(1_795_000_000_000));
@@ -1215,8 +1215,8 @@ mod tests {
     /// format-3 record are packed.
     #[test]
     fn a_replayed_page_is_packed_only_once_the_log_is_marked_format_3() {
-        use crate::codec::{self, tests::accepted, Kind, Meta};
         use crate::{CaseLog, LogError};
+        use codec::{self, tests::accepted, Kind, Meta};
         use gridline_model::{CaseId, Timestamp};
         let dir = tempfile::tempdir().unwrap();
         let events: Vec<_> = (0..200).map(|i| accepted(CaseId::new_at(Timestamp(i)))).collect();
@@ -1269,7 +1269,7 @@ mod tests {
 
     #[test]
     fn a_log_in_a_newer_format_is_refused_before_its_records_are_replayed() {
-        use crate::codec::{encode, Kind, Meta, LOG_FORMAT};
+        use codec::{encode, Kind, Meta, LOG_FORMAT};
         let meta = Meta { format: LOG_FORMAT + 1, created_by: "gridline 9.0".into(), county: "X".into() };
         let err = refused_before_replay(encode(Kind::Meta, &meta).unwrap());
         let (newer, reads) =
@@ -1282,11 +1282,11 @@ mod tests {
 
     #[test]
     fn a_log_whose_format_record_has_a_newer_envelope_is_refused_before_its_records_are_replayed() {
-        use crate::codec::{encode, Kind, Meta};
+        use codec::{encode, Kind, Meta};
         // The format record as a build writing envelope version 2 would.
         let meta = Meta { format: 3, created_by: "gridline 9.0".into(), county: "X".into() };
         let mut bytes = encode(Kind::Meta, &meta).unwrap();
-        bytes[0] = crate::codec::FORMAT_VERSION + 1;
+        bytes[0] = codec::FORMAT_VERSION + 1;
         let err = refused_before_replay(bytes);
         assert!(matches!(&err, StoreError::Unsupported(m) if m.contains("envelope version 2")), "{err}");
     }
