@@ -496,7 +496,7 @@ async fn serve_connection(
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(slot)) => tokio::select! {
-                r = tokio::time::timeout(patience(&caller, auth_by, idle), tx.send(slot)) => matches!(r, Ok(Ok(()))),
+                r = queue(&tx, slot, &budget, || patience(&caller, auth_by, idle)) => r,
                 _ = stop.clone().begun() => false,
             },
         };
@@ -515,6 +515,29 @@ async fn serve_connection(
         if tokio::time::timeout_at(until, &mut writer).await.is_err() {
             debug!("replies not taken by the AUTH deadline; closing");
             writer.abort();
+        }
+    }
+}
+
+/// Puts `slot` in the full reply queue `tx` once it has a place: `true`.
+/// `false` if the writer is gone, or once `patience()` passes with no
+/// reply bytes taken by the peer (see [`Budget::take`]): a writer busy on
+/// one long reply that a slow peer keeps reading is waited for.
+async fn queue(
+    tx: &mpsc::Sender<Slot>,
+    slot: Slot,
+    budget: &Budget,
+    patience: impl Fn() -> Duration,
+) -> bool {
+    loop {
+        let taken = budget.freed.notified();
+        tokio::select! {
+            place = tx.reserve() => return place.map(|p| p.send(slot)).is_ok(),
+            r = tokio::time::timeout(patience(), taken) => {
+                if r.is_err() {
+                    return false;
+                }
+            }
         }
     }
 }
@@ -1031,6 +1054,41 @@ mod tests {
         let t0 = tokio::time::Instant::now();
         assert!(!budget.take(1 << 20, || Duration::from_millis(200)).await);
         assert!(t0.elapsed() >= Duration::from_millis(200));
+    }
+
+    /// The same for a place in the reply queue: waited for while the
+    /// writer's peer takes bytes, given up after `patience` with none.
+    #[tokio::test]
+    async fn a_place_in_the_queue_is_waited_for_while_the_peer_takes_bytes() {
+        let slot = || Slot { pending: Pending::Ready("OK\n".into()), charge: 0, read: false };
+        let budget = Arc::new(Budget::new(64 * 1024));
+        budget.add(32 * 1024);
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(slot()).unwrap();
+        // The writer on one long reply: 1 KiB taken every 50 ms for 1.2 s,
+        // then the next slot; each step well within the patience of 1 s.
+        let slow = budget.clone();
+        let writer = tokio::spawn(async move {
+            for _ in 0..24 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                slow.give_back(1024);
+            }
+            let first = rx.recv().await;
+            (first.is_some(), rx)
+        });
+        assert!(
+            queue(&tx, slot(), &budget, || Duration::from_secs(1)).await,
+            "gave up on a peer still reading"
+        );
+        let (taken, mut rx) = writer.await.unwrap();
+        assert!(taken);
+        assert!(rx.try_recv().is_ok(), "the slot is in the queue");
+        // A full queue and a peer that takes nothing: given up on.
+        tx.try_send(slot()).unwrap();
+        assert!(!queue(&tx, slot(), &budget, || Duration::from_millis(200)).await);
+        // The writer gone: no place ever.
+        drop(rx);
+        assert!(!queue(&tx, slot(), &budget, || Duration::from_secs(60)).await);
     }
 
     #[tokio::test]
