@@ -73,15 +73,10 @@ fn intake(grid: &str, text: &str, req: &str) -> Intake {
     }
 }
 
-#[test]
-fn failed_batch_restores_every_index() {
-    let rig = Rig::new();
-    let op = caller(Role::Operator, "op");
-    let mut cases = Vec::new();
-    for i in 0..8 {
-        cases.push(rig.accept_at_grid(&format!("c{i}")));
-    }
-    // Some claimed, one closed, one with a pending extension, time past some deadlines.
+/// Eight cases accepted at grids: case 0 claimed, case 1 claimed and
+/// closed, case 2 claimed with an extension pending, the rest dispatched.
+fn eight_cases_in_several_states(rig: &Rig) -> Vec<gridline_model::Case> {
+    let cases: Vec<_> = (0..8).map(|i| *rig.accept_at_grid(&format!("c{i}"))).collect();
     let r = |i: usize| CaseRef::Id(cases[i].id);
     let w = |i: usize| worker(cases[i].worker().unwrap());
     rig.call(&w(0), Command::Claim { case: r(0) }).unwrap();
@@ -90,6 +85,17 @@ fn failed_batch_restores_every_index() {
     rig.call(&w(2), Command::Claim { case: r(2) }).unwrap();
     let later = Timestamp(cases[2].due_close.unwrap().0 + 86_400_000).rfc3339(480);
     rig.call(&w(2), Command::Extend { case: r(2), until: later, reason: "x".into() }).unwrap();
+    cases
+}
+
+#[test]
+fn failed_batch_restores_every_index() {
+    let rig = Rig::new();
+    let op = caller(Role::Operator, "op");
+    // Some claimed, one closed, one with a pending extension, time past some deadlines.
+    let cases = eight_cases_in_several_states(&rig);
+    let r = |i: usize| CaseRef::Id(cases[i].id);
+    let w = |i: usize| worker(cases[i].worker().unwrap());
     let claim_limit = cases[3].due_claim.unwrap().since(cases[3].received_at);
     rig.clock.advance(DurationMs(claim_limit.0 / 2));
     rig.tick();
@@ -162,18 +168,9 @@ fn failed_batch_restores_every_index() {
 fn successful_lifecycle_memory_equals_restart() {
     let rig = Rig::new();
     let op = caller(Role::Operator, "op");
-    let mut cases = Vec::new();
-    for i in 0..8 {
-        cases.push(rig.accept_at_grid(&format!("c{i}")));
-    }
+    let cases = eight_cases_in_several_states(&rig);
     let r = |i: usize| CaseRef::Id(cases[i].id);
     let w = |i: usize| worker(cases[i].worker().unwrap());
-    rig.call(&w(0), Command::Claim { case: r(0) }).unwrap();
-    rig.call(&w(1), Command::Claim { case: r(1) }).unwrap();
-    rig.call(&w(1), Command::Close { case: r(1), result: "ok".into() }).unwrap();
-    rig.call(&w(2), Command::Claim { case: r(2) }).unwrap();
-    let later = Timestamp(cases[2].due_close.unwrap().0 + 86_400_000).rfc3339(480);
-    rig.call(&w(2), Command::Extend { case: r(2), until: later, reason: "x".into() }).unwrap();
     let claim_limit = cases[3].due_claim.unwrap().since(cases[3].received_at);
     rig.clock.advance(DurationMs(claim_limit.0 + 1000));
     rig.tick();
