@@ -570,3 +570,36 @@ fn closure_percentiles_are_nearest_rank() {
         ",
     );
 }
+
+#[test]
+fn a_case_without_a_location_takes_the_township_of_its_first_dispatch() {
+    // Accepted with no township; a supervisor dispatches it to T2's worker W3, who returns
+    // it; it is dispatched again to T1's W1. Its township is T2 (the first dispatch's)
+    // throughout; its grid and worker follow the current assignment.
+    let to = |b: Build, at: i64, township: &str, grid: &str, w: &str| {
+        let kind = EventKind::Dispatched {
+            grid: grid.into(),
+            township: township.into(),
+            worker: w.into(),
+            department: None,
+            rule: "manual".into(),
+            reason: "test".into(),
+            due_claim: h(at + 2),
+            due_close: h(at + 48),
+        };
+        b.event(at, supervisor(), kind)
+    };
+    let waiting = accept(1, 0, None, "roads").done();
+    let b = to(accept(2, 0, None, "roads"), 1, "T2", "G3", "W3");
+    let returned = b.ret(2).done();
+    let b = to(accept(3, 0, None, "roads"), 1, "T2", "G3", "W3").ret(2);
+    let moved = to(b, 3, "T1", "G1", "W1").done();
+    let q = query(AuditBy::Township);
+    let labels = |cases: &[Case], by: AuditBy| -> Vec<String> {
+        cases.iter().map(|c| gridline_audit::group_of(c, &Query { by, ..q.clone() })).collect()
+    };
+    let cases = [waiting, returned, moved];
+    assert_eq!(labels(&cases, AuditBy::Township), ["-", "T2", "T2"]);
+    assert_eq!(labels(&cases, AuditBy::Grid), ["-", "-", "G1"]);
+    assert_eq!(labels(&cases, AuditBy::Worker), ["-", "-", "W1"]);
+}
