@@ -1668,6 +1668,37 @@ mod tests {
         );
     }
 
+    /// A record's length field damaged so that it runs past the end of the
+    /// file, with intact records after it, is damage, not a file cut short:
+    /// when sled holds every one of them (the second file, after a start
+    /// replayed it), nothing is lost and the start goes on, as it does
+    /// for any other damage to that record.
+    #[test]
+    fn a_damaged_length_with_intact_records_after_it_is_damage_not_a_cut() {
+        for (what, byte, bit) in [("a payload byte", 20usize, 0x01u8), ("the length's top byte", 3, 0x80)] {
+            let dir = tempfile::tempdir().unwrap();
+            drop(SledStore::open(dir.path()).unwrap());
+            let next = next_number(dir.path());
+            let (mut wal, _) = Wal::open(&dir.path().join(WAL_FILES[1]), 1).unwrap();
+            wal.reset(next).unwrap();
+            for v in ["1", "2", "3"] {
+                wal.append(&put("b", v)).unwrap();
+                wal.write().unwrap();
+            }
+            drop(wal);
+            // The start replays them; they stay in the second file, durable in sled.
+            let s = SledStore::open(dir.path()).unwrap();
+            assert_eq!(value(&s, "b").as_deref(), Some("3"), "{what}");
+            drop(s);
+            let p = dir.path().join(WAL_FILES[1]);
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[32 + byte] ^= bit;
+            std::fs::write(&p, &bytes).unwrap();
+            let s = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(value(&s, "b").as_deref(), Some("3"), "{what}");
+        }
+    }
+
     /// The number the log's next record gets, as a closed store left it.
     fn next_number(dir: &Path) -> u64 {
         Wal::open(&dir.join(WAL_FILES[0]), 1).unwrap().0.next()

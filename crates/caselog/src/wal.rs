@@ -134,18 +134,6 @@ impl Wal {
             next += 1;
             at = align((at + RECORD_HEAD + len) as u64) as usize;
         }
-        if cut_short(&bytes, at, next) {
-            // A record is written only where the file is already long
-            // enough, its length made durable first: one that runs past the
-            // end of the file was whole once, and what lay beyond it is gone.
-            return Err(StoreError::Corrupt(format!(
-                "{}: record {next} (at byte {at}) runs past the end of the file ({} bytes): the file was cut short, \
-                 not torn by a crash, and the acknowledged writes it held from there on are lost; \
-                 nothing is replayed and the write-ahead log is left as it is",
-                path.display(),
-                bytes.len()
-            )));
-        }
         // Each record is written, and fdatasynced, alone: one intact after
         // where reading stopped means the record there was whole when it
         // was synced. It is damaged, not torn; the caller decides whether
@@ -160,6 +148,21 @@ impl Wal {
             let d = wal.damage.get_or_insert(Damage { at, record: next, later, last: seq - 1 });
             d.last = seq - 1;
             (from, want) = (a, seq);
+        }
+        if wal.damage.is_none() && cut_short(&bytes, at, next) {
+            // A record is written only where the file is already long
+            // enough, its length made durable first: one that runs past the
+            // end of the file was whole once, and what lay beyond it is gone.
+            // Unless intact records follow it (looked for first): they were
+            // written after it, so the file reaches past it and the record's
+            // length is damaged, which is reported as damage above.
+            return Err(StoreError::Corrupt(format!(
+                "{}: record {next} (at byte {at}) runs past the end of the file ({} bytes): the file was cut short, \
+                 not torn by a crash, and the acknowledged writes it held from there on are lost; \
+                 nothing is replayed and the write-ahead log is left as it is",
+                path.display(),
+                bytes.len()
+            )));
         }
         if let Some(head) = bytes.get(at..at + RECORD_HEAD).filter(|h| h.iter().any(|&b| b != 0)) {
             // Not a clean end: the torn tail of a write that was never
@@ -587,6 +590,33 @@ mod tests {
         bytes[end - 20] ^= 0xff;
         std::fs::write(&p, &bytes).unwrap();
         assert_eq!(Wal::open(&p, 1).unwrap().0.damage(), None);
+    }
+
+    /// A length field damaged so that its record runs past the end of the
+    /// file, with intact records of this generation after it: those were
+    /// written after it, so the file was not cut there; it is damage, and
+    /// reported as such (the caller decides whether what follows is owed).
+    #[test]
+    fn a_huge_length_with_intact_records_after_it_is_damage_not_a_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 7).unwrap();
+        let at7 = w.end as usize;
+        let mut at8 = 0;
+        for i in 1..=3 {
+            w.append(&batch(i)).unwrap();
+            w.write().unwrap();
+            if i == 1 {
+                at8 = w.end as usize;
+            }
+        }
+        drop(w);
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[at7 + 3] ^= 0x80;
+        std::fs::write(&p, &bytes).unwrap();
+        let (w, got) = Wal::open(&p, 7).unwrap();
+        assert!(got.is_empty());
+        assert_eq!(w.damage(), Some(Damage { at: at7, record: 7, later: at8, last: 9 }));
     }
 
     /// A file cut inside the padding after its last record (a copy cut
