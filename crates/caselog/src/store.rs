@@ -488,13 +488,16 @@ impl SledStore {
     /// durably, and has the checkpoint thread make this one's durable.
     fn rotate(&self, log: &mut Log) -> Result<(), StoreError> {
         let next = log.wal.next();
-        // A file that grew while sled lagged gives the space back.
-        if let Err(e) = log.spare.shrink(self.checkpoint_bytes + crate::wal::GROW) {
-            warn!(error = %e, "cannot shrink the write-ahead log");
-        }
         if let Err(e) = log.spare.reset(next) {
             self.die(log, &e);
             return Err(e);
+        }
+        // A file that grew while sled lagged gives the space back: after
+        // the reset, since its records reach as far as it grew (it grows
+        // only as records need room), so `shrink` finds none in the way
+        // only once they are left behind.
+        if let Err(e) = log.spare.shrink(self.checkpoint_bytes + crate::wal::GROW) {
+            warn!(error = %e, "cannot shrink the write-ahead log");
         }
         std::mem::swap(&mut log.wal, &mut log.spare);
         log.spare_last = next - 1;
@@ -1697,6 +1700,31 @@ mod tests {
             let s = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(value(&s, "b").as_deref(), Some("3"), "{what}");
         }
+    }
+
+    /// A file that grew while sled lagged (its records reach past the
+    /// checkpoint size and a growth step) gives the space back when the
+    /// log moves on to it, not a round later.
+    #[test]
+    fn a_file_that_grew_while_sled_lagged_is_given_back_when_the_log_moves_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let mut log = s.log.lock().unwrap();
+        // As the other file is left after sled lagged: its records ran on
+        // past twice the checkpoint size (all durable in sled by now).
+        let big = put("k", &"x".repeat(60_000));
+        while log.spare.used() <= 2 * CHECKPOINT_BYTES + crate::wal::GROW {
+            log.spare.append(&big).unwrap();
+            log.spare.write().unwrap();
+        }
+        assert!(log.spare.file_len() > CHECKPOINT_BYTES + crate::wal::GROW);
+        s.rotate(&mut log).unwrap();
+        assert_eq!(log.wal.used(), 0);
+        assert_eq!(log.wal.file_len(), CHECKPOINT_BYTES + crate::wal::GROW);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(WAL_FILES[1])).unwrap().len(),
+            CHECKPOINT_BYTES + crate::wal::GROW
+        );
     }
 
     /// The number the log's next record gets, as a closed store left it.
