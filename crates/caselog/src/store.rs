@@ -279,28 +279,7 @@ impl SledStore {
         // whether the pages sled is given are packed (see `sled_batch`).
         let mut format = 0;
         if let Some(meta) = db.get(codec::META_KEY).map_err(sled_err)? {
-            match codec::read_meta(&meta) {
-                Ok(m) => format = m.format,
-                Err(codec::CodecError::Format(v)) => {
-                    return Err(StoreError::Unsupported(format!(
-                        "{}: the case log is in format {v}, and this build of Gridline reads formats 1 to {} (did \
-                         a newer Gridline write it?); its write-ahead log was neither replayed nor reset",
-                        path.display(),
-                        codec::LOG_FORMAT
-                    )));
-                }
-                // A newer envelope around the format record: as newer a log.
-                Err(codec::CodecError::Version(v)) => {
-                    return Err(StoreError::Unsupported(format!(
-                        "{}: the case log's format record is in envelope version {v}, and this build of Gridline \
-                         reads version {} (did a newer Gridline write it?); its write-ahead log was neither \
-                         replayed nor reset",
-                        path.display(),
-                        codec::FORMAT_VERSION
-                    )));
-                }
-                _ => {}
-            }
+            format = readable_format(path, &meta, "")?.unwrap_or(0);
         }
         let written = db.get(APPLIED_KEY).map_err(sled_err)?;
         let applied = match &written {
@@ -368,6 +347,15 @@ impl SledStore {
                 "sled holds the batches up to record {applied}, but the write-ahead log lacks the next ones: records {expect} to {} are lost",
                 seq - 1
             )));
+        }
+        // A newer Gridline marks a log as its format with a record: one
+        // that sled never applied refuses the start as sled's would.
+        for (seq, batch) in &records {
+            for (k, v) in &batch.ops {
+                if let (true, Some(v)) = (k.as_slice() == codec::META_KEY, v) {
+                    readable_format(path, v, &format!(" in record {seq} of the write-ahead log"))?;
+                }
+            }
         }
         let replayed = records.len();
         for (seq, batch) in records {
@@ -557,6 +545,32 @@ fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     QUIET.with(|q| q.set(false));
     r
+}
+
+/// The format of the format record `meta` (`None`: unreadable, left to
+/// the case log to report), or the refusal of a log in a format this build
+/// does not read or in a newer envelope (a newer Gridline wrote it): its
+/// write-ahead log is then neither replayed nor reset. `whence` says where
+/// the record is, when not in sled.
+fn readable_format(path: &Path, meta: &[u8], whence: &str) -> Result<Option<u8>, StoreError> {
+    match codec::read_meta(meta) {
+        Ok(m) => Ok(Some(m.format)),
+        Err(codec::CodecError::Format(v)) => Err(StoreError::Unsupported(format!(
+            "{}: the case log is in format {v}{whence}, and this build of Gridline reads formats 1 to {} (did \
+             a newer Gridline write it?); its write-ahead log was neither replayed nor reset",
+            path.display(),
+            codec::LOG_FORMAT
+        ))),
+        // A newer envelope around the format record: as newer a log.
+        Err(codec::CodecError::Version(v)) => Err(StoreError::Unsupported(format!(
+            "{}: the case log's format record{whence} is in envelope version {v}, and this build of Gridline \
+             reads version {} (did a newer Gridline write it?); its write-ahead log was neither \
+             replayed nor reset",
+            path.display(),
+            codec::FORMAT_VERSION
+        ))),
+        _ => Ok(None),
+    }
 }
 
 /// sled's flush and an fsync of its file, then an empty log whose records
@@ -1281,6 +1295,49 @@ mod tests {
             matches!(&err, StoreError::Unsupported(m) if m.contains(&newer) && m.contains(&reads)),
             "{err}"
         );
+    }
+
+    /// A newer Gridline marks a log it opens as its own format with a
+    /// record of the write-ahead log; killed before sled applied it, the
+    /// log's format record in sled is still one this build reads. The
+    /// newer format in the log's records refuses the start just the same,
+    /// before anything is replayed or reset.
+    #[test]
+    fn a_newer_format_record_in_the_write_ahead_log_is_refused_before_its_records_are_replayed() {
+        use codec::{encode, Kind, Meta, LOG_FORMAT};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let ours = Meta { format: LOG_FORMAT, created_by: "gridline".into(), county: "X".into() };
+        let mut b = WriteBatch::default();
+        b.put(codec::META_KEY.to_vec(), encode(Kind::Meta, &ours).unwrap());
+        s.apply(b).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let newer = Meta { format: LOG_FORMAT + 1, created_by: "gridline 9.0".into(), county: "X".into() };
+        let (mut log, _) = Wal::open(&dir.path().join("wal"), 1).unwrap();
+        let mut b = WriteBatch::default();
+        b.put(codec::META_KEY.to_vec(), encode(Kind::Meta, &newer).unwrap());
+        log.append(&b).unwrap();
+        log.write().unwrap();
+        drop(log);
+        let wal = |d: &Path| WAL_FILES.map(|f| std::fs::read(d.join(f)).unwrap());
+        let before = wal(dir.path());
+        let err = SledStore::open(dir.path()).err().expect("refused");
+        assert!(before == wal(dir.path()), "the write-ahead log was changed");
+        let newer = format!("format {}", LOG_FORMAT + 1);
+        assert!(matches!(&err, StoreError::Unsupported(m) if m.contains(&newer)), "{err}");
+        // sled still holds this build's format record.
+        // (sled lets go of its lock a moment after the refused open.)
+        let t0 = std::time::Instant::now();
+        let db = loop {
+            match sled::open(dir.path()) {
+                Err(_) if t0.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(codec::read_meta(&db.get(codec::META_KEY).unwrap().unwrap()).unwrap().format, LOG_FORMAT);
     }
 
     #[test]
