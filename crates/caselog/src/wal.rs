@@ -69,6 +69,9 @@ pub(crate) struct Wal {
     buf: Vec<u8>,
     /// Found at `open`: a damaged record with intact ones after it.
     damage: Option<Damage>,
+    /// Tests: `shrink`'s sync fails.
+    #[cfg(test)]
+    fail_sync: bool,
 }
 
 /// A record `open` could not read though intact records follow it: damage
@@ -107,8 +110,17 @@ impl Wal {
             .truncate(false)
             .open(path)
             .map_err(|e| io("cannot open the write-ahead log", e))?;
-        let mut wal =
-            Wal { file, end: HEADER, len: 0, next: from, generation: 0, buf: Vec::new(), damage: None };
+        let mut wal = Wal {
+            file,
+            end: HEADER,
+            len: 0,
+            next: from,
+            generation: 0,
+            buf: Vec::new(),
+            damage: None,
+            #[cfg(test)]
+            fail_sync: false,
+        };
         let bytes = std::fs::read(path).map_err(|e| io("cannot read the write-ahead log", e))?;
         if bytes.iter().all(|&b| b == 0) {
             // New, or its creation never finished: nothing was ever written
@@ -296,8 +308,15 @@ impl Wal {
         let max = max.max(GROW);
         if self.len > max && self.end <= max && self.buf.is_empty() {
             self.file.set_len(max).map_err(|e| io("cannot shrink the write-ahead log", e))?;
-            self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
+            // The file ends here now, durably or not: a record beyond it
+            // must grow it first (zeros, synced), or a write cut short
+            // there would look like a file cut short at the next start.
             self.len = max;
+            #[cfg(test)]
+            if self.fail_sync {
+                return Err(io("cannot sync the write-ahead log", std::io::Error::from_raw_os_error(5)));
+            }
+            self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
         }
         Ok(())
     }
@@ -652,6 +671,37 @@ mod tests {
             matches!(&err, StoreError::Corrupt(m) if m.contains("checksum") && m.contains(&p.display().to_string())),
             "{err:?}"
         );
+    }
+
+    /// `shrink` cut the file but its sync failed (warned, and writing goes
+    /// on): a record past the new end must still grow the file first, its
+    /// length made durable, as `open` relies on to tell a write cut short
+    /// (dropped) from a file cut short (refused).
+    #[test]
+    fn a_record_past_a_shrink_whose_sync_failed_grows_the_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        let mut big = WriteBatch::default();
+        big.put(b"k".to_vec(), vec![7; 60_000]);
+        while w.file_len() < 3 * GROW {
+            w.append(&big).unwrap();
+            w.write().unwrap();
+        }
+        w.reset(w.next()).unwrap();
+        w.fail_sync = true;
+        assert!(w.shrink(GROW).is_err());
+        w.fail_sync = false;
+        assert_eq!(
+            w.file_len(),
+            std::fs::metadata(&p).unwrap().len(),
+            "what the writer believes is the file's length"
+        );
+        while w.used() < GROW {
+            w.append(&big).unwrap();
+            w.write().unwrap();
+        }
+        assert_eq!(w.file_len(), std::fs::metadata(&p).unwrap().len());
     }
 
     #[test]
