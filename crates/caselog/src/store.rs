@@ -852,7 +852,16 @@ impl Drop for SledStore {
             drop(tx);
             let _ = join.join();
         }
-        let failed = self.progress.0.lock().map(|p| p.failed.is_some()).unwrap_or(true);
+        // sled failed to apply a batch, or a checkpoint in the background
+        // failed (after a failed fsync the kernel may have dropped pages it
+        // will not report again, so the log is never emptied in this
+        // process, though no write came after to hear of it).
+        let failed = self
+            .progress
+            .0
+            .lock()
+            .map(|p| p.failed.is_some() || p.checkpoint_failed.is_some())
+            .unwrap_or(true);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         // Staged but never synced, so never acknowledged (an undo batch, say).
         log.pending = None;
@@ -1539,6 +1548,24 @@ mod tests {
         std::fs::write(blobs.join("10485760"), [0u8; 64]).unwrap();
         assert_eq!(files.sync_blobs().unwrap(), 1);
         assert_eq!(files.synced.lock().unwrap().len(), 1);
+    }
+
+    /// A checkpoint in the background failed (its fsync: the kernel may
+    /// have dropped sled's pages, and will not say so again), and no write
+    /// came after to hear of it: closing must not empty the log either, the
+    /// only durable copy of the records since the last good checkpoint.
+    #[test]
+    fn closing_after_a_failed_background_checkpoint_leaves_the_log_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        s.caught_up().unwrap();
+        s.progress.0.lock().unwrap().checkpoint_failed =
+            Some(StoreError::Io("cannot fsync sled's file".into()));
+        drop(s);
+        let (_, records) = Wal::open(&dir.path().join(WAL_FILES[0]), 1).unwrap();
+        assert_eq!(records.len(), 1, "the log was emptied after a failed checkpoint");
     }
 
     #[test]
