@@ -279,28 +279,7 @@ impl SledStore {
         // whether the pages sled is given are packed (see `sled_batch`).
         let mut format = 0;
         if let Some(meta) = db.get(codec::META_KEY).map_err(sled_err)? {
-            match codec::read_meta(&meta) {
-                Ok(m) => format = m.format,
-                Err(codec::CodecError::Format(v)) => {
-                    return Err(StoreError::Unsupported(format!(
-                        "{}: the case log is in format {v}, and this build of Gridline reads formats 1 to {} (did \
-                         a newer Gridline write it?); its write-ahead log was neither replayed nor reset",
-                        path.display(),
-                        codec::LOG_FORMAT
-                    )));
-                }
-                // A newer envelope around the format record: as newer a log.
-                Err(codec::CodecError::Version(v)) => {
-                    return Err(StoreError::Unsupported(format!(
-                        "{}: the case log's format record is in envelope version {v}, and this build of Gridline \
-                         reads version {} (did a newer Gridline write it?); its write-ahead log was neither \
-                         replayed nor reset",
-                        path.display(),
-                        codec::FORMAT_VERSION
-                    )));
-                }
-                _ => {}
-            }
+            format = readable_format(path, &meta, "")?.unwrap_or(0);
         }
         let written = db.get(APPLIED_KEY).map_err(sled_err)?;
         let applied = match &written {
@@ -368,6 +347,15 @@ impl SledStore {
                 "sled holds the batches up to record {applied}, but the write-ahead log lacks the next ones: records {expect} to {} are lost",
                 seq - 1
             )));
+        }
+        // A newer Gridline marks a log as its format with a record: one
+        // that sled never applied refuses the start as sled's would.
+        for (seq, batch) in &records {
+            for (k, v) in &batch.ops {
+                if let (true, Some(v)) = (k.as_slice() == codec::META_KEY, v) {
+                    readable_format(path, v, &format!(" in record {seq} of the write-ahead log"))?;
+                }
+            }
         }
         let replayed = records.len();
         for (seq, batch) in records {
@@ -488,13 +476,16 @@ impl SledStore {
     /// durably, and has the checkpoint thread make this one's durable.
     fn rotate(&self, log: &mut Log) -> Result<(), StoreError> {
         let next = log.wal.next();
-        // A file that grew while sled lagged gives the space back.
-        if let Err(e) = log.spare.shrink(self.checkpoint_bytes + crate::wal::GROW) {
-            warn!(error = %e, "cannot shrink the write-ahead log");
-        }
         if let Err(e) = log.spare.reset(next) {
             self.die(log, &e);
             return Err(e);
+        }
+        // A file that grew while sled lagged gives the space back: after
+        // the reset, since its records reach as far as it grew (it grows
+        // only as records need room), so `shrink` finds none in the way
+        // only once they are left behind.
+        if let Err(e) = log.spare.shrink(self.checkpoint_bytes + crate::wal::GROW) {
+            warn!(error = %e, "cannot shrink the write-ahead log");
         }
         std::mem::swap(&mut log.wal, &mut log.spare);
         log.spare_last = next - 1;
@@ -554,6 +545,32 @@ fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     QUIET.with(|q| q.set(false));
     r
+}
+
+/// The format of the format record `meta` (`None`: unreadable, left to
+/// the case log to report), or the refusal of a log in a format this build
+/// does not read or in a newer envelope (a newer Gridline wrote it): its
+/// write-ahead log is then neither replayed nor reset. `whence` says where
+/// the record is, when not in sled.
+fn readable_format(path: &Path, meta: &[u8], whence: &str) -> Result<Option<u8>, StoreError> {
+    match codec::read_meta(meta) {
+        Ok(m) => Ok(Some(m.format)),
+        Err(codec::CodecError::Format(v)) => Err(StoreError::Unsupported(format!(
+            "{}: the case log is in format {v}{whence}, and this build of Gridline reads formats 1 to {} (did \
+             a newer Gridline write it?); its write-ahead log was neither replayed nor reset",
+            path.display(),
+            codec::LOG_FORMAT
+        ))),
+        // A newer envelope around the format record: as newer a log.
+        Err(codec::CodecError::Version(v)) => Err(StoreError::Unsupported(format!(
+            "{}: the case log's format record{whence} is in envelope version {v}, and this build of Gridline \
+             reads version {} (did a newer Gridline write it?); its write-ahead log was neither \
+             replayed nor reset",
+            path.display(),
+            codec::FORMAT_VERSION
+        ))),
+        _ => Ok(None),
+    }
 }
 
 /// sled's flush and an fsync of its file, then an empty log whose records
@@ -835,7 +852,16 @@ impl Drop for SledStore {
             drop(tx);
             let _ = join.join();
         }
-        let failed = self.progress.0.lock().map(|p| p.failed.is_some()).unwrap_or(true);
+        // sled failed to apply a batch, or a checkpoint in the background
+        // failed (after a failed fsync the kernel may have dropped pages it
+        // will not report again, so the log is never emptied in this
+        // process, though no write came after to hear of it).
+        let failed = self
+            .progress
+            .0
+            .lock()
+            .map(|p| p.failed.is_some() || p.checkpoint_failed.is_some())
+            .unwrap_or(true);
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         // Staged but never synced, so never acknowledged (an undo batch, say).
         log.pending = None;
@@ -1280,6 +1306,49 @@ mod tests {
         );
     }
 
+    /// A newer Gridline marks a log it opens as its own format with a
+    /// record of the write-ahead log; killed before sled applied it, the
+    /// log's format record in sled is still one this build reads. The
+    /// newer format in the log's records refuses the start just the same,
+    /// before anything is replayed or reset.
+    #[test]
+    fn a_newer_format_record_in_the_write_ahead_log_is_refused_before_its_records_are_replayed() {
+        use codec::{encode, Kind, Meta, LOG_FORMAT};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let ours = Meta { format: LOG_FORMAT, created_by: "gridline".into(), county: "X".into() };
+        let mut b = WriteBatch::default();
+        b.put(codec::META_KEY.to_vec(), encode(Kind::Meta, &ours).unwrap());
+        s.apply(b).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let newer = Meta { format: LOG_FORMAT + 1, created_by: "gridline 9.0".into(), county: "X".into() };
+        let (mut log, _) = Wal::open(&dir.path().join("wal"), 1).unwrap();
+        let mut b = WriteBatch::default();
+        b.put(codec::META_KEY.to_vec(), encode(Kind::Meta, &newer).unwrap());
+        log.append(&b).unwrap();
+        log.write().unwrap();
+        drop(log);
+        let wal = |d: &Path| WAL_FILES.map(|f| std::fs::read(d.join(f)).unwrap());
+        let before = wal(dir.path());
+        let err = SledStore::open(dir.path()).err().expect("refused");
+        assert!(before == wal(dir.path()), "the write-ahead log was changed");
+        let newer = format!("format {}", LOG_FORMAT + 1);
+        assert!(matches!(&err, StoreError::Unsupported(m) if m.contains(&newer)), "{err}");
+        // sled still holds this build's format record.
+        // (sled lets go of its lock a moment after the refused open.)
+        let t0 = std::time::Instant::now();
+        let db = loop {
+            match sled::open(dir.path()) {
+                Err(_) if t0.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                r => break r.unwrap(),
+            }
+        };
+        assert_eq!(codec::read_meta(&db.get(codec::META_KEY).unwrap().unwrap()).unwrap().format, LOG_FORMAT);
+    }
+
     #[test]
     fn a_log_whose_format_record_has_a_newer_envelope_is_refused_before_its_records_are_replayed() {
         use codec::{encode, Kind, Meta};
@@ -1481,6 +1550,24 @@ mod tests {
         assert_eq!(files.synced.lock().unwrap().len(), 1);
     }
 
+    /// A checkpoint in the background failed (its fsync: the kernel may
+    /// have dropped sled's pages, and will not say so again), and no write
+    /// came after to hear of it: closing must not empty the log either, the
+    /// only durable copy of the records since the last good checkpoint.
+    #[test]
+    fn closing_after_a_failed_background_checkpoint_leaves_the_log_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        s.caught_up().unwrap();
+        s.progress.0.lock().unwrap().checkpoint_failed =
+            Some(StoreError::Io("cannot fsync sled's file".into()));
+        drop(s);
+        let (_, records) = Wal::open(&dir.path().join(WAL_FILES[0]), 1).unwrap();
+        assert_eq!(records.len(), 1, "the log was emptied after a failed checkpoint");
+    }
+
     #[test]
     fn closing_drops_a_staged_batch_never_synced() {
         let dir = tempfile::tempdir().unwrap();
@@ -1665,6 +1752,62 @@ mod tests {
             matches!(&err, StoreError::Corrupt(m) if m.contains(&format!("both hold record {n}"))
                 && m.contains(&dir.path().join(WAL_FILES[1]).display().to_string())),
             "{err:?}"
+        );
+    }
+
+    /// A record's length field damaged so that it runs past the end of the
+    /// file, with intact records after it, is damage, not a file cut short:
+    /// when sled holds every one of them (the second file, after a start
+    /// replayed it), nothing is lost and the start goes on, as it does
+    /// for any other damage to that record.
+    #[test]
+    fn a_damaged_length_with_intact_records_after_it_is_damage_not_a_cut() {
+        for (what, byte, bit) in [("a payload byte", 20usize, 0x01u8), ("the length's top byte", 3, 0x80)] {
+            let dir = tempfile::tempdir().unwrap();
+            drop(SledStore::open(dir.path()).unwrap());
+            let next = next_number(dir.path());
+            let (mut wal, _) = Wal::open(&dir.path().join(WAL_FILES[1]), 1).unwrap();
+            wal.reset(next).unwrap();
+            for v in ["1", "2", "3"] {
+                wal.append(&put("b", v)).unwrap();
+                wal.write().unwrap();
+            }
+            drop(wal);
+            // The start replays them; they stay in the second file, durable in sled.
+            let s = SledStore::open(dir.path()).unwrap();
+            assert_eq!(value(&s, "b").as_deref(), Some("3"), "{what}");
+            drop(s);
+            let p = dir.path().join(WAL_FILES[1]);
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[32 + byte] ^= bit;
+            std::fs::write(&p, &bytes).unwrap();
+            let s = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(value(&s, "b").as_deref(), Some("3"), "{what}");
+        }
+    }
+
+    /// A file that grew while sled lagged (its records reach past the
+    /// checkpoint size and a growth step) gives the space back when the
+    /// log moves on to it, not a round later.
+    #[test]
+    fn a_file_that_grew_while_sled_lagged_is_given_back_when_the_log_moves_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let mut log = s.log.lock().unwrap();
+        // As the other file is left after sled lagged: its records ran on
+        // past twice the checkpoint size (all durable in sled by now).
+        let big = put("k", &"x".repeat(60_000));
+        while log.spare.used() <= 2 * CHECKPOINT_BYTES + crate::wal::GROW {
+            log.spare.append(&big).unwrap();
+            log.spare.write().unwrap();
+        }
+        assert!(log.spare.file_len() > CHECKPOINT_BYTES + crate::wal::GROW);
+        s.rotate(&mut log).unwrap();
+        assert_eq!(log.wal.used(), 0);
+        assert_eq!(log.wal.file_len(), CHECKPOINT_BYTES + crate::wal::GROW);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(WAL_FILES[1])).unwrap().len(),
+            CHECKPOINT_BYTES + crate::wal::GROW
         );
     }
 

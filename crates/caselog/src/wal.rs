@@ -69,6 +69,9 @@ pub(crate) struct Wal {
     buf: Vec<u8>,
     /// Found at `open`: a damaged record with intact ones after it.
     damage: Option<Damage>,
+    /// Tests: `shrink`'s sync fails.
+    #[cfg(test)]
+    fail_sync: bool,
 }
 
 /// A record `open` could not read though intact records follow it: damage
@@ -107,8 +110,17 @@ impl Wal {
             .truncate(false)
             .open(path)
             .map_err(|e| io("cannot open the write-ahead log", e))?;
-        let mut wal =
-            Wal { file, end: HEADER, len: 0, next: from, generation: 0, buf: Vec::new(), damage: None };
+        let mut wal = Wal {
+            file,
+            end: HEADER,
+            len: 0,
+            next: from,
+            generation: 0,
+            buf: Vec::new(),
+            damage: None,
+            #[cfg(test)]
+            fail_sync: false,
+        };
         let bytes = std::fs::read(path).map_err(|e| io("cannot read the write-ahead log", e))?;
         if bytes.iter().all(|&b| b == 0) {
             // New, or its creation never finished: nothing was ever written
@@ -134,18 +146,6 @@ impl Wal {
             next += 1;
             at = align((at + RECORD_HEAD + len) as u64) as usize;
         }
-        if cut_short(&bytes, at, next) {
-            // A record is written only where the file is already long
-            // enough, its length made durable first: one that runs past the
-            // end of the file was whole once, and what lay beyond it is gone.
-            return Err(StoreError::Corrupt(format!(
-                "{}: record {next} (at byte {at}) runs past the end of the file ({} bytes): the file was cut short, \
-                 not torn by a crash, and the acknowledged writes it held from there on are lost; \
-                 nothing is replayed and the write-ahead log is left as it is",
-                path.display(),
-                bytes.len()
-            )));
-        }
         // Each record is written, and fdatasynced, alone: one intact after
         // where reading stopped means the record there was whole when it
         // was synced. It is damaged, not torn; the caller decides whether
@@ -160,6 +160,21 @@ impl Wal {
             let d = wal.damage.get_or_insert(Damage { at, record: next, later, last: seq - 1 });
             d.last = seq - 1;
             (from, want) = (a, seq);
+        }
+        if wal.damage.is_none() && cut_short(&bytes, at, next) {
+            // A record is written only where the file is already long
+            // enough, its length made durable first: one that runs past the
+            // end of the file was whole once, and what lay beyond it is gone.
+            // Unless intact records follow it (looked for first): they were
+            // written after it, so the file reaches past it and the record's
+            // length is damaged, which is reported as damage above.
+            return Err(StoreError::Corrupt(format!(
+                "{}: record {next} (at byte {at}) runs past the end of the file ({} bytes): the file was cut short, \
+                 not torn by a crash, and the acknowledged writes it held from there on are lost; \
+                 nothing is replayed and the write-ahead log is left as it is",
+                path.display(),
+                bytes.len()
+            )));
         }
         if let Some(head) = bytes.get(at..at + RECORD_HEAD).filter(|h| h.iter().any(|&b| b != 0)) {
             // Not a clean end: the torn tail of a write that was never
@@ -293,8 +308,15 @@ impl Wal {
         let max = max.max(GROW);
         if self.len > max && self.end <= max && self.buf.is_empty() {
             self.file.set_len(max).map_err(|e| io("cannot shrink the write-ahead log", e))?;
-            self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
+            // The file ends here now, durably or not: a record beyond it
+            // must grow it first (zeros, synced), or a write cut short
+            // there would look like a file cut short at the next start.
             self.len = max;
+            #[cfg(test)]
+            if self.fail_sync {
+                return Err(io("cannot sync the write-ahead log", std::io::Error::from_raw_os_error(5)));
+            }
+            self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
         }
         Ok(())
     }
@@ -589,6 +611,33 @@ mod tests {
         assert_eq!(Wal::open(&p, 1).unwrap().0.damage(), None);
     }
 
+    /// A length field damaged so that its record runs past the end of the
+    /// file, with intact records of this generation after it: those were
+    /// written after it, so the file was not cut there; it is damage, and
+    /// reported as such (the caller decides whether what follows is owed).
+    #[test]
+    fn a_huge_length_with_intact_records_after_it_is_damage_not_a_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 7).unwrap();
+        let at7 = w.end as usize;
+        let mut at8 = 0;
+        for i in 1..=3 {
+            w.append(&batch(i)).unwrap();
+            w.write().unwrap();
+            if i == 1 {
+                at8 = w.end as usize;
+            }
+        }
+        drop(w);
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[at7 + 3] ^= 0x80;
+        std::fs::write(&p, &bytes).unwrap();
+        let (w, got) = Wal::open(&p, 7).unwrap();
+        assert!(got.is_empty());
+        assert_eq!(w.damage(), Some(Damage { at: at7, record: 7, later: at8, last: 9 }));
+    }
+
     /// A file cut inside the padding after its last record (a copy cut
     /// short, say): the record is whole, and reading it does not panic.
     #[test]
@@ -622,6 +671,37 @@ mod tests {
             matches!(&err, StoreError::Corrupt(m) if m.contains("checksum") && m.contains(&p.display().to_string())),
             "{err:?}"
         );
+    }
+
+    /// `shrink` cut the file but its sync failed (warned, and writing goes
+    /// on): a record past the new end must still grow the file first, its
+    /// length made durable, as `open` relies on to tell a write cut short
+    /// (dropped) from a file cut short (refused).
+    #[test]
+    fn a_record_past_a_shrink_whose_sync_failed_grows_the_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        let mut big = WriteBatch::default();
+        big.put(b"k".to_vec(), vec![7; 60_000]);
+        while w.file_len() < 3 * GROW {
+            w.append(&big).unwrap();
+            w.write().unwrap();
+        }
+        w.reset(w.next()).unwrap();
+        w.fail_sync = true;
+        assert!(w.shrink(GROW).is_err());
+        w.fail_sync = false;
+        assert_eq!(
+            w.file_len(),
+            std::fs::metadata(&p).unwrap().len(),
+            "what the writer believes is the file's length"
+        );
+        while w.used() < GROW {
+            w.append(&big).unwrap();
+            w.write().unwrap();
+        }
+        assert_eq!(w.file_len(), std::fs::metadata(&p).unwrap().len());
     }
 
     #[test]
