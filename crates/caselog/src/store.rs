@@ -209,7 +209,6 @@ impl SledStore {
     /// before the log moves to its other one.
     pub fn open_with(path: &Path, checkpoint_bytes: u64) -> Result<SledStore, StoreError> {
         let checkpoint_bytes = checkpoint_bytes.max(1 << 20);
-        let existed = path.join("db").exists();
         std::fs::create_dir_all(path).map_err(io)?;
         remove_unfinished_snapshots(path)?;
         let config = sled::Config::new().path(path).flush_every_ms(None).cache_capacity(256 << 20);
@@ -265,13 +264,6 @@ impl SledStore {
         })?;
         let file =
             Arc::new(SledFiles { db: file, blobs: path.join("blobs"), synced: Mutex::new(HashMap::new()) });
-        if !existed {
-            // New files: make their directory entries durable too.
-            sync_dir(path)?;
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
         // A log in a format this build does not read (a newer Gridline
         // wrote it): refuse it before its write-ahead log is replayed or
         // reset, so that the build that wrote it finds it as it left it.
@@ -329,6 +321,16 @@ impl SledStore {
             issued = issued.max(wal.next());
             records.extend(recs.into_iter().filter(|r| r.0 > applied));
             wals.push(wal);
+        }
+        // Make the directory entries durable (sled's files, both log
+        // files, the log's own directory), at every start, not only at the
+        // one that creates them: a kill between a file's creation and its
+        // directory's sync would leave the next start believing the entry
+        // durable, and a power loss after that start acknowledged writes
+        // could drop it. Two fsyncs of a directory a start.
+        sync_dir(path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
         }
         records.sort_unstable_by_key(|r| r.0);
         // Each file's numbers only grow: one number twice is in both files.
