@@ -1157,21 +1157,26 @@ mod tests {
     /// record sled lacks; the open must be refused, the log left as it was.
     fn refused_before_replay(meta: Vec<u8>) -> StoreError {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        refused_before_replay_in(dir.path(), meta, put("late", "1"))
+    }
+
+    /// [`refused_before_replay`] in `dir`, the record sled lacks `logged`.
+    fn refused_before_replay_in(dir: &Path, meta: Vec<u8>, logged: WriteBatch) -> StoreError {
+        let s = SledStore::open(dir).unwrap();
         let mut b = WriteBatch::default();
         b.put(codec::META_KEY.to_vec(), meta);
         s.apply(b).unwrap();
         s.sync().unwrap();
         drop(s);
         // A record durable in the log alone, as after a kill: a start would replay it.
-        let (mut log, _) = Wal::open(&dir.path().join("wal"), 1).unwrap();
-        log.append(&put("late", "1")).unwrap();
+        let (mut log, _) = Wal::open(&dir.join("wal"), 1).unwrap();
+        log.append(&logged).unwrap();
         log.write().unwrap();
         drop(log);
         let wal = |d: &Path| WAL_FILES.map(|f| std::fs::read(d.join(f)).unwrap());
-        let before = wal(dir.path());
-        let err = SledStore::open(dir.path()).err().expect("refused");
-        assert!(before == wal(dir.path()), "the write-ahead log was changed");
+        let before = wal(dir);
+        let err = SledStore::open(dir).err().expect("refused");
+        assert!(before == wal(dir), "the write-ahead log was changed");
         err
     }
 
@@ -1317,24 +1322,11 @@ mod tests {
     fn a_newer_format_record_in_the_write_ahead_log_is_refused_before_its_records_are_replayed() {
         use codec::{encode, Kind, Meta, LOG_FORMAT};
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
         let ours = Meta { format: LOG_FORMAT, created_by: "gridline".into(), county: "X".into() };
-        let mut b = WriteBatch::default();
-        b.put(codec::META_KEY.to_vec(), encode(Kind::Meta, &ours).unwrap());
-        s.apply(b).unwrap();
-        s.sync().unwrap();
-        drop(s);
         let newer = Meta { format: LOG_FORMAT + 1, created_by: "gridline 9.0".into(), county: "X".into() };
-        let (mut log, _) = Wal::open(&dir.path().join("wal"), 1).unwrap();
-        let mut b = WriteBatch::default();
-        b.put(codec::META_KEY.to_vec(), encode(Kind::Meta, &newer).unwrap());
-        log.append(&b).unwrap();
-        log.write().unwrap();
-        drop(log);
-        let wal = |d: &Path| WAL_FILES.map(|f| std::fs::read(d.join(f)).unwrap());
-        let before = wal(dir.path());
-        let err = SledStore::open(dir.path()).err().expect("refused");
-        assert!(before == wal(dir.path()), "the write-ahead log was changed");
+        let mut logged = WriteBatch::default();
+        logged.put(codec::META_KEY.to_vec(), encode(Kind::Meta, &newer).unwrap());
+        let err = refused_before_replay_in(dir.path(), encode(Kind::Meta, &ours).unwrap(), logged);
         let newer = format!("format {}", LOG_FORMAT + 1);
         assert!(matches!(&err, StoreError::Unsupported(m) if m.contains(&newer)), "{err}");
         // sled still holds this build's format record.
