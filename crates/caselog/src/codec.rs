@@ -198,8 +198,7 @@ pub fn parse_case_key(k: &[u8]) -> Option<CaseId> {
 pub fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, CodecError> {
     let header = vec![FORMAT_VERSION, kind as u8, 0, 0, 0, 0];
     let mut out = postcard::to_extend(value, header).map_err(|e| CodecError::Encode(e.to_string()))?;
-    let crc = crc32fast::hash(&out[6..]);
-    out[2..6].copy_from_slice(&crc.to_le_bytes());
+    seal(&mut out);
     if out.len() > VALUE_MAX_BYTES {
         return Err(CodecError::TooLarge(out.len()));
     }
@@ -224,6 +223,12 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, CodecE
 /// [`decode`] into a value that may borrow from `bytes`.
 pub fn decode_borrowed<'a, T: Deserialize<'a>>(kind: Kind, bytes: &'a [u8]) -> Result<T, CodecError> {
     from_payload(checked_payload(kind, bytes)?)
+}
+
+/// Writes the checksum of an envelope's payload into its header.
+fn seal(envelope: &mut [u8]) {
+    let crc = crc32fast::hash(&envelope[HEADER_BYTES..]);
+    envelope[2..6].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The payload of an envelope of `kind`, its version and checksum checked.
@@ -331,8 +336,7 @@ pub fn pack_page(bytes: Vec<u8>) -> Vec<u8> {
     if out.len() >= bytes.len() {
         return bytes;
     }
-    let crc = crc32fast::hash(&out[HEADER_BYTES..]);
-    out[2..6].copy_from_slice(&crc.to_le_bytes());
+    seal(&mut out);
     out
 }
 
@@ -440,8 +444,7 @@ impl Pager<'_> {
         }
         v.push(n as u8);
         v.extend_from_slice(&self.body);
-        let crc = crc32fast::hash(&v[HEADER_BYTES..]);
-        v[2..6].copy_from_slice(&crc.to_le_bytes());
+        seal(&mut v);
         self.out.pages.push((page_key(*self.next), v));
         *self.next += 1;
         self.body.clear();
@@ -667,8 +670,7 @@ pub(crate) mod tests {
 
     /// `bytes` with its envelope's checksum made to match, as if written so.
     fn resealed(mut bytes: Vec<u8>) -> Vec<u8> {
-        let crc = crc32fast::hash(&bytes[HEADER_BYTES..]);
-        bytes[2..6].copy_from_slice(&crc.to_le_bytes());
+        seal(&mut bytes);
         bytes
     }
 
