@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gridline_model::Reply;
+use gridline_model::{CaseView, Reply};
 use gridline_protocol::{write_reply, FormatCtx};
 
 /// Twenty cases as the engine leaves them after `ACCEPT`: routed and dispatched.
@@ -25,7 +25,9 @@ fn cases() -> Vec<gridline_model::Case> {
 }
 
 fn bench(c: &mut Criterion) {
-    let reply = Reply::Cases { cases: cases(), next: Some("JD-20261124-000021".into()) };
+    // As a worker sees them: phones masked as they are written.
+    let views = cases().into_iter().map(|c| CaseView::new(Arc::new(c), false)).collect();
+    let reply = Reply::Cases { cases: views, next: Some("JD-20261124-000021".into()) };
     let ctx = FormatCtx { utc_offset_min: 480, warn_at_percent: 80 };
     let mut out = String::with_capacity(64 * 1024);
     c.bench_function("format/pull_20_cases", |b| {

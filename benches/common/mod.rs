@@ -43,7 +43,7 @@ pub fn accept_in_memory(reg: &Arc<Registry>, intakes: &[Intake], n: usize) -> (M
     let mut cases = Vec::new();
     for intake in &intakes[..n.min(intakes.len())] {
         match handle.call(&op, Command::Accept(intake.clone())).expect("accept") {
-            Reply::Accepted { case, .. } => cases.push(*case),
+            Reply::Accepted { case, .. } => cases.push(case.case().clone()),
             r => panic!("ACCEPT answered {r:?}"),
         }
     }

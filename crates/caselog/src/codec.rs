@@ -261,7 +261,7 @@ fn from_payload<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, CodecErr
 
 /// A case record: the page of its newest events, then the case.
 pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
-    encode(Kind::CaseAt, &(c.stored_page, c))
+    encode(Kind::CaseAt, &(c.stored_page.get(), c))
 }
 
 /// A case record of either format (a format-1 record has no page: 0).
@@ -269,8 +269,8 @@ pub fn decode_case(bytes: &[u8]) -> Result<Case, CodecError> {
     if bytes.get(1) == Some(&(Kind::Case as u8)) {
         return decode(Kind::Case, bytes);
     }
-    let (page, mut case): (u64, Case) = decode(Kind::CaseAt, bytes)?;
-    case.stored_page = page;
+    let (page, case): (u64, Case) = decode(Kind::CaseAt, bytes)?;
+    case.stored_page.set(page);
     Ok(case)
 }
 
@@ -775,11 +775,14 @@ pub(crate) mod tests {
     fn a_case_record_keeps_its_page_and_a_format_1_record_still_reads() {
         let id = CaseId::new_at(gridline_model::Timestamp(1));
         let first = accepted(id);
-        let mut case = Case::from_first(&first).unwrap();
-        case.stored_page = 300;
+        let case = Case::from_first(&first).unwrap();
+        case.stored_page.set(300);
         assert_eq!(decode_case(&encode_case(&case).unwrap()).unwrap(), case);
         let old = encode(Kind::Case, &case).unwrap();
-        assert_eq!(decode_case(&old).unwrap(), Case { stored_page: 0, ..case });
+        assert_eq!(
+            decode_case(&old).unwrap(),
+            Case { stored_page: gridline_model::StoredPage::new(0), ..case }
+        );
     }
 
     #[test]

@@ -275,12 +275,12 @@ impl<S: Store> CaseLog<S> {
     /// (those the events touch, each given its `stored_page`), for callers
     /// that hold the cases in a slice.
     pub fn encode(&self, events: &[Event], cases: &mut [Case]) -> Result<WriteBatch, LogError> {
-        let prev: HashMap<CaseId, u64> = cases.iter().map(|c| (c.id, c.stored_page)).collect();
+        let prev: HashMap<CaseId, u64> = cases.iter().map(|c| (c.id, c.stored_page.get())).collect();
         let mut e = self.encode_events(events, |id| prev.get(id).copied().unwrap_or(0))?;
         let at: HashMap<CaseId, u64> = e.newest.iter().copied().collect();
         for c in cases.iter_mut() {
             if let Some(&page) = at.get(&c.id) {
-                c.stored_page = page;
+                c.stored_page.set(page);
                 self.put_case(&mut e.batch, c)?;
             }
         }
@@ -334,7 +334,7 @@ impl<S: Store> CaseLog<S> {
             out.extend(codec::decode::<Vec<Event>>(Kind::Events, &v).map_err(|e| corrupt(&k, e))?);
         }
         let mut runs = Vec::new();
-        let mut page = case.stored_page;
+        let mut page = case.stored_page.get();
         while page != 0 {
             let run = self.run_in(page, case)?;
             if run.prev >= page {
@@ -433,7 +433,7 @@ impl<S: Store> CaseLog<S> {
                     at: case.updated_at,
                     id: case.id,
                     seq: case.last_seq,
-                    page: case.stored_page,
+                    page: case.stored_page.get(),
                 });
                 n += 1;
                 into.push(case);
@@ -571,7 +571,7 @@ impl<S: Store> CaseLog<S> {
         fn finish(
             stored: &mut HashMap<CaseId, Case>,
             going: &mut HashMap<CaseId, (Case, u64)>,
-            mut c: Case,
+            c: Case,
             page: u64,
             report: &mut VerifyReport,
         ) -> Result<(), LogError> {
@@ -581,12 +581,12 @@ impl<S: Store> CaseLog<S> {
                     c.no, c.id
                 )));
             };
-            if s.stored_page != page {
+            if s.stored_page.get() != page {
                 going.insert(c.id, (c, page));
                 return Ok(());
             }
             let s = stored.remove(&c.id).expect("looked up above");
-            c.stored_page = page;
+            c.stored_page.set(page);
             let same = s == c;
             if !same && !township_only(&s, &c) {
                 return Err(LogError::Inconsistent(format!(
@@ -684,7 +684,7 @@ impl<S: Store> CaseLog<S> {
             }
         }
         if let Some((_, (c, page))) = going.into_iter().next() {
-            let named = stored.get(&c.id).map_or(0, |s| s.stored_page);
+            let named = stored.get(&c.id).map_or(0, |s| s.stored_page.get());
             return Err(LogError::Inconsistent(format!(
                 "case {} ({}) names page {named} for its newest events, but they end in page {page}",
                 c.no, c.id

@@ -1197,7 +1197,7 @@ mod tests {
         else {
             panic!("one page")
         };
-        case.stored_page = 1;
+        case.stored_page.set(1);
         {
             // As a format-2 build wrote it (what reaches sled here is not packed).
             let s = SledStore::open(dir.path()).unwrap();
@@ -1224,7 +1224,7 @@ mod tests {
         log.write(log.encode(std::slice::from_ref(&second), &mut cases).unwrap()).unwrap();
         log.sync().unwrap();
         let [case] = cases;
-        assert_eq!(case.stored_page, 2);
+        assert_eq!(case.stored_page.get(), 2);
         assert_eq!(log.events(&case).unwrap(), [first.clone(), second.clone()]);
         assert_eq!(log.verify().unwrap().events, 2);
         drop(log);

@@ -66,7 +66,7 @@ fn every_history_reads_back_whole_over_many_batches() {
     for (case, events) in h.cases.iter().zip(&h.events) {
         assert_eq!(&h.log.events(case).unwrap(), events, "case {}", case.no);
     }
-    assert!(h.cases[0].stored_page > h.cases[1].stored_page, "case 0 is in the last batch");
+    assert!(h.cases[0].stored_page.get() > h.cases[1].stored_page.get(), "case 0 is in the last batch");
     let report = h.log.verify().unwrap();
     assert_eq!(report.cases, 600);
     assert_eq!(report.events, h.events.iter().map(Vec::len).sum::<usize>() as u64);
@@ -101,7 +101,7 @@ fn a_format_1_history_goes_on_in_pages() {
     log.write(log.encode(std::slice::from_ref(&second), &mut cases).unwrap()).unwrap();
     log.sync().unwrap();
     let [case] = cases;
-    assert_ne!(case.stored_page, 0);
+    assert_ne!(case.stored_page.get(), 0);
     assert_eq!(log.events(&case).unwrap(), [first, second]);
     assert_eq!(log.verify().unwrap().events, 2);
     assert_eq!(log.recover(|_| {}).unwrap(), 1);
@@ -113,10 +113,10 @@ fn a_reverted_batch_leaves_no_page_behind() {
     let before = h.cases[0].clone();
     let mut cases = [before.clone()];
     let e = park(&mut cases[0]);
-    let encoded = h.log.encode_events(&[e], |_| before.stored_page).unwrap();
+    let encoded = h.log.encode_events(&[e], |_| before.stored_page.get()).unwrap();
     let pages = encoded.pages.clone();
     let mut batch = encoded.batch;
-    cases[0].stored_page = encoded.newest[0].1;
+    cases[0].stored_page.set(encoded.newest[0].1);
     h.log.put_case(&mut batch, &cases[0]).unwrap();
     h.log.write(batch).unwrap();
     assert_eq!(h.log.events(&cases[0]).unwrap().len(), 3);
@@ -126,7 +126,9 @@ fn a_reverted_batch_leaves_no_page_behind() {
     // restored record names.
     h.log.verify().unwrap();
     for p in pages {
-        let m = inconsistent(h.log.events(&Case { stored_page: p, ..before.clone() }));
+        let m = inconsistent(
+            h.log.events(&Case { stored_page: gridline_model::StoredPage::new(p), ..before.clone() }),
+        );
         assert!(m.contains("not stored"), "page {p}: {m}");
     }
     assert_eq!(h.log.events(&before).unwrap(), h.events[0]);
@@ -139,9 +141,9 @@ fn a_reverted_batch_leaves_no_page_behind() {
 fn a_broken_chain_is_reported_by_reading_recovery_and_verify() {
     // A record naming a page that holds none of its events.
     let h = history(300, 3);
-    let mut wrong = h.cases[1].clone();
-    wrong.stored_page = h.cases[0].stored_page;
-    assert_ne!(wrong.stored_page, h.cases[1].stored_page);
+    let wrong = h.cases[1].clone();
+    wrong.stored_page.set(h.cases[0].stored_page.get());
+    assert_ne!(wrong.stored_page.get(), h.cases[1].stored_page.get());
     let m = inconsistent(h.log.events(&wrong));
     assert!(m.contains(wrong.no.as_str()) && m.contains("no events in page"), "{m}");
     let mut b = WriteBatch::default();
@@ -154,7 +156,7 @@ fn a_broken_chain_is_reported_by_reading_recovery_and_verify() {
 
     // A page in the middle of a chain gone: case 0 was in every batch.
     let h = history(300, 3);
-    let last = h.store.get(&codec::page_key(h.cases[0].stored_page)).unwrap().unwrap();
+    let last = h.store.get(&codec::page_key(h.cases[0].stored_page.get())).unwrap().unwrap();
     let middle = codec::run_of(&last, &h.cases[0].id).unwrap().unwrap().prev;
     assert_ne!(middle, 0);
     let mut b = WriteBatch::default();
@@ -211,11 +213,16 @@ fn mixed() -> (CaseLog<MemStore>, Vec<Case>) {
     log.write(log.encode(&events, &mut cases).unwrap()).unwrap();
     log.sync().unwrap();
     assert_eq!(
-        [cases[0].stored_page, cases[5].stored_page, cases[20].stored_page, cases[59].stored_page],
+        [
+            cases[0].stored_page.get(),
+            cases[5].stored_page.get(),
+            cases[20].stored_page.get(),
+            cases[59].stored_page.get()
+        ],
         [2, 1, 1, 2]
     );
-    assert!(cases[..10].iter().chain(&cases[20..]).all(|c| c.stored_page != 0));
-    assert!(cases[10..20].iter().all(|c| c.stored_page == 0));
+    assert!(cases[..10].iter().chain(&cases[20..]).all(|c| c.stored_page.get() != 0));
+    assert!(cases[10..20].iter().all(|c| c.stored_page.get() == 0));
     (log, cases)
 }
 
@@ -247,18 +254,18 @@ fn recovery_reports_each_inconsistency_by_the_case_it_is_in() {
         }
         // A record naming a page not stored, and one naming a page that
         // holds other cases' runs but not its own.
-        let nowhere = Case { stored_page: 1_000, ..cases[i].clone() };
+        let nowhere = Case { stored_page: gridline_model::StoredPage::new(1_000), ..cases[i].clone() };
         let m = damaged(&nowhere);
         assert!(m.contains("names page 1000, which is not stored"), "case {i}: {m}");
         // (Every case in pages has a run in page 1; cases 0 to 4 and 40 on, in 2.)
         if (5..40).contains(&i) {
-            let elsewhere = Case { stored_page: 2, ..cases[i].clone() };
+            let elsewhere = Case { stored_page: gridline_model::StoredPage::new(2), ..cases[i].clone() };
             let m = damaged(&elsewhere);
             assert!(m.contains("no events in page 2"), "case {i}: {m}");
         }
         // A format-2 record that says it has no page (format 1's).
-        if cases[i].stored_page != 0 && i >= 20 {
-            let m = damaged(&Case { stored_page: 0, ..cases[i].clone() });
+        if cases[i].stored_page.get() != 0 && i >= 20 {
+            let m = damaged(&Case { stored_page: gridline_model::StoredPage::new(0), ..cases[i].clone() });
             assert!(m.contains("has no events"), "case {i}: {m}");
         }
     }
@@ -269,7 +276,7 @@ fn recovery_reports_each_inconsistency_by_the_case_it_is_in() {
     log.write(b).unwrap();
     let m = inconsistent(log.recover(|_| {}));
     assert!(m.contains("names page 1, which is not stored"), "{m}");
-    assert!(cases.iter().any(|c| c.stored_page == 1 && m.contains(c.no.as_str())), "{m}");
+    assert!(cases.iter().any(|c| c.stored_page.get() == 1 && m.contains(c.no.as_str())), "{m}");
 }
 
 /// Many batches of many cases through sled: every page of them is stored

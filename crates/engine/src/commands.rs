@@ -2,10 +2,11 @@
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use gridline_caselog::Store;
 use gridline_model::{
-    format_compact, Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CategorySource, Command,
+    format_compact, Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CaseView, CategorySource, Command,
     CompactString, Deadline, Decision, Error, EventKind, Intake, Page, Reply, Role, Status, Timestamp,
 };
 use gridline_registry::{WorkerIdx, WorkerKind};
@@ -54,18 +55,14 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// A copy of the case as `caller` may see it: the phone is masked except
-    /// for the operator who took the call and supervisors.
-    fn view(&self, caller: &Caller, case: &Case) -> Box<Case> {
-        let mut c = case.clone();
+    /// The case as `caller` may see it, shared, not copied: the phone is
+    /// masked except for the operator who took the call and supervisors.
+    fn view(&self, caller: &Caller, case: &Arc<Case>) -> CaseView {
         let reveal = is_supervisor(caller) || (caller.role == Role::Operator && caller.name == case.operator);
-        if !reveal {
-            c.intake.phone = c.masked_phone().map(Into::into);
-        }
-        Box::new(c)
+        CaseView::new(case.clone(), reveal)
     }
 
-    fn view_id(&self, caller: &Caller, id: &CaseId) -> Box<Case> {
+    fn view_id(&self, caller: &Caller, id: &CaseId) -> CaseView {
         self.view(caller, &self.state.cases[id])
     }
 
@@ -211,8 +208,11 @@ impl<S: Store> Engine<S> {
                     return Err(Error::forbidden(format!("case {} is not assigned to you", c.no)));
                 }
                 // The history is read from the store once this reply is
-                // released, off the engine thread (see `history`).
-                Ok(Reply::Detail { case: self.view(caller, c), events: Vec::new() })
+                // released, off the engine thread (see `history`), from the
+                // page this copy names: its own copy, since the engine's
+                // names newer pages as later batches are encoded.
+                let copy = self.view(caller, &Arc::new(Case::clone(c)));
+                Ok(Reply::Detail { case: copy, events: Vec::new() })
             }
             Command::Pull { worker, page } => {
                 allow(caller, &[Role::Worker, Role::Supervisor], "PULL")?;
@@ -317,7 +317,7 @@ impl<S: Store> Engine<S> {
             }
             cases.push((*key, c));
         }
-        Ok(Reply::Cases { cases: cases.into_iter().map(|(_, c)| *self.view(caller, c)).collect(), next })
+        Ok(Reply::Cases { cases: cases.into_iter().map(|(_, c)| self.view(caller, c)).collect(), next })
     }
 
     fn route(&self, intake: &Intake, at: Timestamp, exclude: &[CompactString]) -> Routed {
@@ -339,7 +339,7 @@ impl<S: Store> Engine<S> {
                     )));
                 }
                 let case = self.view_id(caller, id);
-                let decision = decision_of(&case);
+                let decision = decision_of(case.case());
                 return Ok(Reply::Accepted { case, decision, duplicate: true });
             }
         }

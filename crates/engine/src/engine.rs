@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use gridline_caselog::{CaseLog, Encoded, LogError, Store, WriteBatch};
-use gridline_model::{Actor, Caller, Case, CaseId, Command, CompactString, Error, Event, EventKind, Reply};
+use gridline_model::{
+    Actor, Caller, Case, CaseId, CaseView, Command, CompactString, Error, Event, EventKind, Reply,
+};
 use gridline_registry::Registry;
 use gridline_routing::Router;
 use tokio::sync::oneshot;
@@ -419,7 +421,7 @@ fn run_syncer<S: Store>(
 /// What a batch has changed, in order, so it can be undone.
 pub(crate) enum Undo {
     /// The case as it was before (`None`: it did not exist).
-    Case(CaseId, Option<Box<Case>>),
+    Case(CaseId, Option<Arc<Case>>),
 }
 
 /// The changes of the batch being built.
@@ -479,7 +481,9 @@ impl Held {
 /// `last_seq` is in a batch synced before this was sent.
 pub(crate) struct History {
     reply: ReplyTx,
-    case: Box<Case>,
+    /// The reply's own copy of the case: its page is the page as of the
+    /// batch the `GET` was in.
+    case: CaseView,
 }
 
 /// The history thread: reads each `GET`'s events from the store, off the
@@ -492,8 +496,9 @@ fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>) {
 
 /// The case's events up to `case.last_seq` (later ones may be stored by
 /// now), with the phone number as the caller may see it in the case.
-fn history<S: Store>(log: &CaseLog<S>, case: Box<Case>) -> Result<Reply, Error> {
-    let mut events = log.events(&case).map_err(|e| Error::internal(e.to_string()))?;
+fn history<S: Store>(log: &CaseLog<S>, view: CaseView) -> Result<Reply, Error> {
+    let case = view.case();
+    let mut events = log.events(case).map_err(|e| Error::internal(e.to_string()))?;
     events.retain(|e| e.seq <= case.last_seq);
     if events.len() != case.last_seq as usize {
         return Err(Error::internal(format!(
@@ -505,10 +510,10 @@ fn history<S: Store>(log: &CaseLog<S>, case: Box<Case>) -> Result<Reply, Error> 
     }
     for e in &mut events {
         if let EventKind::Accepted { intake, .. } = &mut e.kind {
-            intake.phone = case.intake.phone.clone();
+            intake.phone = view.phone().map(Into::into);
         }
     }
-    Ok(Reply::Detail { case, events })
+    Ok(Reply::Detail { case: view, events })
 }
 
 impl<S: Store> Engine<S> {
@@ -628,8 +633,8 @@ impl<S: Store> Engine<S> {
                     // the page the case has now, which the history reads.
                     for h in held.iter_mut() {
                         if let Held::Read { result: Ok(Reply::Detail { case, .. }), .. } = h {
-                            if let Some(c) = self.state.cases.get(&case.id) {
-                                case.stored_page = c.stored_page;
+                            if let Some(c) = self.state.cases.get(&case.case().id) {
+                                case.case().stored_page.set(c.stored_page.get());
                             }
                         }
                     }
@@ -663,12 +668,14 @@ impl<S: Store> Engine<S> {
 
     /// The batch's events, in pages, and the final state of every case it
     /// touched, each now naming the page of its newest event.
-    fn encode(&mut self, batch: &Batch) -> Result<Encoded, LogError> {
-        let cases = &mut self.state.cases;
-        let mut e = self.log.encode_events(&batch.events, |id| cases.get(id).map_or(0, |c| c.stored_page))?;
+    fn encode(&self, batch: &Batch) -> Result<Encoded, LogError> {
+        let cases = &self.state.cases;
+        let mut e =
+            self.log.encode_events(&batch.events, |id| cases.get(id).map_or(0, |c| c.stored_page.get()))?;
         for &(id, page) in &e.newest {
-            if let Some(c) = cases.get_mut(&id) {
-                c.stored_page = page;
+            if let Some(c) = cases.get(&id) {
+                // Set through a shared reference: a reply may hold the case.
+                c.stored_page.set(page);
                 self.log.put_case(&mut e.batch, c)?;
             }
         }
@@ -764,7 +771,7 @@ impl<S: Store> Engine<S> {
     pub(crate) fn rollback(&mut self, batch: &mut Batch, mark: Mark) {
         while batch.undo.len() > mark.undo {
             match batch.undo.pop().expect("non-empty") {
-                Undo::Case(id, old) => self.state.replace(id, old.map(|b| *b)),
+                Undo::Case(id, old) => self.state.replace(id, old),
             }
         }
         batch.events.truncate(mark.events);
@@ -785,7 +792,7 @@ impl<S: Store> Engine<S> {
             let case = Case::from_first(&event).map_err(|e| Error::internal(e.to_string()))?;
             fits(&case, &event)?;
             batch.undo.push(Undo::Case(id, None));
-            self.state.replace(id, Some(case));
+            self.state.replace(id, Some(Arc::new(case)));
             batch.events.push(event);
             return Ok(());
         }

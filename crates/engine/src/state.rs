@@ -25,8 +25,10 @@ pub(crate) type DueKey = (i64, CaseId);
 /// at a time, and ids and case numbers arrive in order, so their inserts
 /// land on the rightmost, cached leaves.
 pub(crate) struct State {
-    /// Boxed, so a B-tree node moves pointers, not 700-byte records.
-    pub cases: BTreeMap<CaseId, Box<Case>>,
+    /// Behind pointers, so a B-tree node moves pointers, not 700-byte
+    /// records; shared, so a reply shows a case without copying it (a
+    /// change to a case a reply still holds copies it first).
+    pub cases: BTreeMap<CaseId, Arc<Case>>,
     pub by_no: ByNo,
     /// Request ids (`req=`), each under the operator who sent it.
     pub by_req: BTreeMap<ReqKey, CaseId>,
@@ -134,7 +136,7 @@ impl State {
 
     /// Puts `new` in place of the case with the same id (or removes the case
     /// `id` when `new` is `None`), keeping every index in step.
-    pub fn replace(&mut self, id: CaseId, new: Option<Case>) {
+    pub fn replace(&mut self, id: CaseId, new: Option<Arc<Case>>) {
         if let Some(old) = self.cases.remove(&id) {
             self.by_no.remove(&old.no);
             if let Some(k) = req_key(&old) {
@@ -156,14 +158,14 @@ impl State {
             }
             let k = self.keys(&c);
             self.index(&id, k);
-            self.cases.insert(id, Box::new(c));
+            self.cases.insert(id, c);
         }
     }
 
     /// Applies an already-validated change to a case in place, re-indexing
     /// it. A change never alters a case's id, number or request id.
     pub fn update<R>(&mut self, id: &CaseId, f: impl FnOnce(&mut Case) -> R) -> Option<R> {
-        let c = self.cases.get_mut(id)?;
+        let c = Arc::make_mut(self.cases.get_mut(id)?);
         let before = keys(&self.registry, self.escalation_levels, c);
         #[cfg(debug_assertions)]
         let identity = (c.no.clone(), c.intake.req.clone());
@@ -238,7 +240,7 @@ impl State {
 pub(crate) struct Loader {
     registry: Arc<Registry>,
     escalation_levels: u8,
-    cases: Vec<(CaseId, Box<Case>)>,
+    cases: Vec<(CaseId, Arc<Case>)>,
     /// Numbers by [`CaseNo::key`], and any not in the county's format.
     by_no: Vec<(u64, CaseId)>,
     by_no_other: Vec<(CompactString, CaseId)>,
@@ -275,7 +277,7 @@ impl Loader {
         }
     }
 
-    pub fn push(&mut self, c: Box<Case>) {
+    pub fn push(&mut self, c: Arc<Case>) {
         let k = keys(&self.registry, self.escalation_levels, &c);
         if self.unknown_worker.is_none() && c.status.is_open() && k.worker.is_none() {
             if let Some(w) = c.worker() {
@@ -340,7 +342,7 @@ impl Recovery for Loader {
     type Output = Result<State, LoadError>;
 
     fn push(&mut self, case: Case) {
-        Loader::push(self, Box::new(case))
+        Loader::push(self, Arc::new(case))
     }
 
     /// Builds the trees; those of case numbers and request ids (the latter
@@ -545,7 +547,7 @@ mod tests {
             let mut one_by_one = State::new(reg.clone(), 3);
             let mut loader = Loader::new(reg.clone(), 3);
             for c in &cases {
-                one_by_one.replace(c.id, Some(c.clone()));
+                one_by_one.replace(c.id, Some(Arc::new(c.clone())));
                 Recovery::push(&mut loader, c.clone());
             }
             let loaded = Recovery::finish(loader).unwrap();
@@ -561,8 +563,8 @@ mod tests {
         let a = case(&reg, 0, (1, 0, 1, 1, false, false, false, 0));
         let b = case(&reg, 6, (1, 0, 1, 1, false, false, false, 0));
         assert_eq!((a.no.as_str(), b.no.as_str()), ("JD-20260101-000001", "JD-6"));
-        state.replace(a.id, Some(a.clone()));
-        state.replace(b.id, Some(b.clone()));
+        state.replace(a.id, Some(Arc::new(a.clone())));
+        state.replace(b.id, Some(Arc::new(b.clone())));
         let get = |s: &State, no: &str| s.by_no.get(&CaseNo(no.into()));
         assert_eq!(get(&state, "JD-20260101-000001"), Some(a.id));
         assert_eq!(get(&state, "JD-6"), Some(b.id));

@@ -19,7 +19,8 @@ fn an_ok_means_the_events_are_durable() {
         let stored = rig.store.durable_get(&codec::case_key(&case.id)).expect("the case is durable");
         let stored: Case = codec::decode_case(&stored).unwrap();
         assert_eq!(stored.last_seq, case.last_seq, "with all its events");
-        let page = rig.store.durable_get(&codec::page_key(stored.stored_page)).expect("its page is durable");
+        let page =
+            rig.store.durable_get(&codec::page_key(stored.stored_page.get())).expect("its page is durable");
         let runs = codec::decode_page(&page).unwrap();
         let run = runs.iter().find(|r| r.events[0].case == case.id).expect("its run");
         assert_eq!(run.events.last().unwrap().seq, case.last_seq);
@@ -50,18 +51,22 @@ fn a_failed_sync_answers_unavailable_and_changes_nothing() {
         Reply::Cases { cases, .. } => cases,
         r => panic!("{r:?}"),
     };
-    assert!(pulled.iter().all(|c| c.intake.text != "second"));
+    assert!(pulled.iter().all(|c| c.case().intake.text != "second"));
     // Reads still work, and once the fault clears, writes do too; the retry
     // with the same req= makes exactly one case.
     assert_eq!(rig.get(before.no.as_str()).0.id, before.id);
     let again = rig.call(&op, Command::Accept(intake.clone())).unwrap();
     let Reply::Accepted { case, duplicate: false, .. } = again else { panic!("{again:?}") };
-    assert_eq!(case.no.parts().unwrap().1, before.no.parts().unwrap().1 + 2, "a number is never reused");
+    assert_eq!(
+        case.case().no.parts().unwrap().1,
+        before.no.parts().unwrap().1 + 2,
+        "a number is never reused"
+    );
     let Reply::Accepted { duplicate: true, case: same, .. } = rig.call(&op, Command::Accept(intake)).unwrap()
     else {
         panic!()
     };
-    assert_eq!(same.id, case.id);
+    assert_eq!(same.case().id, case.case().id);
 }
 
 #[test]
@@ -77,7 +82,7 @@ fn a_full_disk_refuses_writes_but_serves_reads_until_it_clears() {
     let Reply::Case(c) = rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap() else {
         panic!()
     };
-    assert_eq!(c.status, Status::Handling);
+    assert_eq!(c.case().status, Status::Handling);
 }
 
 #[test]
@@ -95,6 +100,34 @@ fn a_failed_apply_in_a_batch_with_other_commands_fails_them_all_and_keeps_state(
     assert_eq!(events.len() as u32, c.last_seq);
 }
 
+/// Replies share the engine's copy of a case; one already given out keeps
+/// showing the case as it was when it was answered.
+#[test]
+fn a_reply_keeps_the_case_as_it_was_answered() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("shared");
+    let w = worker(case.worker().unwrap());
+    let Reply::Cases { cases: pulled, .. } =
+        rig.call(&w, Command::Pull { worker: None, page: Default::default() }).unwrap()
+    else {
+        panic!()
+    };
+    let Reply::Case(claimed) = rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap() else {
+        panic!()
+    };
+    let Reply::Case(closed) =
+        rig.call(&w, Command::Close { case: CaseRef::Id(case.id), result: "done".into() }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(pulled[0].case().status, Status::Dispatched);
+    assert_eq!(claimed.case().status, Status::Handling);
+    assert_eq!(closed.case().status, Status::Closed);
+    assert_eq!(closed.case().last_seq, claimed.case().last_seq + 1);
+    let (now, _) = rig.get(case.no.as_str());
+    assert_eq!(now.status, Status::Closed);
+}
+
 #[test]
 fn roles_and_ownership_are_enforced() {
     let rig = Rig::new();
@@ -110,18 +143,28 @@ fn roles_and_ownership_are_enforced() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden);
     // Phones are masked for the worker, not for the operator who took the call.
-    let Reply::Detail { case: seen, .. } =
-        rig.call(&worker(case.worker().unwrap()), Command::Get { case: CaseRef::Id(case.id) }).unwrap()
+    // The history's first event shows the phone the same way.
+    let phones = |reply: Reply| {
+        let Reply::Detail { case: seen, events } = reply else { panic!() };
+        let EventKind::Accepted { intake, .. } = &events[0].kind else { panic!() };
+        (seen.phone().map(String::from), intake.phone.as_ref().map(|p| p.to_string()))
+    };
+    let seen = phones(
+        rig.call(&worker(case.worker().unwrap()), Command::Get { case: CaseRef::Id(case.id) }).unwrap(),
+    );
+    assert_eq!(seen, (Some("138****5678".into()), Some("138****5678".into())));
+    let seen = phones(
+        rig.call(&caller(Role::Operator, "operator"), Command::Get { case: CaseRef::Id(case.id) }).unwrap(),
+    );
+    assert_eq!(seen, (Some("13812345678".into()), Some("13812345678".into())));
+    // So does a worker's PULL.
+    let Reply::Cases { cases, .. } = rig
+        .call(&worker(case.worker().unwrap()), Command::Pull { worker: None, page: Default::default() })
+        .unwrap()
     else {
         panic!()
     };
-    assert_eq!(seen.intake.phone.as_deref(), Some("138****5678"));
-    let Reply::Detail { case: seen, .. } =
-        rig.call(&caller(Role::Operator, "operator"), Command::Get { case: CaseRef::Id(case.id) }).unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(seen.intake.phone.as_deref(), Some("13812345678"));
+    assert_eq!(cases[0].phone().as_deref(), Some("138****5678"));
 }
 
 #[test]
@@ -137,9 +180,9 @@ fn the_whole_loop_with_return_and_reopen() {
     else {
         panic!()
     };
-    let second = c.worker().expect("routed again").to_string();
+    let second = c.case().worker().expect("routed again").to_string();
     assert_ne!(second, first);
-    assert_eq!(c.returned_by, vec![first.clone()]);
+    assert_eq!(c.case().returned_by, vec![first.clone()]);
     let w = worker(&second);
     rig.call(&w, Command::Claim { case: r.clone() }).unwrap();
     rig.call(&w, Command::Note { case: r.clone(), text: "到现场".into() }).unwrap();
@@ -160,9 +203,9 @@ fn the_whole_loop_with_return_and_reopen() {
     else {
         panic!()
     };
-    assert_eq!(c.status, Status::Dispatched, "reopened and dispatched again");
-    assert_eq!(c.reopens, 1);
-    assert!(c.due_claim.unwrap() > case.due_claim.unwrap(), "a reopened case gets new deadlines");
+    assert_eq!(c.case().status, Status::Dispatched, "reopened and dispatched again");
+    assert_eq!(c.case().reopens, 1);
+    assert!(c.case().due_claim.unwrap() > case.due_claim.unwrap(), "a reopened case gets new deadlines");
     let (_, events) = rig.get(case.no.as_str());
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
     assert_eq!(
@@ -298,7 +341,10 @@ fn a_failed_sync_fails_every_batch_behind_it_and_keeps_the_rest_consistent() {
     }
     assert!(failed > 0, "the injected failure hit no command");
     for c in &acked {
-        assert!(rig.store.durable_get(&codec::case_key(&c.id)).is_some(), "acknowledged but not durable");
+        assert!(
+            rig.store.durable_get(&codec::case_key(&c.case().id)).is_some(),
+            "acknowledged but not durable"
+        );
     }
     let sup = caller(Role::Supervisor, "sup");
     let Reply::Rows(rows) =
@@ -334,8 +380,8 @@ fn a_read_pipelined_behind_a_write_sees_its_events() {
     let g = engine.submit(op, Command::Get { case: CaseRef::parse(&no) }).unwrap();
     let Ok(Reply::Accepted { case, .. }) = a.blocking_recv().unwrap() else { panic!() };
     let Ok(Reply::Detail { case: seen, events }) = g.blocking_recv().unwrap() else { panic!() };
-    assert_eq!(seen.id, case.id);
-    assert_eq!(events.len() as u32, seen.last_seq, "every event of the case, stored or not yet");
+    assert_eq!(seen.case().id, case.case().id);
+    assert_eq!(events.len() as u32, seen.case().last_seq, "every event of the case, stored or not yet");
 }
 
 #[test]
@@ -385,7 +431,7 @@ fn a_command_that_would_make_a_case_too_large_to_store_is_refused_alone() {
         assert!(matches!(rx.blocking_recv().unwrap(), Ok(Reply::Accepted { .. })));
     }
     let r = rig.call(&w, Command::Close { case: no, result: "已修好".into() }).unwrap();
-    assert!(matches!(r, Reply::Case(c) if c.status == Status::Closed));
+    assert!(matches!(r, Reply::Case(c) if c.case().status == Status::Closed));
 }
 
 #[test]
@@ -399,7 +445,7 @@ fn a_read_behind_a_write_that_fails_sees_the_history_without_it() {
     let get = engine.submit(w, Command::Get { case: CaseRef::parse(&case.no.0) }).unwrap();
     assert_eq!(claim.blocking_recv().unwrap().unwrap_err().code, ErrorCode::Unavailable);
     let Ok(Reply::Detail { case: seen, events }) = get.blocking_recv().unwrap() else { panic!() };
-    assert_eq!((seen.status, seen.last_seq), (Status::Dispatched, case.last_seq));
+    assert_eq!((seen.case().status, seen.case().last_seq), (Status::Dispatched, case.last_seq));
     let seqs: Vec<u32> = events.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs,
@@ -488,9 +534,9 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
         }
     }
     // One of them claimed in time: it races its close deadline, not yet due.
-    let w = worker(cases[0].worker().unwrap());
-    rig.call(&w, Command::Claim { case: CaseRef::Id(cases[0].id) }).unwrap();
-    let limit = cases[1].due_claim.unwrap().since(cases[1].received_at);
+    let w = worker(cases[0].case().worker().unwrap());
+    rig.call(&w, Command::Claim { case: CaseRef::Id(cases[0].case().id) }).unwrap();
+    let limit = cases[1].case().due_claim.unwrap().since(cases[1].case().received_at);
     rig.clock.advance(DurationMs(limit.0 + 1000));
     rig.tick();
 
@@ -503,7 +549,7 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
             let page = gridline_model::Page { limit: Some(2), after: after.take() };
             let cmd = Command::Overdue { township: township.clone(), grid: grid.clone(), page };
             let Reply::Cases { cases, next } = rig.call(&sup, cmd).unwrap() else { panic!() };
-            out.extend(cases.iter().map(|c| c.id));
+            out.extend(cases.iter().map(|c| c.case().id));
             match next {
                 Some(n) => after = Some(n),
                 None => return out,
@@ -514,12 +560,15 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
         let all = list(&rig, None, None);
         assert_eq!(all.len(), cases.len() - 1, "round {round}: all but the claimed case are overdue");
         for c in &cases {
-            let township = c.township.clone().unwrap();
-            let grid = c.grid().unwrap().to_string();
+            let township = c.case().township.clone().unwrap();
+            let grid = c.case().grid().unwrap().to_string();
             let in_township: Vec<CaseId> = cases
                 .iter()
-                .filter(|x| x.id != cases[0].id && x.township.as_deref() == Some(township.as_str()))
-                .map(|x| x.id)
+                .filter(|x| {
+                    x.case().id != cases[0].case().id
+                        && x.case().township.as_deref() == Some(township.as_str())
+                })
+                .map(|x| x.case().id)
                 .collect();
             let mut got = list(&rig, Some(township.to_string()), None);
             got.sort();
@@ -530,8 +579,8 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
             got.sort();
             let mut want: Vec<CaseId> = cases
                 .iter()
-                .filter(|x| x.id != cases[0].id && x.grid() == Some(grid.as_str()))
-                .map(|x| x.id)
+                .filter(|x| x.case().id != cases[0].case().id && x.case().grid() == Some(grid.as_str()))
+                .map(|x| x.case().id)
                 .collect();
             want.sort();
             assert_eq!(got, want, "round {round}: grid {grid}");
@@ -549,7 +598,7 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
                 matches!(rig.call(&sup, cmd), Ok(Reply::Cases { cases, next: None }) if cases.is_empty()),
                 "OVERDUE after {after}"
             );
-            let cmd = Command::Pull { worker: Some(cases[0].worker().unwrap().into()), page };
+            let cmd = Command::Pull { worker: Some(cases[0].case().worker().unwrap().into()), page };
             assert!(matches!(rig.call(&sup, cmd), Ok(Reply::Cases { .. })), "PULL after {after}");
         }
         // The indexes are rebuilt from the log at start: the same answers.
@@ -573,7 +622,7 @@ fn a_case_whose_address_names_only_its_township_is_audited_under_that_township()
         panic!()
     };
     // No grid: it waits at the command centre, but its township is known.
-    assert_eq!((case.status, case.township.as_deref()), (Status::Accepted, Some("JDZ")));
+    assert_eq!((case.case().status, case.case().township.as_deref()), (Status::Accepted, Some("JDZ")));
     let sup = caller(Role::Supervisor, "sup");
     let Reply::Rows(rows) = rig
         .call(&sup, Command::Audit { by: gridline_model::AuditBy::Township, from: None, to: None })
@@ -607,21 +656,25 @@ fn request_ids_are_per_operator_and_a_reused_one_must_be_the_same_request() {
     assert!(!dup);
     let (other, dup) = accepted(rig.call(&b, Command::Accept(intake("水管漏水"))));
     assert!(!dup, "seat-b's req=1 is its own request");
-    assert_ne!(other.id, first.id);
-    assert_eq!(other.intake.text, "水管漏水");
+    assert_ne!(other.case().id, first.case().id);
+    assert_eq!(other.case().intake.text, "水管漏水");
     // The retry: the same request again is the same case.
     let (again, dup) = accepted(rig.call(&a, Command::Accept(intake("路灯不亮"))));
     assert!(dup);
-    assert_eq!(again.id, first.id);
+    assert_eq!(again.case().id, first.case().id);
     // The same id for a different request: refused, naming the case.
     let err = rig.call(&a, Command::Accept(intake("噪音扰民"))).unwrap_err();
     assert_eq!(err.code, ErrorCode::Conflict, "{err:?}");
-    assert!(err.message.contains(first.no.as_str()) && err.message.contains("req=1"), "{}", err.message);
+    assert!(
+        err.message.contains(first.case().no.as_str()) && err.message.contains("req=1"),
+        "{}",
+        err.message
+    );
     // Rebuilt at start the same way.
     let rig = rig.crash_and_restart();
     let (again, dup) = accepted(rig.call(&b, Command::Accept(intake("水管漏水"))));
     assert!(dup);
-    assert_eq!(again.id, other.id);
+    assert_eq!(again.case().id, other.case().id);
     assert_eq!(rig.call(&b, Command::Accept(intake("路灯不亮"))).unwrap_err().code, ErrorCode::Conflict);
 }
 

@@ -24,14 +24,14 @@ impl Rig {
             ..Default::default()
         };
         match self.call(&caller(Role::Operator, "op"), Command::Accept(intake)).unwrap() {
-            Reply::Accepted { case, .. } => case,
+            Reply::Accepted { case, .. } => Box::new(case.case().clone()),
             r => panic!("unexpected {r:?}"),
         }
     }
 
     fn case(&self, c: &Case) -> (Box<Case>, Vec<gridline_model::Event>) {
         match self.call(&sup(), Command::Get { case: CaseRef::Id(c.id) }).unwrap() {
-            Reply::Detail { case, events } => (case, events),
+            Reply::Detail { case, events } => (Box::new(case.case().clone()), events),
             r => panic!("unexpected {r:?}"),
         }
     }
@@ -89,7 +89,7 @@ fn a_late_case_returned_before_the_deadline_tick_still_counts_against_the_respon
     else {
         panic!()
     };
-    assert_eq!(r.status, Status::Accepted, "nobody else can take it: it waits again");
+    assert_eq!(r.case().status, Status::Accepted, "nobody else can take it: it waits again");
     let rows = rig.audit(AuditBy::County);
     assert_eq!(field(&rows[0], "response_pct"), "0.0", "one case due, none claimed on time: {rows:?}");
     let (d, events) = rig.case(&c);
@@ -216,7 +216,7 @@ fn an_extension_whose_time_has_passed_is_refused_not_granted() {
     let later = Timestamp(until.0 + 2 * 3_600_000);
     rig.call(&worker(&w), ask(later)).unwrap();
     let Reply::Case(r) = rig.call(&sup(), decide(true)).unwrap() else { panic!() };
-    assert_eq!(r.due_close, Some(later));
+    assert_eq!(r.case().due_close, Some(later));
 }
 
 /// CONTRACT.md's glossary: escalate (督办) is "overdue: sent up the chain".
@@ -307,7 +307,7 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
     };
     let w = full_time(&rig.reg);
     let me = worker(&w);
-    let id = CaseRef::Id(c.id);
+    let id = CaseRef::Id(c.case().id);
     rig.call(&sup(), Command::Dispatch { case: id.clone(), worker: w.clone() }).unwrap();
     rig.call(&me, Command::Claim { case: id.clone() }).unwrap();
     rig.call(&me, Command::Close { case: id.clone(), result: long(4000) }).unwrap();
@@ -317,11 +317,11 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
     rig.call(&sup(), Command::Dispatch { case: id.clone(), worker: w.clone() }).unwrap();
     rig.call(&me, Command::Claim { case: id.clone() }).unwrap();
     // Notes up to event 126; the extension request is event 127.
-    let (d, _) = rig.case(&c);
+    let (d, _) = rig.case(c.case());
     for _ in d.last_seq..126 {
         rig.call(&me, Command::Note { case: id.clone(), text: "在办".into() }).unwrap();
     }
-    let (d, _) = rig.case(&c);
+    let (d, _) = rig.case(c.case());
     assert_eq!(d.last_seq, 126);
     let until = Timestamp(d.due_close.unwrap().0 + 86_400_000);
     // The reason that brings the record to exactly the limit at event 127.
@@ -338,7 +338,7 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
         ..(*d).clone()
     };
     let small = gridline_model::Event {
-        case: c.id,
+        case: c.case().id,
         seq: 127,
         at: now,
         actor: me_actor(&w),
@@ -352,16 +352,16 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
     assert!(reason.chars().count() <= 4000);
     let ask = Command::Extend { case: id.clone(), until: until.rfc3339(480), reason };
     rig.call(&me, ask).unwrap();
-    let (d, _) = rig.case(&c);
+    let (d, _) = rig.case(c.case());
     assert_eq!(d.last_seq, 127);
     // Past the close deadline: the overdue event (128) would not fit.
     rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
     rig.tick();
     let r = rig.call(&sup(), Command::Get { case: id.clone() });
     let Ok(Reply::Detail { case, events }) = r else { panic!("GET: {r:?}") };
-    assert_eq!(events.len() as u32, case.last_seq, "the case ran ahead of its events");
+    assert_eq!(events.len() as u32, case.case().last_seq, "the case ran ahead of its events");
     let replayed = Case::from_events(&events).unwrap().unwrap();
-    assert_eq!(Case { stored_page: case.stored_page, ..replayed }, *case);
+    assert_eq!(Case { stored_page: case.case().stored_page.clone(), ..replayed }, *case.case());
 }
 
 fn me_actor(w: &str) -> gridline_model::Actor {

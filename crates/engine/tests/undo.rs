@@ -26,12 +26,12 @@ fn snapshot(rig: &Rig) -> String {
             out += &format!(
                 "{} {} {:?} {:?} {:?} {:?} {}\n",
                 w.id,
-                c.no,
-                c.status,
-                c.due_claim,
-                c.due_close,
-                c.worker(),
-                c.escalation_level
+                c.case().no,
+                c.case().status,
+                c.case().due_claim,
+                c.case().due_close,
+                c.case().worker(),
+                c.case().escalation_level
             );
         }
         assert!(next.is_none());
@@ -39,7 +39,7 @@ fn snapshot(rig: &Rig) -> String {
     let cmd = Command::Overdue { township: None, grid: None, page: Page { limit: Some(1000), after: None } };
     let Reply::Cases { cases, .. } = rig.call(&sup(), cmd).unwrap() else { panic!() };
     for c in cases {
-        out += &format!("overdue {}\n", c.no);
+        out += &format!("overdue {}\n", c.case().no);
     }
     for by in [AuditBy::Worker, AuditBy::County] {
         let Reply::Rows(rows) = rig.call(&sup(), Command::Audit { by, from: None, to: None }).unwrap() else {
@@ -161,7 +161,7 @@ fn failed_batch_restores_every_index() {
     else {
         panic!()
     };
-    assert_eq!(case.id, c2.id);
+    assert_eq!(case.case().id, c2.case().id);
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn successful_lifecycle_memory_equals_restart() {
     for c in &cases {
         let (got, events) = rig.get(c.no.as_str());
         let mut folded = gridline_model::Case::from_events(&events).unwrap().unwrap();
-        folded.stored_page = got.stored_page;
+        folded.stored_page = got.stored_page.clone();
         assert_eq!(*got, folded);
     }
     let rig = rig.crash_and_restart();
@@ -225,11 +225,11 @@ fn pull_pages_with_claims_between() {
             panic!()
         };
         for c in &cases {
-            seen.push(c.id);
+            seen.push(c.case().id);
         }
         // claim everything on this page and one ahead
         for c in &cases {
-            let _ = rig.call(&w, Command::Claim { case: CaseRef::Id(c.id) });
+            let _ = rig.call(&w, Command::Claim { case: CaseRef::Id(c.case().id) });
         }
         k += 1;
         if k > 50 {
@@ -288,27 +288,28 @@ fn random_run(seed: u64) {
                 let text = format!("t{}", rng.below(3));
                 let r = rig.call(&op, Command::Accept(intake(g, &text, &req)));
                 if let Ok(Reply::Accepted { case, .. }) = &r {
-                    if !ids.contains(&case.id) {
-                        ids.push(case.id);
+                    if !ids.contains(&case.case().id) {
+                        ids.push(case.case().id);
                     }
                 }
                 r
             }
-            (3, Some(c)) => {
-                rig.call(&worker(c.worker().unwrap_or("W00001")), Command::Claim { case: CaseRef::Id(c.id) })
-            }
+            (3, Some(c)) => rig.call(
+                &worker(c.case().worker().unwrap_or("W00001")),
+                Command::Claim { case: CaseRef::Id(c.case().id) },
+            ),
             (4, Some(c)) => rig.call(
-                &worker(c.worker().unwrap_or("W00001")),
-                Command::Close { case: CaseRef::Id(c.id), result: "ok".into() },
+                &worker(c.case().worker().unwrap_or("W00001")),
+                Command::Close { case: CaseRef::Id(c.case().id), result: "ok".into() },
             ),
             (5, Some(c)) => rig.call(
-                &worker(c.worker().unwrap_or("W00001")),
-                Command::Return { case: CaseRef::Id(c.id), reason: "no".into() },
+                &worker(c.case().worker().unwrap_or("W00001")),
+                Command::Return { case: CaseRef::Id(c.case().id), reason: "no".into() },
             ),
             (6, Some(c)) => rig.call(
                 &op,
                 Command::Feedback {
-                    case: CaseRef::Id(c.id),
+                    case: CaseRef::Id(c.case().id),
                     satisfied: rng.below(2) == 0,
                     score: None,
                     text: None,
@@ -316,24 +317,24 @@ fn random_run(seed: u64) {
             ),
             (7, Some(c)) => {
                 let until =
-                    Timestamp(c.due_close.map_or(0, |d| d.0) + 3_600_000 * (1 + rng.below(48) as i64))
+                    Timestamp(c.case().due_close.map_or(0, |d| d.0) + 3_600_000 * (1 + rng.below(48) as i64))
                         .rfc3339(480);
                 rig.call(
-                    &worker(c.worker().unwrap_or("W00001")),
-                    Command::Extend { case: CaseRef::Id(c.id), until, reason: "x".into() },
+                    &worker(c.case().worker().unwrap_or("W00001")),
+                    Command::Extend { case: CaseRef::Id(c.case().id), until, reason: "x".into() },
                 )
             }
             (8, Some(c)) => rig.call(
                 &sup(),
                 Command::DecideExtension {
-                    case: CaseRef::Id(c.id),
+                    case: CaseRef::Id(c.case().id),
                     approve: rng.below(2) == 0,
                     reason: None,
                 },
             ),
             (9, Some(c)) => {
                 let w = &rig.reg.workers[rng.below(rig.reg.workers.len())];
-                rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.id.clone() })
+                rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.case().id), worker: w.id.clone() })
             }
             (10, _) => {
                 rig.clock.advance(DurationMs(60_000 * (1 + rng.below(240) as i64)));
@@ -364,8 +365,8 @@ fn random_run(seed: u64) {
                     panic!()
                 };
                 let mut folded = gridline_model::Case::from_events(&events).unwrap().unwrap();
-                folded.stored_page = got.stored_page;
-                assert_eq!(*got, folded, "seed {seed} step {step}");
+                folded.stored_page = got.case().stored_page.clone();
+                assert_eq!(*got.case(), folded, "seed {seed} step {step}");
             }
             rig = rig.crash_and_restart();
             assert_eq!(snap, snapshot(&rig), "seed {seed} step {step}: restart");

@@ -3,6 +3,8 @@
 //! A `Case` is always the fold of its events (`lifecycle`); it is stored
 //! beside them so reads never replay history.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -210,7 +212,46 @@ pub struct Case {
     /// none). The log's business: events leave it alone, and the log
     /// stores it beside the case, not in it.
     #[serde(skip)]
-    pub stored_page: u64,
+    pub stored_page: StoredPage,
+}
+
+/// A case's page in the log, which the log sets through a shared
+/// reference: the engine's copy of a case may be shared with replies on
+/// their way out, and the log names the page once the batch is encoded,
+/// after those replies were made. Nothing but the log reads it.
+#[derive(Default)]
+pub struct StoredPage(AtomicU64);
+
+impl StoredPage {
+    pub fn new(page: u64) -> StoredPage {
+        StoredPage(AtomicU64::new(page))
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, page: u64) {
+        self.0.store(page, Ordering::Relaxed)
+    }
+}
+
+impl Clone for StoredPage {
+    fn clone(&self) -> StoredPage {
+        StoredPage::new(self.get())
+    }
+}
+
+impl PartialEq for StoredPage {
+    fn eq(&self, other: &StoredPage) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for StoredPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 impl Case {
@@ -230,11 +271,6 @@ impl Case {
             _ => None,
         }
     }
-
-    /// The phone number with all but the first three and last four digits hidden.
-    pub fn masked_phone(&self) -> Option<String> {
-        self.intake.phone.as_deref().map(mask_phone)
-    }
 }
 
 /// `13812345678` -> `138****5678` (a mobile number: its first three and
@@ -242,6 +278,19 @@ impl Case {
 /// (`84251234` -> `****1234`), so that at least half of it is hidden; one
 /// of under eight characters is hidden whole.
 pub fn mask_phone(p: &str) -> String {
+    if p.is_ascii() {
+        // One byte a character: no list of characters to collect.
+        let n = p.len();
+        if n < 8 {
+            return "*".repeat(n);
+        }
+        let head = if n >= 11 { 3 } else { 0 };
+        let mut s = String::with_capacity(n);
+        s.push_str(&p[..head]);
+        s.extend(std::iter::repeat_n('*', n - 4 - head));
+        s.push_str(&p[n - 4..]);
+        return s;
+    }
     let chars: Vec<char> = p.chars().collect();
     let n = chars.len();
     if n < 8 {
@@ -261,5 +310,9 @@ mod tests {
         assert_eq!(super::mask_phone("84251234"), "****1234", "a landline shows half at most");
         assert_eq!(super::mask_phone("0467123456"), "******3456");
         assert_eq!(super::mask_phone("+8613812345678"), "+86*******5678");
+        // Not ASCII: counted in characters, not bytes.
+        assert_eq!(super::mask_phone("１３８１２３４５６７８"), "１３８****５６７８");
+        assert_eq!(super::mask_phone("电话１２３４"), "******");
+        assert_eq!(super::mask_phone("分机84251234"), "******1234");
     }
 }

@@ -20,12 +20,12 @@ pub mod lifecycle;
 pub mod reply;
 pub mod time;
 
-pub use case::{Actor, Assignment, Case, Intake, Location, Priority, Role, Status};
+pub use case::{Actor, Assignment, Case, Intake, Location, Priority, Role, Status, StoredPage};
 pub use command::{AuditBy, Caller, CaseRef, Command, Page};
 pub use compact_str::{format_compact, CompactString, ToCompactString};
 pub use decision::{CategorySource, Decision};
 pub use event::{Deadline, Event, EventKind};
 pub use ids::{CaseId, CaseNo};
 pub use lifecycle::TransitionError;
-pub use reply::{Error, ErrorCode, Reply, Row};
+pub use reply::{CaseView, Error, ErrorCode, Reply, Row};
 pub use time::{DurationMs, Timestamp};

@@ -82,7 +82,7 @@ impl Case {
             waiting_reason: None,
             last_seq: 1,
             updated_at: event.at,
-            stored_page: 0,
+            stored_page: Default::default(),
         })
     }
 

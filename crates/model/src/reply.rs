@@ -1,8 +1,10 @@
 //! Replies and errors, before the protocol writes them as text.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
-use crate::case::Case;
+use crate::case::{mask_phone, Case};
 use crate::decision::Decision;
 use crate::event::Event;
 
@@ -103,21 +105,53 @@ impl std::error::Error for Error {}
 /// One row of a table reply (`AUDIT`): ordered key/value pairs.
 pub type Row = Vec<(String, String)>;
 
+/// A case as one caller may see it. It shares the engine's copy of the
+/// case rather than copying it; the resident's phone is shown masked unless
+/// the caller may see it whole. There is no `Deref` to [`Case`] on purpose:
+/// the case's own `intake.phone` is the whole number, so whatever shows a
+/// case asks [`phone`](Self::phone).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseView {
+    case: Arc<Case>,
+    reveal_phone: bool,
+}
+
+impl CaseView {
+    pub fn new(case: Arc<Case>, reveal_phone: bool) -> CaseView {
+        CaseView { case, reveal_phone }
+    }
+
+    /// The case. Its `intake.phone` is not masked: show [`phone`](Self::phone).
+    pub fn case(&self) -> &Case {
+        &self.case
+    }
+
+    /// The phone as this caller may see it.
+    pub fn phone(&self) -> Option<Cow<'_, str>> {
+        let p = self.case.intake.phone.as_deref()?;
+        Some(if self.reveal_phone { Cow::Borrowed(p) } else { Cow::Owned(mask_phone(p)) })
+    }
+
+    pub fn reveals_phone(&self) -> bool {
+        self.reveal_phone
+    }
+}
+
 /// A successful reply.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     /// `OK key=value ...`
     Fields(Vec<(String, String)>),
     /// A new (or, with `duplicate`, an earlier) case and how it was routed.
-    Accepted { case: Box<Case>, decision: Decision, duplicate: bool },
+    Accepted { case: CaseView, decision: Decision, duplicate: bool },
     /// `ROUTE`: the decision alone.
     Routed(Decision),
     /// A write that changed a case: the case as it is now.
-    Case(Box<Case>),
+    Case(CaseView),
     /// `GET`: the case and its events.
-    Detail { case: Box<Case>, events: Vec<Event> },
+    Detail { case: CaseView, events: Vec<Event> },
     /// `PULL`, `OVERDUE`: a page of cases; `next` is the cursor for the next page.
-    Cases { cases: Vec<Case>, next: Option<String> },
+    Cases { cases: Vec<CaseView>, next: Option<String> },
     /// `AUDIT`: table rows.
     Rows(Vec<Row>),
 }

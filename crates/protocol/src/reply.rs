@@ -1,6 +1,8 @@
 //! Replies: writing `OK`/`ERR` and item lines, and reading them back.
 
-use gridline_model::{Case, Decision, Error, ErrorCode, Event, EventKind, Reply, Status, Timestamp};
+use gridline_model::{
+    Case, CaseView, Decision, Error, ErrorCode, Event, EventKind, Reply, Status, Timestamp,
+};
 
 use crate::lex;
 use crate::request::yes_no;
@@ -32,6 +34,7 @@ pub fn write_reply(out: &mut String, reply: &Reply, ctx: &FormatCtx) {
             l.end();
         }
         Reply::Accepted { case, decision, duplicate } => {
+            let case = case.case();
             let mut l = Line::start(out, "OK", ctx);
             l.display("case", case.id);
             l.put("no", case.no.as_str());
@@ -188,7 +191,8 @@ pub fn overdue_word(case: &Case) -> &'static str {
 
 /// The case summary: the one place that writes a case's fields, used by
 /// every reply that holds a case (`OK` of a write or `GET`, `CASE` lines).
-fn write_case(l: &mut Line<'_>, c: &Case) {
+fn write_case(l: &mut Line<'_>, view: &CaseView) {
+    let c = view.case();
     let a = c.assignment.as_ref();
     l.display("case", c.id);
     l.put("no", c.no.as_str());
@@ -204,7 +208,7 @@ fn write_case(l: &mut Line<'_>, c: &Case) {
     l.opt_time("warn_at", warn_at(c, l.ctx.warn_at_percent));
     l.time("received", c.received_at);
     l.put("text", &c.intake.text);
-    l.opt("phone", c.intake.phone.as_deref());
+    l.opt("phone", view.phone().as_deref());
     l.opt("name", c.intake.name.as_deref());
     l.opt("address", c.intake.location.address.as_deref());
     if let Some((lon, lat)) = c.intake.location.point {

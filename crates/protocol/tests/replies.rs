@@ -1,8 +1,10 @@
 //! Reply formatting, exactly as it goes on the wire, and reading it back.
 
+use std::sync::Arc;
+
 use gridline_model::{
-    Actor, Case, CaseId, CaseNo, CategorySource, Deadline, Decision, Error, ErrorCode, Event, EventKind,
-    Intake, Location, Priority, Reply, Role, Timestamp,
+    Actor, Case, CaseId, CaseNo, CaseView, CategorySource, Deadline, Decision, Error, ErrorCode, Event,
+    EventKind, Intake, Location, Priority, Reply, Role, Timestamp,
 };
 use gridline_protocol::{
     parse_reply_line, write_error, write_reply, Fields, FormatCtx, ReplyCode, ReplyLine,
@@ -16,6 +18,11 @@ fn t(s: &str) -> Timestamp {
 
 fn id() -> CaseId {
     "01938a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b".parse().unwrap()
+}
+
+/// A case as one allowed to see its phone whole sees it.
+fn shown(c: Case) -> CaseView {
+    CaseView::new(Arc::new(c), true)
 }
 
 fn actor(role: Role, name: &str) -> Actor {
@@ -116,14 +123,14 @@ fn fields() {
 #[test]
 fn accepted() {
     let case = case_of(&events()[..2]);
-    let r = Reply::Accepted { case: Box::new(case.clone()), decision: decision(), duplicate: false };
+    let r = Reply::Accepted { case: shown(case.clone()), decision: decision(), duplicate: false };
     assert_eq!(
         render(&r),
         "OK case=01938a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b no=JD-20261124-000123 status=dispatched grid=G0007 \
          worker=W00012 dept=heating due_claim=2026-11-24T12:00:00+08:00 due_close=2026-11-27T10:00:00+08:00 \
          rule=point+department category=heating\n"
     );
-    let r = Reply::Accepted { case: Box::new(case), decision: decision(), duplicate: true };
+    let r = Reply::Accepted { case: shown(case), decision: decision(), duplicate: true };
     assert!(render(&r).ends_with(" category=heating duplicate=yes\n"));
 }
 
@@ -138,7 +145,7 @@ fn accepted_at_the_command_centre() {
         EventKind::Waiting { reason: "no heating professional on duty".into() },
     ));
     let d = Decision { worker: None, department: None, rule: "command-centre".into(), ..decision() };
-    let r = Reply::Accepted { case: Box::new(case_of(&first)), decision: d, duplicate: false };
+    let r = Reply::Accepted { case: shown(case_of(&first)), decision: d, duplicate: false };
     assert_eq!(
         render(&r),
         "OK case=01938a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b no=JD-20261124-000123 status=accepted grid=G0007 \
@@ -173,8 +180,22 @@ fn routed() {
 
 #[test]
 fn case() {
-    let r = Reply::Case(Box::new(case_of(&events())));
+    let r = Reply::Case(shown(case_of(&events())));
     assert_eq!(render(&r), format!("OK {SUMMARY}\n"));
+}
+
+#[test]
+fn a_case_shows_its_phone_masked_unless_the_view_reveals_it() {
+    let mut c = case_of(&events());
+    c.intake.phone = Some("13812345678".into());
+    let c = Arc::new(c);
+    let masked = render(&Reply::Case(CaseView::new(c.clone(), false)));
+    assert!(masked.contains(" phone=138****5678 "), "{masked}");
+    assert!(!masked.contains("12345678"), "{masked}");
+    let whole = render(&Reply::Case(CaseView::new(c.clone(), true)));
+    assert!(whole.contains(" phone=13812345678 "), "{whole}");
+    let cases = render(&Reply::Cases { cases: vec![CaseView::new(c, false)], next: None });
+    assert!(cases.contains(" phone=138****5678 ") && !cases.contains("12345678"), "{cases}");
 }
 
 #[test]
@@ -194,7 +215,7 @@ fn case_with_feedback_extension_and_overdue() {
         EventKind::ExtensionRequested { until: t("2026-11-29T18:00"), reason: "等待配件".into() },
     ));
     let c = case_of(&evs);
-    let line = render(&Reply::Case(Box::new(c)));
+    let line = render(&Reply::Case(shown(c)));
     assert!(line.ends_with(" overdue=close extension_until=2026-11-29T18:00:00+08:00\n"), "{line}");
 
     evs.truncate(3);
@@ -205,7 +226,7 @@ fn case_with_feedback_extension_and_overdue() {
         actor(Role::Operator, "op-1"),
         EventKind::Feedback { satisfied: true, score: Some(5), text: None },
     ));
-    let line = render(&Reply::Case(Box::new(case_of(&evs))));
+    let line = render(&Reply::Case(shown(case_of(&evs))));
     assert!(line.contains(" status=closed "), "{line}");
     assert!(line.ends_with(" overdue=none satisfied=yes score=5\n"), "{line}");
 }
@@ -240,7 +261,7 @@ fn detail() {
         evs.push(ev(4 + i as u32, "2026-11-30T08:00", who, k));
     }
     let case = case_of(&evs);
-    let out = render(&Reply::Detail { case: Box::new(case), events: evs.clone() });
+    let out = render(&Reply::Detail { case: shown(case), events: evs.clone() });
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1 + evs.len());
     assert!(lines[0].starts_with("OK count=15 case=01938a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b no=JD-20261124-000123 status=accepted category=heating priority=urgent township=鸡东镇 received="), "{}", lines[0]);
@@ -268,7 +289,7 @@ fn detail() {
 #[test]
 fn cases() {
     let c = case_of(&events());
-    let r = Reply::Cases { cases: vec![c.clone(), c], next: Some("JD-20261124-000123".into()) };
+    let r = Reply::Cases { cases: vec![shown(c.clone()), shown(c)], next: Some("JD-20261124-000123".into()) };
     assert_eq!(render(&r), format!("OK count=2 next=JD-20261124-000123\nCASE {SUMMARY}\nCASE {SUMMARY}\n"));
     assert_eq!(render(&Reply::Cases { cases: vec![], next: None }), "OK count=0\n");
 }
@@ -365,11 +386,11 @@ fn replies_read_back() {
     let evs = events();
     let case = case_of(&evs);
     let replies = [
-        Reply::Accepted { case: Box::new(case.clone()), decision: decision(), duplicate: true },
+        Reply::Accepted { case: shown(case.clone()), decision: decision(), duplicate: true },
         Reply::Routed(decision()),
-        Reply::Case(Box::new(case.clone())),
-        Reply::Detail { case: Box::new(case.clone()), events: evs.clone() },
-        Reply::Cases { cases: vec![case.clone()], next: None },
+        Reply::Case(shown(case.clone())),
+        Reply::Detail { case: shown(case.clone()), events: evs.clone() },
+        Reply::Cases { cases: vec![shown(case.clone())], next: None },
         gridline_protocol::help_reply(),
     ];
     for r in &replies {

@@ -9,8 +9,8 @@
 //!   same fields.
 
 use gridline_model::{
-    Actor, AuditBy, Case, CaseId, CaseNo, CaseRef, Command, Error, Event, EventKind, Intake, Location, Page,
-    Priority, Reply, Role, Timestamp,
+    Actor, AuditBy, Case, CaseId, CaseNo, CaseRef, CaseView, Command, Error, Event, EventKind, Intake,
+    Location, Page, Priority, Reply, Role, Timestamp,
 };
 use gridline_protocol::{
     format_request, parse_reply_line, parse_request, write_error, write_reply, Fields, FormatCtx, ReplyLine,
@@ -275,7 +275,7 @@ proptest! {
         };
         let case = Case::from_first(&first).unwrap();
         let mut out = String::new();
-        write_reply(&mut out, &Reply::Detail { case: Box::new(case), events: vec![first] }, &CTX);
+        write_reply(&mut out, &Reply::Detail { case: CaseView::new(std::sync::Arc::new(case), true), events: vec![first] }, &CTX);
         let lines: Vec<ReplyLine> = out.lines().map(|l| parse_reply_line(l).unwrap()).collect();
         prop_assert_eq!(lines.len(), 2);
         let ReplyLine::Ok(f) = &lines[0] else { return Err(TestCaseError::fail("not OK")) };

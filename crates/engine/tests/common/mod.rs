@@ -74,7 +74,7 @@ impl Rig {
             ..Default::default()
         };
         match self.call(&caller(Role::Operator, "operator"), Command::Accept(intake)).unwrap() {
-            Reply::Accepted { case, .. } => case,
+            Reply::Accepted { case, .. } => Box::new(case.case().clone()),
             r => panic!("unexpected {r:?}"),
         }
     }
@@ -82,7 +82,7 @@ impl Rig {
     pub fn get(&self, no: &str) -> (Box<Case>, Vec<gridline_model::Event>) {
         match self.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::parse(no) }).unwrap()
         {
-            Reply::Detail { case, events } => (case, events),
+            Reply::Detail { case, events } => (Box::new(case.case().clone()), events),
             r => panic!("unexpected {r:?}"),
         }
     }
