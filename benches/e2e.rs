@@ -938,6 +938,36 @@ fn lat_cells(h: &Histogram<u64>) -> String {
     )
 }
 
+/// Ten seconds of accepts (at most `cases`) paced at `rate` a second over
+/// `conns` connections, and the server's own latency figures for them.
+fn paced(
+    rt: &tokio::runtime::Runtime,
+    srv: &Server,
+    intakes: &[Intake],
+    rate: f64,
+    cases: usize,
+    conns: usize,
+    limit: Duration,
+) -> (LoadResult, Option<ServerStats>) {
+    let n = ((rate * 10.0) as usize).clamp(1000, cases);
+    let interval = Duration::from_secs_f64(conns as f64 / rate);
+    eprintln!("gridline: {n} accepts paced at {rate:.0}/s...");
+    let lines: Vec<String> =
+        (0..n).map(|i| accept_line(&intakes[i % intakes.len()], &format!("h-{i}"))).collect();
+    stats(rt, srv, true);
+    let start = Instant::now() + Duration::from_millis(50);
+    let half = load(
+        rt,
+        &srv.addr,
+        Some(srv.token("operator")),
+        lines,
+        conns,
+        |k| Pace::Every { start: start + interval.mul_f64(k as f64 / conns as f64), interval },
+        limit,
+    );
+    (half, stats(rt, srv, false))
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let cases = env_usize("E2E_CASES", if quick { 2_000 } else { 100_000 });
@@ -956,6 +986,23 @@ fn main() {
     println!("# {conns} connections, {window} requests in flight each; {cases} accepts, {lc_cases} lifecycles, {pg_cases} PostgreSQL accepts");
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+
+    // E2E_ONLY_HALF=1 (with E2E_HALF_RATE): only the paced run, on a fresh
+    // server with nothing else running, to compare two builds' tails.
+    if std::env::var("E2E_ONLY_HALF").is_ok_and(|v| v == "1") {
+        let rate = env_usize("E2E_HALF_RATE", 0);
+        assert!(rate > 0, "E2E_ONLY_HALF=1 needs E2E_HALF_RATE");
+        let data = tmp.path().join("half");
+        let srv = Server::start(&data, write_tokens(&data, &reg));
+        let (half, server) = paced(&rt, &srv, &intakes, rate as f64, cases, conns, limit);
+        let (ack, sync) = server.map_or_else(Default::default, |s| (s.ack.join(" / "), s.sync.join(" / ")));
+        println!(
+            "| paced ACCEPT at {rate}/s, {} cases | client p50 / p99 / p999 ms {} | server p50 / p99 / max ms {ack} | barrier {sync} |",
+            half.done,
+            lat_cells(&half.lat),
+        );
+        return;
+    }
 
     // 1. Gridline: peak accepts, then half of peak, then PING.
     let data_a = tmp.path().join("accept");
@@ -978,23 +1025,7 @@ fn main() {
         0 => peak.rate() / 2.0,
         r => r as f64,
     };
-    let half_cases = ((half_rate * 10.0) as usize).clamp(1000, cases);
-    let interval = Duration::from_secs_f64(conns as f64 / half_rate);
-    eprintln!("gridline: {half_cases} accepts paced at {half_rate:.0}/s...");
-    let lines: Vec<String> =
-        (0..half_cases).map(|i| accept_line(&intakes[i % intakes.len()], &format!("h-{i}"))).collect();
-    stats(&rt, &srv, true);
-    let start = Instant::now() + Duration::from_millis(50);
-    let half = load(
-        &rt,
-        &srv.addr,
-        Some(srv.token("operator")),
-        lines,
-        conns,
-        |k| Pace::Every { start: start + interval.mul_f64(k as f64 / conns as f64), interval },
-        limit,
-    );
-    let half_server = stats(&rt, &srv, false);
+    let (half, half_server) = paced(&rt, &srv, &intakes, half_rate, cases, conns, limit);
     let pings = (cases * 10).max(200_000);
     eprintln!("gridline: {pings} PINGs...");
     let ping =
