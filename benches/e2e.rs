@@ -199,6 +199,20 @@ impl Server {
         Some(l.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
     }
 
+    /// The CPU time the server has used so far, user and system (from
+    /// `/proc`, at the kernel's usual 100 ticks a second). Steadier than a
+    /// rate on a machine shared with other work: what a build costs per
+    /// case, whatever else took the cores.
+    fn cpu_secs(&self) -> Option<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // Fields after the command's closing parenthesis: state is the 3rd
+        // field of the line, utime and stime the 14th and 15th.
+        let rest = &s[s.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    }
+
     fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -1010,8 +1024,10 @@ fn main() {
     let lines: Vec<String> =
         (0..cases).map(|i| accept_line(&intakes[i % intakes.len()], &format!("a-{i}"))).collect();
     eprintln!("gridline: {cases} accepts at {conns} connections...");
+    let cpu0 = srv.cpu_secs();
     let peak =
         load(&rt, &srv.addr, Some(srv.token("operator")), lines, conns, |_| Pace::Window(window), limit);
+    let peak_cpu = srv.cpu_secs().zip(cpu0).map(|(b, a)| b - a);
     // sled's ceiling right after the peak it is compared with: on a shared
     // machine rates drift by a third within minutes.
     let shape = measure_shape(&reg, &intakes);
@@ -1038,7 +1054,9 @@ fn main() {
     let data_l = tmp.path().join("lifecycle");
     let srv = Server::start(&data_l, write_tokens(&data_l, &reg));
     eprintln!("gridline: {lc_cases} full lifecycles...");
+    let cpu0 = srv.cpu_secs();
     let lc = lifecycle(&rt, &srv, &intakes, lc_cases, conns, window, limit);
+    let lc_cpu = srv.cpu_secs().zip(cpu0).map(|(b, a)| b - a);
     drop(srv);
     let lc_disk = dir_bytes(&data_l.join("log"));
     // The write-ahead log's two files: 4-8 MiB each after a checkpoint (at the
@@ -1182,6 +1200,11 @@ fn main() {
         println!("| the same commits: barrier (one log record: encoding, a move to the other file now and then, write + fdatasync), p50 / p99 / max | {p50} / {p99} / {max} ms | |");
     }
     println!("| full lifecycle complete cases/s | {:.0} | >= 20,000 |", lc.complete as f64 / lc.secs);
+    // CPU the server spent (all its threads, with sled's), per unit of work.
+    let per_case = |cpu: Option<f64>, n: usize| cpu.filter(|_| n > 0).map(|c| c * 1e6 / n as f64);
+    if let (Some(a), Some(l)) = (per_case(peak_cpu, peak.done), per_case(lc_cpu, lc.complete)) {
+        println!("| server CPU per accepted case (peak run); per complete case (lifecycle) | {a:.1} us; {l:.1} us | |");
+    }
     if lc.complete > 0 {
         println!(
             "| disk per closed case (log dir / complete cases, {} cases; the write-ahead log's files are {:.1} MiB of it) | {:.0} B | < 1,024 B |",
