@@ -327,12 +327,12 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
     // The reason that brings the record to exactly the limit at event 127.
     let now = gridline_engine::Clock::now(&*rig.clock);
     let with = |reason: &str| Case {
-        extension: Some(gridline_model::case::ExtensionRequest {
+        extension: Some(Box::new(gridline_model::case::ExtensionRequest {
             until,
             reason: reason.into(),
             by: w.as_str().into(),
             at: now,
-        }),
+        })),
         last_seq: 127,
         updated_at: now,
         ..(*d).clone()

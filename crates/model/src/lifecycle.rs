@@ -229,12 +229,12 @@ impl Case {
                 if self.extension.is_some() {
                     return Err(TransitionError::ExtensionPending);
                 }
-                self.extension = Some(ExtensionRequest {
+                self.extension = Some(Box::new(ExtensionRequest {
                     until: *until,
                     reason: reason.clone(),
                     by: event.actor.name.clone(),
                     at: event.at,
-                });
+                }));
             }
             EventKind::ExtensionDecided { approved, until, .. } => {
                 if !matches!(s, Status::Dispatched | Status::Handling) {
