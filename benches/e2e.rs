@@ -841,16 +841,17 @@ fn pg_bench(
     let pg = Pg::start(base)?;
     let mut admin = pg.connect()?;
     admin.batch_execute(PG_SCHEMA).map_err(|e| e.to_string())?;
+    // Built before the clock starts, as the server builds its own at startup.
+    let router = Router::new(reg.clone());
     let run = |lifecycle: bool, cases: usize| -> Result<(usize, f64, Histogram<u64>), String> {
         let next = AtomicUsize::new(0);
         let t0 = Instant::now();
         let per: Vec<Result<(usize, Histogram<u64>), String>> = std::thread::scope(|s| {
             let joins: Vec<_> = (0..conns)
                 .map(|k| {
-                    let (next, pg) = (&next, &pg);
+                    let (next, pg, router) = (&next, &pg, &router);
                     s.spawn(move || -> Result<(usize, Histogram<u64>), String> {
                         let mut c = pg.connect()?;
-                        let router = Router::new(reg.clone());
                         let mut h = hist();
                         let mut done = 0;
                         loop {
@@ -860,7 +861,7 @@ fn pg_bench(
                             }
                             let no = format!("{}-{k}-{i}", if lifecycle { "L" } else { "A" });
                             let t = Instant::now();
-                            let (_, worker) = pg_accept(&mut c, &router, &intakes[i % intakes.len()], &no)
+                            let (_, worker) = pg_accept(&mut c, router, &intakes[i % intakes.len()], &no)
                                 .map_err(|e| e.to_string())?;
                             if !lifecycle {
                                 let _ = h.record((t.elapsed().as_micros() as u64).max(1));
