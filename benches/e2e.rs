@@ -790,7 +790,8 @@ struct PgResult {
 }
 
 /// One accept transaction: the case row (routing decided by the client, as
-/// Gridline decides it in the engine) and its accepted and dispatched events.
+/// Gridline decides it in the engine) and its accepted and dispatched (or
+/// waiting) events, the latter with the decision's reasons as Gridline's has.
 fn pg_accept(
     c: &mut postgres::Client,
     router: &Router,
@@ -825,7 +826,9 @@ fn pg_accept(
     )?;
     let id: i64 = row.get(0);
     tx.execute(PG_EVENT, &[&id, &1i32, &"operator", &"accepted", &Some(intake.text.as_str())])?;
-    tx.execute(PG_EVENT, &[&id, &2i32, &"system", &"dispatched", &d.worker])?;
+    // As Gridline's event: dispatched (or left waiting) with the decision's reasons.
+    let kind = if d.worker.is_some() { "dispatched" } else { "waiting" };
+    tx.execute(PG_EVENT, &[&id, &2i32, &"system", &kind, &Some(d.explanation())])?;
     tx.commit()?;
     Ok((id, d.worker.clone()))
 }
