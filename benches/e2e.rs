@@ -14,8 +14,9 @@
 //! 2. PostgreSQL 15: a throwaway cluster (`initdb` in a temp dir, run as the
 //!    `postgres` user, 127.0.0.1 on a free port, `fsync=on`,
 //!    `synchronous_commit=on`), the same routing decision computed by the
-//!    client, one transaction per case at the same concurrency; workers claim
-//!    with `FOR UPDATE SKIP LOCKED`. Skipped, saying why, when it cannot run.
+//!    client, one transaction per case over as many connections, each with
+//!    one transaction in flight (no pipelining); workers claim with
+//!    `FOR UPDATE SKIP LOCKED`. Skipped, saying why, when it cannot run.
 //! 3. Ceilings: sled's raw batch+flush+fsync rate for records of a real
 //!    case's sizes (measured right after the peak run it is compared
 //!    with, since rates on a shared machine drift), the disk's 4 KiB write+fdatasync rate, and the server's
@@ -1134,7 +1135,7 @@ fn main() {
         lat_cells(&half.lat)
     );
     println!(
-        "| Gridline full lifecycle (accept, pull, claim, close, feedback), complete cases | {} | {:.2} | {:.0} | - | - | - |",
+        "| Gridline full lifecycle (accept, pull, claim, close, feedback), {conns} conns x {window} pipelined, complete cases | {} | {:.2} | {:.0} | - | - | - |",
         lc.complete,
         lc.secs,
         lc.complete as f64 / lc.secs
@@ -1142,7 +1143,7 @@ fn main() {
     match &pg {
         Ok(p) => {
             println!(
-                "| PostgreSQL 15 accept (1 txn per case, {conns} conns, synchronous_commit=on) | {} | {:.2} | {:.0} | {} |",
+                "| PostgreSQL 15 accept (1 txn per case, {conns} conns, 1 in flight each, synchronous_commit=on) | {} | {:.2} | {:.0} | {} |",
                 p.accept.done,
                 p.accept.secs,
                 p.accept.rate(),
@@ -1150,7 +1151,7 @@ fn main() {
             );
             if let Some((d, s)) = p.lifecycle {
                 println!(
-                    "| PostgreSQL 15 full lifecycle (SKIP LOCKED claim, close, feedback), complete cases | {d} | {s:.2} | {:.0} | - | - | - |",
+                    "| PostgreSQL 15 full lifecycle (accept, SKIP LOCKED claim, close, feedback: 4 txns per case, {conns} conns, 1 in flight each), complete cases | {d} | {s:.2} | {:.0} | - | - | - |",
                     d as f64 / s
                 );
             }
