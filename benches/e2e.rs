@@ -1213,7 +1213,8 @@ fn main() {
     }
     if lc.complete > 0 {
         println!(
-            "| disk per closed case (log dir / complete cases, {} cases; the write-ahead log's files are {:.1} MiB of it) | {:.0} B | < 1,024 B |",
+            "| disk per case of the lifecycle run (log dir / its {} accepted cases, {} of them closed; the write-ahead log's files are {:.1} MiB of it) | {:.0} B | < 1,024 B |",
+            lc.accepted,
             lc.complete,
             lc_wal as f64 / (1 << 20) as f64,
             lc_disk as f64 / lc.accepted.max(1) as f64
