@@ -219,7 +219,8 @@ pub struct Case {
 /// A case's page in the log, which the log sets through a shared
 /// reference: the engine's copy of a case may be shared with replies on
 /// their way out, and the log names the page once the batch is encoded,
-/// after those replies were made. Nothing but the log reads it.
+/// after those replies were made. Only the engine and the log use it;
+/// no reply shows it.
 #[derive(Default)]
 pub struct StoredPage(AtomicU64);
 
