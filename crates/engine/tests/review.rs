@@ -16,7 +16,7 @@ fn sup() -> Caller {
 }
 
 impl Rig {
-    fn accept(&self, location: Location) -> Box<Case> {
+    fn accept(&self, location: Location) -> Case {
         let intake = Intake {
             text: "垃圾没人清运".into(),
             category: Some("sanitation".into()),
@@ -24,16 +24,13 @@ impl Rig {
             ..Default::default()
         };
         match self.call(&caller(Role::Operator, "op"), Command::Accept(intake)).unwrap() {
-            Reply::Accepted { case, .. } => Box::new(case.case().clone()),
+            Reply::Accepted { case, .. } => case.case().clone(),
             r => panic!("unexpected {r:?}"),
         }
     }
 
-    fn case(&self, c: &Case) -> (Box<Case>, Vec<gridline_model::Event>) {
-        match self.call(&sup(), Command::Get { case: CaseRef::Id(c.id) }).unwrap() {
-            Reply::Detail { case, events } => (Box::new(case.case().clone()), events),
-            r => panic!("unexpected {r:?}"),
-        }
+    fn case(&self, c: &Case) -> (Case, Vec<gridline_model::Event>) {
+        self.get(c.no.as_str())
     }
 
     fn audit(&self, by: AuditBy) -> Vec<Vec<(String, String)>> {
@@ -59,7 +56,7 @@ fn full_time(reg: &Registry) -> String {
 
 impl Rig {
     /// A case dispatched by hand to a full-time worker, who has claimed it.
-    fn in_hand(&self) -> (Box<Case>, String) {
+    fn in_hand(&self) -> (Case, String) {
         let c = self.accept(nowhere());
         let w = full_time(&self.reg);
         self.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
@@ -142,7 +139,7 @@ fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
 
     // A record as versions before 2026-11-27 wrote it, with the worker's
     // township, still verifies (counted); any other difference does not.
-    let old = Case { township: Some(far_township), ..(*d).clone() };
+    let old = Case { township: Some(far_township), ..d.clone() };
     let put = |case: &Case| {
         let mut b = gridline_caselog::WriteBatch::default();
         b.put(codec::case_key(&case.id), codec::encode_case(case).unwrap());
@@ -335,7 +332,7 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
         })),
         last_seq: 127,
         updated_at: now,
-        ..(*d).clone()
+        ..d.clone()
     };
     let small = gridline_model::Event {
         case: c.case().id,

@@ -76,7 +76,7 @@ fn intake(grid: &str, text: &str, req: &str) -> Intake {
 /// Eight cases accepted at grids: case 0 claimed, case 1 claimed and
 /// closed, case 2 claimed with an extension pending, the rest dispatched.
 fn eight_cases_in_several_states(rig: &Rig) -> Vec<gridline_model::Case> {
-    let cases: Vec<_> = (0..8).map(|i| *rig.accept_at_grid(&format!("c{i}"))).collect();
+    let cases: Vec<_> = (0..8).map(|i| rig.accept_at_grid(&format!("c{i}"))).collect();
     let r = |i: usize| CaseRef::Id(cases[i].id);
     let w = |i: usize| worker(cases[i].worker().unwrap());
     rig.call(&w(0), Command::Claim { case: r(0) }).unwrap();
@@ -192,7 +192,7 @@ fn successful_lifecycle_memory_equals_restart() {
         let (got, events) = rig.get(c.no.as_str());
         let mut folded = gridline_model::Case::from_events(&events).unwrap().unwrap();
         folded.stored_page = got.stored_page.clone();
-        assert_eq!(*got, folded);
+        assert_eq!(got, folded);
     }
     let rig = rig.crash_and_restart();
     assert_eq!(before, snapshot(&rig));

@@ -64,7 +64,7 @@ impl Rig {
         Rig::on(self.store.crash(), self.clock.clone(), EngineConfig::default())
     }
 
-    pub fn accept_at_grid(&self, text: &str) -> Box<Case> {
+    pub fn accept_at_grid(&self, text: &str) -> Case {
         let grid = self.reg.grids.iter().find(|g| g.kind != gridline_registry::GridKind::Dedicated).unwrap();
         let intake = Intake {
             text: text.into(),
@@ -74,15 +74,15 @@ impl Rig {
             ..Default::default()
         };
         match self.call(&caller(Role::Operator, "operator"), Command::Accept(intake)).unwrap() {
-            Reply::Accepted { case, .. } => Box::new(case.case().clone()),
+            Reply::Accepted { case, .. } => case.case().clone(),
             r => panic!("unexpected {r:?}"),
         }
     }
 
-    pub fn get(&self, no: &str) -> (Box<Case>, Vec<gridline_model::Event>) {
+    pub fn get(&self, no: &str) -> (Case, Vec<gridline_model::Event>) {
         match self.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::parse(no) }).unwrap()
         {
-            Reply::Detail { case, events } => (Box::new(case.case().clone()), events),
+            Reply::Detail { case, events } => (case.case().clone(), events),
             r => panic!("unexpected {r:?}"),
         }
     }
