@@ -332,15 +332,20 @@ async fn conn_run(
     };
     let mut h = hist();
     let mut tally = Tally::default();
-    let mut got = 0;
+    let (mut got, mut freed) = (0, 0);
     while let Some(at) = rx.recv().await {
         line.clear();
         if rd.read_line(&mut line).await? == 0 {
             return Err(std::io::Error::other("the server closed the connection"));
         }
         let _ = h.record((at.elapsed().as_micros() as u64).max(1));
-        permits.add_permits(1);
         got += 1;
+        // The window reopens by every reply that has arrived at once, so
+        // that the writer refills it in one write (see `pipeline`).
+        freed += 1;
+        if !rd.buffer().contains(&b'\n') {
+            permits.add_permits(std::mem::take(&mut freed));
+        }
         if line.starts_with("OK") {
             tally.ok += 1;
         } else {
@@ -424,15 +429,24 @@ async fn pipeline(c: &mut Client, reqs: &[String], window: usize) -> Result<Vec<
             inflight += 1;
         }
         c.flush().await?;
-        let line = c.read_line().await?.ok_or(ClientError::Closed)?;
-        if reqs[out.len()].starts_with("PULL") {
-            let items = field(&line, "count").and_then(|n| n.parse().ok()).unwrap_or(0);
-            for _ in 0..items {
-                c.read_line().await?.ok_or(ClientError::Closed)?;
+        // Every reply that has arrived, before the window is refilled: the
+        // server answers a batch's requests together, and one write of the
+        // requests that take their places costs the driver (and the server's
+        // reads) far less than one write a request.
+        loop {
+            let line = c.read_line().await?.ok_or(ClientError::Closed)?;
+            if reqs[out.len()].starts_with("PULL") {
+                let items = field(&line, "count").and_then(|n| n.parse().ok()).unwrap_or(0);
+                for _ in 0..items {
+                    c.read_line().await?.ok_or(ClientError::Closed)?;
+                }
+            }
+            out.push(line);
+            inflight -= 1;
+            if out.len() == reqs.len() || !c.line_buffered() {
+                break;
             }
         }
-        out.push(line);
-        inflight -= 1;
     }
     Ok(out)
 }

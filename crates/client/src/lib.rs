@@ -112,6 +112,14 @@ impl Client {
         Ok(())
     }
 
+    /// Whether a whole reply line has already arrived and waits in the
+    /// read buffer, so that [`read_line`](Self::read_line) returns it
+    /// without waiting on the socket. A pipelining client reads every such
+    /// line before it sends the next requests, in one write.
+    pub fn line_buffered(&self) -> bool {
+        self.rd.buffer().contains(&b'\n')
+    }
+
     /// Reads one raw line, without its terminator; `None` at end of stream.
     /// A last line the stream ends in the middle of is not a line: the
     /// connection closed while the server wrote it ([`ClientError::Closed`]).
@@ -239,6 +247,31 @@ mod tests {
         server.await.unwrap();
         let r = c.read_reply().await;
         assert!(matches!(r, Err(ClientError::Closed)), "{r:?}");
+    }
+
+    /// `line_buffered` tells a line that has arrived from one still on its
+    /// way, and from a part of a line.
+    #[tokio::test]
+    async fn a_buffered_line_is_told_from_one_still_to_come() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"OK a=1\nOK a=2\nOK a=").await.unwrap();
+            wait.await.unwrap();
+            s.write_all(b"3\n").await.unwrap();
+        });
+        let mut c = Client::connect(addr).await.unwrap();
+        assert!(!c.line_buffered(), "nothing read yet");
+        assert_eq!(c.read_line().await.unwrap().as_deref(), Some("OK a=1"));
+        assert!(c.line_buffered(), "the second line came with the first");
+        assert_eq!(c.read_line().await.unwrap().as_deref(), Some("OK a=2"));
+        assert!(!c.line_buffered(), "only part of the third has come");
+        go.send(()).unwrap();
+        assert_eq!(c.read_line().await.unwrap().as_deref(), Some("OK a=3"));
+        assert!(!c.line_buffered());
+        server.await.unwrap();
     }
 
     /// A line the server sent unasked before closing an idle connection is
