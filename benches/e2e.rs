@@ -10,7 +10,8 @@
 //!    the same at half of that rate (paced, open loop: latency counts from
 //!    the intended send time), with the server's own figures for that run
 //!    from `STATS`; the full lifecycle (accept, pull, claim, close,
-//!    feedback) in complete cases/s.
+//!    feedback) in complete cases/s. A connection refills its window
+//!    once for every reply that arrived together, in one write.
 //! 2. PostgreSQL 15: a throwaway cluster (`initdb` in a temp dir, run as the
 //!    `postgres` user, 127.0.0.1 on a free port, `fsync=on`,
 //!    `synchronous_commit=on`), the same routing decision computed by the
