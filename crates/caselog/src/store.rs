@@ -96,6 +96,48 @@ fn sled_err(e: sled::Error) -> StoreError {
     }
 }
 
+/// What a caught panic said.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs a read of sled's. sled 0.34.7 panics on some damage in its file
+/// (a page it cannot find: "cannot find pid … in view_for_key") instead
+/// of returning an error; that is reported as damage, like its own
+/// `Corruption`, not as a panic of ours.
+fn guarded<T>(read: impl FnOnce() -> sled::Result<T>) -> Result<T, StoreError> {
+    match quietly(read) {
+        Ok(r) => r.map_err(sled_err),
+        Err(p) => Err(StoreError::Corrupt(format!(
+            "sled cannot read the log ({}); the file is damaged",
+            panic_message(&*p)
+        ))),
+    }
+}
+
+/// A scan of sled's whose every step is [`guarded`]; it ends after the
+/// first error.
+struct GuardedIter {
+    iter: sled::Iter,
+    failed: bool,
+}
+
+impl Iterator for GuardedIter {
+    type Item = Result<KeyValue, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let r = guarded(|| self.iter.next().transpose()).transpose()?;
+        self.failed = r.is_err();
+        Some(r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+}
+
 /// Whether sled could not take its file's lock (another process, or a
 /// store of this one still closing). sled reports it as an `Other` I/O
 /// error naming the lock.
@@ -216,13 +258,9 @@ impl SledStore {
         // of returning an error: catch that, quietly, and report it as damage.
         let open_here = || {
             quietly(|| config.open()).map_err(|p| {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown".into());
                 StoreError::Corrupt(format!(
-                    "sled cannot open the log ({msg}); the file is damaged or truncated"
+                    "sled cannot open the log ({}); the file is damaged or truncated",
+                    panic_message(&*p)
                 ))
             })
         };
@@ -270,10 +308,10 @@ impl SledStore {
         // The log's format as sled holds it (0: none yet), which decides
         // whether the pages sled is given are packed (see `sled_batch`).
         let mut format = 0;
-        if let Some(meta) = db.get(codec::META_KEY).map_err(sled_err)? {
+        if let Some(meta) = guarded(|| db.get(codec::META_KEY))? {
             format = readable_format(path, &meta, "")?.unwrap_or(0);
         }
-        let written = db.get(APPLIED_KEY).map_err(sled_err)?;
+        let written = guarded(|| db.get(APPLIED_KEY))?;
         let applied = match &written {
             Some(v) => u64::from_be_bytes(
                 v.as_ref()
@@ -361,7 +399,7 @@ impl SledStore {
         }
         let replayed = records.len();
         for (seq, batch) in records {
-            db.apply_batch(sled_batch(batch, seq, &mut format)).map_err(sled_err)?;
+            guarded(|| db.apply_batch(sled_batch(batch, seq, &mut format)))?;
         }
         if replayed > 0 {
             info!(replayed, "applied the write-ahead log's records that sled had not stored");
@@ -588,7 +626,7 @@ fn make_durable(
     next: u64,
     checkpoint_bytes: u64,
 ) -> Result<(), StoreError> {
-    db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()).map_err(sled_err)?;
+    guarded(|| db.insert(APPLIED_KEY, &(next - 1).to_be_bytes()))?;
     flush(db, file)?;
     wal.reset(next)?;
     if let Err(e) = wal.shrink(checkpoint_bytes + crate::wal::GROW) {
@@ -961,13 +999,13 @@ impl Store for SledStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.caught_up()?;
-        self.db.get(key).map(|v| v.map(|v| v.to_vec())).map_err(sled_err)
+        guarded(|| self.db.get(key)).map(|v| v.map(|v| v.to_vec()))
     }
 
     fn for_each(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
         self.caught_up()?;
-        for r in self.db.scan_prefix(prefix) {
-            let (k, v) = r.map_err(sled_err)?;
+        let mut iter = self.db.scan_prefix(prefix);
+        while let Some((k, v)) = guarded(|| iter.next().transpose())? {
             if !f(&k, &v) {
                 break;
             }
@@ -979,19 +1017,13 @@ impl Store for SledStore {
         if let Err(e) = self.caught_up() {
             return Box::new(std::iter::once(Err(e)));
         }
-        Box::new(
-            self.db.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err)),
-        )
+        Box::new(GuardedIter { iter: self.db.scan_prefix(prefix), failed: false })
     }
 
     fn last(&self, prefix: &[u8]) -> Result<Option<KeyValue>, StoreError> {
         self.caught_up()?;
-        self.db
-            .scan_prefix(prefix)
-            .next_back()
-            .transpose()
+        guarded(|| self.db.scan_prefix(prefix).next_back().transpose())
             .map(|o| o.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .map_err(sled_err)
     }
 }
 
@@ -1151,6 +1183,19 @@ mod tests {
 
     fn value(s: &SledStore, k: &str) -> Option<String> {
         s.get(k.as_bytes()).unwrap().map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn a_panic_in_a_read_of_sleds_is_reported_as_damage() {
+        let e = guarded::<()>(|| panic!("cannot find pid 3 in view_for_key")).unwrap_err();
+        match e {
+            StoreError::Corrupt(m) => assert!(m.contains("pid 3") && m.contains("damaged"), "{m}"),
+            other => panic!("not reported as damage: {other:?}"),
+        }
+        assert_eq!(guarded(|| Ok(7)).unwrap(), 7);
+        // A panic of the test's own, after, is not hidden.
+        assert!(std::panic::catch_unwind(|| panic!("ours")).is_err());
+        assert!(!QUIET.with(|q| q.get()), "quiet only while the read runs");
     }
 
     /// Opens a store whose format record is `meta` and whose log holds a
