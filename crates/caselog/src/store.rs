@@ -581,9 +581,10 @@ fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
             }
         }));
     });
-    QUIET.with(|q| q.set(true));
+    // Restored, not cleared: a guarded read inside another stays quiet.
+    let was = QUIET.with(|q| q.replace(true));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(false));
+    QUIET.with(|q| q.set(was));
     r
 }
 
@@ -1193,6 +1194,13 @@ mod tests {
             other => panic!("not reported as damage: {other:?}"),
         }
         assert_eq!(guarded(|| Ok(7)).unwrap(), 7);
+        // Nested: the outer read is still quiet after the inner one ends.
+        let outer = guarded::<()>(|| {
+            let _ = guarded(|| Ok(()));
+            assert!(QUIET.with(|q| q.get()));
+            panic!("outer")
+        });
+        assert!(matches!(outer, Err(StoreError::Corrupt(_))));
         // A panic of the test's own, after, is not hidden.
         assert!(std::panic::catch_unwind(|| panic!("ours")).is_err());
         assert!(!QUIET.with(|q| q.get()), "quiet only while the read runs");
