@@ -328,19 +328,15 @@ fn rss_kib(pid: i32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pipelined_large_replies_are_held_within_a_byte_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    // The smallest budget: one read's reply at a time.
-    let srv = Server::start(&dir.path().join("data"), &["--reply-bytes-max", "65536"]);
+/// A case with `notes` notes of `note`: its `GET` reply is about
+/// `notes * note.len()` bytes.
+async fn a_long_case(srv: &Server, notes: usize, note: &str) -> String {
     let mut op = srv.client("operator").await;
     let (grid, _, _) = some_grid(6);
     let (f, _) = ok(op.call(&format!("ACCEPT text=路灯坏了 grid={grid}")).await.unwrap());
     let (no, worker) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
     let mut w = srv.worker(&worker).await;
     ok(w.call(&format!("CLAIM case={no}")).await.unwrap());
-    let notes = 200;
-    let note = "n".repeat(4000);
     for _ in 0..notes {
         w.send(&format!("NOTE case={no} text={note}")).await.unwrap();
     }
@@ -348,11 +344,15 @@ async fn pipelined_large_replies_are_held_within_a_byte_budget() {
     for _ in 0..notes {
         ok(w.read_reply().await.unwrap());
     }
-    // Each GET's reply is about 0.8 MB; 150 of them held at once would be
-    // 120 MB. Ask for them all, and read nothing for a while.
+    no
+}
+
+/// Sends `gets` pipelined `GET`s of case `no` as the supervisor, reads
+/// nothing for five seconds, and returns the client and how much the
+/// server grew at most meanwhile, in MiB.
+async fn unread_gets(srv: &Server, no: &str, gets: usize) -> (Client, u64) {
     let mut sup = srv.client("supervisor").await;
     let before = rss_kib(srv.pid());
-    let gets = 150;
     for _ in 0..gets {
         sup.send(&format!("GET case={no}")).await.unwrap();
     }
@@ -362,6 +362,20 @@ async fn pipelined_large_replies_are_held_within_a_byte_budget() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         most = most.max(rss_kib(srv.pid()));
     }
+    (sup, most.saturating_sub(before) / 1024)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_large_replies_are_held_within_a_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // The smallest budget: one read's reply at a time.
+    let srv = Server::start(&dir.path().join("data"), &["--reply-bytes-max", "65536"]);
+    let notes = 200;
+    let no = a_long_case(&srv, notes, &"n".repeat(4000)).await;
+    // Each GET's reply is about 0.8 MB; 150 of them held at once would be
+    // 120 MB. Ask for them all, and read nothing for a while.
+    let gets = 150;
+    let (mut sup, grew_mib) = unread_gets(&srv, &no, gets).await;
     // Every reply still comes, whole.
     // (Read as raw lines: parsing 100 MB of replies in a debug build is slow.)
     for i in 0..gets {
@@ -371,8 +385,23 @@ async fn pipelined_large_replies_are_held_within_a_byte_budget() {
             assert!(sup.read_line().await.unwrap().unwrap().starts_with("EVENT "));
         }
     }
-    let grew_mib = (most.saturating_sub(before)) / 1024;
     assert!(grew_mib < 48, "the server grew by {grew_mib} MiB holding one client's unread replies");
+}
+
+/// With the default budget (4 MiB), a read is reserved 128 KiB until the
+/// connection has had a reply: 32 `GET`s fit. Each loaded its case's whole
+/// history before any reply was made, so a burst of `GET`s of a long case
+/// held 32 histories for one connection (4.7 MB each here: 150 MB and
+/// more). A connection has one `GET` waiting for its reply at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_gets_of_a_long_case_holds_one_history_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    // Notes of 2,600 characters (7.8 KB), within the 4,000-character limit.
+    let no = a_long_case(&srv, 600, &"修".repeat(2600)).await;
+    let (sup, grew_mib) = unread_gets(&srv, &no, 40).await;
+    drop(sup);
+    assert!(grew_mib < 64, "the server grew by {grew_mib} MiB holding one client's unread GETs");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -490,6 +490,10 @@ pub(crate) struct History {
 /// engine thread (a store read may wait for sled to apply what was synced).
 fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>) {
     for History { reply, case } in histories {
+        // Its connection closed: nobody would read the history.
+        if reply.is_closed() {
+            continue;
+        }
         let _ = reply.send(history(log, case));
     }
 }

@@ -237,8 +237,20 @@ enum Pending {
 struct Slot {
     pending: Pending,
     charge: usize,
+    kind: ReplyKind,
+}
+
+/// What a slot's reply is, as the budget sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplyKind {
+    /// One line at most, or a reply already made and charged.
+    Other,
     /// A read answered by the engine: its size teaches the next reservation.
-    read: bool,
+    Read,
+    /// A `GET`: a read whose events are loaded whole before the reply is
+    /// made (up to the case's event limit of long notes, megabytes), so one
+    /// at a time (see [`Budget::gets`]).
+    Get,
 }
 
 /// The shutdown signal, as each connection sees it.
@@ -272,11 +284,21 @@ impl Stop {
 /// The reader reads no new request while a slot would not fit: a client
 /// that asks for more than it reads cannot make the server hold more than
 /// about the budget (plus the reservations' misses) for it.
+///
+/// A miss is bounded: the replies the reservation cannot foresee are
+/// `GET`s of cases with long histories, whose events the history thread
+/// loads whole before the reply is made, and a connection has at most one
+/// `GET` read and not yet made. (Other reads hold shared cases until the
+/// writer makes their reply, one at a time.) Without that, a burst of
+/// `GET`s of one long case, each reserved 128 KiB, held dozens of copies
+/// of its history for one connection.
 struct Budget {
     held: AtomicUsize,
     max: usize,
     /// The largest reply to a read so far.
     largest_read: AtomicUsize,
+    /// `GET`s read whose reply the writer has not made yet: 0 or 1.
+    gets: AtomicUsize,
     freed: Notify,
 }
 
@@ -284,32 +306,53 @@ const READ_RESERVATION_MIN: usize = 128 * 1024;
 
 impl Budget {
     fn new(max: usize) -> Budget {
-        Budget { held: AtomicUsize::new(0), max, largest_read: AtomicUsize::new(0), freed: Notify::new() }
+        Budget {
+            held: AtomicUsize::new(0),
+            max,
+            largest_read: AtomicUsize::new(0),
+            gets: AtomicUsize::new(0),
+            freed: Notify::new(),
+        }
     }
 
     fn reservation(&self) -> usize {
         self.largest_read.load(Ordering::Relaxed).max(READ_RESERVATION_MIN).min(self.max)
     }
 
-    /// Takes `charge` if it fits now (always, when nothing is held). Only
-    /// the connection's reader takes, so a fit cannot be lost to a race.
-    fn try_take(&self, charge: usize) -> bool {
+    /// Takes `charge` for a reply of `kind` if it fits now (always, when
+    /// nothing is held; a `GET` only when no other is waiting for its
+    /// reply). Only the connection's reader takes, so a fit cannot be lost
+    /// to a race.
+    fn try_take(&self, charge: usize, kind: ReplyKind) -> bool {
+        if kind == ReplyKind::Get && self.gets.load(Ordering::Acquire) > 0 {
+            return false;
+        }
         let held = self.held.load(Ordering::Acquire);
         let fits = held == 0 || held.saturating_add(charge) <= self.max;
         if fits {
             self.held.fetch_add(charge, Ordering::AcqRel);
+            if kind == ReplyKind::Get {
+                self.gets.fetch_add(1, Ordering::AcqRel);
+            }
         }
         fits
+    }
+
+    /// The writer made a `GET`'s reply: the next may be read. (Its bytes
+    /// are charged until the socket takes them, like any reply's.)
+    fn got(&self) {
+        self.gets.fetch_sub(1, Ordering::AcqRel);
+        self.freed.notify_one();
     }
 
     /// Waits until `charge` more fits, then takes it: `true`. `false` once
     /// `patience()` passes with no reply bytes given back: the peer takes
     /// nothing. Bytes are given back as the socket takes each piece of a
     /// reply, so a peer that reads a long reply slowly is waited for.
-    async fn take(&self, charge: usize, patience: impl Fn() -> Duration) -> bool {
+    async fn take(&self, charge: usize, kind: ReplyKind, patience: impl Fn() -> Duration) -> bool {
         loop {
             let freed = self.freed.notified();
-            if self.try_take(charge) {
+            if self.try_take(charge, kind) {
                 return true;
             }
             if tokio::time::timeout(patience(), freed).await.is_err() {
@@ -384,7 +427,11 @@ async fn serve_connection(
                 format!("no AUTH within {}s of {auth_since}; closing", shared.config.auth_timeout.as_secs()),
             );
             // Best effort: the peer may not be reading.
-            let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) });
+            let _ = tx.try_send(Slot {
+                charge: 0,
+                kind: ReplyKind::Other,
+                pending: Pending::Ready(error_line(&e)),
+            });
             break;
         }
         // Until authenticated, wait for a line no later than the deadline.
@@ -412,7 +459,8 @@ async fn serve_connection(
                 debug!("idle timeout");
                 let line = error_line(&Error::bad_request(format!("idle for {}s; closing", idle.as_secs())));
                 // Best effort: the peer may not be reading either.
-                let _ = tx.try_send(Slot { charge: 0, read: false, pending: Pending::Ready(line) });
+                let _ =
+                    tx.try_send(Slot { charge: 0, kind: ReplyKind::Other, pending: Pending::Ready(line) });
                 break;
             }
             Ok(None) => break,
@@ -428,7 +476,8 @@ async fn serve_connection(
                 // Owed, like any reply: wait for room behind the replies in
                 // flight (a full pipeline dropped it), but no longer than the
                 // connection may wait for a line.
-                let slot = Slot { charge: 0, read: false, pending: Pending::Ready(error_line(&e)) };
+                let slot =
+                    Slot { charge: 0, kind: ReplyKind::Other, pending: Pending::Ready(error_line(&e)) };
                 if let Err(mpsc::error::TrySendError::Full(slot)) = tx.try_send(slot) {
                     tokio::select! {
                         _ = tokio::time::timeout(wait, tx.send(slot)) => {}
@@ -440,16 +489,17 @@ async fn serve_connection(
             Ok(Some(Ok(b))) => b,
         };
         let request = parse_line(&bytes);
-        let (charge, read) = match &request {
-            Err(e) => (e.len(), false),
-            Ok(cmd) if goes_to_engine(cmd) && !cmd.is_write() => (budget.reservation(), true),
-            Ok(_) => (0, false),
+        let (charge, kind) = match &request {
+            Err(e) => (e.len(), ReplyKind::Other),
+            Ok(Command::Get { .. }) => (budget.reservation(), ReplyKind::Get),
+            Ok(cmd) if goes_to_engine(cmd) && !cmd.is_write() => (budget.reservation(), ReplyKind::Read),
+            Ok(_) => (0, ReplyKind::Other),
         };
         // Room for the reply first: while the peer leaves replies unread,
         // its next request waits here, unread by the engine.
-        let room = budget.try_take(charge)
+        let room = budget.try_take(charge, kind)
             || tokio::select! {
-                r = budget.take(charge, || patience(&caller, auth_by, idle)) => r,
+                r = budget.take(charge, kind, || patience(&caller, auth_by, idle)) => r,
                 _ = stop.clone().begun() => false,
                 _ = tx.closed() => false,
             };
@@ -492,7 +542,7 @@ async fn serve_connection(
         // be (shutdown, or a writer stuck on a peer that does not read),
         // the connection ends and the reply, durable or not, is lost with it.
         // Only a full queue waits (and only then are timers armed).
-        let sent = match tx.try_send(Slot { pending, charge, read }) {
+        let sent = match tx.try_send(Slot { pending, charge, kind }) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(slot)) => tokio::select! {
@@ -874,7 +924,7 @@ async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: Writ
     let ctx = c.ctx;
     let mut out = String::with_capacity(1024);
     let mut healthy = true;
-    while let Some(Slot { pending, charge, read }) = rx.recv().await {
+    while let Some(Slot { pending, charge, kind }) = rx.recv().await {
         out.clear();
         // A write's reply, answer or refusal, counts as its acknowledgement.
         let sent = match pending {
@@ -919,12 +969,15 @@ async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: Writ
                 sent
             }
         };
-        if read {
+        if kind != ReplyKind::Other {
             c.budget.largest_read.fetch_max(out.len(), Ordering::Relaxed);
         }
         // The slot's charge becomes the reply's bytes until the socket
         // takes them, given back piece by piece.
         c.budget.add(out.len());
+        if kind == ReplyKind::Get {
+            c.budget.got();
+        }
         c.budget.give_back(charge);
         let mut left = out.len();
         let written = w
@@ -1048,19 +1101,54 @@ mod tests {
                 slow.give_back(1024);
             }
         });
-        assert!(budget.take(8 * 1024, || Duration::from_secs(1)).await, "gave up on a peer still reading");
+        assert!(
+            budget.take(8 * 1024, ReplyKind::Other, || Duration::from_secs(1)).await,
+            "gave up on a peer still reading"
+        );
         peer.abort();
         // A peer that takes nothing: given up on after the patience.
         let t0 = tokio::time::Instant::now();
-        assert!(!budget.take(1 << 20, || Duration::from_millis(200)).await);
+        assert!(!budget.take(1 << 20, ReplyKind::Other, || Duration::from_millis(200)).await);
         assert!(t0.elapsed() >= Duration::from_millis(200));
+    }
+
+    /// A `GET` is read only once the connection's previous one has its
+    /// reply made: however much room the budget has, two histories are
+    /// never loaded for one connection at once. Other requests go on.
+    #[tokio::test]
+    async fn a_get_waits_for_the_previous_gets_reply_and_nothing_else_does() {
+        let budget = Arc::new(Budget::new(4 << 20));
+        assert!(budget.try_take(128 * 1024, ReplyKind::Get));
+        assert!(!budget.try_take(128 * 1024, ReplyKind::Get), "a second GET while the first waits");
+        assert!(budget.try_take(128 * 1024, ReplyKind::Read), "a PULL need not wait");
+        assert!(budget.try_take(0, ReplyKind::Other));
+        let writer = budget.clone();
+        let made = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            writer.add(7 << 20);
+            writer.got();
+            writer.give_back(128 * 1024);
+        });
+        let t0 = tokio::time::Instant::now();
+        // The first GET's reply is over the budget: the second waits for
+        // its bytes too, which come back as the socket takes them.
+        let freed = budget.clone();
+        let peer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            freed.give_back(7 << 20);
+        });
+        assert!(budget.take(128 * 1024, ReplyKind::Get, || Duration::from_secs(5)).await);
+        assert!(t0.elapsed() >= Duration::from_millis(200), "{:?}", t0.elapsed());
+        assert_eq!(budget.gets.load(Ordering::Acquire), 1);
+        made.await.unwrap();
+        peer.await.unwrap();
     }
 
     /// The same for a place in the reply queue: waited for while the
     /// writer's peer takes bytes, given up after `patience` with none.
     #[tokio::test]
     async fn a_place_in_the_queue_is_waited_for_while_the_peer_takes_bytes() {
-        let slot = || Slot { pending: Pending::Ready("OK\n".into()), charge: 0, read: false };
+        let slot = || Slot { pending: Pending::Ready("OK\n".into()), charge: 0, kind: ReplyKind::Other };
         let budget = Arc::new(Budget::new(64 * 1024));
         budget.add(32 * 1024);
         let (tx, mut rx) = mpsc::channel(1);
