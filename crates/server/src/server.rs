@@ -641,7 +641,8 @@ fn parse_line(bytes: &[u8]) -> Result<Command, String> {
     let line = match std::str::from_utf8(bytes) {
         Ok(l) => l,
         Err(e) => {
-            let msg = format!("the line is not valid UTF-8 (at byte {})", e.valid_up_to());
+            // Counted from 1, as characters are in the parser's errors.
+            let msg = format!("the line is not valid UTF-8 (at byte {})", e.valid_up_to() + 1);
             return Err(error_line(&Error::bad_request(msg)));
         }
     };
@@ -1110,6 +1111,14 @@ mod tests {
         let t0 = tokio::time::Instant::now();
         assert!(!budget.take(1 << 20, ReplyKind::Other, || Duration::from_millis(200)).await);
         assert!(t0.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_line_not_utf8_names_its_first_bad_byte_counting_from_1() {
+        let e = parse_line(b"PING \xff").unwrap_err();
+        assert!(e.contains("not valid UTF-8 (at byte 6)"), "{e}");
+        let e = parse_line("NOTE text=水\u{1}".as_bytes()).unwrap_err();
+        assert!(e.contains("at character 12"), "the parser counts from 1 too: {e}");
     }
 
     /// A `GET` is read only once the connection's previous one has its
