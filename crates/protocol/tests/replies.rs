@@ -424,3 +424,81 @@ fn replies_read_back() {
     let ReplyLine::Ok(f) = parse_reply_line(why.trim_end()).unwrap() else { panic!() };
     assert_eq!(f.get("why"), Some(decision().explanation().as_str()));
 }
+
+/// The keys of a case line, in the order the formatter writes them: a
+/// handling case with every optional field, then what an extension and a
+/// return visit add at the end.
+fn case_key_order() -> Vec<String> {
+    let mut evs = events();
+    evs.push(ev(
+        4,
+        "2026-11-27T11:00",
+        actor(Role::Worker, "W00012"),
+        EventKind::ExtensionRequested { until: t("2026-11-29T18:00"), reason: "等待配件".into() },
+    ));
+    let mut closed = events();
+    closed.push(ev(
+        4,
+        "2026-11-25T09:00",
+        actor(Role::Worker, "W00012"),
+        EventKind::Closed { result: "已修复".into() },
+    ));
+    closed.push(ev(
+        5,
+        "2026-11-25T15:00",
+        actor(Role::Operator, "op-1"),
+        EventKind::Feedback { satisfied: false, score: Some(2), text: Some("不满意".into()) },
+    ));
+    let mut order: Vec<String> = Vec::new();
+    for evs in [events(), evs, closed] {
+        let line = render(&Reply::Case(shown(case_of(&evs))));
+        let Ok(ReplyLine::Ok(f)) = parse_reply_line(line.trim_end()) else { panic!("{line}") };
+        for (k, _) in f.iter() {
+            if !order.iter().any(|o| o == k) {
+                order.push(k.to_string());
+            }
+        }
+    }
+    order
+}
+
+/// docs/protocol.md's worked sessions say their reply formats are exactly
+/// what this crate writes: every `<` line there reads back, and every case
+/// line has the formatter's keys in its order, with `warn_at` exactly
+/// while the case races a deadline (dispatched or handling).
+#[test]
+fn the_worked_sessions_in_the_protocol_docs_are_lines_the_formatter_writes() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/protocol.md")).unwrap();
+    let order = case_key_order();
+    let mut case_lines = 0;
+    for (n, line) in doc.lines().enumerate() {
+        let Some(reply) = line.strip_prefix("< ") else { continue };
+        let parsed =
+            parse_reply_line(reply).unwrap_or_else(|e| panic!("protocol.md:{}: {e}: {reply}", n + 1));
+        let fields = match &parsed {
+            ReplyLine::Ok(f) | ReplyLine::Item { fields: f, .. }
+                if f.get("case").is_some() && f.get("received").is_some() =>
+            {
+                f
+            }
+            _ => continue,
+        };
+        case_lines += 1;
+        let keys: Vec<&str> =
+            fields.iter().map(|(k, _)| k).filter(|k| !matches!(*k, "count" | "next")).collect();
+        let mut at = 0;
+        for k in &keys {
+            match order[at..].iter().position(|o| o == k) {
+                Some(i) => at += i + 1,
+                None => panic!(
+                    "protocol.md:{}: `{k}` is not where the formatter writes it (order {order:?}): {reply}",
+                    n + 1
+                ),
+            }
+        }
+        let racing = matches!(fields.get("status"), Some("dispatched" | "handling"));
+        assert_eq!(fields.get("warn_at").is_some(), racing, "protocol.md:{}: warn_at: {reply}", n + 1);
+    }
+    assert!(case_lines >= 10, "the worked sessions' case lines were not found ({case_lines})");
+}
