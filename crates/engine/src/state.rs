@@ -256,6 +256,10 @@ pub(crate) struct Loader {
     day_max: HashMap<u32, u32>,
     /// The first open case assigned to a worker the registry does not know.
     unknown_worker: Option<(String, String)>,
+    /// Open cases whose grid or township the registry does not know (a
+    /// code changed in the config while they were open), and the first.
+    unlisted: usize,
+    first_unlisted: Option<(String, &'static str, String)>,
 }
 
 impl Loader {
@@ -274,6 +278,8 @@ impl Loader {
             waiting: Vec::new(),
             day_max: HashMap::new(),
             unknown_worker: None,
+            unlisted: 0,
+            first_unlisted: None,
         }
     }
 
@@ -282,6 +288,20 @@ impl Loader {
         if self.unknown_worker.is_none() && c.status.is_open() && k.worker.is_none() {
             if let Some(w) = c.worker() {
                 self.unknown_worker = Some((c.no.0.to_string(), w.to_string()));
+            }
+        }
+        if let (Some(a), true) = (&c.assignment, c.status.is_open()) {
+            let r = &self.registry;
+            let unknown = if r.grid_idx(&a.grid).is_none() {
+                Some(("grid", &a.grid))
+            } else if r.township_idx(&a.township).is_none() {
+                Some(("township", &a.township))
+            } else {
+                None
+            };
+            if let Some((what, code)) = unknown {
+                self.unlisted += 1;
+                self.first_unlisted.get_or_insert_with(|| (c.no.0.to_string(), what, code.to_string()));
             }
         }
         let id = c.id;
@@ -350,6 +370,17 @@ impl Recovery for Loader {
     fn finish(self) -> Result<State, LoadError> {
         if let Some((no, worker)) = self.unknown_worker {
             return Err(LoadError::UnknownWorker { no, worker });
+        }
+        if let Some((no, what, code)) = &self.first_unlisted {
+            // Served as they are (GET shows them, RETURN and DISPATCH move
+            // them), but no list by grid or township can find them.
+            tracing::warn!(
+                cases = self.unlisted,
+                first = %no,
+                "open cases are in a {what} the registry does not know (case {no}: {code}; a code changed in the \
+                 config while they were open): OVERDUE grid= and township= cannot list them; RETURN or DISPATCH \
+                 them to move them"
+            );
         }
         let mut numbers = ByNo::new(&self.registry.county.code);
         let mut state = State::new(self.registry, self.escalation_levels);
@@ -584,6 +615,25 @@ mod tests {
         state.replace(a.id, None);
         state.replace(b.id, None);
         assert_eq!((get(&state, "JD-20260101-000001"), get(&state, "JD-6")), (None, None));
+    }
+
+    /// A grid renamed in the config under open cases: they load (and are
+    /// counted for the start's warning); closed ones are history.
+    #[test]
+    fn open_cases_in_a_grid_the_registry_does_not_know_are_loaded_and_counted() {
+        let reg = Arc::new(gridline_registry::embedded::jidong().clone());
+        let mut loader = Loader::new(reg.clone(), 3);
+        for (i, status) in [1, 3, 2].into_iter().enumerate() {
+            let mut c = case(&reg, i, (status, 0, 1, 1, false, false, true, 0));
+            assert_eq!(c.grid(), Some("nowhere"));
+            c.no = CaseNo::new("JD", 20260101, i as u32 + 1);
+            loader.push(Arc::new(c));
+        }
+        assert_eq!(loader.unlisted, 2, "the dispatched and the handling case, not the closed one");
+        assert_eq!(loader.first_unlisted, Some(("JD-20260101-000001".into(), "grid", "nowhere".into())));
+        let state = Recovery::finish(loader).unwrap();
+        assert_eq!(state.cases.len(), 3);
+        assert!(state.due_by_grid.iter().all(|g| g.is_empty()));
     }
 
     #[test]
