@@ -88,6 +88,7 @@ impl<S: Store> Engine<S> {
             Command::Accept(intake) => self.accept(caller, intake, batch),
             Command::Claim { case } => {
                 let id = self.own_case(caller, case, "CLAIM")?;
+                self.settle(batch, id)?;
                 self.emit(batch, id, actor(caller), EventKind::Claimed)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
@@ -105,16 +106,16 @@ impl<S: Store> Engine<S> {
             }
             Command::Close { case, result } => {
                 let id = self.own_case(caller, case, "CLOSE")?;
+                self.settle(batch, id)?;
                 self.emit(batch, id, actor(caller), EventKind::Closed { result: result.as_str().into() })?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
             Command::Return { case, reason } => {
                 let id = self.own_case(caller, case, "RETURN")?;
-                // The batch's deadline tick runs after its commands: record a
-                // deadline already missed first, or the returned case would
-                // leave without its claim-overdue flag (docs/audit.md: walking
-                // away from a late case does not clear it).
-                self.timer_events(batch, id, self.clock.now())?;
+                // Or the returned case would leave without its claim-overdue
+                // flag (docs/audit.md: walking away from a late case does not
+                // clear it).
+                self.settle(batch, id)?;
                 self.emit(batch, id, actor(caller), EventKind::Returned { reason: reason.as_str().into() })?;
                 self.route_again(batch, id)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
@@ -137,6 +138,7 @@ impl<S: Store> Engine<S> {
             }
             Command::Extend { case, until, reason } => {
                 let id = self.own_case(caller, case, "EXTEND")?;
+                self.settle(batch, id)?;
                 let until = Timestamp::parse(until, self.registry.county.utc_offset_min)
                     .map_err(|e| Error::bad_request(format!("until: {e}")))?;
                 let c = &self.state.cases[&id];
@@ -166,6 +168,9 @@ impl<S: Store> Engine<S> {
                         req.until.rfc3339(self.registry.county.utc_offset_min)
                     )));
                 }
+                // An approval moves the close deadline: a miss of the old
+                // one is recorded (and escalated) first.
+                self.settle(batch, id)?;
                 let kind = EventKind::ExtensionDecided {
                     approved: *approve,
                     until: req.until,
@@ -177,6 +182,7 @@ impl<S: Store> Engine<S> {
             Command::Dispatch { case, worker } => {
                 allow(caller, &[Role::Supervisor], "DISPATCH")?;
                 let id = self.resolve(case)?;
+                self.settle(batch, id)?;
                 self.dispatch_manually(caller, id, worker, batch)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
@@ -482,6 +488,25 @@ impl<S: Store> Engine<S> {
             }
         }
         batch.events.len() - start
+    }
+
+    /// Records every deadline event case `id` is due by now. The batch's
+    /// tick runs after its commands, and under a backlog (after downtime,
+    /// or many deadlines at once) some batches later still: a command that
+    /// moves the case or its deadlines (claim, close, return, extension,
+    /// dispatch) must not let a miss the tick has not seen yet go
+    /// unrecorded, so it settles the case first.
+    fn settle(&mut self, batch: &mut Batch, id: CaseId) -> Result<(), Error> {
+        let now = self.clock.now();
+        loop {
+            // Each round sets a flag or raises the escalation level, so
+            // this ends (one round per level at most).
+            let before = batch.events.len();
+            self.timer_events(batch, id, now)?;
+            if batch.events.len() == before {
+                return Ok(());
+            }
+        }
     }
 
     fn timer_events(&mut self, batch: &mut Batch, id: CaseId, now: Timestamp) -> Result<(), Error> {

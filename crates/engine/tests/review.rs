@@ -281,6 +281,60 @@ fn missing_the_deadline_an_extension_granted_escalates_again() {
     assert_eq!(d.escalation_level, 2, "{events:?}");
 }
 
+/// The batch's deadline tick runs after its commands (and, under a
+/// backlog, batches later): a command that moves the case or its deadline
+/// before the tick saw a miss records the miss first. Approving an
+/// extension an hour after the close deadline passed, a claim after the
+/// claim deadline, a close after the close deadline: each leaves the
+/// overdue and escalated events the tick would have written, once.
+#[test]
+fn a_deadline_missed_before_the_tick_saw_it_is_recorded_by_the_command_that_moves_it() {
+    let sys_kinds = |events: &[gridline_model::Event]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Overdue { deadline, .. } => Some(format!("overdue:{}", deadline.as_str())),
+                EventKind::Escalated { level, .. } => Some(format!("escalated:{level}")),
+                _ => None,
+            })
+            .collect()
+    };
+    // Approval.
+    let rig = Rig::new();
+    let (c, w) = rig.in_hand();
+    let r = CaseRef::Id(c.id);
+    let due = rig.case(&c).0.due_close.unwrap();
+    let until = Timestamp(due.0 + 48 * 3_600_000);
+    let ask = Command::Extend { case: r.clone(), until: until.rfc3339(480), reason: "等配件".into() };
+    rig.call(&worker(&w), ask).unwrap();
+    rig.clock.set(Timestamp(due.0 + 3_600_000));
+    rig.call(&sup(), Command::DecideExtension { case: r, approve: true, reason: None }).unwrap();
+    let (d, events) = rig.case(&c);
+    assert_eq!(sys_kinds(&events), ["overdue:close", "escalated:1"], "{events:?}");
+    assert_eq!((d.due_close, d.overdue_close, d.escalation_level), (Some(until), false, 1));
+    assert_eq!(rig.tick(), 0, "recorded once");
+
+    // Claim, then close, each late.
+    let rig = Rig::new();
+    let c = rig.accept(nowhere());
+    let w = full_time(&rig.reg);
+    let r = CaseRef::Id(c.id);
+    rig.call(&sup(), Command::Dispatch { case: r.clone(), worker: w.clone() }).unwrap();
+    let (d, _) = rig.case(&c);
+    rig.clock.set(Timestamp(d.due_claim.unwrap().0 + 60_000));
+    rig.call(&worker(&w), Command::Claim { case: r.clone() }).unwrap();
+    rig.clock.set(Timestamp(d.due_close.unwrap().0 + 60_000));
+    rig.call(&worker(&w), Command::Close { case: r, result: "已处理".into() }).unwrap();
+    let (d, events) = rig.case(&c);
+    assert_eq!(
+        sys_kinds(&events),
+        ["overdue:claim", "escalated:1", "overdue:close", "escalated:2"],
+        "{events:?}"
+    );
+    assert_eq!((d.status, d.responded_on_time, d.closed_on_time), (Status::Closed, Some(false), Some(false)));
+    assert_eq!(rig.tick(), 0, "recorded once");
+}
+
 /// A deadline event the log cannot take (the case's record, at the size
 /// limit, grows a byte when `last_seq` reaches 128) must leave the case as
 /// it was: the case in memory may not run ahead of its stored events.
