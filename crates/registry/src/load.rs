@@ -115,42 +115,51 @@ impl Registry {
                 format!("{what}; a config directory holds {}", FILES.join(", ")),
             )]));
         }
-        let mut errors = Vec::new();
-        let mut texts = Vec::new();
-        for name in FILES {
+        // A file that cannot be read is one problem; the others are still
+        // parsed and checked (and linked as far as they can be without it).
+        let mut report = Report::default();
+        let mut texts: [Option<String>; 3] = Default::default();
+        for (name, text) in FILES.into_iter().zip(&mut texts) {
             let path = dir.join(name);
             match read_file(&path) {
-                Ok(t) => texts.push(t),
+                Ok(t) => *text = Some(t),
                 Err((line, field, message)) => {
-                    errors.push(LoadError { line, ..problem(path, field, message) })
+                    report.errors.push(LoadError { line, ..problem(path, field, message) })
                 }
             }
         }
-        let [county_toml, workers_csv, grids_geojson] = texts.as_slice() else {
-            return Err(LoadErrors(errors));
-        };
-        Registry::from_sources(&Sources { dir: dir.to_path_buf(), county_toml, workers_csv, grids_geojson })
+        let [county, workers, grids] = texts.each_ref().map(Option::as_deref);
+        check(dir, [county, workers, grids], report)
     }
 
     /// Parses and checks the three sources. Nothing is half-loaded: any
     /// problem in any file means no registry, and every problem is reported.
     pub fn from_sources(s: &Sources<'_>) -> Result<Registry, LoadErrors> {
-        let srcs = Srcs {
-            county: Src::new(s.dir.join("county.toml"), s.county_toml),
-            workers: Src::new(s.dir.join("workers.csv"), s.workers_csv),
-            grids: Src::new(s.dir.join("grids.geojson"), s.grids_geojson),
-        };
-        let mut report = Report::default();
-        let county = county::read(&srcs.county, &mut report);
-        let workers = workers::read(&srcs.workers, &mut report);
-        let grids = grids::read(&srcs.grids, &mut report);
-        let linked = link(&srcs, county.as_ref(), workers.as_ref(), grids.as_ref(), &mut report);
-        match (county, workers, grids, linked) {
-            (Some(c), Some(w), Some(g), Some(l)) if report.is_empty() => Ok(build(c, w, g, l)),
-            _ => {
-                assert!(!report.is_empty(), "a registry that did not load has a reason");
-                Err(LoadErrors(report.into_sorted()))
-            }
+        check(&s.dir, [Some(s.county_toml), Some(s.workers_csv), Some(s.grids_geojson)], Report::default())
+    }
+}
+
+/// Parses and checks the sources that could be read (`None` for one that
+/// could not, already in `report`), then links them.
+fn check(
+    dir: &std::path::Path,
+    [county_toml, workers_csv, grids_geojson]: [Option<&str>; 3],
+    mut report: Report,
+) -> Result<Registry, LoadErrors> {
+    let srcs = Srcs {
+        county: Src::new(dir.join("county.toml"), county_toml.unwrap_or("")),
+        workers: Src::new(dir.join("workers.csv"), workers_csv.unwrap_or("")),
+        grids: Src::new(dir.join("grids.geojson"), grids_geojson.unwrap_or("")),
+    };
+    let county = county_toml.and_then(|_| county::read(&srcs.county, &mut report));
+    let workers = workers_csv.and_then(|_| workers::read(&srcs.workers, &mut report));
+    let grids = grids_geojson.and_then(|_| grids::read(&srcs.grids, &mut report));
+    let linked = link(&srcs, county.as_ref(), workers.as_ref(), grids.as_ref(), &mut report);
+    match (county, workers, grids, linked) {
+        (Some(c), Some(w), Some(g), Some(l)) if report.is_empty() => Ok(build(c, w, g, l)),
+        _ => {
+            assert!(!report.is_empty(), "a registry that did not load has a reason");
+            Err(LoadErrors(report.into_sorted()))
         }
     }
 }

@@ -515,6 +515,25 @@ fn missing_files() {
     );
 }
 
+/// A file that cannot be read (missing, here) does not stop the others
+/// from being checked; references into it are not reported as unknown.
+#[test]
+fn a_missing_file_does_not_stop_the_others_from_being_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = embedded::COUNTY_TOML.replacen("name = \"县水务局\"", "name = \"\"", 1);
+    let grids = embedded::GRIDS_GEOJSON.replacen("\"name\":\"南华社区第2网格\"", "\"name\":\" \"", 1);
+    std::fs::write(dir.path().join("county.toml"), county).unwrap();
+    std::fs::write(dir.path().join("grids.geojson"), grids).unwrap();
+    let err = Registry::load_dir(dir.path()).unwrap_err();
+    let got = err.to_string().replace(&dir.path().display().to_string(), "$DIR");
+    assert_eq!(
+        got,
+        "$DIR/county.toml:20: department.name: must not be empty\n\
+         $DIR/grids.geojson:3: feature 1: properties.name: must not be empty\n\
+         $DIR/workers.csv: (file): cannot read: No such file or directory (os error 2)"
+    );
+}
+
 /// A county written from scratch: one township, one village of two grids
 /// with a school inside one, no boundary (so it is the grids' union).
 const SMALL_COUNTY: &str = r#"
