@@ -342,6 +342,8 @@ fn link(
             let w = workers?;
             match w.by_id.get(&r.id) {
                 Some(&i) => Some(WorkerIdx(i as u32)),
+                // Perhaps in a row that could not be read (reported).
+                None if !w.complete => None,
                 None => {
                     let msg = format!("unknown worker \"{}\" (not in workers.csv)", r.id);
                     report.line(&srcs.county, r.line, r.field, msg);

@@ -534,6 +534,48 @@ fn a_missing_file_does_not_stop_the_others_from_being_checked() {
     );
 }
 
+/// A quote never closed takes the rest of workers.csv into one field: it
+/// is named where it opens, and the leads in county.toml that the lost rows
+/// would have listed are not reported as unknown workers.
+#[test]
+fn an_unterminated_quote_in_workers_csv_is_named_without_its_consequences() {
+    check(
+        |f| replace_first(&mut f.workers, "W00003,韩成,", "W00003,\"韩成,"),
+        r#"
+$DIR/workers.csv:4: name: unterminated quote: the quoted field opened on line 4 is never closed, so the rest of the file (to line 2492) was read into it; close the quote (a quote inside a quoted field is written twice: "")
+"#,
+    );
+    // In the last column the row still has its eight.
+    check(
+        |f| replace_first(&mut f.workers, "13207072815,06:00", "13207072815,\"06:00"),
+        r#"
+$DIR/workers.csv:3: duty: unterminated quote: the quoted field opened on line 3 is never closed, so the rest of the file (to line 2492) was read into it; close the quote (a quote inside a quoted field is written twice: "")
+"#,
+    );
+}
+
+#[test]
+fn a_workers_csv_with_only_its_header() {
+    check(
+        |f| f.workers = line(&f.workers, 1).to_string() + "\n",
+        r#"
+$DIR/workers.csv:1: (rows): no workers (only the header): a county needs its workers listed
+"#,
+    );
+}
+
+/// A row of the wrong length is reported; a lead that may have been in it
+/// (or in any row not read) is not also an unknown worker.
+#[test]
+fn a_short_row_does_not_make_leads_unknown_workers() {
+    check(
+        |f| replace_first(&mut f.workers, "W00004,尹平昌,full_time,", "W00004;尹平昌;full_time;"),
+        r#"
+$DIR/workers.csv:5: (row): expected 8 columns, found 5
+"#,
+    );
+}
+
 /// A county written from scratch: one township, one village of two grids
 /// with a school inside one, no boundary (so it is the grids' union).
 const SMALL_COUNTY: &str = r#"

@@ -30,6 +30,11 @@ pub(crate) struct WorkersFile {
     pub rows: Vec<Row>,
     /// id -> row index (first occurrence).
     pub by_id: HashMap<String, usize>,
+    /// Every worker the file means to list was read: no row failed to read
+    /// as a row (a wrong number of columns, a quote never closed) and there
+    /// is at least one. When not, an id missing from `by_id` may be one of
+    /// the unread rows, so references to it are not reported as unknown.
+    pub complete: bool,
 }
 
 /// Reads workers.csv; `None` (reported) if its header is not usable.
@@ -40,6 +45,11 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<WorkersFile> {
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
+    let unterminated = unterminated_quote(text);
+    if let Some(u) = unterminated.as_ref().filter(|u| u.record_line == 1) {
+        report.line(src, u.line, "(header)", u.message(src));
+        return None;
+    }
     let header: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
         Err(e) => {
@@ -95,22 +105,34 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<WorkersFile> {
     let mut rows = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
+    let mut complete = true;
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
                 report.line(src, csv_line(&e).unwrap_or(1), "(row)", e.to_string());
+                complete = false;
                 continue;
             }
         };
         let line = record.position().map_or(1, |p| p.line() as usize);
-        if record.len() != header.len() {
-            report.line(
-                src,
-                line,
-                "(row)",
-                format!("expected {} columns, found {}", header.len(), record.len()),
-            );
+        let unclosed = unterminated.as_ref().filter(|u| u.record_line == line);
+        if record.len() != header.len() || unclosed.is_some() {
+            complete = false;
+            match unclosed {
+                // The rest of the file is in its last field: its column
+                // count says nothing.
+                Some(u) => {
+                    let field = header.get(u.field).map_or("(row)", String::as_str);
+                    report.line(src, u.line, field, u.message(src));
+                }
+                None => report.line(
+                    src,
+                    line,
+                    "(row)",
+                    format!("expected {} columns, found {}", header.len(), record.len()),
+                ),
+            }
             // Keep its id, so that references to the worker do not fail as well.
             let id = record.get(pos[0]).unwrap_or("").to_string();
             if code_problem(&id).is_none() && !first_line.contains_key(&id) {
@@ -225,7 +247,76 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<WorkersFile> {
         };
         rows.push(Row { line, id, name, kind, grid, department, townships, phone, duty });
     }
-    Some(WorkersFile { rows, by_id })
+    if rows.is_empty() && complete {
+        report.line(src, 1, "(rows)", "no workers (only the header): a county needs its workers listed");
+        complete = false;
+    }
+    Some(WorkersFile { rows, by_id, complete })
+}
+
+/// A quoted field whose closing quote never comes: the csv reader takes
+/// the rest of the file into it, as one field of one row.
+struct Unterminated {
+    /// The line its row starts on.
+    record_line: usize,
+    /// The line of the opening quote.
+    line: usize,
+    /// Its column (0-based, as in the header).
+    field: usize,
+}
+
+impl Unterminated {
+    fn message(&self, src: &Src<'_>) -> String {
+        let last = src.line_of(src.text.len().saturating_sub(1));
+        format!(
+            "unterminated quote: the quoted field opened on line {} is never closed, \
+             so the rest of the file (to line {last}) was read into it; close the quote \
+             (a quote inside a quoted field is written twice: \"\")",
+            self.line
+        )
+    }
+}
+
+/// Finds a quoted field that is never closed, reading quotes as the csv
+/// reader does: a quote opens a quoted field only as the field's first
+/// character; inside one, `""` is a quote and `"` closes it.
+fn unterminated_quote(text: &str) -> Option<Unterminated> {
+    let (mut line, mut record_line, mut field) = (1, 1, 0);
+    let mut field_start = true;
+    let mut open: Option<Unterminated> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if open.is_some() {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                }
+                '"' => open = None,
+                '\n' => line += 1,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' if field_start => {
+                open = Some(Unterminated { record_line, line, field });
+                field_start = false;
+            }
+            ',' => {
+                field += 1;
+                field_start = true;
+            }
+            '\n' => {
+                line += 1;
+                record_line = line;
+                field = 0;
+                field_start = true;
+            }
+            '\r' => {}
+            _ => field_start = false,
+        }
+    }
+    open
 }
 
 fn csv_line(e: &csv::Error) -> Option<usize> {
@@ -267,6 +358,16 @@ fn minute(s: &str, end: bool) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unterminated_quote_is_found_where_it_opens() {
+        let find = |t: &str| unterminated_quote(t).map(|u| (u.record_line, u.line, u.field));
+        assert_eq!(find("a,b\n1,\"x\"\"y\",2\n3,\"m\nn\",4\n"), None);
+        assert_eq!(find("a,b\n1,x\"y\n"), None, "a quote inside a field is a character");
+        assert_eq!(find("a,b\n1,\"x\n2,y\n"), Some((2, 2, 1)));
+        assert_eq!(find("a,b\n\"1\nx\",\"y\n"), Some((2, 3, 1)));
+        assert_eq!(find("a,\"b\n1,2\n"), Some((1, 1, 1)));
+    }
 
     #[test]
     fn duty_windows() {
