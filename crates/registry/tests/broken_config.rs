@@ -159,6 +159,25 @@ $DIR/county.toml:63: category.handlign: unknown field `handlign`, expected one o
     );
 }
 
+/// A key inside an inline table is named with the keys it is under, not
+/// with the key before it on the line.
+#[test]
+fn toml_errors_inside_an_inline_table_name_the_whole_path() {
+    let close = r#"close = { normal = "2d", urgent = "12h", emergency = "4h" }"#;
+    check(
+        |f| replace_first(&mut f.county, close, &close.replace("emergency", "emergncy")),
+        r#"
+$DIR/county.toml:67: category.close.emergncy: unknown field `emergncy`, expected one of `normal`, `urgent`, `emergency`
+"#,
+    );
+    check(
+        |f| replace_first(&mut f.county, close, &close.replace(r#""4h""#, "600")),
+        r#"
+$DIR/county.toml:67: category.close.emergency: invalid type: integer `600`, expected a string
+"#,
+    );
+}
+
 #[test]
 fn empty_required_fields() {
     check(

@@ -255,12 +255,19 @@ fn strip<I>(m: HashMap<String, (I, usize)>) -> HashMap<String, I> {
 /// shape (the error is reported); otherwise the checked contents, with any
 /// semantic errors reported.
 pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
-    let doc: RawDoc = match toml::from_str(src.text) {
+    // The deserializer's key path names the field of a value of the wrong
+    // shape (`category.close.emergency`, inside an inline table too); a
+    // syntax error, found before any value is read, has none and is named
+    // from the text around it.
+    let doc: RawDoc = match serde_path_to_error::deserialize(toml::Deserializer::new(src.text)) {
         Ok(d) => d,
         Err(e) => {
-            let (line, field) = match e.span() {
-                Some(span) => (src.line_of(span.start), field_at(src, span.start)),
-                None => (1, "(toml)".to_string()),
+            let path = key_path(e.path());
+            let e = e.into_inner();
+            let (line, field) = match (e.span(), path) {
+                (Some(span), Some(path)) => (src.line_of(span.start), path),
+                (Some(span), None) => (src.line_of(span.start), field_at(src, span.start)),
+                (None, path) => (1, path.unwrap_or_else(|| "(toml)".to_string())),
             };
             let msg = e.message().trim().replace('\n', "; ");
             let msg = msg
@@ -730,6 +737,20 @@ fn nested(v: &toml::Value, depth: usize) -> Option<Nested> {
         }
         _ => None,
     }
+}
+
+/// A deserializer's key path as a field is named: its keys joined by dots,
+/// without array indexes (`category.keywords`) or the keys that
+/// `toml::Spanned` reads through; `None` if it has no key.
+fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
+    let keys: Vec<&str> = path
+        .iter()
+        .filter_map(|s| match s {
+            serde_path_to_error::Segment::Map { key } if !key.starts_with("$__") => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    (!keys.is_empty()).then(|| keys.join("."))
 }
 
 /// The field a TOML parse error points at: `table.key` from the text around
