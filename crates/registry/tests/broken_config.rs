@@ -178,6 +178,47 @@ $DIR/county.toml:67: category.close.emergency: invalid type: integer `600`, expe
     );
 }
 
+/// A value that is not the table expected says what is expected in the
+/// file's terms, not Rust's; an array is not read as a table field by field.
+#[test]
+fn a_value_that_should_be_a_table_says_which_table() {
+    let claim = r#"claim = { normal = "1h", urgent = "30m", emergency = "10m" }"#;
+    check(
+        |f| replace_first(&mut f.county, claim, r#"claim = "1h""#),
+        r#"
+$DIR/county.toml:66: category.claim: invalid type: string "1h", expected a table of durations { normal = "..", urgent = "..", emergency = ".." }
+"#,
+    );
+    check(
+        |f| replace_first(&mut f.county, claim, r#"claim = ["1h", "30m", "10m"]"#),
+        r#"
+$DIR/county.toml:66: category.claim: invalid type: array, expected a table of durations { normal = "..", urgent = "..", emergency = ".." }
+"#,
+    );
+    check(
+        |f| replace_first(&mut f.county, "\n[county]\n", "\n[[county]]\n"),
+        r#"
+$DIR/county.toml:7: county: invalid type: an array of tables [[county]], expected the table [county] (in single brackets, once)
+"#,
+    );
+}
+
+/// An empty MultiPolygon is one problem, not a boundary that every grid
+/// lies outside of.
+#[test]
+fn an_empty_boundary() {
+    check(
+        |f| {
+            let at = f.county.find("[county.boundary]").unwrap();
+            f.county.truncate(at);
+            f.county.push_str("[county.boundary]\ntype = \"MultiPolygon\"\ncoordinates = []\n");
+        },
+        r#"
+$DIR/county.toml:1419: county.boundary.coordinates: empty: a MultiPolygon needs at least one polygon
+"#,
+    );
+}
+
 #[test]
 fn empty_required_fields() {
     check(

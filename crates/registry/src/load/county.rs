@@ -22,18 +22,84 @@ use crate::types::{
 
 type Opt<T> = Option<Spanned<T>>;
 
+/// A TOML table read as `T`, and nothing else: serde would also read a
+/// struct from an array, field by field in order, so that
+/// `claim = ["1h", "30m", "10m"]` or `[[county]]` would pass for a table
+/// (or fail with a message about the first field). Any other value is
+/// reported as not what [`Shape::EXPECTED`] says.
+struct Table<T>(T);
+
+/// What a table read as [`Table`] is, for messages.
+trait Shape {
+    /// "a table { ... }"
+    const EXPECTED: &'static str;
+    /// What is wrong with an array where the table should be.
+    const ARRAY: &'static str = "invalid type: array";
+}
+
+impl<T> std::ops::Deref for Table<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Shape> Deserialize<'de> for Table<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Shape> serde::de::Visitor<'de> for V<T> {
+            type Value = Table<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(T::EXPECTED)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Table<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Table)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Table<T>, A::Error> {
+                Err(serde::de::Error::custom(format_args!("{}, expected {}", T::ARRAY, T::EXPECTED)))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl Shape for RawCounty {
+    const EXPECTED: &'static str = "the table [county] (in single brackets, once)";
+    const ARRAY: &'static str = "invalid type: an array of tables [[county]]";
+}
+impl Shape for RawGeometry {
+    const EXPECTED: &'static str =
+        "a table [county.boundary] with type = \"Polygon\" or \"MultiPolygon\" and coordinates";
+}
+impl Shape for RawTownship {
+    const EXPECTED: &'static str = "a table [[township]]";
+}
+impl Shape for RawCommunity {
+    const EXPECTED: &'static str = "a table [[community]]";
+}
+impl Shape for RawDepartment {
+    const EXPECTED: &'static str = "a table [[department]]";
+}
+impl Shape for RawCategory {
+    const EXPECTED: &'static str = "a table [[category]]";
+}
+impl Shape for RawLimits {
+    const EXPECTED: &'static str =
+        "a table of durations { normal = \"..\", urgent = \"..\", emergency = \"..\" }";
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDoc {
-    county: Opt<RawCounty>,
+    county: Opt<Table<RawCounty>>,
     #[serde(default)]
-    township: Vec<Spanned<RawTownship>>,
+    township: Vec<Spanned<Table<RawTownship>>>,
     #[serde(default)]
-    community: Vec<Spanned<RawCommunity>>,
+    community: Vec<Spanned<Table<RawCommunity>>>,
     #[serde(default)]
-    department: Vec<Spanned<RawDepartment>>,
+    department: Vec<Spanned<Table<RawDepartment>>>,
     #[serde(default)]
-    category: Vec<Spanned<RawCategory>>,
+    category: Vec<Spanned<Table<RawCategory>>>,
 }
 
 #[derive(Deserialize)]
@@ -46,7 +112,7 @@ struct RawCounty {
     command_centre: Opt<String>,
     warn_at_percent: Opt<i64>,
     general_category: Opt<String>,
-    boundary: Opt<RawGeometry>,
+    boundary: Opt<Table<RawGeometry>>,
 }
 
 #[derive(Deserialize)]
@@ -92,8 +158,8 @@ struct RawCategory {
     handling: Opt<String>,
     department: Opt<String>,
     keywords: Opt<Vec<Spanned<String>>>,
-    claim: Opt<RawLimits>,
-    close: Opt<RawLimits>,
+    claim: Opt<Table<RawLimits>>,
+    close: Opt<Table<RawLimits>>,
 }
 
 #[derive(Deserialize)]
@@ -625,7 +691,7 @@ fn limits(
     cx: &mut Cx<'_, '_>,
     field: &str,
     table_line: usize,
-    v: &Opt<RawLimits>,
+    v: &Opt<Table<RawLimits>>,
 ) -> Option<[DurationMs; 3]> {
     let Some(v) = v else {
         cx.err(
@@ -662,7 +728,7 @@ fn limits(
 }
 
 /// `[county.boundary]`: a GeoJSON-style Polygon or MultiPolygon.
-fn boundary(cx: &mut Cx<'_, '_>, b: &Spanned<RawGeometry>) -> Option<MultiPolygon<f64>> {
+fn boundary(cx: &mut Cx<'_, '_>, b: &Spanned<Table<RawGeometry>>) -> Option<MultiPolygon<f64>> {
     let at = cx.line(b.span());
     let b = b.get_ref();
     let kind =
@@ -675,7 +741,15 @@ fn boundary(cx: &mut Cx<'_, '_>, b: &Spanned<RawGeometry>) -> Option<MultiPolygo
     let field = "county.boundary.coordinates";
     let polygons: Vec<Vec<Vec<Vec<f64>>>> = if kind {
         match nested(coords.get_ref(), 5) {
-            Some(p) => p.into_list().into_iter().map(Nested::into_polygon).collect(),
+            Some(p) => {
+                let polygons: Vec<_> = p.into_list().into_iter().map(Nested::into_polygon).collect();
+                if polygons.is_empty() {
+                    // Not a boundary every grid lies outside of.
+                    cx.err(line, field, "empty: a MultiPolygon needs at least one polygon");
+                    return None;
+                }
+                polygons
+            }
             None => {
                 cx.err(line, field, "expected polygons of rings of [longitude, latitude]");
                 return None;
