@@ -77,6 +77,17 @@ fn serve_refuses_zero_limits_with_a_clear_error() {
     assert!(!data.exists(), "a refused serve created its data directory");
 }
 
+#[test]
+fn serve_with_a_data_path_that_is_a_file_says_it_is_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("afile");
+    std::fs::write(&data, "not a directory").unwrap();
+    let (code, _, err) = run(&["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("afile: not a directory") && !err.contains("File exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "not a directory", "the file is left alone");
+}
+
 /// A hand-edited tokens.toml naming a worker the registry does not know
 /// stops the start, naming the file, the token and the worker.
 #[test]

@@ -90,6 +90,13 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // its log are made or recovered for a server that will not serve. (Bound
     // and released: connections are refused, not queued, until it serves.)
     drop(std::net::TcpListener::bind(a.listen).with_context(|| format!("listening on {}", a.listen))?);
+    // (create_dir_all would say only `File exists` of a file in the way.)
+    if std::fs::metadata(&a.data).is_ok_and(|m| !m.is_dir()) {
+        anyhow::bail!(
+            "--data {}: not a directory; the data directory holds the case log and tokens.toml",
+            a.data.display()
+        );
+    }
     std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
     let (tokens, created) = Tokens::open_or_create(&a.data.join("tokens.toml"))?;
     tokens.check_workers(|w| registry.worker_idx(w).is_some())?;
