@@ -3,13 +3,17 @@
 //! Dictionary: township names, community/village names and their keywords,
 //! grid names and grid keywords. Every occurrence in the address is a hit.
 //! Each grid named directly, and the first (non-dedicated) grid of each
-//! community named, is a candidate; a candidate scores the characters of its
-//! longest hit at each level that agrees with it (its own keyword, its
-//! community, its township). The highest score wins; then a grid named
-//! directly beats a community's first grid; then the lowest grid index.
+//! community named, is a candidate; a candidate scores the characters of
+//! its hits, at most one at each level that agrees with it (its own
+//! keyword, its community, its township), no two of them crossing in the
+//! address (sharing characters, neither inside the other): its own hit
+//! (the one that named it) and the best of the rest. The highest score wins; then a grid named directly beats a
+//! community's first grid; then the lowest grid index.
 //! So `鸡东镇东海社区阳光小区` prefers the grid whose keyword is `阳光小区`
-//! inside `东海社区` over a `阳光小区` elsewhere, and the result never
-//! depends on anything but the text and the registry.
+//! inside `东海社区` over a `阳光小区` elsewhere; and `鸡东站前社区` is
+//! 站前社区 in 鸡东, not the railway station's grid (`鸡东站`), whose hit
+//! shares its `站` with the community's. The result never depends on
+//! anything but the text and the registry.
 
 use gridline_registry::{CommunityIdx, GridIdx, GridKind, Registry, TownshipIdx};
 
@@ -37,6 +41,58 @@ pub(crate) enum AddressMatch {
         word: u32,
     },
     Nothing,
+}
+
+/// One occurrence of a name or keyword in the (normalized) address.
+struct Hit {
+    place: Place,
+    id: u32,
+    chars: u32,
+    /// Byte range in the normalized address.
+    span: (usize, usize),
+}
+
+impl Hit {
+    /// Whether the two share characters with neither inside the other: two
+    /// readings of the text that cannot both be what was written
+    /// (`鸡东站|站前社区`). One inside the other is one word read at two
+    /// levels (a grid named `站前社区第8网格` holds its community's name),
+    /// which agree.
+    fn crosses(&self, o: &Hit) -> bool {
+        let (a, b) = (self.span, o.span);
+        let overlap = a.0 < b.1 && b.0 < a.1;
+        let nested = (a.0 <= b.0 && b.1 <= a.1) || (b.0 <= a.0 && a.1 <= b.1);
+        overlap && !nested
+    }
+}
+
+/// The most characters `first` and at most one hit at each of `levels`
+/// add up to, no two crossing, and their pattern ids (`first` first, then
+/// by level). Ties keep the earlier choice: the longest hit at a level,
+/// then the first in the address.
+fn best_with(first: &Hit, levels: &[Place], hits: &[Hit]) -> (u32, Vec<u32>) {
+    let mut best = (first.chars, vec![first.id]);
+    let mut chosen: Vec<&Hit> = vec![first];
+    fn walk<'a>(levels: &[Place], hits: &'a [Hit], chosen: &mut Vec<&'a Hit>, best: &mut (u32, Vec<u32>)) {
+        let Some((&level, rest)) = levels.split_first() else {
+            let score = chosen.iter().map(|h| h.chars).sum();
+            if score > best.0 {
+                *best = (score, chosen.iter().map(|h| h.id).collect());
+            }
+            return;
+        };
+        for h in hits.iter().filter(|h| h.place == level) {
+            if chosen.iter().all(|c| !c.crosses(h)) {
+                chosen.push(h);
+                walk(rest, hits, chosen, best);
+                chosen.pop();
+            }
+        }
+        // Or nothing at this level.
+        walk(rest, hits, chosen, best);
+    }
+    walk(levels, hits, &mut chosen, &mut best);
+    best
 }
 
 pub(crate) struct AddressIndex {
@@ -82,26 +138,16 @@ impl AddressIndex {
     }
 
     pub fn find(&self, reg: &Registry, address: &str) -> AddressMatch {
-        // Longest hit per place: (place, pattern id, chars).
-        let mut hits: Vec<(Place, u32, u32)> = Vec::new();
-        self.matcher.for_each_hit(address, |_, id| {
+        let mut hits: Vec<Hit> = Vec::new();
+        self.matcher.for_each_hit(address, |at, id| {
             let p = self.matcher.pattern(id);
-            match hits.iter_mut().find(|h| h.0 == p.target) {
-                Some(h) if h.2 >= p.chars => {}
-                Some(h) => (h.1, h.2) = (id, p.chars),
-                None => hits.push((p.target, id, p.chars)),
-            }
+            hits.push(Hit { place: p.target, id, chars: p.chars, span: (at, at + p.matched_len()) });
         });
-        let hit = |want: Place| hits.iter().find(|h| h.0 == want).map(|h| (h.1, h.2));
-        let levels = |g: GridIdx| {
-            let grid = reg.grid(g);
-            [Place::Grid(g), Place::Community(grid.community), Place::Township(grid.township)]
-        };
         // (score, named directly, Reverse(index)): the largest wins.
         type Key = (u32, bool, std::cmp::Reverse<u32>);
-        let mut best: Option<(Key, GridIdx)> = None;
+        let mut best: Option<(Key, GridIdx, Vec<u32>)> = None;
         for h in &hits {
-            let (grid, by_grid) = match h.0 {
+            let (grid, by_grid) = match h.place {
                 Place::Grid(g) => (g, true),
                 Place::Community(c) => match self.default_grid.get(c.ix()).copied().flatten() {
                     Some(g) => (g, false),
@@ -109,23 +155,30 @@ impl AddressIndex {
                 },
                 Place::Township(_) => continue,
             };
-            if !by_grid && hits.iter().any(|o| o.0 == Place::Grid(grid)) {
+            if !by_grid && hits.iter().any(|o| o.place == Place::Grid(grid)) {
                 continue; // the same grid, named directly, is scored as such
             }
-            let score = levels(grid).into_iter().filter_map(hit).map(|(_, chars)| chars).sum();
+            let g = reg.grid(grid);
+            // The hit that made it a candidate, and the best of the levels
+            // below it that agree: one hit each, none overlapping.
+            let levels: &[Place] = if by_grid {
+                &[Place::Community(g.community), Place::Township(g.township)]
+            } else {
+                &[Place::Township(g.township)]
+            };
+            let (score, words) = best_with(h, levels, &hits);
             let key = (score, by_grid, std::cmp::Reverse(grid.0));
-            if best.is_none_or(|b| key > b.0) {
-                best = Some((key, grid));
+            if best.as_ref().is_none_or(|b| key > b.0) {
+                best = Some((key, grid, words));
             }
         }
-        if let Some(((_, by_grid, _), grid)) = best {
-            let words = levels(grid).into_iter().filter_map(hit).map(|(id, _)| id).collect();
+        if let Some(((_, by_grid, _), grid, words)) = best {
             return AddressMatch::Grid { grid, by_grid, words };
         }
         let township = hits
             .iter()
-            .filter_map(|h| match h.0 {
-                Place::Township(t) => Some((std::cmp::Reverse(h.2), t, h.1)),
+            .filter_map(|h| match h.place {
+                Place::Township(t) => Some((std::cmp::Reverse(h.chars), t, h.id)),
                 _ => None,
             })
             .min();

@@ -28,7 +28,9 @@
 //!    (`nearest`, with the distance). Outside the county: not placed;
 //! 3. an address: township, community/village and grid names and keywords
 //!    found in the text; the grid with the most matched characters over its
-//!    agreeing levels (grid, community, township) wins, then a grid named
+//!    agreeing levels (grid, community, township; one hit a level, no two
+//!    crossing in the text: sharing characters, neither inside the other)
+//!    wins, then a grid named
 //!    directly over a community's first grid, then the lowest index
 //!    (`address`). A township alone does not place a case (the decision
 //!    keeps the township, with no grid). Full-width digits, letters and

@@ -26,6 +26,13 @@ pub(crate) struct Pattern<T> {
     pub target: T,
 }
 
+impl<T> Pattern<T> {
+    /// Bytes it covers where it is found (in the normalized text).
+    pub fn matched_len(&self) -> usize {
+        self.folded.len()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Matcher<T> {
     /// Sorted bucket keys (first two characters, packed; see [`key`]), each

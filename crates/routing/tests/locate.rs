@@ -242,6 +242,16 @@ fn addresses_prefer_the_longest_most_specific_agreeing_match() {
     assert_eq!(at("南华路馨园新村").as_deref(), Some("JDZ-NH-02"));
     let school = reg.grids.iter().find(|g| g.keywords.iter().any(|k| k == "鸡东一中")).unwrap();
     assert_eq!(at("鸡东一中东门").as_deref(), Some(school.code.as_str()));
+    // Hits that share characters do not add up: 「鸡东站」 (the station's
+    // dedicated grid) and 「站前社区」 share their 站. 鸡东站前社区 is the
+    // community; the station is still the station.
+    assert_eq!(at("鸡东站前社区").as_deref(), Some("JDZ-ZQ-01"));
+    assert_eq!(at("鸡东镇站前社区").as_deref(), Some("JDZ-ZQ-01"));
+    assert_eq!(at("鸡东站").as_deref(), Some("JDZ-S05"));
+    assert_eq!(at("鸡东站前社区鸡东火车站").as_deref(), Some("JDZ-S05"));
+    // A name inside another agrees: the grid named whole (its community's
+    // name inside it) beats an estate of another grid of the community.
+    assert_eq!(at("站前社区第8网格凤凰公寓").as_deref(), Some("JDZ-ZQ-08"));
     // Every grid is reachable from "township + community + its first keyword".
     for g in &reg.grids {
         let Some(k) = g.keywords.first() else { continue };
