@@ -536,6 +536,19 @@ mod tests {
         a.ops == b.ops
     }
 
+    /// A new log at `p` with records 1..=n (`batch(i)` each, written and
+    /// synced one by one), closed; where each record starts.
+    fn records_1_to(p: &Path, n: u8) -> Vec<u64> {
+        let (mut w, _) = Wal::open(p, 1).unwrap();
+        let mut at = Vec::new();
+        for i in 1..=n {
+            at.push(w.end);
+            w.append(&batch(i)).unwrap();
+            w.write().unwrap();
+        }
+        at
+    }
+
     #[test]
     fn records_come_back_in_order_and_writing_continues_after_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -567,16 +580,7 @@ mod tests {
     fn a_record_cut_short_by_the_end_of_the_file_is_reported_not_taken_for_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("wal");
-        let (mut w, _) = Wal::open(&p, 1).unwrap();
-        let mut at3 = 0;
-        for i in 1..=4 {
-            if i == 3 {
-                at3 = w.end;
-            }
-            w.append(&batch(i)).unwrap();
-            w.write().unwrap();
-        }
-        drop(w);
+        let at3 = records_1_to(&p, 4)[2];
         // Cut inside record 3: records 3 and 4 were synced, so acknowledged.
         std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(at3 + 40).unwrap();
         let bytes = std::fs::read(&p).unwrap();
@@ -599,16 +603,7 @@ mod tests {
     fn a_torn_head_whose_length_runs_past_the_end_is_a_torn_tail_not_a_file_cut_short() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("wal");
-        let (mut w, _) = Wal::open(&p, 1).unwrap();
-        let mut at3 = 0;
-        for i in 1..=3 {
-            if i == 3 {
-                at3 = w.end as usize;
-            }
-            w.append(&batch(i)).unwrap();
-            w.write().unwrap();
-        }
-        drop(w);
+        let at3 = records_1_to(&p, 3)[2] as usize;
         let mut bytes = std::fs::read(&p).unwrap();
         // An older record's text where the length and checksum were.
         bytes[at3..at3 + 8].copy_from_slice(b"abcd\xff\xff\xff\x7f");
