@@ -43,6 +43,12 @@ pub(crate) enum AddressMatch {
     Nothing,
 }
 
+/// The hits an address is placed by, the first in the text: far more
+/// than a real address holds (the protocol takes 256 characters), and a
+/// bound on the work, which grows with the cube of the hits in the worst
+/// case (a candidate, and one hit at each of two levels).
+const HITS_MAX: usize = 64;
+
 /// One occurrence of a name or keyword in the (normalized) address.
 struct Hit {
     place: Place,
@@ -141,7 +147,9 @@ impl AddressIndex {
         let mut hits: Vec<Hit> = Vec::new();
         self.matcher.for_each_hit(address, |at, id| {
             let p = self.matcher.pattern(id);
-            hits.push(Hit { place: p.target, id, chars: p.chars, span: (at, at + p.matched_len()) });
+            if hits.len() < HITS_MAX {
+                hits.push(Hit { place: p.target, id, chars: p.chars, span: (at, at + p.matched_len()) });
+            }
         });
         // (score, named directly, Reverse(index)): the largest wins.
         type Key = (u32, bool, std::cmp::Reverse<u32>);

@@ -252,6 +252,8 @@ fn addresses_prefer_the_longest_most_specific_agreeing_match() {
     // A name inside another agrees: the grid named whole (its community's
     // name inside it) beats an estate of another grid of the community.
     assert_eq!(at("站前社区第8网格凤凰公寓").as_deref(), Some("JDZ-ZQ-08"));
+    // An address of hundreds of names is placed by its first ones.
+    assert_eq!(at(&"新华社区阳光小区鸡东镇".repeat(300)).as_deref(), Some("JDZ-XH-05"));
     // Every grid is reachable from "township + community + its first keyword".
     for g in &reg.grids {
         let Some(k) = g.keywords.first() else { continue };
