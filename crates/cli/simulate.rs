@@ -106,8 +106,8 @@ struct Tokens {
 fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading {} (pass --tokens <data>/tokens.toml)", path.display()))?;
-    let file: gridline_server::auth::TokenFile =
-        toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let file = gridline_server::auth::parse_token_file(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     // A token REVOKE withdrew stays in the file; it no longer authenticates.
     let active = || file.token.iter().filter(|t| t.revoked.is_none());
     let find = |role: &str| active().find(|t| t.role == role).map(|t| t.secret.clone());

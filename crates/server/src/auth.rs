@@ -92,7 +92,7 @@ impl Tokens {
         if path.exists() {
             tighten(path).map_err(|e| err(format!("cannot make it private (mode 0600): {e}")))?;
             let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-            let mut file: TokenFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+            let mut file = parse_token_file(&text).map_err(err)?;
             let named = name_unnamed(&mut file);
             let mut t = Tokens::empty(path);
             t.lines = text
@@ -338,10 +338,30 @@ pub fn save(path: &Path, file: &TokenFile) -> Result<(), TokenError> {
             .map_err(|e| err(format!("cannot write: {e}")))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| err(format!("cannot replace: {e}")))?;
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    // The rename is durable only once the directory is: until then a power
+    // loss may bring the old file back (a revoked secret working again).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| err(format!("cannot sync its directory {}: {e}", dir.display())))?;
     }
     Ok(())
+}
+
+/// Parses a token file. A syntax or shape error names its line and column
+/// and says what is wrong, without the line itself: toml's own message
+/// quotes the line, which may be a `secret`, and errors go to logs.
+pub fn parse_token_file(text: &str) -> Result<TokenFile, String> {
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let at = e.span().map(|s| {
+            let before = text.get(..s.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        let message = e.message().trim_end().replace('\n', "; ");
+        format!("{}{message}", at.unwrap_or_default())
+    })
 }
 
 /// Makes the token file readable and writable by its owner only (0600),
@@ -549,6 +569,25 @@ mod tests {
             .unwrap();
         let e = Tokens::open_or_create(&p).unwrap_err().to_string();
         assert!(e.contains("token 2") && e.contains("secret"), "{e}");
+    }
+
+    /// A file that does not parse is reported by line and column, never by
+    /// quoting the line: it may be a secret's, and errors go to logs.
+    #[test]
+    fn a_file_that_does_not_parse_is_reported_without_quoting_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        let secret = "0123456789abcdef0123456789abcdef";
+        for (bad, line) in [
+            (format!("[[token]]\nrole = \"admin\"\nname = \"admin\"\nsecert = \"{secret}\"\n"), "line 4"),
+            (format!("[[token]]\nrole = \"admin\"\nname = \"admin\"\nsecret = {secret}\n"), "line 4"),
+            (format!("[[token]]\nrole = \"admin\"\nsecret = \"{secret}\"\nname = [\n"), "line 5"),
+        ] {
+            std::fs::write(&p, &bad).unwrap();
+            let e = Tokens::open_or_create(&p).unwrap_err().to_string();
+            assert!(!e.contains(secret) && !e.contains("0123456789"), "the secret leaked: {e}");
+            assert!(e.contains(line) && e.contains("tokens.toml"), "{e}");
+        }
     }
 
     /// A revoked token's secret given to another token would make the
