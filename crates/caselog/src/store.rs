@@ -186,6 +186,10 @@ pub struct SledStore {
 /// A synced batch and its record's sequence number.
 type Numbered = (u64, WriteBatch);
 
+/// At most this many queued records go into one of sled's batches (as many
+/// as may wait for the applier).
+const MERGE_MAX: u64 = APPLY_QUEUE as u64;
+
 /// The key under which sled keeps the sequence number of the last record it applied.
 pub const APPLIED_KEY: &[u8] = b"mwal";
 /// Bytes of records past which, by default, the log moves on to its other
@@ -730,6 +734,14 @@ fn flush(db: &sled::Db, files: &SledFiles) -> Result<(), StoreError> {
 /// acknowledgement.
 fn sled_batch(batch: WriteBatch, seq: u64, format: &mut u8) -> sled::Batch {
     let mut b = sled::Batch::default();
+    add_to_sled_batch(&mut b, batch, seq, format);
+    b
+}
+
+/// Adds a record's writes to `b`, in order, after whatever it holds: a key
+/// written again keeps its last value, as if the records were applied one
+/// after the other (`sled::Batch` is a map), and `m wal` says `seq`.
+fn add_to_sled_batch(b: &mut sled::Batch, batch: WriteBatch, seq: u64, format: &mut u8) {
     for (k, v) in batch.ops {
         match v {
             Some(v) if k == codec::META_KEY => {
@@ -744,7 +756,6 @@ fn sled_batch(batch: WriteBatch, seq: u64, format: &mut u8) -> sled::Batch {
         }
     }
     b.insert(APPLIED_KEY, &seq.to_be_bytes());
-    b
 }
 
 /// Should a store thread panic, readers and writers hear of it instead of waiting forever.
@@ -814,13 +825,25 @@ fn apply_all(
 ) {
     let _guard = OnPanic(progress, "applying a committed batch");
     let (lock, cv) = progress;
-    for (seq, b) in batches {
-        let r = db.apply_batch(sled_batch(b, seq, &mut format));
+    for (seq, b) in batches.iter() {
+        // Records that queued while sled applied the last go in as one
+        // atomic batch (sled still holds a prefix of the records): one
+        // `apply_batch` instead of several, and a case written by several
+        // of them (its accept, claim, close...) is written once.
+        let mut merged = sled::Batch::default();
+        add_to_sled_batch(&mut merged, b, seq, &mut format);
+        let (mut count, mut last) = (1u64, seq);
+        while count < MERGE_MAX {
+            let Ok((seq, b)) = batches.try_recv() else { break };
+            add_to_sled_batch(&mut merged, b, seq, &mut format);
+            (count, last) = (count + 1, seq);
+        }
+        let r = db.apply_batch(merged);
         let mut p = lock.lock().expect("progress lock");
         match r {
             Ok(()) => {
-                p.applied += 1;
-                p.applied_seq = seq;
+                p.applied += count;
+                p.applied_seq = last;
             }
             Err(e) => {
                 tracing::error!(error = %e, "sled cannot apply a committed batch; writes stop until a restart");
@@ -1291,6 +1314,73 @@ mod tests {
         let log = CaseLog::open(s, None).unwrap();
         assert_eq!(log.events(&case).unwrap(), [first, second]);
         assert_eq!(log.recover(|_| {}).unwrap(), 1);
+    }
+
+    /// The applier puts the records that queued behind sled into one of
+    /// its batches: sled must end up as if it had applied them in turn (a
+    /// key written twice keeps its last write, a removal after a put
+    /// removes, a page is packed by the format of the moment), with `m
+    /// wal` at the last record.
+    #[test]
+    fn records_merged_into_one_sled_batch_leave_what_applying_them_in_turn_leaves() {
+        use codec::{self, tests::accepted, Kind, Meta};
+        use gridline_model::{CaseId, Timestamp};
+        let id = CaseId::new_at(Timestamp(1_795_000_000_000));
+        let mut next = 1;
+        let pages = codec::encode_pages(&[accepted(id)], &mut next, |_| 0).unwrap().pages;
+        let [(_, page)] = &pages[..] else { panic!("one page") };
+        let meta = |format| {
+            let meta = Meta { format, created_by: "gridline test".into(), county: "JD".into() };
+            codec::encode(Kind::Meta, &meta).unwrap()
+        };
+        let record = |ops: Vec<(&[u8], Option<Vec<u8>>)>| WriteBatch {
+            ops: ops.into_iter().map(|(k, v)| (k.to_vec(), v)).collect(),
+        };
+        let records = || {
+            vec![
+                (7, record(vec![(b"ka", Some(b"1".to_vec())), (b"kb", Some(b"2".to_vec()))])),
+                (
+                    8,
+                    record(vec![
+                        (b"ka", None),
+                        (b"kb", Some(b"3".to_vec())),
+                        (codec::META_KEY, Some(meta(2))),
+                        (&codec::page_key(1), Some(page.clone())),
+                        (b"kc", Some(b"4".to_vec())),
+                    ]),
+                ),
+                (
+                    9,
+                    record(vec![
+                        (b"kc", None),
+                        (b"kc", Some(b"5".to_vec())),
+                        (codec::META_KEY, Some(meta(codec::PACKED_PAGES_FORMAT))),
+                        (&codec::page_key(2), Some(page.clone())),
+                        (b"kd", Some(b"6".to_vec())),
+                        (b"kd", None),
+                    ]),
+                ),
+            ]
+        };
+        let contents = |db: &sled::Db| db.iter().map(|kv| kv.unwrap()).collect::<Vec<_>>();
+        let in_turn = sled::Config::new().temporary(true).open().unwrap();
+        let mut format = 0;
+        for (seq, b) in records() {
+            in_turn.apply_batch(sled_batch(b, seq, &mut format)).unwrap();
+        }
+        let merged = sled::Config::new().temporary(true).open().unwrap();
+        let (mut format, mut batch) = (0, sled::Batch::default());
+        for (seq, b) in records() {
+            add_to_sled_batch(&mut batch, b, seq, &mut format);
+        }
+        merged.apply_batch(batch).unwrap();
+        assert_eq!(contents(&merged), contents(&in_turn));
+        assert_eq!(merged.get(APPLIED_KEY).unwrap().unwrap(), 9u64.to_be_bytes());
+        assert_eq!(merged.get(codec::page_key(1)).unwrap().unwrap(), page.as_slice(), "plain under format 2");
+        assert_eq!(merged.get(codec::page_key(2)).unwrap().unwrap()[1], Kind::PackedPage as u8);
+        assert_eq!(merged.get(b"ka").unwrap(), None);
+        assert_eq!(merged.get(b"kc").unwrap().unwrap(), b"5");
+        assert_eq!(merged.get(b"kd").unwrap(), None);
     }
 
     /// A format-2 build killed with a page durable in its write-ahead log
