@@ -274,6 +274,12 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                     r.old_townships
                 )?;
             }
+            if r.old_responses > 0 {
+                outln!(
+                    "note: {} case(s) missed a claim deadline before a return or a reassignment yet are stored as answered on time (or not yet judged), as versions before 2026-11-28 recorded it (`audit` counts them as recorded)",
+                    r.old_responses
+                )?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -308,7 +314,7 @@ pub struct AuditArgs {
 }
 
 fn parse_by(s: &str) -> Result<AuditBy, String> {
-    AuditBy::parse(s).ok_or_else(|| {
+    AuditBy::parse(&s.to_ascii_lowercase()).ok_or_else(|| {
         let all: Vec<_> = AuditBy::ALL.iter().map(|b| b.as_str()).collect();
         format!("`{s}` is not one of {}", all.join(", "))
     })
@@ -446,4 +452,17 @@ pub fn print_rows(rows: &[Row], header: &[&str], format: OutputFormat) -> anyhow
 /// Terminal columns of `s`: CJK characters take two.
 fn display_width(s: &str) -> usize {
     s.chars().map(|c| if (c as u32) >= 0x1100 && !c.is_ascii() { 2 } else { 1 }).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As `AUDIT by=` does: the grouping's case does not matter.
+    #[test]
+    fn the_grouping_is_read_whatever_its_case() {
+        assert_eq!(parse_by("Township"), Ok(AuditBy::Township));
+        assert_eq!(parse_by("WORKER"), Ok(AuditBy::Worker));
+        assert!(parse_by("village").unwrap_err().contains("`village` is not one of"));
+    }
 }

@@ -59,9 +59,13 @@ impl CaseFacts {
             // Judged at the first claim, against the claim deadline of that round.
             Some(case.responded_on_time == Some(true))
         } else {
-            // Never claimed: late if the engine flagged it (the flag survives a
-            // return until the next dispatch) or the current claim deadline passed.
-            let late = case.overdue_claim || (case.status == Status::Dispatched && past(case.due_claim));
+            // Never claimed: late if a claim deadline was missed (recorded on
+            // the case for good; a record written before 2026-11-28 has only
+            // the flag, which a return or a new dispatch clears) or the
+            // current one passed.
+            let late = case.responded_on_time == Some(false)
+                || case.overdue_claim
+                || (case.status == Status::Dispatched && past(case.due_claim));
             late.then_some(false)
         };
         CaseFacts {

@@ -51,18 +51,45 @@ pub struct VerifyReport {
     /// Records whose township is the one a dispatch set under the fold of
     /// versions before 2026-11-27 (see `verify`).
     pub old_townships: u64,
+    /// Records judged answered on time (or not yet judged) although a claim
+    /// deadline had passed before a return or a reassignment, as versions
+    /// before 2026-11-28 folded them (see `verify`).
+    pub old_responses: u64,
 }
 
-/// Whether `stored` differs from `replayed` in its township alone.
-///
-/// Versions before 2026-11-27 let every dispatch set the case's township
-/// to the assigned worker's, so a case a supervisor dispatched to another
-/// township was stored under that one; the replay now keeps the
-/// location's. Such a record is accepted (and counted): a township-only
-/// difference cannot come from damaged bytes, which fail their checksum.
-fn township_only(stored: &Case, replayed: &Case) -> bool {
-    stored.township != replayed.township
-        && *replayed == Case { township: replayed.township.clone(), ..stored.clone() }
+/// The differences between a stored record and the replay of its events
+/// that the fold of an older version explains (see `verify`): each is
+/// accepted, and counted. None can come from damaged bytes, which fail
+/// their checksum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct OlderFold {
+    /// Versions before 2026-11-27 let every dispatch set the case's
+    /// township to the assigned worker's, so a case a supervisor dispatched
+    /// to another township was stored under that one; the replay keeps the
+    /// location's.
+    township: bool,
+    /// Versions before 2026-11-28 judged the response at the first claim
+    /// alone, so a case that missed its claim deadline, was returned or
+    /// reassigned, and was then claimed in time was stored as answered on
+    /// time (or, not yet claimed, as not judged); the replay records the
+    /// miss.
+    response: bool,
+}
+
+/// What of [`OlderFold`] explains `stored` where it differs from
+/// `replayed`, or `None` if something else differs.
+fn older_fold(stored: &Case, replayed: &Case) -> Option<OlderFold> {
+    let why = OlderFold {
+        township: stored.township != replayed.township,
+        response: stored.responded_on_time != replayed.responded_on_time
+            && replayed.responded_on_time == Some(false),
+    };
+    let explained = Case {
+        township: replayed.township.clone(),
+        responded_on_time: if why.response { replayed.responded_on_time } else { stored.responded_on_time },
+        ..stored.clone()
+    };
+    (why != OlderFold::default() && explained == *replayed).then_some(why)
 }
 
 /// What recovery checks of a recent case: its newest event (sequence
@@ -587,15 +614,15 @@ impl<S: Store> CaseLog<S> {
             }
             let s = stored.remove(&c.id).expect("looked up above");
             c.stored_page.set(page);
-            let same = s == c;
-            if !same && !township_only(&s, &c) {
-                return Err(LogError::Inconsistent(format!(
-                    "case {} ({}) differs from the replay of its {} events",
-                    c.no, c.id, c.last_seq
-                )));
-            }
-            if !same {
-                report.old_townships += 1;
+            if s != c {
+                let Some(why) = older_fold(&s, &c) else {
+                    return Err(LogError::Inconsistent(format!(
+                        "case {} ({}) differs from the replay of its {} events",
+                        c.no, c.id, c.last_seq
+                    )));
+                };
+                report.old_townships += u64::from(why.township);
+                report.old_responses += u64::from(why.response);
             }
             report.cases += 1;
             if c.status.is_open() {

@@ -142,7 +142,17 @@ impl<S: Store> Engine<S> {
                 let until = Timestamp::parse(until, self.registry.county.utc_offset_min)
                     .map_err(|e| Error::bad_request(format!("until: {e}")))?;
                 let c = &self.state.cases[&id];
-                if until <= self.clock.now() || c.due_close.is_some_and(|d| until <= d) {
+                let now = self.clock.now();
+                // 延期 is asked for within the time limit: an extension
+                // granted after the deadline would count a late case as
+                // closed on time (docs/audit.md).
+                if let Some(due) = c.due_close.filter(|&d| d < now) {
+                    return Err(Error::conflict(format!(
+                        "the close deadline {} has passed: an extension must be asked for before it",
+                        due.rfc3339(self.registry.county.utc_offset_min)
+                    )));
+                }
+                if until <= now || c.due_close.is_some_and(|d| until <= d) {
                     return Err(Error::bad_request(
                         "until: must be later than now and than the current close deadline",
                     ));

@@ -94,6 +94,82 @@ fn a_late_case_returned_before_the_deadline_tick_still_counts_against_the_respon
     assert_eq!(rig.tick(), 0, "the missed deadline was recorded once, with the return");
 }
 
+/// The same with somebody to take the case: a late case returned is
+/// dispatched again at once, and one a supervisor reassigns gets a new
+/// worker; either way the new round's deadlines are fresh. The response was
+/// late all the same, however fast the next worker claims it.
+#[test]
+fn a_late_response_stays_late_whoever_claims_the_case_after_a_return_or_a_reassignment() {
+    for reassign in [false, true] {
+        let rig = Rig::new();
+        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+        assert_eq!(c.status, Status::Dispatched);
+        let first = c.worker().unwrap().to_string();
+        let late = Timestamp(c.due_claim.unwrap().0 + 60_000);
+        rig.clock.set(late);
+        if reassign {
+            rig.tick();
+            let other =
+                rig.reg.workers.iter().find(|w| w.id.as_str() != first && w.department.is_none()).unwrap();
+            rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: other.id.clone() })
+                .unwrap();
+        } else {
+            rig.call(&worker(&first), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() })
+                .unwrap();
+        }
+        let (d, events) = rig.case(&c);
+        assert_eq!(d.status, Status::Dispatched, "{events:?}");
+        let next = d.worker().unwrap().to_string();
+        assert_ne!(next, first);
+        assert!(!d.overdue_claim && d.due_claim.unwrap() > late, "a fresh round: {events:?}");
+        let rows = rig.audit(AuditBy::County);
+        assert_eq!(field(&rows[0], "response_pct"), "0.0", "reassign={reassign}: {rows:?}");
+        rig.call(&worker(&next), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+        let (d, events) = rig.case(&c);
+        assert_eq!(d.responded_on_time, Some(false), "{events:?}");
+        let rows = rig.audit(AuditBy::County);
+        assert_eq!(field(&rows[0], "response_pct"), "0.0", "reassign={reassign}: {rows:?}");
+    }
+}
+
+/// A record as versions before 2026-11-28 folded that history (answered
+/// on time: the miss was forgotten at the new dispatch) still verifies,
+/// counted; any other difference does not.
+#[test]
+fn a_late_response_an_older_version_stored_as_on_time_still_verifies() {
+    let rig = Rig::new();
+    let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+    let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+    let first = c.worker().unwrap().to_string();
+    rig.clock.set(Timestamp(c.due_claim.unwrap().0 + 60_000));
+    rig.tick();
+    rig.call(&worker(&first), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() })
+        .unwrap();
+    let next = rig.case(&c).0.worker().unwrap().to_string();
+    rig.call(&worker(&next), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    let (d, _) = rig.case(&c);
+    assert_eq!(d.responded_on_time, Some(false));
+    let store = rig.store.clone();
+    drop(rig);
+    let verify = || CaseLog::open(store.clone(), None).unwrap().verify();
+    let report = verify().unwrap();
+    assert_eq!((report.cases, report.old_responses, report.old_townships), (1, 0, 0));
+    let put = |case: &Case| {
+        let mut b = gridline_caselog::WriteBatch::default();
+        b.put(codec::case_key(&case.id), codec::encode_case(case).unwrap());
+        store.apply(b).unwrap();
+        store.sync().unwrap();
+    };
+    let old = Case { responded_on_time: Some(true), ..d.clone() };
+    put(&old);
+    let report = verify().unwrap();
+    assert_eq!((report.cases, report.old_responses, report.old_townships), (1, 1, 0));
+    put(&Case { returns: 7, ..old });
+    let e = verify().unwrap_err();
+    assert!(e.to_string().contains("differs from the replay"), "{e}");
+}
+
 /// `EngineConfig::escalation_levels`: "Escalation steps after a missed claim
 /// deadline". With none configured a missed deadline is flagged, not escalated.
 #[test]
@@ -191,7 +267,8 @@ fn escalation_passes_over_a_lead_who_is_the_late_worker() {
 
 /// An extension whose requested time has passed before a supervisor looks
 /// at it cannot be granted (the new close deadline would be missed at
-/// once); it can still be refused, and the worker may ask again.
+/// once); it can still be refused. The worker cannot ask again: the close
+/// deadline has passed too, and an extension is asked for before it.
 #[test]
 fn an_extension_whose_time_has_passed_is_refused_not_granted() {
     let rig = Rig::new();
@@ -211,9 +288,42 @@ fn an_extension_whose_time_has_passed_is_refused_not_granted() {
     assert!(e.message.contains("has passed"), "{}", e.message);
     rig.call(&sup(), decide(false)).unwrap();
     let later = Timestamp(until.0 + 2 * 3_600_000);
-    rig.call(&worker(&w), ask(later)).unwrap();
-    let Reply::Case(r) = rig.call(&sup(), decide(true)).unwrap() else { panic!() };
-    assert_eq!(r.case().due_close, Some(later));
+    let e = rig.call(&worker(&w), ask(later)).unwrap_err();
+    assert_eq!(e.code, gridline_model::ErrorCode::Conflict, "{e:?}");
+    assert!(e.message.contains("must be asked for before it"), "{}", e.message);
+    assert_eq!(rig.case(&c).0.due_close, d.due_close, "nothing moved");
+}
+
+/// 延期 is asked for within the time limit. An extension asked for after
+/// the close deadline passed would, once approved, count the late case as
+/// closed on time (docs/audit.md); it is refused, and the case stays
+/// overdue. One asked for in time may be approved after the deadline: the
+/// worker asked when they should have.
+#[test]
+fn an_extension_is_asked_for_before_the_close_deadline() {
+    let rig = Rig::new();
+    let (c, w) = rig.in_hand();
+    let (d, _) = rig.case(&c);
+    let due = d.due_close.unwrap();
+    let r = CaseRef::Id(c.id);
+    let ask = |until: Timestamp| Command::Extend {
+        case: r.clone(),
+        until: until.rfc3339(480),
+        reason: "等配件".into(),
+    };
+    // At the very millisecond of the deadline it is still in time.
+    rig.clock.set(due);
+    let until = Timestamp(due.0 + 86_400_000);
+    rig.call(&worker(&w), ask(until)).unwrap();
+    rig.call(&sup(), Command::DecideExtension { case: r.clone(), approve: false, reason: None }).unwrap();
+    rig.clock.set(Timestamp(due.0 + 1));
+    let e = rig.call(&worker(&w), ask(until)).unwrap_err();
+    assert_eq!(e.code, gridline_model::ErrorCode::Conflict, "{e:?}");
+    assert!(e.message.contains("has passed"), "{}", e.message);
+    let (d, events) = rig.case(&c);
+    assert!(d.overdue_close && d.extension.is_none(), "{events:?}");
+    rig.call(&worker(&w), Command::Close { case: r, result: "已修好".into() }).unwrap();
+    assert_eq!(rig.case(&c).0.closed_on_time, Some(false));
 }
 
 /// CONTRACT.md's glossary: escalate (督办) is "overdue: sent up the chain".
@@ -264,13 +374,16 @@ fn missing_the_deadline_an_extension_granted_escalates_again() {
     let rig = Rig::new();
     let (c, w) = rig.in_hand();
     let (d, _) = rig.case(&c);
-    rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
-    rig.tick();
-    assert_eq!((rig.case(&c).0.escalation_level, rig.case(&c).0.overdue_close), (1, true));
-    let until = Timestamp(gridline_engine::Clock::now(&*rig.clock).0 + 86_400_000);
+    // Asked for in time, approved only after the deadline passed (and was
+    // flagged and escalated).
+    let due = d.due_close.unwrap();
+    let until = Timestamp(due.0 + 86_400_000);
     let r = CaseRef::Id(c.id);
     let ask = Command::Extend { case: r.clone(), until: until.rfc3339(480), reason: "等配件".into() };
     rig.call(&worker(&w), ask).unwrap();
+    rig.clock.set(Timestamp(due.0 + 1000));
+    rig.tick();
+    assert_eq!((rig.case(&c).0.escalation_level, rig.case(&c).0.overdue_close), (1, true));
     rig.call(&sup(), Command::DecideExtension { case: r, approve: true, reason: None }).unwrap();
     let (d, _) = rig.case(&c);
     assert_eq!((d.due_close, d.overdue_close, d.escalation_level), (Some(until), false, 1));

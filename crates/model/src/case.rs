@@ -189,7 +189,10 @@ pub struct Case {
     pub claimed_at: Option<Timestamp>,
     pub closed_at: Option<Timestamp>,
     pub result: Option<CompactString>,
-    /// Claimed within the claim limit the first time it was claimed.
+    /// Claimed within the claim limit the first time it was claimed:
+    /// `Some(false)` as soon as a claim deadline passes before any claim
+    /// (and for good: a return or a new dispatch does not clear it), set at
+    /// the first claim otherwise; `None` while neither happened.
     pub responded_on_time: Option<bool>,
     /// Closed within the close limit, the last time it was closed.
     pub closed_on_time: Option<bool>,

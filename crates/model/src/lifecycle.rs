@@ -160,7 +160,9 @@ impl Case {
                     return Err(state("claim", s));
                 }
                 self.status = Status::Handling;
-                if self.claimed_at.is_none() {
+                // The response is judged once: at the first claim, or
+                // earlier by a missed claim deadline (see `Overdue`).
+                if self.responded_on_time.is_none() {
                     self.responded_on_time = Some(self.due_claim.is_none_or(|d| event.at <= d));
                 }
                 self.claimed_at.get_or_insert(event.at);
@@ -258,6 +260,12 @@ impl Case {
                         return Err(TransitionError::AlreadyOverdue("claim"));
                     }
                     self.overdue_claim = true;
+                    // A first response already late stays late, whoever
+                    // claims the case after a return or a reassignment
+                    // (which clear the flag) and however fast.
+                    if self.claimed_at.is_none() {
+                        self.responded_on_time.get_or_insert(false);
+                    }
                 }
                 Deadline::Close => {
                     if !matches!(s, Status::Dispatched | Status::Handling) {
