@@ -803,6 +803,11 @@ impl<S: Store> Engine<S> {
         let Some(case) = self.state.cases.get(&id) else {
             return Err(Error::not_found(format!("no case {id}")));
         };
+        // A case's history never runs backwards: should the machine's clock
+        // be stepped back (NTP, a wrong time set by hand, before a
+        // restart), the event takes its case's last time, so a claim is
+        // never stamped before its dispatch, nor a close before its claim.
+        let at = at.max(case.updated_at);
         let event = Event { case: id, seq: case.last_seq + 1, at, actor, kind };
         // A case created by the current command needs no copy: undoing the
         // command removes it, whatever happened to it since.

@@ -566,3 +566,21 @@ fn a_worker_reads_only_their_open_cases() {
     assert!(matches!(rig.call(&sup(), get()).unwrap(), Reply::Detail { .. }));
     assert!(matches!(rig.call(&caller(Role::Operator, "operator"), get()).unwrap(), Reply::Detail { .. }));
 }
+
+/// The clock stepped back (NTP, a time set by hand) between two commands:
+/// the case's history still runs forwards, the later event taking its
+/// case's last time, so no claim is stamped before its dispatch.
+#[test]
+fn a_clock_stepped_back_does_not_turn_a_case_s_history_around() {
+    let rig = Rig::new();
+    let c = rig.accept(nowhere());
+    let w = full_time(&rig.reg);
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
+    let (d, _) = rig.case(&c);
+    let dispatched = d.dispatched_at.unwrap();
+    rig.clock.set(Timestamp(dispatched.0 - 3_600_000));
+    rig.call(&worker(&w), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    let (d, events) = rig.case(&c);
+    assert_eq!(d.claimed_at, Some(dispatched), "{events:?}");
+    assert!(events.windows(2).all(|p| p[0].at <= p[1].at), "{events:?}");
+}
