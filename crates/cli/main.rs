@@ -21,9 +21,20 @@ macro_rules! outln {
     ($($arg:tt)*) => {
         anyhow::Context::context(
             std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", format_args!($($arg)*))),
-            "writing to standard output",
+            $crate::STDOUT,
         )
     };
+}
+
+/// The context of a failed write to stdout (see [`stdout_closed`]).
+const STDOUT: &str = "writing to standard output";
+
+/// Whether `e` is a write to stdout that failed because its reader is gone.
+fn stdout_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.to_string() == STDOUT)
+        && e.root_cause()
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// `print!`, as [`outln!`] (a prompt: flushed).
@@ -32,7 +43,7 @@ macro_rules! out {
         anyhow::Context::context(
             std::io::Write::write_fmt(&mut std::io::stdout(), format_args!($($arg)*))
                 .and_then(|()| std::io::Write::flush(&mut std::io::stdout())),
-            "writing to standard output",
+            $crate::STDOUT,
         )
     };
 }
@@ -139,8 +150,27 @@ fn main() -> ExitCode {
     // once recovered, where they pay: fewer faults while cases arrive.
     huge_pages(false);
     let cli = Cli::parse();
-    if !matches!(cli.command, Cmd::Serve(_)) {
-        // `gridline audit ... | head`: a reader that goes away ends the
+    // The offline commands read a copy of a case log (residents' records)
+    // made in $TMPDIR: it must be removed however they end.
+    let offline = matches!(cli.command, Cmd::Audit(_) | Cmd::Verify(_));
+    if offline {
+        // SIGINT, SIGTERM, SIGHUP: the copy is removed before the exit.
+        #[cfg(unix)]
+        if let Err(e) = offline::remove_copy_on_signals() {
+            let _ = writeln!(std::io::stderr(), "gridline: {e:#}");
+            return ExitCode::FAILURE;
+        }
+        // `gridline audit ... | head`: a reader that goes away is not a
+        // signal that kills the process (leaving the copy behind) but a
+        // failed write, an error `outln!` returns; the copy is removed as
+        // the error returns, and the command then ends quietly (see below).
+        #[cfg(unix)]
+        // SAFETY: before any thread is started; SIG_IGN is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    } else if !matches!(cli.command, Cmd::Serve(_)) {
+        // `gridline registry stats | head`: a reader that goes away ends the
         // command quietly, as it does `cat`, instead of a panic in
         // `println!`. Sockets are written with MSG_NOSIGNAL, so a server
         // closing a client's connection is still an error, not a signal.
@@ -175,6 +205,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of an offline command's output went away: quietly,
+        // with the status SIGPIPE would have given (128 + 13), as `cat`.
+        Err(e) if stdout_closed(&e) => ExitCode::from(141),
         Err(e) => {
             // Not `eprintln!`: it panics when stderr cannot be written.
             let _ = writeln!(std::io::stderr(), "gridline: {e:#}");

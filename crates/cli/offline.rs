@@ -176,13 +176,113 @@ pub struct DataFlag {
 /// held. Opening a sled log writes to it (sled's own recovery, the
 /// write-ahead log replayed into sled and reset), and the offline commands
 /// must leave the data directory as they found it, damaged or not.
+///
+/// The copy holds residents' records: its directory is 0700 and its files
+/// 0600, and it is removed however the command ends (an error, a reader
+/// of its output gone, or SIGINT, SIGTERM or SIGHUP: see
+/// [`remove_copy_on_signals`]).
 struct ReadOnlyLog {
     // Dropped in this order: the log, then its copy, then the lock.
     log: CaseLog<SledStore>,
-    _copy: tempfile::TempDir,
+    _copy: LogCopy,
     _lock: std::fs::File,
     /// Bytes of the original log's files.
     bytes: u64,
+}
+
+/// The copy of the log an offline command is reading, while it exists: the
+/// signal thread removes it before the process exits.
+static COPY: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// The temporary directory of a copy; removed when dropped, and known to
+/// the signal thread until then.
+struct LogCopy(Option<tempfile::TempDir>);
+
+impl LogCopy {
+    /// Makes a directory only its owner can enter (0700) in `$TMPDIR`.
+    fn new() -> std::io::Result<LogCopy> {
+        // Held while the directory is made, so that a signal cannot come
+        // between its making and the signal thread's knowing of it.
+        let mut known = COPY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = tempfile::Builder::new();
+        b.prefix("gridline-offline-");
+        #[cfg(unix)]
+        b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = b.tempdir()?;
+        *known = Some(dir.path().to_path_buf());
+        Ok(LogCopy(Some(dir)))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("until dropped").path()
+    }
+}
+
+impl Drop for LogCopy {
+    fn drop(&mut self) {
+        // Removed with the lock held: a signal now waits, and then finds
+        // nothing left to remove.
+        let mut known = COPY.lock().unwrap_or_else(|e| e.into_inner());
+        drop(self.0.take());
+        *known = None;
+    }
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP, from now on, remove the copy of the
+/// log being read (if any), then end the process with status 128 + the
+/// signal, as the signal would have. Call before any thread is started:
+/// the signals are blocked in this thread, and so in every thread started
+/// after it, and a thread of its own takes them with `sigwait`.
+#[cfg(unix)]
+pub fn remove_copy_on_signals() -> anyhow::Result<()> {
+    // SAFETY: a zeroed sigset_t is a valid argument for sigemptyset, which
+    // initialises it; the signal numbers are valid.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    };
+    // SAFETY: `set` is initialised; the old mask is not asked for.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc)).context("blocking SIGINT, SIGTERM and SIGHUP");
+    }
+    std::thread::Builder::new()
+        .name("gridline-signals".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is initialised and `sig` is a valid place to write.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            // Held until the exit: no copy is made or removed meanwhile.
+            let known = COPY.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(dir) = known.as_deref() {
+                remove_copy(dir);
+            }
+            // SAFETY: ends the process at once; sled's threads may be busy
+            // in the copy just removed, and must not run exit handlers.
+            unsafe { libc::_exit(128 + sig) };
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+/// Removes a copy of the log whose files the log's threads may still be
+/// writing (a new file could come between a directory's listing and its
+/// removal): tried again until it is gone, a few times.
+fn remove_copy(dir: &std::path::Path) {
+    for _ in 0..20 {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+    errln!("gridline: could not remove the copy of the log in {}; remove it by hand", dir.display());
 }
 
 fn open_log(data: &std::path::Path) -> anyhow::Result<ReadOnlyLog> {
@@ -193,9 +293,7 @@ fn open_log(data: &std::path::Path) -> anyhow::Result<ReadOnlyLog> {
     }
     let lock = std::fs::File::open(&db).with_context(|| format!("opening {}", db.display()))?;
     lock_exclusive(&lock).with_context(|| format!("locking {}", db.display()))?;
-    let copy = tempfile::Builder::new()
-        .prefix("gridline-offline-")
-        .tempdir()
+    let copy = LogCopy::new()
         .context("making a temporary directory for a copy of the log (set TMPDIR to choose where)")?;
     let bytes = copy_dir(&dir, copy.path()).with_context(|| {
         format!(
@@ -230,7 +328,9 @@ fn lock_exclusive(f: &std::fs::File) -> anyhow::Result<()> {
     Err(e.into())
 }
 
-/// Copies the files under `from` into `to` (which exists); returns their bytes.
+/// Copies the files under `from` into `to` (which exists); returns their
+/// bytes. The copies are private whatever the originals' modes: files
+/// 0600, directories 0700.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<u64> {
     let mut bytes = 0;
     for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
@@ -238,13 +338,29 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<u64>
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         let kind = entry.file_type().with_context(|| format!("reading {}", src.display()))?;
         if kind.is_dir() {
-            std::fs::create_dir(&dst).with_context(|| format!("creating {}", dst.display()))?;
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(&dst).with_context(|| format!("creating {}", dst.display()))?;
             bytes += copy_dir(&src, &dst)?;
         } else if kind.is_file() {
-            bytes += std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+            bytes += copy_file(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
         }
     }
     Ok(bytes)
+}
+
+/// Copies one file into a new file of mode 0600. (`std::fs::copy` gives
+/// the copy the original's mode.)
+fn copy_file(src: &std::path::Path, dst: &std::path::Path) -> std::io::Result<u64> {
+    let mut from = std::fs::File::open(src)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut to = opts.open(dst)?;
+    // (A file-to-file `io::copy` is `copy_file_range` on Linux, as `fs::copy` is.)
+    std::io::copy(&mut from, &mut to)
 }
 
 #[derive(Args, Debug)]
