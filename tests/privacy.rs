@@ -120,3 +120,130 @@ async fn verify_interrupted_removes_its_private_copy_of_the_log() {
     }
     assert!(!interrupted.is_empty(), "no verify was interrupted while its copy existed");
 }
+
+/// Starts `gridline serve` on `data` as `Server::start` does, but from a
+/// shell whose umask is 022 (files 0644 and directories 0755 by default).
+fn start_under_umask_022(data: &Path) -> Server {
+    use std::io::{BufRead, BufReader};
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" serve --listen 127.0.0.1:0 --data \"$1\"")
+        .arg(bin())
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("gridline: serving ").and_then(|l| l.rsplit(" on ").next())
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("the server did not start: {}", std::fs::read_to_string(data.with_extension("log")).unwrap());
+    };
+    Server { child: Some(child), addr, data: data.to_path_buf() }
+}
+
+/// Every file and directory under `dir` (itself included) that group or
+/// others may read, write or enter, with its mode.
+fn open_to_others(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = mode(&p).unwrap();
+        if m & 0o077 != 0 {
+            out.push((p.clone(), format!("{m:04o}")));
+        }
+        if p.is_dir() {
+            stack.extend(entries(&p));
+        }
+    }
+    out
+}
+
+/// A fresh data directory, under a umask of 022: the directory, the log's
+/// directory, the write-ahead log and sled's own files (`db`, `conf`,
+/// `snap.*`), tokens.toml: nothing is open to group or others, after a
+/// first start, some cases and a restart (which writes a snapshot).
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_keeps_its_data_directory_private_under_a_loose_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for round in 0..2 {
+        let mut srv = start_under_umask_022(&data);
+        let mut op = srv.client("operator").await;
+        let (grid, _, _) = some_grid(4);
+        for i in 0..50 {
+            ok(op
+                .call(&format!("ACCEPT text=\"隐私{round}-{i}\" grid={grid} phone=10000000{i:03}"))
+                .await
+                .unwrap());
+        }
+        assert!(srv.terminate().success());
+    }
+    let log = data.join("log");
+    for f in ["db", "conf", "wal", "wal.1"] {
+        assert!(log.join(f).exists(), "{f}: {:?}", entries(&log));
+    }
+    assert!(entries(&log).iter().any(|p| p.file_name().unwrap().to_string_lossy().starts_with("snap.")));
+    assert_eq!(open_to_others(&data), Vec::new());
+}
+
+/// A data directory that exists and is open to others (0755: made by
+/// hand, or by an earlier version) is made 0700 at start, log directory
+/// too, with a warning that names it.
+#[test]
+fn serve_tightens_an_open_data_directory_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(data.join("log")).unwrap();
+    for d in [&data, &data.join("log")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut srv = Server::start(&data, &[]);
+    assert_eq!(mode(&data), Some(0o700));
+    assert_eq!(mode(&data.join("log")), Some(0o700));
+    assert!(srv.terminate().success());
+    let log = plain(&std::fs::read_to_string(data.with_extension("log")).unwrap());
+    for d in [&data, &data.join("log")] {
+        let warned = log.lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("mode is now 0700")
+                && l.contains(&format!("path={} ", d.display()))
+        });
+        assert!(warned, "no warning names {}: {log}", d.display());
+    }
+    // Warned once: the next start finds it private.
+    let mut srv = Server::start(&data, &[]);
+    assert!(srv.terminate().success());
+    let again = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert_eq!(again.matches("mode is now 0700").count(), 2, "{again}");
+}
+
+/// `text` without its terminal colours (the log's lines have them).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ ... a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -153,6 +153,17 @@ fn main() -> ExitCode {
     // The offline commands read a copy of a case log (residents' records)
     // made in $TMPDIR: it must be removed however they end.
     let offline = matches!(cli.command, Cmd::Audit(_) | Cmd::Verify(_));
+    if offline || matches!(cli.command, Cmd::Serve(_)) {
+        // What these write (the case log and sled's own files, the copy of
+        // a log) holds residents' records: nobody else's to read. sled
+        // creates its files with the default mode; the umask is the one
+        // lever over their modes.
+        #[cfg(unix)]
+        // SAFETY: umask only sets this process's file mode mask.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
     if offline {
         // SIGINT, SIGTERM, SIGHUP: the copy is removed before the exit.
         #[cfg(unix)]

@@ -97,10 +97,19 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             a.data.display()
         );
     }
-    std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
+    // The data directory holds residents' records and every token's
+    // secret: its owner's alone (0700), made so, or made so again.
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
+    let log_dir = a.data.join("log");
+    for d in [&a.data, &log_dir] {
+        tighten(d).with_context(|| format!("{}: making it private (mode 0700)", d.display()))?;
+    }
     let (tokens, created) = Tokens::open_or_create(&a.data.join("tokens.toml"))?;
     tokens.check_workers(|w| registry.worker_idx(w).is_some())?;
-    let log_dir = a.data.join("log");
     let store = SledStore::open_with(&log_dir, a.checkpoint_mib << 20)
         .with_context(|| format!("opening the case log in {}", log_dir.display()))?;
     let log = CaseLog::open(store, Some(&registry.county.code))
@@ -154,6 +163,33 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     thread.join();
     info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes the directory `dir`, if it exists, its owner's alone (0700) when
+/// group or others have any access to it, with a warning naming it (as
+/// `tokens.toml` is made 0600). The files in it then need no change: no
+/// one else can reach them.
+fn tighten(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match std::fs::metadata(dir) {
+            Ok(m) => m.permissions().mode() & 0o777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            tracing::warn!(
+                path = %dir.display(),
+                was = format!("{mode:04o}"),
+                "the directory was open to other users (it holds residents' records); its mode is now 0700"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// SIGTERM or Ctrl-C. The handlers are installed when this is called, not

@@ -255,7 +255,14 @@ impl SledStore {
     /// before the log moves to its other one.
     pub fn open_with(path: &Path, checkpoint_bytes: u64) -> Result<SledStore, StoreError> {
         let checkpoint_bytes = checkpoint_bytes.max(1 << 20);
-        std::fs::create_dir_all(path).map_err(io)?;
+        // The log holds residents' records: its directory is its owner's
+        // alone (0700) when made here. (sled makes its files with the
+        // default mode: the caller's umask decides theirs.)
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(path).map_err(io)?;
         remove_unfinished_snapshots(path)?;
         let config = sled::Config::new().path(path).flush_every_ms(None).cache_capacity(256 << 20);
         // sled panics on some kinds of damage (a truncated file, say) instead
@@ -1207,6 +1214,24 @@ mod tests {
 
     fn value(s: &SledStore, k: &str) -> Option<String> {
         s.get(k.as_bytes()).unwrap().map(|v| String::from_utf8(v).unwrap())
+    }
+
+    /// The log's directory and the write-ahead log hold residents'
+    /// records: made 0700 and 0600, whatever the umask leaves (sled's own
+    /// files follow the umask, which `serve` sets to 077).
+    #[cfg(unix)]
+    #[test]
+    fn the_log_directory_and_the_write_ahead_log_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/log");
+        let store = SledStore::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o700);
+        for f in WAL_FILES {
+            assert_eq!(mode(&path.join(f)), 0o600, "{f}");
+        }
+        drop(store);
     }
 
     #[test]

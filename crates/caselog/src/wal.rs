@@ -138,13 +138,13 @@ impl Wal {
     /// and returns it with every intact record's batch and sequence number,
     /// in order. Writing continues after the last intact record.
     pub fn open(path: &Path, from: u64) -> Result<(Wal, Vec<(u64, WriteBatch)>), StoreError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| io("cannot open the write-ahead log", e))?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        // Residents' records: readable and writable by the owner alone
+        // (the mode of a file made here; an existing file keeps its own).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(path).map_err(|e| io("cannot open the write-ahead log", e))?;
         let mut wal = Wal {
             file,
             end: HEADER,
