@@ -122,8 +122,9 @@ async fn verify_interrupted_removes_its_private_copy_of_the_log() {
 }
 
 /// Starts `gridline serve` on `data` as `Server::start` does, but from a
-/// shell whose umask is 022 (files 0644 and directories 0755 by default).
-fn start_under_umask_022(data: &Path) -> Server {
+/// shell whose umask is 022 (files 0644 and directories 0755 by default),
+/// with `envs` set.
+fn start_under_umask_022(data: &Path, envs: &[(&str, &str)]) -> Server {
     use std::io::{BufRead, BufReader};
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
     let mut child = Command::new("sh")
@@ -131,6 +132,7 @@ fn start_under_umask_022(data: &Path) -> Server {
         .arg("umask 022; exec \"$0\" serve --listen 127.0.0.1:0 --data \"$1\"")
         .arg(bin())
         .arg(data)
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -178,7 +180,7 @@ async fn serve_keeps_its_data_directory_private_under_a_loose_umask() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for round in 0..2 {
-        let mut srv = start_under_umask_022(&data);
+        let mut srv = start_under_umask_022(&data, &[]);
         let mut op = srv.client("operator").await;
         let (grid, _, _) = some_grid(4);
         for i in 0..50 {
@@ -246,4 +248,27 @@ fn plain(text: &str) -> String {
         }
     }
     out
+}
+
+/// `GRIDLINE_LOG=trace` logs everything of Gridline's at trace, but not
+/// sled's trace records: they print each batch sled applies, residents'
+/// records among its bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn tracing_everything_does_not_log_sleds_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = start_under_umask_022(&data, &[("GRIDLINE_LOG", "trace")]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(2);
+    ok(op
+        .call(&format!("ACCEPT text=\"楼道里有人吸烟\" grid={grid} phone=10012345678 name=王女士"))
+        .await
+        .unwrap());
+    assert!(srv.terminate().success());
+    let log = plain(&std::fs::read_to_string(data.with_extension("log")).unwrap());
+    assert!(log.contains("DEBUG"), "not logging at debug and below: {log}");
+    let sled_trace: Vec<&str> =
+        log.lines().filter(|l| l.contains("TRACE") && l.contains(" sled::")).collect();
+    assert!(sled_trace.is_empty(), "{} sled trace lines, such as: {}", sled_trace.len(), sled_trace[0]);
+    assert!(!log.contains("applying batch"), "sled logged a batch's bytes");
 }

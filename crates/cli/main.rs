@@ -192,8 +192,8 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GRIDLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::new(log_directives(std::env::var("GRIDLINE_LOG").ok().as_deref()));
     // A line that cannot be written (stderr on a full disk) is dropped: by
     // default the subscriber reports that with `eprintln!`, which panics
     // when stderr fails, on whichever thread logged (the syncer, say).
@@ -224,6 +224,33 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "gridline: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The log filter's directives: `GRIDLINE_LOG`'s (`info` when it is unset
+/// or does not parse), with sled held at `debug` when they would log
+/// everything at `trace` and do not name sled themselves. sled's trace
+/// records (bridged from the `log` crate) print every batch it applies,
+/// keys and values as bytes: residents' records, in the log. (A level
+/// below `trace` already covers sled, and `sled=debug` on its own would
+/// turn sled's debug lines on under the default `info`.)
+fn log_directives(spec: Option<&str>) -> String {
+    let spec = match spec {
+        Some(s) if tracing_subscriber::EnvFilter::try_new(s).is_ok() => s.trim(),
+        _ => "info",
+    };
+    let directives = || spec.split(',').map(str::trim).filter(|d| !d.is_empty());
+    // `sled`, `sled::tree=...`, `sled[span]=...`.
+    let names_sled = directives().any(|d| {
+        let target = d.split(['=', '[']).next().unwrap_or_default().trim();
+        target == "sled" || target.starts_with("sled::")
+    });
+    // A directive without a target sets the level of every other one.
+    let traces_all = directives().any(|d| d.eq_ignore_ascii_case("trace"));
+    if traces_all && !names_sled {
+        format!("{spec},sled=debug")
+    } else {
+        spec.to_string()
     }
 }
 
@@ -279,4 +306,33 @@ pub(crate) fn huge_pages(allow: bool) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = allow;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn tracing_everything_holds_sled_at_debug_unless_sled_is_named() {
+        assert_eq!(log_directives(None), "info");
+        assert_eq!(log_directives(Some("debug")), "debug");
+        assert_eq!(log_directives(Some("trace")), "trace,sled=debug");
+        assert_eq!(log_directives(Some("TRACE")), "TRACE,sled=debug");
+        assert_eq!(
+            log_directives(Some("gridline_engine=trace,trace")),
+            "gridline_engine=trace,trace,sled=debug"
+        );
+        // Named: whoever names sled gets what they asked for.
+        assert_eq!(log_directives(Some("trace,sled=trace")), "trace,sled=trace");
+        assert_eq!(log_directives(Some("trace,sled::tree=trace")), "trace,sled::tree=trace");
+        // Only some targets at trace: sled is not among them.
+        assert_eq!(log_directives(Some("info,gridline_caselog=trace")), "info,gridline_caselog=trace");
+        // `sledge` is not sled.
+        assert_eq!(log_directives(Some("trace,sledge=info")), "trace,sledge=info,sled=debug");
+        // What does not parse is `info`, as before.
+        assert_eq!(log_directives(Some("=[[")), "info");
+        for spec in ["trace", "trace,sled=trace", "info"] {
+            assert!(tracing_subscriber::EnvFilter::try_new(log_directives(Some(spec))).is_ok(), "{spec}");
+        }
+    }
 }
