@@ -272,3 +272,76 @@ async fn tracing_everything_does_not_log_sleds_records() {
     assert!(sled_trace.is_empty(), "{} sled trace lines, such as: {}", sled_trace.len(), sled_trace[0]);
     assert!(!log.contains("applying batch"), "sled logged a batch's bytes");
 }
+
+/// `simulate` issues a worker token for each worker it needs and no
+/// token already serves, names them `sim-...`, and revokes every one of
+/// them when it ends: tokens.toml holds no live token it made.
+#[test]
+fn simulate_revokes_the_worker_tokens_it_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    for seed in ["3", "4"] {
+        let (code, out, err) = run(&[
+            "simulate",
+            "--addr",
+            &srv.addr,
+            "--tokens",
+            tokens.to_str().unwrap(),
+            "--cases",
+            "300",
+            "--connections",
+            "4",
+            "--seed",
+            seed,
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(err.contains("revoked the"), "{err}");
+    }
+    let file: toml::Value = toml::from_str(&std::fs::read_to_string(&tokens).unwrap()).unwrap();
+    let all = file["token"].as_array().unwrap();
+    let made: Vec<_> = all.iter().filter(|t| t["name"].as_str().unwrap().starts_with("sim-")).collect();
+    assert!(made.len() > 20, "simulate issued {} tokens", made.len());
+    let live: Vec<_> =
+        all.iter().filter(|t| t["role"].as_str() == Some("worker") && t.get("revoked").is_none()).collect();
+    assert!(live.is_empty(), "{} live worker tokens left, such as {:?}", live.len(), live[0]["name"]);
+    assert!(made.iter().all(|t| t.get("revoked").is_some()));
+}
+
+/// `simulate` stopped with Ctrl-C once it has issued tokens: it revokes
+/// them before it exits (130).
+#[test]
+fn simulate_interrupted_still_revokes_its_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let child = Command::new(bin())
+        .args(["simulate", "--addr", &srv.addr, "--tokens", tokens.to_str().unwrap()])
+        .args(["--cases", "4000", "--connections", "2", "--window", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let issued = |text: &str| text.contains("name = \"sim-");
+    let t0 = Instant::now();
+    while !issued(&std::fs::read_to_string(&tokens).unwrap()) {
+        assert!(t0.elapsed() < Duration::from_secs(120), "simulate issued no token");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: a signal to the child started here.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let file: toml::Value = toml::from_str(&std::fs::read_to_string(&tokens).unwrap()).unwrap();
+    let live: Vec<_> = file["token"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"].as_str() == Some("worker") && t.get("revoked").is_none())
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(live.is_empty(), "live worker tokens left: {live:?}; {err}");
+}

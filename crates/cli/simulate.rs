@@ -173,11 +173,23 @@ async fn pipeline(
     window: usize,
     stats: &mut Stats,
 ) -> anyhow::Result<Vec<Reply>> {
+    pipeline_telling(c, reqs, window, stats, |_| ()).await
+}
+
+/// [`pipeline`], calling `sending(i)` before it sends `reqs[i]`.
+async fn pipeline_telling(
+    c: &mut Client,
+    reqs: &[(&'static str, String)],
+    window: usize,
+    stats: &mut Stats,
+    mut sending: impl FnMut(usize),
+) -> anyhow::Result<Vec<Reply>> {
     let mut sent = std::collections::VecDeque::new();
     let mut out = Vec::with_capacity(reqs.len());
     let mut next = 0;
     while out.len() < reqs.len() {
         while next < reqs.len() && sent.len() < window.max(1) {
+            sending(next);
             c.send(&reqs[next].1).await?;
             sent.push_back((reqs[next].0, Instant::now()));
             next += 1;
@@ -257,7 +269,7 @@ fn make_case(r: &Registry, rng: &mut Rng, i: usize, seed: u64) -> String {
     } else {
         Location { address: Some("不详".into()), ..Location::default() }
     };
-    intake.phone = Some(format!("13{:09}", rng.next() % 1_000_000_000).into());
+    intake.phone = Some(fake_phone(rng).into());
     let p = rng.below(100);
     intake.priority = if p < 5 {
         Priority::Emergency
@@ -269,6 +281,18 @@ fn make_case(r: &Registry, rng: &mut Rng, i: usize, seed: u64) -> String {
     gridline_protocol::format_request(&Command::Accept(intake))
 }
 
+/// A resident's phone number that no resident has: 11 digits like a
+/// mainland mobile number (masked the same way, `100****1234`), but
+/// starting `10`, which no mobile number does (they start 13 to 19), so a
+/// simulated case can never carry, or be mistaken for, a real person's
+/// number. (The protocol takes any text as a phone.)
+fn fake_phone(rng: &mut Rng) -> String {
+    format!("10{:09}", rng.next() % 1_000_000_000)
+}
+
+/// The names of the worker tokens this run issued: revoked when it ends.
+type Issued = Arc<std::sync::Mutex<Vec<String>>>;
+
 pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     if a.cases == 0 || a.connections == 0 {
         bail!("--cases and --connections must be at least 1");
@@ -276,11 +300,122 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let registry = load_registry(&a.config)?;
     let tokens = read_tokens(&a.tokens)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let addr = a.addr.clone();
-    rt.block_on(simulate(a, registry, tokens)).with_context(|| format!("simulating against {addr}"))
+    let (addr, admin) = (a.addr.clone(), tokens.admin.clone());
+    rt.block_on(async {
+        let issued = Issued::default();
+        let interrupted = interrupted().context("installing the signal handlers")?;
+        // Ctrl-C or SIGTERM drops the run where it stands (its connections
+        // close), and the tokens it issued are revoked all the same.
+        let result = tokio::select! {
+            r = simulate(a, registry, tokens, issued.clone()) => r.with_context(|| format!("simulating against {addr}")),
+            sig = interrupted => Ok(ExitCode::from(128 + sig)),
+        };
+        let names = std::mem::take(&mut *issued.lock().unwrap_or_else(|e| e.into_inner()));
+        match (result, revoke_all(&addr, &admin, &names).await) {
+            (r, Ok(())) => {
+                if !names.is_empty() {
+                    errln!("simulate: revoked the {} worker token(s) it issued", names.len());
+                }
+                r
+            }
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), Err(revoking)) => {
+                errln!("gridline: {revoking:#}");
+                Err(e)
+            }
+        }
+    })
 }
 
-async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) -> anyhow::Result<ExitCode> {
+/// Resolves, with its number, at the first SIGINT or SIGTERM; the handlers
+/// are installed when this is called.
+fn interrupted() -> std::io::Result<impl std::future::Future<Output = u8>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            2
+        })
+    }
+}
+
+/// Revokes the worker tokens a run issued (`names`): left live, each would
+/// be a working credential in tokens.toml for nothing (a 5,000-case run
+/// issued 1,307). A run stopped while its `TOKEN`s were under way may have
+/// asked for tokens the server has not made yet (it makes them in turn,
+/// each a rewrite and sync of tokens.toml): a name that is `not_found` is
+/// asked for again for a few seconds, and then taken to be one the server
+/// never made.
+async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let left = |e: anyhow::Error| {
+        e.context(format!(
+            "revoking the {} worker tokens this run issued (named sim-...; REVOKE them by name)",
+            names.len()
+        ))
+    };
+    let mut c = Client::connect_auth(addr, admin).await.map_err(|e| left(e.into()))?;
+    let (mut todo, mut failed) = (names.to_vec(), Vec::new());
+    let t0 = Instant::now();
+    while !todo.is_empty() {
+        let reqs: Vec<(&'static str, String)> =
+            todo.iter().map(|n| ("REVOKE", format!("REVOKE name={n}"))).collect();
+        let replies = pipeline(&mut c, &reqs, 64, &mut Stats::default()).await.map_err(left)?;
+        let mut again = Vec::new();
+        for (n, r) in todo.into_iter().zip(replies) {
+            match r {
+                Reply::Ok { .. } => {}
+                Reply::Err { code, .. } if code == "not_found" => again.push(n),
+                Reply::Err { code, message } => failed.push(format!("{n} ({code} {message})")),
+            }
+        }
+        todo = again;
+        if t0.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        if !todo.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} worker token(s) this run issued are still live: {}", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The name of the token a run tagged `run` issues for `worker`: it says
+/// `simulate` made it, and, since a name is never given twice in a data
+/// directory (revoked ones keep theirs), it differs from every other run's.
+fn sim_token_name(run: &str, worker: &str) -> String {
+    format!("sim-{run}-{worker}")
+}
+
+async fn simulate(
+    a: SimulateArgs,
+    registry: Arc<Registry>,
+    mut tokens: Tokens,
+    issued: Issued,
+) -> anyhow::Result<ExitCode> {
+    // Seconds since 1970 and the process id: a name no earlier run took.
+    let run = format!(
+        "{}-{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        std::process::id()
+    );
     let mut rng = Rng::new(a.seed);
     let conns = a.connections;
     // A bar redrawn with `\r` is for a terminal, not a pipe or a log file.
@@ -367,13 +502,20 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
                 by_worker.entry(w).or_default().push(no.clone());
             }
         }
-        // Tokens for workers who have none yet.
-        let missing: Vec<(&'static str, String)> = by_worker
+        // Tokens for workers who have none yet, named for this run, and
+        // revoked when it ends (see `run`): counted as issued as they are
+        // asked for, so that a run stopped meanwhile revokes them too.
+        let missing: Vec<(String, String)> = by_worker
             .keys()
             .filter(|w| !tokens.workers.contains_key(*w))
-            .map(|w| ("TOKEN", format!("TOKEN role=worker worker={w}")))
+            .map(|w| (w.clone(), sim_token_name(&run, w)))
             .collect();
-        for r in pipeline(&mut admin, &missing, a.window, &mut stats).await? {
+        let asked = |i: usize| issued.lock().unwrap_or_else(|e| e.into_inner()).push(missing[i].1.clone());
+        let missing: Vec<(&'static str, String)> = missing
+            .iter()
+            .map(|(w, name)| ("TOKEN", format!("TOKEN role=worker worker={w} name={name}")))
+            .collect();
+        for r in pipeline_telling(&mut admin, &missing, a.window, &mut stats, asked).await? {
             let (f, _) = r.ok()?;
             tokens.workers.insert(
                 f.get("worker").unwrap_or_default().to_string(),
@@ -533,4 +675,33 @@ async fn simulate(a: SimulateArgs, registry: Arc<Registry>, mut tokens: Tokens) 
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The phones of simulated calls: 11 digits, never a mobile number's
+    /// prefix (13-19), and the request still parses as an ACCEPT with it.
+    #[test]
+    fn simulated_phones_cannot_be_real_mobile_numbers() {
+        let r = gridline_registry::embedded::jidong();
+        let mut rng = Rng::new(7);
+        for i in 0..500 {
+            let line = make_case(r, &mut rng, i, 7);
+            let Ok(gridline_model::Command::Accept(intake)) = gridline_protocol::parse_request(&line) else {
+                panic!("not an ACCEPT: {line}");
+            };
+            let phone = intake.phone.expect("a phone");
+            assert!(phone.len() == 11 && phone.bytes().all(|b| b.is_ascii_digit()), "{phone}");
+            assert!(phone.starts_with("10"), "{phone}");
+        }
+    }
+
+    #[test]
+    fn token_names_say_simulate_made_them() {
+        let n = sim_token_name("1764000000-4242", "W00012");
+        assert_eq!(n, "sim-1764000000-4242-W00012");
+        assert!(gridline_server::auth::check_name(&n).is_ok());
+    }
 }
