@@ -345,3 +345,30 @@ fn simulate_interrupted_still_revokes_its_tokens() {
         .collect();
     assert!(live.is_empty(), "live worker tokens left: {live:?}; {err}");
 }
+
+/// A refused `AUTH` is in the server's log with the peer's address and
+/// without the secret tried; past the first few on one connection, the
+/// rest are counted in one line when it closes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_auth_is_logged_with_the_peer_and_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = Server::start(&data, &[]);
+    let mut c = Client::connect(&srv.addr).await.unwrap();
+    let guess = "0123456789abcdef-not-a-token-at-all";
+    for _ in 0..5 {
+        let r = c.call(&gridline_client::auth_request(guess)).await.unwrap();
+        assert!(matches!(r, Reply::Err { ref code, .. } if code == "unauthenticated"), "{r:?}");
+    }
+    drop(c);
+    // The one that succeeds is not among them.
+    drop(srv.client("operator").await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(srv.terminate().success());
+    let log = plain(&std::fs::read_to_string(data.with_extension("log")).unwrap());
+    assert!(!log.contains(guess), "the secret tried is in the log: {log}");
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("AUTH refused")).collect();
+    assert_eq!(refused.len(), 3, "{log}");
+    assert!(refused.iter().all(|l| l.contains("WARN") && l.contains("peer=127.0.0.1:")), "{log}");
+    assert!(log.lines().any(|l| l.contains("closed after refused AUTHs") && l.contains("failed=5")), "{log}");
+}

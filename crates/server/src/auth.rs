@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 
 /// Unknown keys are refused: a misspelt `revokd = ...` would otherwise
 /// leave a token the admin meant to withdraw working.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` shows the secret as `<redacted>`: a token logged or put in an
+/// error by mistake does not give its secret away.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Token {
     pub role: String,
@@ -32,6 +35,29 @@ pub struct Token {
     /// phone numbers of the cases taken under their name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<String>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("role", &self.role)
+            .field("name", &self.name)
+            .field("secret", &REDACTED)
+            .field("worker", &self.worker)
+            .field("revoked", &self.revoked)
+            .finish()
+    }
+}
+
+/// Written in a secret's place by the `Debug` impls.
+struct Redacted;
+
+const REDACTED: Redacted = Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +86,9 @@ pub enum TokenError {
     Random(String),
 }
 
-/// The tokens the server accepts, and the file they live in.
-#[derive(Debug)]
+/// The tokens the server accepts, and the file they live in. `Debug`
+/// shows the file and the tokens without their secrets (`by_secret`'s keys
+/// are the secrets: not shown at all).
 pub struct Tokens {
     path: PathBuf,
     file: TokenFile,
@@ -70,6 +97,15 @@ pub struct Tokens {
     by_secret: HashMap<String, usize>,
     /// The line of each loaded token's `[[token]]`, for messages.
     lines: Vec<usize>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("path", &self.path)
+            .field("tokens", &self.file.token)
+            .finish_non_exhaustive()
+    }
 }
 
 /// 128 random bits as 32 hex digits.
@@ -464,6 +500,21 @@ mod tests {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
         save(&p, &t.file).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// A token or the token set in a log line or an error (`{:?}`) shows
+    /// no secret.
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, _) = Tokens::open_or_create(&dir.path().join("tokens.toml")).unwrap();
+        let secrets: Vec<String> = t.tokens().iter().map(|t| t.secret.clone()).collect();
+        for text in [format!("{t:?}"), format!("{:?}", t.tokens()[0]), format!("{:#?}", t.file)] {
+            assert!(text.contains("<redacted>") && text.contains("admin"), "{text}");
+            for s in &secrets {
+                assert!(!text.contains(s.as_str()), "a secret in {text}");
+            }
+        }
     }
 
     #[test]

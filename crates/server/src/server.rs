@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -210,7 +210,7 @@ pub async fn run(
         let stop = stop.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
-            serve_connection(socket, shared, Stop(stop), unauthenticated).await;
+            serve_connection(socket, peer, shared, Stop(stop), unauthenticated).await;
             drop(permit);
             drop(done);
         });
@@ -381,8 +381,42 @@ fn refuse(socket: TcpStream, why: String) {
     });
 }
 
+/// Failed `AUTH`s of one connection logged one by one; the rest are
+/// counted, and the count logged when the connection ends (a client
+/// guessing secrets in a loop cannot fill the log at its own pace).
+const FAILED_AUTHS_LOGGED: u64 = 3;
+
+/// The peer of a connection, for the log: who tried a token that failed.
+struct Peer {
+    addr: SocketAddr,
+    failed_auths: u64,
+}
+
+impl Peer {
+    /// A failed `AUTH`, logged with the peer's address, never the secret.
+    fn auth_failed(&mut self) {
+        self.failed_auths += 1;
+        let (peer, n) = (self.addr, self.failed_auths);
+        if n <= FAILED_AUTHS_LOGGED {
+            warn!(%peer, attempt = n, "AUTH refused: unknown token");
+        }
+        if n == FAILED_AUTHS_LOGGED {
+            warn!(%peer, "further refused AUTHs on this connection are counted when it closes");
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.failed_auths > FAILED_AUTHS_LOGGED {
+            warn!(peer = %self.addr, failed = self.failed_auths, "connection closed after refused AUTHs");
+        }
+    }
+}
+
 async fn serve_connection(
     socket: TcpStream,
+    peer: SocketAddr,
     shared: Arc<Shared>,
     stop: Stop,
     mut unauthenticated: Unauthenticated,
@@ -415,6 +449,7 @@ async fn serve_connection(
     let mut caller: Option<Caller> = None;
     let mut revocations_seen = shared.revocations.load(Ordering::Acquire);
     let mut token_turn: TokenTurn = None;
+    let mut peer = Peer { addr: peer, failed_auths: 0 };
     // Lines already read from the socket (a client pipelining) are taken
     // without the timers and futures of the select below, a few dozen at a
     // time, looking at shutdown and the writer between them.
@@ -517,7 +552,7 @@ async fn serve_connection(
                 };
                 let (pending, quit) = match &lost {
                     Some(e) => (Pending::Ready(error_line(e)), false),
-                    None => handle_command(cmd, &mut caller, &shared, &mut token_turn),
+                    None => handle_command(cmd, &mut caller, &shared, &mut token_turn, &mut peer),
                 };
                 if caller.is_some() {
                     unauthenticated.release();
@@ -683,6 +718,7 @@ fn handle_command(
     caller: &mut Option<Caller>,
     shared: &Arc<Shared>,
     token_turn: &mut TokenTurn,
+    peer: &mut Peer,
 ) -> (Pending, bool) {
     let ctx = FormatCtx {
         utc_offset_min: shared.config.utc_offset_min,
@@ -713,6 +749,7 @@ fn handle_command(
                 }
                 None => {
                     *caller = None;
+                    peer.auth_failed();
                     (ready(Err(Error::new(ErrorCode::Unauthenticated, "unknown token"))), false)
                 }
             }
