@@ -271,15 +271,29 @@ pub fn remove_copy_on_signals() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes a copy of the log whose files the log's threads may still be
-/// writing (a new file could come between a directory's listing and its
-/// removal): tried again until it is gone, a few times.
+/// Removes a copy of the log that the command's other threads may still
+/// be working in: a file may come between a directory's listing and its
+/// removal, and the store's open makes its directory again
+/// (`create_dir_all`) if it comes after the removal. So it is removed until
+/// it has stayed gone for a while (the thread that made it then fails on
+/// a missing file, and blocks in `LogCopy`'s drop on the lock this thread
+/// holds), a bounded number of times.
 fn remove_copy(dir: &std::path::Path) {
-    for _ in 0..20 {
+    let mut gone = 0;
+    for _ in 0..200 {
         match std::fs::remove_dir_all(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => gone = 0,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        if dir.exists() {
+            gone = 0;
+        } else {
+            gone += 1;
+            if gone >= 4 {
+                return;
+            }
         }
     }
     errln!("gridline: could not remove the copy of the log in {}; remove it by hand", dir.display());
