@@ -69,8 +69,10 @@ fn serve_refuses_zero_limits_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for flag in ["--inflight-max", "--connections-max", "--queue-max", "--batch-max", "--line-bytes-max"] {
-        let (code, _, err) =
-            run(&["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap(), flag, "0"]);
+        let (code, _, err) = run_within(
+            REFUSAL_LIMIT,
+            &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap(), flag, "0"],
+        );
         assert_eq!(code, 2, "{flag} 0: {err}");
         assert!(err.contains(flag) && err.contains("not in"), "{flag} 0: {err}");
     }
@@ -82,7 +84,8 @@ fn serve_with_a_data_path_that_is_a_file_says_it_is_not_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("afile");
     std::fs::write(&data, "not a directory").unwrap();
-    let (code, _, err) = run(&["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    let (code, _, err) =
+        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("afile: not a directory") && !err.contains("File exists"), "{err}");
     assert_eq!(std::fs::read_to_string(&data).unwrap(), "not a directory", "the file is left alone");
@@ -102,7 +105,8 @@ fn serve_refuses_a_worker_token_for_a_worker_the_registry_does_not_know() {
          [[token]]\nrole = \"worker\"\nname = \"ghost\"\nworker = \"W99999\"\nsecret = \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n",
     )
     .unwrap();
-    let (code, _, err) = run(&["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    let (code, _, err) =
+        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
     assert_ne!(code, 0, "{err}");
     assert!(
         err.contains("tokens.toml")
@@ -738,7 +742,8 @@ fn serve_refuses_an_address_in_use_before_it_makes_a_data_directory() {
     let data = dir.path().join("data");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (code, out, err) = run(&["serve", "--listen", &addr, "--data", data.to_str().unwrap()]);
+    let (code, out, err) =
+        run_within(REFUSAL_LIMIT, &["serve", "--listen", &addr, "--data", data.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");
     assert!(!data.exists(), "a refused serve created its data directory");

@@ -62,7 +62,10 @@ async fn flipped_or_truncated_logs_are_reported_not_panicked_on() {
         assert_ne!(code, 0, "{how}: verify passed a damaged log: {out}");
         assert!(!err.contains("panicked"), "{how}: verify panicked: {err}");
         assert!(err.contains("corrupt") || err.contains("damaged"), "{how}: unclear: {err}");
-        let (code, _, err) = run(&["serve", "--data", copy.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+        let (code, _, err) = run_within(
+            REFUSAL_LIMIT,
+            &["serve", "--data", copy.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        );
         assert_ne!(code, 0, "{how}: serve started on a damaged log");
         assert!(!err.contains("panicked"), "{how}: serve panicked: {err}");
         assert!(err.contains("corrupt") || err.contains("damaged"), "{how}: unclear: {err}");
@@ -92,7 +95,7 @@ async fn a_damaged_write_ahead_log_header_stops_the_start_and_a_torn_tail_does_n
     for cmd in [&["verify", "--data"][..], &["serve", "--listen", "127.0.0.1:0", "--data"][..]] {
         let mut args = cmd.to_vec();
         args.push(header.to_str().unwrap());
-        let (code, out, err) = run(&args);
+        let (code, out, err) = run_within(REFUSAL_LIMIT, &args);
         assert_ne!(code, 0, "{cmd:?} accepted a damaged log header: {out}");
         assert!(
             err.contains("write-ahead log") && err.contains("checksum") && err.contains("log/wal:"),
@@ -131,7 +134,10 @@ async fn a_damaged_record_in_the_middle_of_the_write_ahead_log_is_not_taken_for_
     );
     // serve refuses too, and leaves the log as it is for whoever repairs it.
     if code != 0 {
-        let (code, _, err) = run(&["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+        let (code, _, err) = run_within(
+            REFUSAL_LIMIT,
+            &["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        );
         assert!(code != 0 && err.contains("damaged"), "serve: {err}");
         assert_eq!(std::fs::read(&wal).unwrap(), bytes, "the damaged log is left as it was");
     }

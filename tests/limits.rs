@@ -230,15 +230,22 @@ async fn sigterm_under_load_loses_no_acknowledged_case() {
 }
 
 /// Pipelines `HELP` (no token needed) on a fresh socket until the server
-/// stops taking bytes, never reading a reply.
+/// stops taking bytes, never reading a reply. Panics if the server still
+/// takes them after a minute: it should stop reading within a few
+/// megabytes (a hang guard, not a timing check).
 async fn stuff_without_reading(addr: &str) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let burst = b"HELP\n".repeat(1000);
+    let (t0, mut sent) = (Instant::now(), 0usize);
     loop {
         match tokio::time::timeout(Duration::from_secs(1), s.write_all(&burst)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => sent += burst.len(),
             Ok(Err(_)) | Err(_) => return s,
         }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the server still reads a client that takes no replies after {sent} bytes of HELP"
+        );
     }
 }
 

@@ -119,14 +119,68 @@ impl Drop for Server {
     }
 }
 
+/// How long [`run`] lets a command take before it calls it hung: a guard
+/// against a test that never ends, not a measure of speed.
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// How long a `serve` that should refuse to start may take to exit: one
+/// that serves instead would never exit. A hang guard, not a timing check.
+pub const REFUSAL_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs `gridline` with arguments; returns (exit code, stdout, stderr).
+/// Panics if it has not exited within [`RUN_LIMIT`].
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).args(args).output().expect("run gridline");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_within(RUN_LIMIT, args)
+}
+
+/// Runs `gridline` with arguments (standard input empty) and returns (exit
+/// code, stdout, stderr); if it has not exited within `limit`, kills it and
+/// panics with what it printed so far.
+pub fn run_within(limit: Duration, args: &[&str]) -> (i32, String, String) {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gridline");
+    // Read as it comes, so that a child filling a pipe does not block, and
+    // what it said is there to show if it has to be killed.
+    let drain = |mut from: Box<dyn Read + Send>| {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let to = got.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                to.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (got, reader)
+    };
+    let (out, out_reader) = drain(Box::new(child.stdout.take().expect("stdout")));
+    let (err, err_reader) = drain(Box::new(child.stderr.take().expect("stderr")));
+    let text = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for gridline") {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "gridline {args:?} had not exited after {limit:?}; killed. Its stdout so far:\n{}\nIts stderr so far:\n{}",
+                text(&out),
+                text(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    out_reader.join().expect("stdout reader");
+    err_reader.join().expect("stderr reader");
+    (status.code().unwrap_or(-1), text(&out), text(&err))
 }
 
 /// Fields of an OK reply, or panic with the error.
