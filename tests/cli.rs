@@ -57,8 +57,11 @@ fn route_explains_its_decision() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("category  water"), "{out}");
+    // The point lies inside `grid`: routed there, and the why says so.
+    let routed = out.lines().find_map(|l| l.strip_prefix("grid ")).map(|l| l.split_whitespace().next());
+    assert_eq!(routed, Some(Some(grid.as_str())), "{out}");
     assert!(out.contains("why:"), "{out}");
-    let _ = grid;
+    assert!(out.contains("point lies in grid") && out.contains(&format!("[{grid}]")), "{out}");
     let (code, out, _) = run(&["route", "--lon", "100", "--lat", "20", "--text", "x"]);
     assert_eq!(code, 0);
     assert!(out.contains("command-centre") || out.contains("waits at"), "{out}");
