@@ -252,29 +252,36 @@ async fn serve_keeps_serving_when_its_log_output_cannot_be_written() {
 /// say where it serves cannot be written, and the server serves anyway.
 #[tokio::test]
 async fn serve_serves_when_its_stdout_cannot_be_written() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-    let child = std::process::Command::new(bin())
-        .args(["serve", "--listen", &addr, "--data"])
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(&data)
         .stdout(full)
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let srv = Server { child: Some(child), addr: addr.clone(), data: data.clone() };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut op = loop {
-        if data.join("tokens.toml").exists() {
-            if let Ok(c) = gridline_client::Client::connect(&addr).await {
-                break c;
+    // Its stdout says nothing here: the address is read from its log line
+    // (`... serving addr=127.0.0.1:PORT data=...`), and the log read on
+    // to the end so that the server never waits on a full pipe.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let line = strip_ansi(&line);
+            if let Some(addr) = line.split(" serving addr=").nth(1).and_then(|l| l.split_whitespace().next())
+            {
+                let _ = tx.send(addr.to_string());
             }
         }
-        assert!(std::time::Instant::now() < deadline, "the server never answered on {addr}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    });
+    // Killed when dropped, whatever happens below.
+    let mut srv = Server { child: Some(child), addr: String::new(), data: data.clone() };
+    srv.addr =
+        rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the server never said where it serves");
+    let mut op = gridline_client::Client::connect(&srv.addr).await.unwrap();
     ok(op.call(&format!("AUTH token={}", srv.token("operator"))).await.unwrap());
     let (grid, _, _) = some_grid(4);
     ok(op.call(&format!("ACCEPT text=\"标准输出写不出\" grid={grid}")).await.unwrap());
@@ -363,8 +370,8 @@ fn simulate_names_the_address_it_cannot_reach() {
         );
     }
     std::fs::write(&tokens, toml).unwrap();
-    // A port just freed: nothing listens there.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    // Bound, so no one else takes the port, but not listening: refused.
+    let (_held, addr) = address_nobody_listens_on();
     let (code, out, err) =
         run(&["simulate", "--addr", &addr, "--tokens", tokens.to_str().unwrap(), "--cases", "3"]);
     assert_eq!(code, 1, "{out}{err}");

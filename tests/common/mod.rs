@@ -226,3 +226,54 @@ pub fn jidong_config_with(dir: &Path, from: &str, to: &str) -> std::path::PathBu
     std::fs::write(dir.join("county.toml"), county.replacen(from, to, 1)).unwrap();
     dir.to_path_buf()
 }
+
+/// A loopback address nobody listens on, for as long as the returned
+/// socket lives: bound (so no other process can take the port) but never
+/// listening, so a connection there is refused. A port merely freed could
+/// be taken by anything else on the machine in the meantime.
+pub fn address_nobody_listens_on() -> (std::os::fd::OwnedFd, String) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // address structures are fully initialized before use.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        sa.sin_port = 0;
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        use std::os::fd::AsRawFd;
+        let r = libc::bind(fd.as_raw_fd(), &sa as *const libc::sockaddr_in as *const libc::sockaddr, len);
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut got_len = len;
+        let r = libc::getsockname(
+            fd.as_raw_fd(),
+            &mut got as *mut libc::sockaddr_in as *mut libc::sockaddr,
+            &mut got_len,
+        );
+        assert_eq!(r, 0, "getsockname: {}", std::io::Error::last_os_error());
+        (fd, format!("127.0.0.1:{}", u16::from_be(got.sin_port)))
+    }
+}
+
+/// `line` without its terminal colour sequences (`ESC [ ... m`), as the
+/// server's log lines have them even on a pipe.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
