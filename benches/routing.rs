@@ -11,6 +11,10 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`), which does not count time the thread spends
 //! descheduled, and so stays meaningful on a shared, loaded machine.
 //! Results go in `docs/performance.md` (## Routing).
+//!
+//! `wall/registry/load_embedded`: loading and checking the embedded
+//! registry from its sources, as every start does (about 20 ms in a
+//! release build on the development machine).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -166,6 +170,15 @@ fn routing<M: Measurement + 'static>(c: &mut Criterion<M>, prefix: &str) {
 
 fn wall(c: &mut Criterion) {
     routing(c, "wall");
+    let mut g = c.benchmark_group("wall/registry");
+    g.sample_size(10);
+    g.bench_function("load_embedded", |b| {
+        b.iter(|| {
+            black_box(gridline_registry::Registry::from_sources(&gridline_registry::embedded::sources()))
+                .expect("the embedded registry loads")
+        })
+    });
+    g.finish();
 }
 
 fn cpu(c: &mut Criterion<ThreadCpu>) {

@@ -1125,8 +1125,10 @@ mod tests {
 
     /// A reader waiting for room in the reply budget waits as long as the
     /// peer keeps taking bytes, however long that takes in all, and gives
-    /// up only after `patience` with none taken.
-    #[tokio::test]
+    /// up only after `patience` with none taken. (Paused time: the
+    /// runtime's clock moves only as timers fire, so what it shows is
+    /// which timer ended the wait, not how fast the machine was.)
+    #[tokio::test(start_paused = true)]
     async fn room_is_waited_for_while_the_peer_takes_bytes_and_not_after() {
         let budget = Arc::new(Budget::new(64 * 1024));
         budget.add(64 * 1024 + 16 * 1024);
@@ -1144,10 +1146,11 @@ mod tests {
             "gave up on a peer still reading"
         );
         peer.abort();
-        // A peer that takes nothing: given up on after the patience.
+        // A peer that takes nothing: given up on when the patience ran out,
+        // not before (in the paused clock, exactly then).
         let t0 = tokio::time::Instant::now();
         assert!(!budget.take(1 << 20, ReplyKind::Other, || Duration::from_millis(200)).await);
-        assert!(t0.elapsed() >= Duration::from_millis(200));
+        assert_eq!(t0.elapsed(), Duration::from_millis(200), "gave up at another moment than the patience");
     }
 
     #[test]
@@ -1161,7 +1164,7 @@ mod tests {
     /// A `GET` is read only once the connection's previous one has its
     /// reply made: however much room the budget has, two histories are
     /// never loaded for one connection at once. Other requests go on.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_get_waits_for_the_previous_gets_reply_and_nothing_else_does() {
         let budget = Arc::new(Budget::new(4 << 20));
         assert!(budget.try_take(128 * 1024, ReplyKind::Get));
@@ -1175,16 +1178,21 @@ mod tests {
             writer.got();
             writer.give_back(128 * 1024);
         });
-        let t0 = tokio::time::Instant::now();
         // The first GET's reply is over the budget: the second waits for
         // its bytes too, which come back as the socket takes them.
         let freed = budget.clone();
+        let given_back = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let said = given_back.clone();
         let peer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            said.store(true, Ordering::Release);
             freed.give_back(7 << 20);
         });
         assert!(budget.take(128 * 1024, ReplyKind::Get, || Duration::from_secs(5)).await);
-        assert!(t0.elapsed() >= Duration::from_millis(200), "{:?}", t0.elapsed());
+        assert!(
+            made.is_finished() && given_back.load(Ordering::Acquire),
+            "the second GET went ahead before the first's reply was made and its bytes taken"
+        );
         assert_eq!(budget.gets.load(Ordering::Acquire), 1);
         made.await.unwrap();
         peer.await.unwrap();
