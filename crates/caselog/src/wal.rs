@@ -133,6 +133,15 @@ fn align(n: u64) -> u64 {
     n.div_ceil(8) * 8
 }
 
+/// `fdatasync` of `file`. The tests see each one done (`tests::done`), so
+/// a record's sync cannot be dropped without a test failing.
+fn sync_data(file: &File) -> std::io::Result<()> {
+    file.sync_data()?;
+    #[cfg(test)]
+    tests::note(file, tests::Did::Synced);
+    Ok(())
+}
+
 impl Wal {
     /// Opens the file at `path` (creating it, starting at sequence `from`),
     /// and returns it with every intact record's batch and sequence number,
@@ -308,7 +317,9 @@ impl Wal {
             self.grow(need)?;
         }
         self.file.write_all_at(&self.buf, self.end).map_err(|e| io("cannot write the write-ahead log", e))?;
-        self.file.sync_data().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        #[cfg(test)]
+        tests::note(&self.file, tests::Did::Wrote(self.next - 1));
+        sync_data(&self.file).map_err(|e| io("cannot sync the write-ahead log", e))?;
         self.end = need;
         Ok(())
     }
@@ -332,7 +343,7 @@ impl Wal {
         self.file
             .write_all_at(&header(MAGIC, from, generation), 0)
             .map_err(|e| io("cannot write the write-ahead log's header", e))?;
-        self.file.sync_data().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        sync_data(&self.file).map_err(|e| io("cannot sync the write-ahead log", e))?;
         (self.end, self.next, self.generation, self.layout) = (HEADER, from, generation, V3);
         Ok(())
     }
@@ -524,6 +535,47 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+    use std::os::unix::fs::MetadataExt;
+
+    /// What was done to a write-ahead log file.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Did {
+        /// The record with this number was written (not yet synced).
+        Wrote(u64),
+        /// The file was `fdatasync`ed.
+        Synced,
+    }
+
+    /// A file, by device and inode.
+    type FileId = (u64, u64);
+
+    thread_local! {
+        /// What this thread did to write-ahead log files, in order.
+        static DONE: RefCell<Vec<(FileId, Did)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn id_of(m: std::fs::Metadata) -> FileId {
+        (m.dev(), m.ino())
+    }
+
+    pub(super) fn note(file: &File, did: Did) {
+        let id = id_of(file.metadata().expect("the write-ahead log's metadata"));
+        DONE.with(|d| d.borrow_mut().push((id, did)));
+    }
+
+    /// What this thread did to write-ahead log files since the last call.
+    fn done() -> Vec<(FileId, Did)> {
+        DONE.with(|d| std::mem::take(&mut *d.borrow_mut()))
+    }
+
+    /// Whether `done` holds record `seq` written to `file` and, after that,
+    /// a data sync of `file`.
+    fn synced_after_written(done: &[(FileId, Did)], file: FileId, seq: u64) -> bool {
+        done.iter()
+            .position(|d| *d == (file, Did::Wrote(seq)))
+            .is_some_and(|at| done[at + 1..].contains(&(file, Did::Synced)))
+    }
 
     fn batch(i: u8) -> WriteBatch {
         let mut b = WriteBatch::default();
@@ -881,5 +933,47 @@ mod tests {
         w.write().unwrap();
         drop(w);
         assert_eq!(Wal::open(&p, 1).unwrap().1.len(), 1);
+    }
+
+    /// A record is durable when `write` returns: its bytes were written
+    /// and then its file `fdatasync`ed, before the return. The same for a
+    /// commit through the store: `Store::sync` writes the commit's record
+    /// on the calling thread, and returns once it is synced.
+    #[test]
+    fn a_record_is_synced_before_its_write_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        let file = id_of(std::fs::metadata(&p).unwrap());
+        for i in 1..=3 {
+            done();
+            let seq = w.append(&batch(i)).unwrap();
+            assert_eq!(done(), [], "append writes nothing");
+            w.write().unwrap();
+            let done = done();
+            assert!(synced_after_written(&done, file, seq), "record {seq}: {done:?}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::store::SledStore::open(dir.path()).unwrap();
+        let files: Vec<FileId> = crate::store::WAL_FILES
+            .iter()
+            .map(|f| id_of(std::fs::metadata(dir.path().join(f)).unwrap()))
+            .collect();
+        for i in 1..=3 {
+            done();
+            crate::store::Store::apply(&s, batch(i)).unwrap();
+            crate::store::Store::sync(&s).unwrap();
+            let done = done();
+            let (at, seq) = done
+                .iter()
+                .find_map(|(f, d)| match d {
+                    Did::Wrote(seq) => Some((*f, *seq)),
+                    Did::Synced => None,
+                })
+                .unwrap_or_else(|| panic!("commit {i}: no record written: {done:?}"));
+            assert!(files.contains(&at), "commit {i}: written to another file than the log's: {done:?}");
+            assert!(synced_after_written(&done, at, seq), "commit {i}, record {seq}: {done:?}");
+        }
     }
 }
