@@ -28,11 +28,35 @@ fn an_ok_means_the_events_are_durable() {
     }
 }
 
+/// Every worker's open cases as the engine lists them (`PULL worker=`), and
+/// where it would route `intake` now and why (which counts open cases):
+/// the worker loads, as far as they can be seen from outside.
+fn loads(rig: &Rig, intake: &Intake) -> (Vec<(String, Vec<CaseId>)>, String) {
+    let sup = caller(Role::Supervisor, "sup");
+    let mut pulled = Vec::new();
+    for w in &rig.reg.workers {
+        let page = gridline_model::Page { limit: Some(1000), after: None };
+        let Reply::Cases { cases, next: None } =
+            rig.call(&sup, Command::Pull { worker: Some(w.id.clone()), page }).unwrap()
+        else {
+            panic!("PULL worker={}", w.id)
+        };
+        if !cases.is_empty() {
+            pulled.push((w.id.clone(), cases.iter().map(|c| c.case().id).collect()));
+        }
+    }
+    let intake = Intake { req: None, ..intake.clone() };
+    let Reply::Routed(d) = rig.call(&caller(Role::Operator, "operator"), Command::Route(intake)).unwrap()
+    else {
+        panic!()
+    };
+    (pulled, format!("{:?} {:?}", d.worker, d.steps))
+}
+
 #[test]
 fn a_failed_sync_answers_unavailable_and_changes_nothing() {
     let rig = Rig::new();
     let before = rig.accept_at_grid("first");
-    rig.store.set_faults(Faults { fail_sync_in: Some(1), ..Default::default() });
     let op = caller(Role::Operator, "operator");
     let intake = Intake {
         text: "second".into(),
@@ -43,9 +67,16 @@ fn a_failed_sync_answers_unavailable_and_changes_nothing() {
         req: Some("r-2".into()),
         ..Default::default()
     };
+    let loads_before = loads(&rig, &intake);
+    assert_eq!(loads_before.0.len(), 1, "one worker has the first case: {:?}", loads_before.0);
+    rig.store.set_faults(Faults { fail_sync_in: Some(1), ..Default::default() });
     let err = rig.call(&op, Command::Accept(intake.clone())).unwrap_err();
     assert_eq!(err.code, ErrorCode::Unavailable);
-    // Nothing half-applied: the worker's load and the request id are as before.
+    // Nothing half-applied: every worker's load (the second case would have
+    // gone to another worker than the first's: fewer open cases) and the
+    // routing that counts them are as before; the request id is checked
+    // below, by the retry.
+    assert_eq!(loads(&rig, &intake), loads_before, "the loads changed");
     let w = worker(before.worker().unwrap());
     let pulled = match rig.call(&w, Command::Pull { worker: None, page: Default::default() }).unwrap() {
         Reply::Cases { cases, .. } => cases,
@@ -588,7 +619,8 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
             assert_eq!(list(&rig, Some(township.to_string()), Some(grid.clone())).len(), want.len());
         }
         // A cursor at or past now (a deadline not yet due, or any a client
-        // makes up) is an empty page, for OVERDUE and PULL alike.
+        // makes up) is an empty page for OVERDUE; for PULL, one past every
+        // deadline is, and one at now lists only what is due later.
         let far = format!("{}.{}", i64::MAX, CaseId(uuid::Uuid::max()));
         let now = format!("{}.{}", gridline_engine::Clock::now(&*rig.clock).0, CaseId(uuid::Uuid::nil()));
         for after in [far, now] {
@@ -599,7 +631,26 @@ fn overdue_by_township_and_grid_lists_exactly_their_cases_and_pages_through_them
                 "OVERDUE after {after}"
             );
             let cmd = Command::Pull { worker: Some(cases[0].case().worker().unwrap().into()), page };
-            assert!(matches!(rig.call(&sup, cmd), Ok(Reply::Cases { .. })), "PULL after {after}");
+            let r = rig.call(&sup, cmd);
+            if after.starts_with(&i64::MAX.to_string()) {
+                // Past every deadline: past the end of any worker's list.
+                assert!(
+                    matches!(&r, Ok(Reply::Cases { cases, next: None }) if cases.is_empty()),
+                    "PULL after {after}: {r:?}"
+                );
+            } else {
+                // A worker's list goes on past now (cases not yet due):
+                // only what is due later than the cursor.
+                let Ok(Reply::Cases { cases: listed, .. }) = &r else { panic!("PULL after {after}: {r:?}") };
+                let now = gridline_engine::Clock::now(&*rig.clock);
+                for c in listed {
+                    let due = match c.case().status {
+                        Status::Dispatched => c.case().due_claim,
+                        _ => c.case().due_close,
+                    };
+                    assert!(due.is_some_and(|d| d >= now), "PULL after {after} lists {:?}", c.case().no);
+                }
+            }
         }
         // The indexes are rebuilt from the log at start: the same answers.
         rig = rig.crash_and_restart();
