@@ -471,3 +471,146 @@ async fn a_returned_case_keeps_its_categorys_true_source_in_the_log() {
         }
     }
 }
+
+/// The items of a list reply (`PULL`, `OVERDUE`) page by page, each with
+/// `limit=2`, following `next=` until a page has none: the case numbers of
+/// every page, in order.
+async fn pages(c: &mut Client, verb: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (f, items) = ok(c.call(&format!("{verb} limit=2{after}")).await.unwrap());
+        assert_eq!(f.get("count"), Some(items.len().to_string().as_str()), "{verb}{after}");
+        assert!(items.iter().all(|(k, _)| k == "CASE"), "{verb}{after}: {items:?}");
+        out.push(items.iter().map(|(_, i)| i.get("no").unwrap().to_string()).collect());
+        assert!(out.len() <= 10, "{verb}: paging does not end: {out:?}");
+        match f.get("next") {
+            Some(next) => after = format!(" after={next}"),
+            None => return out,
+        }
+    }
+}
+
+/// docs/protocol.md, Paging: a list reply has `next=` only when more items
+/// follow; `after=` that cursor gives the next page; an `after=` that is
+/// not a cursor gets `bad_request`. Over the wire, for PULL and OVERDUE.
+/// (Cases become overdue within the test: a county whose water cases must
+/// be claimed within a second.)
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_and_overdue_page_with_next_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = jidong_config_with(
+        &dir.path().join("config"),
+        "claim = { normal = \"1h\", urgent = \"30m\", emergency = \"10m\" }",
+        "claim = { normal = \"1s\", urgent = \"1s\", emergency = \"1s\" }",
+    );
+    let srv = Server::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let mut op = srv.client("operator").await;
+    let mut sup = srv.client("supervisor").await;
+    let (grid, _, _) = some_grid(3);
+    let mut nos = Vec::new();
+    let mut worker = None;
+    for i in 0..5 {
+        let (f, _) =
+            ok(op.call(&format!("ACCEPT text=\"水管爆了{i}\" category=water grid={grid}")).await.unwrap());
+        assert_eq!(f.get("category"), Some("water"), "{f:?}");
+        let no = f.get("no").unwrap().to_string();
+        // All five with one worker: the first case's.
+        let w = worker.get_or_insert_with(|| f.get("worker").unwrap().to_string()).clone();
+        if f.get("worker") != Some(w.as_str()) {
+            ok(sup.call(&format!("DISPATCH case={no} worker={w}")).await.unwrap());
+        }
+        nos.push(no);
+    }
+    let worker = worker.unwrap();
+    let mut all = nos.clone();
+    all.sort();
+
+    // PULL: pages of 2, 2 and 1, the last without next=, every case once.
+    let got = pages(&mut sup, &format!("PULL worker={worker}")).await;
+    assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1], "{got:?}");
+    let mut seen: Vec<String> = got.concat();
+    seen.sort();
+    assert_eq!(seen, all, "PULL pages");
+    // The worker's own PULL pages the same way.
+    let mut w = srv.worker(&worker).await;
+    assert_eq!(pages(&mut w, "PULL").await.concat().len(), 5);
+
+    // OVERDUE, once all five missed their claim deadline of a second
+    // (polled; the bound is a hang guard).
+    let t0 = std::time::Instant::now();
+    loop {
+        let (f, _) = ok(sup.call("OVERDUE").await.unwrap());
+        if f.get("count") == Some("5") {
+            break;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(60), "never overdue: {f:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let got = pages(&mut sup, "OVERDUE").await;
+    assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1], "{got:?}");
+    let mut seen: Vec<String> = got.concat();
+    seen.sort();
+    assert_eq!(seen, all, "OVERDUE pages");
+
+    // A cursor the server did not make.
+    for line in [format!("PULL worker={worker} after=x"), "OVERDUE after=x".to_string()] {
+        match sup.call(&line).await.unwrap() {
+            Reply::Err { code, message } => {
+                assert_eq!(code, "bad_request", "{line}");
+                assert_eq!(message, "after: `x` is not a cursor from a previous reply's next=", "{line}");
+            }
+            r => panic!("{line}: {r:?}"),
+        }
+    }
+    // The connection goes on.
+    assert!(sup.call("PING").await.unwrap().is_ok());
+}
+
+/// docs/protocol.md, Limits: a case holds at most 1,000 events
+/// (`EngineConfig::case_events_max`; `serve` has no flag for it). Past
+/// that `NOTE` gets `ERR conflict "case ... already has 1000 events; no
+/// more notes ..."`, and lifecycle steps still work.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_at_its_event_limit_takes_no_more_notes_but_still_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    let mut sup = srv.client("supervisor").await;
+    let (grid, _, _) = some_grid(7);
+    let (f, _) = ok(op.call(&format!("ACCEPT text=路灯坏了 grid={grid}")).await.unwrap());
+    let (no, worker) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
+    let mut w = srv.worker(&worker).await;
+    ok(w.call(&format!("CLAIM case={no}")).await.unwrap());
+    let (g, _) = ok(sup.call(&format!("GET case={no}")).await.unwrap());
+    let held: usize = g.get("count").unwrap().parse().unwrap();
+    let room = 1000 - held;
+    // Notes up to the limit, and two more.
+    for i in 0..room + 2 {
+        w.send(&format!("NOTE case={no} text=第{i}次")).await.unwrap();
+    }
+    w.flush().await.unwrap();
+    for i in 0..room {
+        ok(w.read_reply().await.unwrap_or_else(|e| panic!("note {i}: {e}")));
+    }
+    for _ in 0..2 {
+        match w.read_reply().await.unwrap() {
+            Reply::Err { code, message } => {
+                assert_eq!(code, "conflict");
+                assert!(
+                    message.starts_with(&format!("case {no} already has 1000 events; no more notes")),
+                    "{message}"
+                );
+            }
+            r => panic!("a note past the limit: {r:?}"),
+        }
+    }
+    // Lifecycle steps still work: close, then a return visit that reopens it.
+    let (f, _) = ok(w.call(&format!("CLOSE case={no} result=已修复")).await.unwrap());
+    assert_eq!(f.get("status"), Some("closed"));
+    let (f, _) = ok(op.call(&format!("FEEDBACK case={no} satisfied=no")).await.unwrap());
+    assert_eq!(f.get("reopens"), Some("1"), "{f:?}");
+    let (g, events) = ok(sup.call(&format!("GET case={no}")).await.unwrap());
+    assert!(events.len() > 1001, "{}", events.len());
+    assert_eq!(g.get("count"), Some(events.len().to_string().as_str()));
+}
