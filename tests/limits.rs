@@ -428,3 +428,57 @@ async fn replies_the_server_makes_itself_count_against_the_byte_budget() {
     assert!(grew_mib < 48, "the server grew by {grew_mib} MiB holding one client's unread HELP replies");
     drop(stuck);
 }
+
+/// docs/protocol.md, Limits: commands queued for the engine beyond
+/// `--queue-max` get `ERR busy`, and the connection stays open. With a
+/// queue of one command, clients pipelining ACCEPTs fill it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_engine_queue_answers_busy_and_the_connection_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--queue-max", "1"]);
+    let (grid, _, _) = some_grid(8);
+    let mut tasks = Vec::new();
+    for k in 0..4 {
+        let (mut c, grid) = (srv.client("operator").await, grid.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut accepted, mut busy) = (0, Vec::new());
+            // Bursts until one is refused (at most 20 of them).
+            for burst in 0..20 {
+                for i in 0..300 {
+                    c.send(&format!("ACCEPT text=排队{k}-{burst}-{i} grid={grid} req=q{k}-{burst}-{i}"))
+                        .await
+                        .unwrap();
+                }
+                c.flush().await.unwrap();
+                for _ in 0..300 {
+                    match c.read_reply().await.unwrap() {
+                        Reply::Ok { .. } => accepted += 1,
+                        Reply::Err { code, message } => busy.push(format!("{code} {message}")),
+                    }
+                }
+                if !busy.is_empty() {
+                    break;
+                }
+            }
+            (c, accepted, busy)
+        }));
+    }
+    let (mut refused, mut accepted) = (None, 0);
+    for t in tasks {
+        let (c, ok, busy) = t.await.unwrap();
+        accepted += ok;
+        // Refused as busy, nothing else (no other error).
+        if let Some(b) = busy.iter().find(|b| *b != "busy the engine's queue is full; retry shortly") {
+            panic!("{b}");
+        }
+        if !busy.is_empty() {
+            refused = Some(c);
+        }
+    }
+    assert!(accepted > 0, "the engine took nothing");
+    let mut c = refused.expect("no ERR busy from an engine queue of one command");
+    // The connection that was refused is still served, writes included.
+    assert!(c.call("PING").await.unwrap().is_ok());
+    let (f, _) = ok(c.call(&format!("ACCEPT text=不再排队 grid={grid} req=after-busy")).await.unwrap());
+    assert_eq!(f.get("status"), Some("dispatched"));
+}
