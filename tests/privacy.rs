@@ -372,3 +372,38 @@ async fn a_refused_auth_is_logged_with_the_peer_and_without_the_secret() {
     assert!(refused.iter().all(|l| l.contains("WARN") && l.contains("peer=127.0.0.1:")), "{log}");
     assert!(log.lines().any(|l| l.contains("closed after refused AUTHs") && l.contains("failed=5")), "{log}");
 }
+
+/// The protocol is plain text: `serve` on an address beyond loopback says
+/// so at start (tokens and residents' records cross the network in
+/// clear); on loopback it does not.
+#[test]
+fn serving_beyond_loopback_warns_that_the_protocol_is_not_encrypted() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(&dir.path().join("quiet"), &[]);
+    assert!(srv.terminate().success());
+    let log = std::fs::read_to_string(dir.path().join("quiet.log")).unwrap();
+    assert!(log.contains("serving") && !log.contains("not encrypted"), "{log}");
+
+    let data = dir.path().join("open");
+    let err = std::fs::File::create(dir.path().join("open.log")).unwrap();
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let serving = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("gridline: serving "));
+    // SAFETY: a signal to the child started here.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let log = plain(&std::fs::read_to_string(dir.path().join("open.log")).unwrap());
+    assert!(serving && status.success(), "{status:?}: {log}");
+    let warned =
+        log.lines().any(|l| l.contains("WARN") && l.contains("not encrypted") && l.contains("0.0.0.0:"));
+    assert!(warned, "{log}");
+}

@@ -156,6 +156,15 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = out.flush();
         drop(out);
         info!(%addr, data = %a.data.display(), "serving");
+        if !addr.ip().is_loopback() {
+            // The protocol is plain text: secrets (AUTH, TOKEN's reply) and
+            // residents' records (an operator's GET shows the phone whole)
+            // cross the network as they are.
+            tracing::warn!(
+                %addr,
+                "listening beyond this machine: the protocol is not encrypted, so tokens and residents' records cross the network in clear; keep it on a private network or behind a TLS tunnel (stunnel, WireGuard, an SSH tunnel)"
+            );
+        }
         gridline_server::run(listener, engine, tokens, registry.clone(), server_config, shutdown).await?;
         anyhow::Ok(())
     })?;
