@@ -215,7 +215,7 @@ fn serve_tightens_an_open_data_directory_and_says_so() {
     assert_eq!(mode(&data), Some(0o700));
     assert_eq!(mode(&data.join("log")), Some(0o700));
     assert!(srv.terminate().success());
-    let log = plain(&std::fs::read_to_string(data.with_extension("log")).unwrap());
+    let log = strip_ansi(&std::fs::read_to_string(data.with_extension("log")).unwrap());
     for d in [&data, &data.join("log")] {
         let warned = log.lines().any(|l| {
             l.contains("WARN")
@@ -229,25 +229,6 @@ fn serve_tightens_an_open_data_directory_and_says_so() {
     assert!(srv.terminate().success());
     let again = std::fs::read_to_string(data.with_extension("log")).unwrap();
     assert_eq!(again.matches("mode is now 0700").count(), 2, "{again}");
-}
-
-/// `text` without its terminal colours (the log's lines have them).
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ ... a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// `GRIDLINE_LOG=trace` logs everything of Gridline's at trace, but not
@@ -265,7 +246,7 @@ async fn tracing_everything_does_not_log_sleds_records() {
         .await
         .unwrap());
     assert!(srv.terminate().success());
-    let log = plain(&std::fs::read_to_string(data.with_extension("log")).unwrap());
+    let log = strip_ansi(&std::fs::read_to_string(data.with_extension("log")).unwrap());
     assert!(log.contains("DEBUG"), "not logging at debug and below: {log}");
     let sled_trace: Vec<&str> =
         log.lines().filter(|l| l.contains("TRACE") && l.contains(" sled::")).collect();
@@ -365,7 +346,7 @@ async fn a_refused_auth_is_logged_with_the_peer_and_without_the_secret() {
     drop(srv.client("operator").await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(srv.terminate().success());
-    let log = plain(&std::fs::read_to_string(data.with_extension("log")).unwrap());
+    let log = strip_ansi(&std::fs::read_to_string(data.with_extension("log")).unwrap());
     assert!(!log.contains(guess), "the secret tried is in the log: {log}");
     let refused: Vec<&str> = log.lines().filter(|l| l.contains("AUTH refused")).collect();
     assert_eq!(refused.len(), 3, "{log}");
@@ -384,6 +365,7 @@ fn serving_beyond_loopback_warns_that_the_protocol_is_not_encrypted() {
     assert!(srv.terminate().success());
     let log = std::fs::read_to_string(dir.path().join("quiet.log")).unwrap();
     assert!(log.contains("serving") && !log.contains("not encrypted"), "{log}");
+    assert!(!log.contains('\x1b'), "a log kept in a file has no colour sequences: {log:?}");
 
     let data = dir.path().join("open");
     let err = std::fs::File::create(dir.path().join("open.log")).unwrap();
@@ -401,7 +383,7 @@ fn serving_beyond_loopback_warns_that_the_protocol_is_not_encrypted() {
     // SAFETY: a signal to the child started here.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
-    let log = plain(&std::fs::read_to_string(dir.path().join("open.log")).unwrap());
+    let log = strip_ansi(&std::fs::read_to_string(dir.path().join("open.log")).unwrap());
     assert!(serving && status.success(), "{status:?}: {log}");
     let warned =
         log.lines().any(|l| l.contains("WARN") && l.contains("not encrypted") && l.contains("0.0.0.0:"));

@@ -200,6 +200,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| EventLine(Vec::new()))
+        // Colours for a terminal only: a log kept in a file or a journal
+        // holds no escape sequences.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .log_internal_errors(false)
         .init();
     let result = match cli.command {
