@@ -217,18 +217,11 @@ impl<S: Store> Engine<S> {
                 let c = &self.state.cases[&id];
                 let ok = match caller.role {
                     Role::Operator | Role::Supervisor | Role::Admin => true,
-                    // Only while it is open: a closed case's resident, the
-                    // return visit and later notes are no longer the
-                    // worker's business (docs/protocol.md).
-                    Role::Worker => {
-                        c.status.is_open() && c.worker().is_some() && c.worker() == caller.worker.as_deref()
-                    }
+                    Role::Worker => c.worker().is_some() && c.worker() == caller.worker.as_deref(),
                     Role::System => false,
                 };
                 if !ok {
-                    let theirs = caller.role == Role::Worker && c.worker() == caller.worker.as_deref();
-                    let why = if theirs { "is closed" } else { "is not assigned to you" };
-                    return Err(Error::forbidden(format!("case {} {why}", c.no)));
+                    return Err(Error::forbidden(format!("case {} is not assigned to you", c.no)));
                 }
                 // The history is read from the store once this reply is
                 // released, off the engine thread (see `history`), from the
