@@ -389,3 +389,29 @@ fn serving_beyond_loopback_warns_that_the_protocol_is_not_encrypted() {
         log.lines().any(|l| l.contains("WARN") && l.contains("not encrypted") && l.contains("0.0.0.0:"));
     assert!(warned, "{log}");
 }
+
+/// A data directory that belongs to another user (an administrator's,
+/// shared with the server's user through its group, say) is used as it
+/// is, with a warning: changing its mode is not the server's to do, and
+/// trying (EPERM) stopped the start. Needs root to give the directory
+/// away; elsewhere it says so and checks nothing.
+#[test]
+fn serve_uses_an_open_data_directory_of_another_user_as_it_is_and_says_so() {
+    // SAFETY: geteuid only reads this process's effective user id.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("NOT CHECKED: giving a directory to another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o2777)).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), None).unwrap();
+    let mut srv = Server::start(&data, &[]);
+    assert!(srv.terminate().success());
+    assert_eq!(mode(&data), Some(0o777), "left as it is");
+    let log = strip_ansi(&std::fs::read_to_string(data.with_extension("log")).unwrap());
+    let warned = log.lines().any(|l| l.contains("WARN") && l.contains("belongs to another user"));
+    assert!(warned, "{log}");
+    assert_eq!(mode(&data.join("log")), Some(0o700), "its own log directory is private");
+}

@@ -174,27 +174,45 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Makes the directory `dir`, if it exists, its owner's alone (0700) when
-/// group or others have any access to it, with a warning naming it (as
-/// `tokens.toml` is made 0600). The files in it then need no change: no
-/// one else can reach them.
+/// Makes the directory `dir`, if it exists and belongs to this user, its
+/// owner's alone (0700, special bits kept) when group or others have any
+/// access to it, with a warning naming it (as `tokens.toml` is made 0600).
+/// The files in it then need no change: no one else can reach them. One
+/// that belongs to another user is only warned about: the server may use
+/// it (an administrator's shared directory) but not change it.
 fn tighten(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = match std::fs::metadata(dir) {
-            Ok(m) => m.permissions().mode() & 0o777,
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let m = match std::fs::metadata(dir) {
+            Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        let mode = m.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 {
+            return Ok(());
+        }
+        // SAFETY: geteuid only reads this process's effective user id.
+        let me = unsafe { libc::geteuid() };
+        if m.uid() != me {
+            // Not ours to change (a directory an administrator shares with
+            // this user through its group, say): it is used as it is.
             tracing::warn!(
                 path = %dir.display(),
-                was = format!("{mode:04o}"),
-                "the directory was open to other users (it holds residents' records); its mode is now 0700"
+                mode = format!("{mode:04o}"),
+                owner = m.uid(),
+                "the directory holds residents' records and is open to other users, but belongs to another user: left as it is; make it private to the user the server runs as (mode 0700)"
             );
+            return Ok(());
         }
+        // Group and others lose every access; setgid and the like stay.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode((mode & 0o7000) | 0o700))?;
+        tracing::warn!(
+            path = %dir.display(),
+            was = format!("{mode:04o}"),
+            "the directory was open to other users (it holds residents' records); its mode is now 0700"
+        );
     }
     #[cfg(not(unix))]
     let _ = dir;
