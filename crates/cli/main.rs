@@ -243,10 +243,12 @@ fn log_directives(spec: Option<&str>) -> String {
         _ => "info",
     };
     let directives = || spec.split(',').map(str::trim).filter(|d| !d.is_empty());
-    // `sled`, `sled::tree=...`, `sled[span]=...`.
+    // `sled=...`, `sled[span]=...`, or `sled::tree=...` (the module that
+    // logs the batches): a directive for another of sled's modules
+    // (`sled::pagecache=info`) does not ask for the records.
     let names_sled = directives().any(|d| {
         let target = d.split(['=', '[']).next().unwrap_or_default().trim();
-        target == "sled" || target.starts_with("sled::")
+        target == "sled" || target == "sled::tree"
     });
     // A directive without a target sets the level of every other one.
     let traces_all = directives().any(|d| d.eq_ignore_ascii_case("trace"));
@@ -328,6 +330,11 @@ mod tests {
         // Named: whoever names sled gets what they asked for.
         assert_eq!(log_directives(Some("trace,sled=trace")), "trace,sled=trace");
         assert_eq!(log_directives(Some("trace,sled::tree=trace")), "trace,sled::tree=trace");
+        // Another of sled's modules named: the batches are still held back.
+        assert_eq!(
+            log_directives(Some("trace,sled::pagecache=info")),
+            "trace,sled::pagecache=info,sled=debug"
+        );
         // Only some targets at trace: sled is not among them.
         assert_eq!(log_directives(Some("info,gridline_caselog=trace")), "info,gridline_caselog=trace");
         // `sledge` is not sled.
