@@ -76,13 +76,21 @@ struct OlderFold {
     response: bool,
 }
 
+/// When builds began to record a missed claim deadline for good
+/// (2026-11-28T12:00:00Z; the change was made that morning). A record last
+/// written after it was written by such a build.
+const RESPONSE_FOLD_SINCE: Timestamp = Timestamp(1_795_867_200_000);
+
 /// What of [`OlderFold`] explains `stored` where it differs from
 /// `replayed`, or `None` if something else differs.
 fn older_fold(stored: &Case, replayed: &Case) -> Option<OlderFold> {
     let why = OlderFold {
         township: stored.township != replayed.township,
+        // Only in a record last written before the new fold was: from
+        // then on a build that forgot a miss would be a bug to report.
         response: stored.responded_on_time != replayed.responded_on_time
-            && replayed.responded_on_time == Some(false),
+            && replayed.responded_on_time == Some(false)
+            && stored.updated_at < RESPONSE_FOLD_SINCE,
     };
     let explained = Case {
         township: replayed.township.clone(),

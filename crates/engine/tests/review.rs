@@ -135,39 +135,52 @@ fn a_late_response_stays_late_whoever_claims_the_case_after_a_return_or_a_reassi
 
 /// A record as versions before 2026-11-28 folded that history (answered
 /// on time: the miss was forgotten at the new dispatch) still verifies,
-/// counted; any other difference does not.
+/// counted; any other difference does not, and neither does the same
+/// record last written after the change (a build forgetting the miss then
+/// is a bug, not an older fold).
 #[test]
 fn a_late_response_an_older_version_stored_as_on_time_still_verifies() {
-    let rig = Rig::new();
-    let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
-    let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
-    let first = c.worker().unwrap().to_string();
-    rig.clock.set(Timestamp(c.due_claim.unwrap().0 + 60_000));
-    rig.tick();
-    rig.call(&worker(&first), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() })
-        .unwrap();
-    let next = rig.case(&c).0.worker().unwrap().to_string();
-    rig.call(&worker(&next), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
-    let (d, _) = rig.case(&c);
-    assert_eq!(d.responded_on_time, Some(false));
-    let store = rig.store.clone();
-    drop(rig);
-    let verify = || CaseLog::open(store.clone(), None).unwrap().verify();
-    let report = verify().unwrap();
-    assert_eq!((report.cases, report.old_responses, report.old_townships), (1, 0, 0));
-    let put = |case: &Case| {
-        let mut b = gridline_caselog::WriteBatch::default();
-        b.put(codec::case_key(&case.id), codec::encode_case(case).unwrap());
-        store.apply(b).unwrap();
-        store.sync().unwrap();
-    };
-    let old = Case { responded_on_time: Some(true), ..d.clone() };
-    put(&old);
-    let report = verify().unwrap();
-    assert_eq!((report.cases, report.old_responses, report.old_townships), (1, 1, 0));
-    put(&Case { returns: 7, ..old });
-    let e = verify().unwrap_err();
-    assert!(e.to_string().contains("differs from the replay"), "{e}");
+    // 2026-11-24 (ten_am), and 2026-12-01T02:00Z, after the change.
+    for (start, older) in [(None, true), (Some(Timestamp(1_796_090_400_000)), false)] {
+        let rig = Rig::new();
+        if let Some(t) = start {
+            rig.clock.set(t);
+        }
+        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+        let first = c.worker().unwrap().to_string();
+        rig.clock.set(Timestamp(c.due_claim.unwrap().0 + 60_000));
+        rig.tick();
+        rig.call(&worker(&first), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() })
+            .unwrap();
+        let next = rig.case(&c).0.worker().unwrap().to_string();
+        rig.call(&worker(&next), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+        let (d, _) = rig.case(&c);
+        assert_eq!(d.responded_on_time, Some(false));
+        let store = rig.store.clone();
+        drop(rig);
+        let verify = || CaseLog::open(store.clone(), None).unwrap().verify();
+        let report = verify().unwrap();
+        assert_eq!((report.cases, report.old_responses, report.old_townships), (1, 0, 0));
+        let put = |case: &Case| {
+            let mut b = gridline_caselog::WriteBatch::default();
+            b.put(codec::case_key(&case.id), codec::encode_case(case).unwrap());
+            store.apply(b).unwrap();
+            store.sync().unwrap();
+        };
+        let old = Case { responded_on_time: Some(true), ..d.clone() };
+        put(&old);
+        if older {
+            let report = verify().unwrap();
+            assert_eq!((report.cases, report.old_responses, report.old_townships), (1, 1, 0));
+        } else {
+            let e = verify().unwrap_err();
+            assert!(e.to_string().contains("differs from the replay"), "{e}");
+        }
+        put(&Case { returns: 7, ..old });
+        let e = verify().unwrap_err();
+        assert!(e.to_string().contains("differs from the replay"), "{e}");
+    }
 }
 
 /// `EngineConfig::escalation_levels`: "Escalation steps after a missed claim
