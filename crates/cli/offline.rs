@@ -263,9 +263,21 @@ pub fn remove_copy_on_signals() -> anyhow::Result<()> {
             if let Some(dir) = known.as_deref() {
                 remove_copy(dir);
             }
-            // SAFETY: ends the process at once; sled's threads may be busy
-            // in the copy just removed, and must not run exit handlers.
-            unsafe { libc::_exit(128 + sig) };
+            // Ends as the signal would have, so that a shell or a script
+            // sees it (a loop over `gridline audit` stops at Ctrl-C): the
+            // default action, raised in this thread with it unblocked.
+            // SAFETY: plain signal calls on this thread; the process ends
+            // at once (sled's threads may be busy in the copy just removed,
+            // and no exit handler runs), and `_exit` if it did not.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+                let mut one: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut one);
+                libc::sigaddset(&mut one, sig);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+                libc::raise(sig);
+                libc::_exit(128 + sig);
+            }
         })
         .context("starting the signal thread")?;
     Ok(())
