@@ -55,7 +55,7 @@ async fn audit_into_a_closed_pipe_leaves_no_copy_of_the_log() {
 }
 
 /// `verify` interrupted (SIGINT, SIGTERM, SIGHUP) while it reads its copy
-/// of the log: the copy is removed and the status is 128 + the signal.
+/// of the log: the copy is removed and the process is ended by the signal.
 /// While it exists, the copy is its owner's alone: directory 0700, files
 /// 0600 (the originals' modes are looser here on purpose).
 #[tokio::test(flavor = "multi_thread")]
@@ -301,33 +301,107 @@ fn simulate_interrupted_still_revokes_its_tokens() {
     let data = dir.path().join("data");
     let srv = Server::start(&data, &[]);
     let tokens = data.join("tokens.toml");
-    let child = Command::new(bin())
-        .args(["simulate", "--addr", &srv.addr, "--tokens", tokens.to_str().unwrap()])
+    // Ctrl-C, and the terminal hanging up (an ssh session dropped).
+    for sig in [libc::SIGINT, libc::SIGHUP] {
+        let before = sim_tokens(&tokens).len();
+        let child = start_simulate(&srv.addr, &tokens, Stdio::piped());
+        let t0 = Instant::now();
+        while sim_tokens(&tokens).len() == before {
+            assert!(t0.elapsed() < Duration::from_secs(120), "simulate issued no token");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: a signal to the child started here.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + sig), "{err}");
+        let live = live_worker_tokens(&tokens);
+        assert!(live.is_empty(), "signal {sig}: live worker tokens left: {live:?}; {err}");
+    }
+}
+
+/// A `simulate` of 4,000 cases that issues its tokens slowly.
+fn start_simulate(addr: &str, tokens: &Path, stdout: Stdio) -> std::process::Child {
+    Command::new(bin())
+        .args(["simulate", "--addr", addr, "--tokens", tokens.to_str().unwrap()])
         .args(["--cases", "4000", "--connections", "2", "--window", "4"])
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let issued = |text: &str| text.contains("name = \"sim-");
-    let t0 = Instant::now();
-    while !issued(&std::fs::read_to_string(&tokens).unwrap()) {
-        assert!(t0.elapsed() < Duration::from_secs(120), "simulate issued no token");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // SAFETY: a signal to the child started here.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    let file: toml::Value = toml::from_str(&std::fs::read_to_string(&tokens).unwrap()).unwrap();
-    let live: Vec<_> = file["token"]
+        .unwrap()
+}
+
+/// The names of the `sim-...` tokens in a tokens file, live or revoked.
+fn sim_tokens(tokens: &Path) -> Vec<String> {
+    worker_tokens(tokens, |t| t["name"].as_str().unwrap().starts_with("sim-"))
+}
+
+/// The names of the live worker tokens in a tokens file.
+fn live_worker_tokens(tokens: &Path) -> Vec<String> {
+    worker_tokens(tokens, |t| t.get("revoked").is_none())
+}
+
+fn worker_tokens(tokens: &Path, keep: impl Fn(&toml::Value) -> bool) -> Vec<String> {
+    let file: toml::Value = toml::from_str(&std::fs::read_to_string(tokens).unwrap()).unwrap();
+    file["token"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["role"].as_str() == Some("worker") && t.get("revoked").is_none())
+        .filter(|t| t["role"].as_str() == Some("worker") && keep(t))
         .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    assert!(live.is_empty(), "live worker tokens left: {live:?}; {err}");
+        .collect()
+}
+
+/// `simulate ... | head -1`: the reader gone does not kill the run before
+/// it revokes its tokens (it ends quietly with SIGPIPE's status). And a
+/// run killed outright (SIGKILL) leaves its tokens live: the next run
+/// does not use them, and revokes them with its own.
+#[test]
+fn simulate_cut_off_or_killed_leaves_no_live_token_after_the_next_run() {
+    use std::os::fd::FromRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just made and are owned here alone.
+    let (read, write) =
+        unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let out = start_simulate(&srv.addr, &tokens, Stdio::from(write)).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{:?}: {err}", out.status);
+    assert!(!sim_tokens(&tokens).is_empty(), "it issued tokens: {err}");
+    assert_eq!(live_worker_tokens(&tokens), Vec::<String>::new(), "{err}");
+
+    let mut child = start_simulate(&srv.addr, &tokens, Stdio::null());
+    let before = sim_tokens(&tokens).len();
+    let t0 = Instant::now();
+    while sim_tokens(&tokens).len() < before + 5 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "simulate issued no token");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = live_worker_tokens(&tokens);
+    assert!(!left.is_empty(), "SIGKILL leaves the run's tokens live");
+
+    let (code, out, err) = run(&[
+        "simulate",
+        "--addr",
+        &srv.addr,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--cases",
+        "100",
+        "--seed",
+        "9",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("an earlier run left live"), "{err}");
+    assert_eq!(live_worker_tokens(&tokens), Vec::<String>::new(), "{err}");
 }
 
 /// A refused `AUTH` is in the server's log with the peer's address and

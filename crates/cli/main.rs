@@ -180,6 +180,15 @@ fn main() -> ExitCode {
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         }
+    } else if matches!(cli.command, Cmd::Simulate(_)) {
+        // `gridline simulate ... | head -1`: a reader that goes away must
+        // not kill the run before it revokes the worker tokens it issued;
+        // the failed write is an error, returned after they are revoked.
+        #[cfg(unix)]
+        // SAFETY: before any thread is started; SIG_IGN is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
     } else if !matches!(cli.command, Cmd::Serve(_)) {
         // `gridline registry stats | head`: a reader that goes away ends the
         // command quietly, as it does `cat`, instead of a panic in

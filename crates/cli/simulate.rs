@@ -101,6 +101,8 @@ struct Tokens {
     supervisor: String,
     operator: String,
     workers: HashMap<String, String>,
+    /// Live `sim-...` worker tokens an earlier run left behind.
+    left_over: Vec<String>,
 }
 
 fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
@@ -111,10 +113,14 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
     // A token REVOKE withdrew stays in the file; it no longer authenticates.
     let active = || file.token.iter().filter(|t| t.revoked.is_none());
     let find = |role: &str| active().find(|t| t.role == role).map(|t| t.secret.clone());
+    // Worker tokens of an earlier run that could not revoke them (killed
+    // with SIGKILL, say) are not used: they are revoked with this run's.
+    let is_sim = |t: &&gridline_server::auth::Token| t.role == "worker" && t.name.starts_with("sim-");
     let workers = active()
-        .filter(|t| t.role == "worker")
+        .filter(|t| t.role == "worker" && !is_sim(t))
         .filter_map(|t| t.worker.clone().map(|w| (w, t.secret.clone())))
         .collect();
+    let left_over = active().filter(is_sim).map(|t| t.name.clone()).collect();
     let need = |role: &str| {
         find(role).with_context(|| {
             format!("{}: no {role} token (--tokens: the server's tokens.toml)", path.display())
@@ -125,6 +131,7 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
         supervisor: need("supervisor")?,
         operator: need("operator")?,
         workers,
+        left_over,
     })
 }
 
@@ -302,7 +309,13 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (addr, admin) = (a.addr.clone(), tokens.admin.clone());
     rt.block_on(async {
-        let issued = Issued::default();
+        if !tokens.left_over.is_empty() {
+            errln!(
+                "simulate: {} worker token(s) an earlier run left live (named sim-...) will be revoked with this run's",
+                tokens.left_over.len()
+            );
+        }
+        let issued = Issued::new(std::sync::Mutex::new(tokens.left_over.clone()));
         let interrupted = interrupted().context("installing the signal handlers")?;
         // Ctrl-C or SIGTERM drops the run where it stands (its connections
         // close), and the tokens it issued are revoked all the same.
@@ -312,9 +325,9 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         };
         let names = std::mem::take(&mut *issued.lock().unwrap_or_else(|e| e.into_inner()));
         match (result, revoke_all(&addr, &admin, &names).await) {
-            (r, Ok(())) => {
-                if !names.is_empty() {
-                    errln!("simulate: revoked the {} worker token(s) it issued", names.len());
+            (r, Ok(revoked)) => {
+                if revoked > 0 {
+                    errln!("simulate: revoked the {revoked} worker token(s) it issued");
                 }
                 r
             }
@@ -327,18 +340,21 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Resolves, with its number, at the first SIGINT or SIGTERM; the handlers
-/// are installed when this is called.
+/// Resolves, with its number, at the first SIGINT, SIGTERM or SIGHUP (the
+/// terminal gone: an ssh session dropped); the handlers are installed when
+/// this is called.
 fn interrupted() -> std::io::Result<impl std::future::Future<Output = u8>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
         Ok(async move {
             tokio::select! {
                 _ = int.recv() => 2,
                 _ = term.recv() => 15,
+                _ = hup.recv() => 1,
             }
         })
     }
@@ -358,9 +374,9 @@ fn interrupted() -> std::io::Result<impl std::future::Future<Output = u8>> {
 /// each a rewrite and sync of tokens.toml): a name that is `not_found` is
 /// asked for again for a few seconds, and then taken to be one the server
 /// never made.
-async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result<()> {
+async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result<usize> {
     if names.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let left = |e: anyhow::Error| {
         e.context(format!(
@@ -369,7 +385,7 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
         ))
     };
     let mut c = Client::connect_auth(addr, admin).await.map_err(|e| left(e.into()))?;
-    let (mut todo, mut failed) = (names.to_vec(), Vec::new());
+    let (mut todo, mut failed, mut revoked) = (names.to_vec(), Vec::new(), 0);
     let t0 = Instant::now();
     while !todo.is_empty() {
         let reqs: Vec<(&'static str, String)> =
@@ -378,7 +394,7 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
         let mut again = Vec::new();
         for (n, r) in todo.into_iter().zip(replies) {
             match r {
-                Reply::Ok { .. } => {}
+                Reply::Ok { .. } => revoked += 1,
                 Reply::Err { code, .. } if code == "not_found" => again.push(n),
                 Reply::Err { code, message } => failed.push(format!("{n} ({code} {message})")),
             }
@@ -394,7 +410,7 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
     if !failed.is_empty() {
         bail!("{} worker token(s) this run issued are still live: {}", failed.len(), failed.join(", "));
     }
-    Ok(())
+    Ok(revoked)
 }
 
 /// The name of the token a run tagged `run` issues for `worker`: it says
