@@ -176,7 +176,8 @@ fn main() -> ExitCode {
         // failed write, an error `outln!` returns; the copy is removed as
         // the error returns, and the command then ends quietly (see below).
         #[cfg(unix)]
-        // SAFETY: before any thread is started; SIG_IGN is a valid disposition.
+        // SAFETY: SIG_IGN is a valid disposition; the one thread started so
+        // far (the signal thread) only waits for other signals.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         }
