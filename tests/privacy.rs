@@ -304,7 +304,7 @@ fn simulate_interrupted_still_revokes_its_tokens() {
     // Ctrl-C, and the terminal hanging up (an ssh session dropped).
     for sig in [libc::SIGINT, libc::SIGHUP] {
         let before = sim_tokens(&tokens).len();
-        let child = start_simulate(&srv.addr, &tokens, Stdio::piped());
+        let child = start_simulate(&srv.addr, &tokens, 4000, Stdio::piped());
         let t0 = Instant::now();
         while sim_tokens(&tokens).len() == before {
             assert!(t0.elapsed() < Duration::from_secs(120), "simulate issued no token");
@@ -320,11 +320,11 @@ fn simulate_interrupted_still_revokes_its_tokens() {
     }
 }
 
-/// A `simulate` of 4,000 cases that issues its tokens slowly.
-fn start_simulate(addr: &str, tokens: &Path, stdout: Stdio) -> std::process::Child {
+/// A `simulate` of `cases` cases that issues its tokens slowly.
+fn start_simulate(addr: &str, tokens: &Path, cases: usize, stdout: Stdio) -> std::process::Child {
     Command::new(bin())
         .args(["simulate", "--addr", addr, "--tokens", tokens.to_str().unwrap()])
-        .args(["--cases", "4000", "--connections", "2", "--window", "4"])
+        .args(["--cases", &cases.to_string(), "--connections", "2", "--window", "4"])
         .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
@@ -370,13 +370,13 @@ fn simulate_cut_off_or_killed_leaves_no_live_token_after_the_next_run() {
     let (read, write) =
         unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) };
     drop(read);
-    let out = start_simulate(&srv.addr, &tokens, Stdio::from(write)).wait_with_output().unwrap();
+    let out = start_simulate(&srv.addr, &tokens, 300, Stdio::from(write)).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(141), "{:?}: {err}", out.status);
     assert!(!sim_tokens(&tokens).is_empty(), "it issued tokens: {err}");
     assert_eq!(live_worker_tokens(&tokens), Vec::<String>::new(), "{err}");
 
-    let mut child = start_simulate(&srv.addr, &tokens, Stdio::null());
+    let mut child = start_simulate(&srv.addr, &tokens, 4000, Stdio::null());
     let before = sim_tokens(&tokens).len();
     let t0 = Instant::now();
     while sim_tokens(&tokens).len() < before + 5 {
