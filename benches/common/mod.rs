@@ -53,7 +53,15 @@ pub fn accept_in_memory(reg: &Arc<Registry>, intakes: &[Intake], n: usize) -> (M
 }
 
 pub fn measure_shape(reg: &Arc<Registry>, intakes: &[Intake]) -> Shape {
-    let (store, _) = accept_in_memory(reg, intakes, 200);
+    // With a request id, as the load driver's cases carry one (`req=a-N`),
+    // stored in the case record.
+    let with_req: Vec<Intake> = intakes
+        .iter()
+        .take(200)
+        .enumerate()
+        .map(|(i, x)| Intake { req: Some(format!("a-{i}").into()), ..x.clone() })
+        .collect();
+    let (store, _) = accept_in_memory(reg, &with_req, 200);
     let (mut case_total, mut cases) = (0, 0);
     for kv in store.scan(&[codec::CASE_PREFIX]) {
         case_total += kv.expect("scan").1.len();
