@@ -267,30 +267,22 @@ fn simulate_revokes_the_worker_tokens_it_issued() {
     let srv = Server::start(&data, &[]);
     let tokens = data.join("tokens.toml");
     for seed in ["3", "4"] {
-        let (code, out, err) = run(&[
-            "simulate",
-            "--addr",
-            &srv.addr,
-            "--tokens",
-            tokens.to_str().unwrap(),
-            "--cases",
-            "300",
-            "--connections",
-            "4",
-            "--seed",
-            seed,
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
+        let err = run_simulate(&srv.addr, &tokens, 300, seed);
         assert!(err.contains("revoked the"), "{err}");
     }
-    let file: toml::Value = toml::from_str(&std::fs::read_to_string(&tokens).unwrap()).unwrap();
-    let all = file["token"].as_array().unwrap();
-    let made: Vec<_> = all.iter().filter(|t| t["name"].as_str().unwrap().starts_with("sim-")).collect();
+    let made = sim_tokens(&tokens);
     assert!(made.len() > 20, "simulate issued {} tokens", made.len());
-    let live: Vec<_> =
-        all.iter().filter(|t| t["role"].as_str() == Some("worker") && t.get("revoked").is_none()).collect();
-    assert!(live.is_empty(), "{} live worker tokens left, such as {:?}", live.len(), live[0]["name"]);
-    assert!(made.iter().all(|t| t.get("revoked").is_some()));
+    let live = live_worker_tokens(&tokens);
+    assert!(live.is_empty(), "{} live worker tokens left, such as {:?}", live.len(), live[0]);
+}
+
+/// Runs `simulate` to its end (it must succeed); its stderr.
+fn run_simulate(addr: &str, tokens: &Path, cases: usize, seed: &str) -> String {
+    let cases = cases.to_string();
+    let args = ["simulate", "--addr", addr, "--tokens", tokens.to_str().unwrap(), "--cases", &cases];
+    let (code, out, err) = run(&[&args[..], &["--connections", "4", "--seed", seed]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    err
 }
 
 /// `simulate` stopped with Ctrl-C once it has issued tokens: it revokes
@@ -388,18 +380,7 @@ fn simulate_cut_off_or_killed_leaves_no_live_token_after_the_next_run() {
     let left = live_worker_tokens(&tokens);
     assert!(!left.is_empty(), "SIGKILL leaves the run's tokens live");
 
-    let (code, out, err) = run(&[
-        "simulate",
-        "--addr",
-        &srv.addr,
-        "--tokens",
-        tokens.to_str().unwrap(),
-        "--cases",
-        "100",
-        "--seed",
-        "9",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    let err = run_simulate(&srv.addr, &tokens, 100, "9");
     assert!(err.contains("an earlier run left live"), "{err}");
     assert_eq!(live_worker_tokens(&tokens), Vec::<String>::new(), "{err}");
 }
