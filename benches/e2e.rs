@@ -1056,13 +1056,11 @@ fn paced(
     srv: &Server,
     intakes: &[Intake],
     rate: f64,
-    cases: usize,
     conns: usize,
     limit: Duration,
 ) -> (LoadResult, Option<ServerStats>) {
     // Ten seconds of it (`E2E_HALF_CASES` to choose), whatever the peak
     // run's count: a tail is read over more than a second or two.
-    let _ = cases;
     let n = env_usize("E2E_HALF_CASES", ((rate * 10.0) as usize).max(1000));
     let interval = Duration::from_secs_f64(conns as f64 / rate);
     eprintln!("gridline: {n} accepts paced at {rate:.0}/s...");
@@ -1108,7 +1106,7 @@ fn main() {
         assert!(rate > 0, "E2E_ONLY_HALF=1 needs E2E_HALF_RATE");
         let data = tmp.path().join("half");
         let srv = Server::start(&data, write_tokens(&data, &reg));
-        let (half, server) = paced(&rt, &srv, &intakes, rate as f64, cases, conns, limit);
+        let (half, server) = paced(&rt, &srv, &intakes, rate as f64, conns, limit);
         let (ack, sync) = server.map_or_else(Default::default, |s| (s.ack.join(" / "), s.sync.join(" / ")));
         println!(
             "| paced ACCEPT at {rate}/s, {} cases | client p50 / p99 / p999 ms {} | driver lateness p50 / p99 / max ms {:.2} / {:.2} / {:.2} | server p50 / p99 / max ms {ack} | barrier {sync} |",
@@ -1144,7 +1142,7 @@ fn main() {
         0 => peak.rate() / 2.0,
         r => r as f64,
     };
-    let (half, half_server) = paced(&rt, &srv, &intakes, half_rate, cases, conns, limit);
+    let (half, half_server) = paced(&rt, &srv, &intakes, half_rate, conns, limit);
     let pings = (cases * 10).max(200_000);
     eprintln!("gridline: {pings} PINGs...");
     let ping =
