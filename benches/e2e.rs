@@ -1063,13 +1063,12 @@ fn paced(
     srv: &Server,
     intakes: &[Intake],
     rate: f64,
+    secs: f64,
     conns: usize,
     limit: Duration,
 ) -> (LoadResult, Option<ServerStats>) {
-    // Ten seconds of it (`E2E_HALF_CASES` to choose), whatever the peak
-    // run's count: a tail is read over more than a second or two.
-    // (A quick run, without `--bench`, is one second of it.)
-    let secs = if std::env::args().any(|a| a == "--bench") { 10.0 } else { 1.0 };
+    // `secs` of it (`E2E_HALF_CASES` to choose), whatever the peak run's
+    // count: a tail is read over more than a second or two.
     let n = env_usize("E2E_HALF_CASES", ((rate * secs) as usize).max(1000));
     let interval = Duration::from_secs_f64(conns as f64 / rate);
     eprintln!("gridline: {n} accepts paced at {rate:.0}/s...");
@@ -1095,6 +1094,8 @@ fn main() {
     let lc_cases = env_usize("E2E_LIFECYCLE_CASES", if quick { 1_000 } else { 30_000 });
     let pg_cases = env_usize("E2E_PG_CASES", if quick { 500 } else { 20_000 });
     let limit = Duration::from_secs(env_usize("E2E_SECS", if quick { 20 } else { 60 }) as u64);
+    // The paced run: ten seconds (one in a quick run).
+    let half_secs = if quick { 1.0 } else { 10.0 };
     let conns = env_usize("E2E_CONNS", 32);
     let window = env_usize("E2E_WINDOW", 64);
     let big = std::env::var("E2E_BIG").is_ok_and(|v| v == "1");
@@ -1115,7 +1116,7 @@ fn main() {
         assert!(rate > 0, "E2E_ONLY_HALF=1 needs E2E_HALF_RATE");
         let data = tmp.path().join("half");
         let srv = Server::start(&data, write_tokens(&data, &reg));
-        let (half, server) = paced(&rt, &srv, &intakes, rate as f64, conns, limit);
+        let (half, server) = paced(&rt, &srv, &intakes, rate as f64, half_secs, conns, limit);
         let (ack, sync) = server.map_or_else(Default::default, |s| (s.ack.join(" / "), s.sync.join(" / ")));
         println!(
             "| paced ACCEPT at {rate}/s, {} cases | client p50 / p99 / p999 ms {} | driver lateness p50 / p99 / max ms {:.2} / {:.2} / {:.2} | server p50 / p99 / max ms {ack} | barrier {sync} |",
@@ -1151,7 +1152,7 @@ fn main() {
         0 => peak.rate() / 2.0,
         r => r as f64,
     };
-    let (half, half_server) = paced(&rt, &srv, &intakes, half_rate, conns, limit);
+    let (half, half_server) = paced(&rt, &srv, &intakes, half_rate, half_secs, conns, limit);
     let pings = (cases * 10).max(200_000);
     eprintln!("gridline: {pings} PINGs...");
     let ping =

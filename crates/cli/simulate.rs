@@ -115,7 +115,8 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
     let find = |role: &str| active().find(|t| t.role == role).map(|t| t.secret.clone());
     // Worker tokens of an earlier run that could not revoke them (killed
     // with SIGKILL, say) are not used: they are revoked with this run's.
-    let is_sim = |t: &&gridline_server::auth::Token| t.role == "worker" && t.name.starts_with("sim-");
+    let is_sim =
+        |t: &&gridline_server::auth::Token| t.role == "worker" && t.name.starts_with(SIM_TOKEN_PREFIX);
     let workers = active()
         .filter(|t| t.role == "worker" && !is_sim(t))
         .filter_map(|t| t.worker.clone().map(|w| (w, t.secret.clone())))
@@ -317,17 +318,25 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         }
         let issued = Issued::new(std::sync::Mutex::new(tokens.left_over.clone()));
         let interrupted = interrupted().context("installing the signal handlers")?;
-        // Ctrl-C or SIGTERM drops the run where it stands (its connections
-        // close), and the tokens it issued are revoked all the same.
+        // Ctrl-C, SIGTERM or SIGHUP drops the run where it stands (its
+        // connections close), and the tokens it issued are revoked all the
+        // same, within REVOKE_WAIT.
         let result = tokio::select! {
             r = simulate(a, registry, tokens, issued.clone()) => r.with_context(|| format!("simulating against {addr}")),
             sig = interrupted => Ok(ExitCode::from(128 + sig)),
         };
         let names = std::mem::take(&mut *issued.lock().unwrap_or_else(|e| e.into_inner()));
-        match (result, revoke_all(&addr, &admin, &names).await) {
+        let revoking = tokio::time::timeout(REVOKE_WAIT, revoke_all(&addr, &admin, &names)).await;
+        let revoking = revoking.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "revoking the {} worker tokens (named {SIM_TOKEN_PREFIX}...): no answer within {REVOKE_WAIT:?}; REVOKE them by name",
+                names.len()
+            ))
+        });
+        match (result, revoking) {
             (r, Ok(revoked)) => {
                 if revoked > 0 {
-                    errln!("simulate: revoked the {revoked} worker token(s) it issued");
+                    errln!("simulate: revoked {revoked} worker token(s) (named {SIM_TOKEN_PREFIX}...)");
                 }
                 r
             }
@@ -413,11 +422,18 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
     Ok(revoked)
 }
 
+/// What the name of every worker token `simulate` issues starts with.
+const SIM_TOKEN_PREFIX: &str = "sim-";
+
+/// How long revoking a run's tokens may take before it gives up, saying
+/// which are left (a server that stopped answering).
+const REVOKE_WAIT: Duration = Duration::from_secs(60);
+
 /// The name of the token a run tagged `run` issues for `worker`: it says
 /// `simulate` made it, and, since a name is never given twice in a data
 /// directory (revoked ones keep theirs), it differs from every other run's.
 fn sim_token_name(run: &str, worker: &str) -> String {
-    format!("sim-{run}-{worker}")
+    format!("{SIM_TOKEN_PREFIX}{run}-{worker}")
 }
 
 async fn simulate(
