@@ -324,6 +324,15 @@ impl Wal {
         Ok(())
     }
 
+    /// Zero-fills the file to at least `len` bytes, durably, ahead of any
+    /// record that needs them.
+    pub fn reserve(&mut self, len: u64) -> Result<(), StoreError> {
+        if len > self.len {
+            self.grow(len)?;
+        }
+        Ok(())
+    }
+
     /// Zero-fills the file to at least `need` bytes and makes its new length durable.
     fn grow(&mut self, need: u64) -> Result<(), StoreError> {
         let to = need.div_ceil(GROW) * GROW;
