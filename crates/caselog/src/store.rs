@@ -945,10 +945,16 @@ impl Drop for SledStore {
         // Staged but never synced, so never acknowledged (an undo batch, say).
         log.pending = None;
         if !failed && log.dead.is_none() {
-            // A clean stop leaves an empty, small log; if this fails, the
-            // next start replays it.
+            // A clean stop leaves both files empty (the other one reset
+            // too: its records are durable in sled) and cut to their
+            // headers; if this fails, the next start replays the log.
             let log = &mut *log;
-            match self.checkpoint(log).and_then(|()| log.wal.shrink(0)).and_then(|()| log.spare.shrink(0)) {
+            let r = self
+                .checkpoint(log)
+                .and_then(|()| log.spare.reset(log.wal.next()))
+                .and_then(|()| log.wal.truncate())
+                .and_then(|()| log.spare.truncate());
+            match r {
                 Ok(()) => {}
                 Err(e) => {
                     warn!(error = %e, "cannot checkpoint the case log at close; the next start replays the write-ahead log")
@@ -1943,10 +1949,12 @@ mod tests {
                 wal.write().unwrap();
             }
             drop(wal);
-            // The start replays them; they stay in the second file, durable in sled.
+            // The start replays them; they stay in the second file, durable
+            // in sled, when the server is killed (a clean close would reset
+            // that file too).
             let s = SledStore::open(dir.path()).unwrap();
             assert_eq!(value(&s, "b").as_deref(), Some("3"), "{what}");
-            drop(s);
+            as_if_killed(s);
             let p = dir.path().join(WAL_FILES[1]);
             let mut bytes = std::fs::read(&p).unwrap();
             bytes[32 + byte] ^= bit;
@@ -1994,12 +2002,38 @@ mod tests {
         let log = s.log.lock().unwrap();
         assert_eq!((log.wal.file_len(), log.spare.file_len()), (working, working));
         drop(log);
-        // A clean close gives the space back; the next open takes it again.
+        // A clean close cuts both files to their headers, records and all
+        // (the second file's were durable in sled); the next open reads
+        // them, finds nothing owed, and grows them again.
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        {
+            let mut log = s.log.lock().unwrap();
+            s.rotate(&mut log).unwrap();
+        }
+        s.apply(put("b", "2")).unwrap();
+        s.sync().unwrap();
         drop(s);
         for name in WAL_FILES {
-            assert_eq!(std::fs::metadata(dir.path().join(name)).unwrap().len(), crate::wal::GROW, "{name}");
+            assert_eq!(std::fs::metadata(dir.path().join(name)).unwrap().len(), 32, "{name}");
         }
-        drop(SledStore::open(dir.path()).unwrap());
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!((value(&s, "a").as_deref(), value(&s, "b").as_deref()), (Some("1"), Some("2")));
+        for name in WAL_FILES {
+            assert_eq!(std::fs::metadata(dir.path().join(name)).unwrap().len(), working, "{name}");
+        }
+        s.apply(put("c", "3")).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(value(&s, "c").as_deref(), Some("3"));
+    }
+
+    /// Drops the store without the clean close's checkpoint, leaving the
+    /// log's files as a kill would.
+    fn as_if_killed(s: SledStore) {
+        s.log.lock().unwrap().dead = Some(StoreError::Io("the test kills the server".into()));
+        drop(s);
     }
 
     /// The number the log's next record gets, as a closed store left it.

@@ -383,6 +383,20 @@ impl Wal {
     }
 }
 
+impl Wal {
+    /// Cuts the file to its header, once it holds no record: at a clean
+    /// close, everything durable in sled. Zeros ahead of records serve only
+    /// a running log; the next open grows the file again.
+    pub fn truncate(&mut self) -> Result<(), StoreError> {
+        if self.end == HEADER && self.buf.is_empty() && self.len > HEADER {
+            self.file.set_len(HEADER).map_err(|e| io("cannot shrink the write-ahead log", e))?;
+            self.len = HEADER;
+            self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether the file at `path` is missing, or holds zeros (or nothing)
 /// where its header would be.
 pub(crate) fn headerless(path: &Path) -> Result<bool, StoreError> {
