@@ -804,7 +804,38 @@ impl Pg {
             &["-D", d, "-o", &opts, "-l", logf.to_str().unwrap_or("pg.log"), "-w", "-t", "60", "start"],
             as_postgres,
         )?;
-        Ok(Pg { dir, port, ctl, as_postgres })
+        let pg = Pg { dir, port, ctl, as_postgres };
+        pg.watch(base);
+        Ok(pg)
+    }
+
+    /// Stops the cluster and removes `base` (the bench's temporary
+    /// directory, with the servers' data) should the bench end without
+    /// dropping them: Ctrl-C or a kill. `pg_ctl` starts the cluster in a
+    /// session of its own, so the terminal's Ctrl-C never reaches it; the
+    /// watcher, a shell in a session of its own too, waits for the bench's
+    /// process to end. After a normal end it finds both gone already.
+    fn watch(&self, base: &Path) {
+        let data = self.dir.join("data");
+        let quoted = |p: &Path| p.to_str().filter(|p| !p.contains('\'')).map(str::to_string);
+        let (Some(ctl), Some(data), Some(base)) = (quoted(&self.ctl), quoted(&data), quoted(base)) else {
+            eprintln!("postgres: no watcher (a path has a quote); Ctrl-C would leave the cluster running");
+            return;
+        };
+        let runuser = if self.as_postgres { "runuser -u postgres -- " } else { "" };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}'{ctl}' -D '{data}' -m immediate stop; rm -rf '{base}'",
+            pid = std::process::id()
+        );
+        let spawned = Command::new("setsid")
+            .args(["-f", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !spawned.is_ok_and(|s| s.success()) {
+            eprintln!("postgres: cannot start its watcher (setsid); Ctrl-C would leave the cluster running");
+        }
     }
 
     fn connect(&self) -> Result<postgres::Client, String> {
