@@ -303,7 +303,9 @@ async fn conn_run(
     if let Some(tok) = auth {
         wr.write_all(format!("AUTH token={tok}\n").as_bytes()).await?;
         wr.flush().await?;
-        rd.read_line(&mut line).await?;
+        tokio::time::timeout(REPLY_WAIT, rd.read_line(&mut line))
+            .await
+            .map_err(|_| std::io::Error::other(format!("no reply to AUTH within {REPLY_WAIT:?}")))??;
         if !line.starts_with("OK") {
             return Err(std::io::Error::other(format!("AUTH refused: {line}")));
         }
@@ -472,11 +474,11 @@ async fn pipeline(c: &mut Client, reqs: &[String], window: usize) -> Result<Vec<
         // requests that take their places costs the driver (and the server's
         // reads) far less than one write a request.
         loop {
-            let line = c.read_line().await?.ok_or(ClientError::Closed)?;
+            let line = reply_line(c).await?;
             if reqs[out.len()].starts_with("PULL") {
                 let items = field(&line, "count").and_then(|n| n.parse().ok()).unwrap_or(0);
                 for _ in 0..items {
-                    c.read_line().await?.ok_or(ClientError::Closed)?;
+                    reply_line(c).await?;
                 }
             }
             out.push(line);
@@ -487,6 +489,15 @@ async fn pipeline(c: &mut Client, reqs: &[String], window: usize) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// The next line from the server, or an error once it stays silent for
+/// [`REPLY_WAIT`]: a stuck server fails the run instead of hanging it.
+async fn reply_line(c: &mut Client) -> Result<String, ClientError> {
+    match tokio::time::timeout(REPLY_WAIT, c.read_line()).await {
+        Ok(line) => line?.ok_or(ClientError::Closed),
+        Err(_) => Err(ClientError::Io(std::io::Error::other(format!("no reply within {REPLY_WAIT:?}")))),
+    }
 }
 
 /// A bare field of a reply line (` key=value`); enough for the ids and
@@ -535,7 +546,10 @@ fn lifecycle(
             let next = next.clone();
             let intakes = intakes.to_vec();
             tasks.push(tokio::spawn(async move {
-                let mut c = Client::connect_auth(&addr, &op).await?;
+                let mut c =
+                    tokio::time::timeout(REPLY_WAIT, Client::connect_auth(&addr, &op)).await.map_err(
+                        |_| std::io::Error::other(format!("no reply to AUTH within {REPLY_WAIT:?}")),
+                    )??;
                 let (mut complete, mut accepted, mut unassigned, mut requests) = (0, 0, 0, 0);
                 let mut errors: HashMap<String, usize> = HashMap::new();
                 let count = |rs: &[String], errors: &mut HashMap<String, usize>, what: &str| {
@@ -626,9 +640,13 @@ fn lifecycle(
 /// the server's own acknowledgement latency and its commits' phases.
 fn stats(rt: &tokio::runtime::Runtime, srv: &Server, reset: bool) -> Option<ServerStats> {
     rt.block_on(async {
-        let mut c = Client::connect_auth(&srv.addr, &srv.token("supervisor")).await.ok()?;
+        let mut c =
+            tokio::time::timeout(REPLY_WAIT, Client::connect_auth(&srv.addr, &srv.token("supervisor")))
+                .await
+                .ok()?
+                .ok()?;
         let line = if reset { "STATS reset=yes" } else { "STATS" };
-        let (f, _) = c.call(line).await.ok()?.ok().ok()?;
+        let (f, _) = tokio::time::timeout(REPLY_WAIT, c.call(line)).await.ok()?.ok()?.ok().ok()?;
         let get = |k: &str| f.get(k).map(str::to_string);
         let three = |p: &str| {
             Some([get(&format!("{p}p50_ms"))?, get(&format!("{p}p99_ms"))?, get(&format!("{p}max_ms"))?])
@@ -840,7 +858,12 @@ impl Pg {
 
     fn connect(&self) -> Result<postgres::Client, String> {
         postgres::Client::connect(
-            &format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port),
+            // A peer that stops answering fails the run instead of hanging it.
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=30 \
+                 options='-c statement_timeout=120s'",
+                self.port
+            ),
             postgres::NoTls,
         )
         .map_err(|e| e.to_string())
