@@ -442,6 +442,17 @@ impl<S: Store> Engine<S> {
         if case.status == Status::Closed {
             return Err(Error::conflict(format!("case {} is closed", case.no)));
         }
+        // Dispatching it again to the worker who has it would throw away
+        // their claim and an approved extension for fresh deadlines.
+        if matches!(case.status, Status::Dispatched | Status::Handling)
+            && case.assignment.as_ref().is_some_and(|a| a.worker == worker)
+        {
+            return Err(Error::conflict(format!(
+                "case {} is already {} by {worker}; dispatch it to another worker to reassign it",
+                case.no,
+                if case.status == Status::Handling { "being handled" } else { "dispatched to be claimed" }
+            )));
+        }
         let wk = self.registry.worker(w);
         let (grid, township, department) = match (wk.kind, wk.grid) {
             (WorkerKind::FullTime | WorkerKind::PartTime, Some(g)) => {

@@ -243,6 +243,39 @@ fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
     assert!(e.to_string().contains("differs from the replay"), "{e}");
 }
 
+/// A supervisor's DISPATCH naming the worker who already has the case is
+/// refused: it would have thrown away the claim and an approved
+/// extension for fresh deadlines.
+#[test]
+fn a_dispatch_to_the_worker_who_has_the_case_is_refused() {
+    let rig = Rig::new();
+    let (c, w) = rig.in_hand();
+    let until = Timestamp(rig.case(&c).0.due_close.unwrap().0 + 86_400_000);
+    let ask =
+        Command::Extend { case: CaseRef::Id(c.id), until: until.rfc3339(480), reason: "要等配件".into() };
+    rig.call(&worker(&w), ask).unwrap();
+    rig.call(&sup(), Command::DecideExtension { case: CaseRef::Id(c.id), approve: true, reason: None })
+        .unwrap();
+    let (before, events) = rig.case(&c);
+    assert_eq!((before.status, before.due_close), (Status::Handling, Some(until)));
+    let e = rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap_err();
+    assert_eq!(e.code.as_str(), "conflict", "{e:?}");
+    assert!(e.message.contains("already being handled by"), "{e:?}");
+    let (after, events_after) = rig.case(&c);
+    assert_eq!((after, events_after.len()), (before, events.len()), "nothing changed");
+
+    // Dispatched, not yet claimed: the same.
+    let c2 = rig.accept(nowhere());
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c2.id), worker: w.clone() }).unwrap();
+    let e = rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c2.id), worker: w.clone() }).unwrap_err();
+    assert!(e.message.contains("already dispatched to be claimed by"), "{e:?}");
+    // To another worker, it is reassigned as before.
+    let other =
+        rig.reg.workers.iter().find(|x| x.grid.is_some() && x.department.is_none() && x.id != w).unwrap();
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c2.id), worker: other.id.clone() }).unwrap();
+    assert_eq!(rig.case(&c2).0.assignment.unwrap().worker, other.id.as_str());
+}
+
 /// Escalation goes up the chain: a community lead who is the case's own
 /// worker (the one who missed the deadline) is passed over for the
 /// township's lead.
