@@ -156,6 +156,16 @@ fn extend(a: &mut Args) -> Command {
         }
         let reason = a.opt_text("reason");
         Command::DecideExtension { case, approve, reason }
+    } else if !a.present("until") {
+        // Either form may be the one meant: a worker's request lacks its
+        // time, or a supervisor's decision its approve=.
+        a.fail(
+            "missing field `until` (a worker asks with until= and reason=) or `approve` (a supervisor \
+             decides with approve=yes|no)"
+                .to_string(),
+        );
+        a.mark_used("reason");
+        Command::Extend { case, until: String::new(), reason: String::new() }
     } else {
         let until = a.required("until", |a| a.time("until")).unwrap_or_default();
         let reason = a.req_text("reason");
@@ -271,7 +281,12 @@ impl Args {
 
     /// Runs `get` when `key` is present, records it missing otherwise.
     fn required<T>(&mut self, key: &str, get: impl FnOnce(&mut Args) -> Option<T>) -> Option<T> {
-        if self.present(key) {
+        if self.pairs.iter().any(|(k, v)| k == key && v.is_empty()) {
+            // Not "leave it out": the request needs it.
+            self.mark_used(key);
+            self.fail(format!("{key}: empty value (the request needs one)"));
+            None
+        } else if self.present(key) {
             get(self)
         } else {
             self.fail(format!("missing field `{key}`"));

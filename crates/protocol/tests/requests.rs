@@ -110,7 +110,8 @@ fn accept_errors() {
         "ACCEPT text=x grid=G1 priority=high",
         r#"ERR bad_request "priority must be normal, urgent or emergency""#,
     );
-    check("ACCEPT text=\"\" grid=G1", r#"ERR bad_request "text: empty value (leave the field out instead)""#);
+    check("ACCEPT text=\"\" grid=G1", r#"ERR bad_request "text: empty value (the request needs one)""#);
+    check("GET case=", r#"ERR bad_request "case: empty value (the request needs one)""#);
     check("ACCEPT text=x grid=", r#"ERR bad_request "grid: empty value (leave the field out instead)""#);
     let long = "长".repeat(4001);
     check(
@@ -198,7 +199,9 @@ fn extend_request_and_decision() {
     );
     check("EXTEND case=JD-1 approve=no reason=期限足够", "EXTEND case=JD-1 approve=no reason=期限足够");
     check("EXTEND case=JD-1 until=2026-11-30", r#"ERR bad_request "missing field `reason`""#);
-    check("EXTEND case=JD-1 reason=x", r#"ERR bad_request "missing field `until`""#);
+    let neither = r#"ERR bad_request "missing field `until` (a worker asks with until= and reason=) or `approve` (a supervisor decides with approve=yes|no)""#;
+    check("EXTEND case=JD-1 reason=x", neither);
+    check("EXTEND case=JD-1", neither);
     check(
         "EXTEND case=JD-1 until=tomorrow reason=x",
         "ERR bad_request \"until: `tomorrow` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]\"",
