@@ -17,11 +17,13 @@ pub enum CaseRef {
 }
 
 impl CaseRef {
-    /// A UUID is an id; anything else is taken as a case number.
+    /// A UUID is an id; anything else is taken as a case number, in
+    /// capitals (a number's letters, the county's code, are capitals: one
+    /// read out over the phone may be typed in lower case).
     pub fn parse(s: &str) -> CaseRef {
         match s.parse::<CaseId>() {
             Ok(id) if s.len() == 36 => CaseRef::Id(id),
-            _ => CaseRef::No(CaseNo(s.into())),
+            _ => CaseRef::No(CaseNo(s.to_ascii_uppercase().into())),
         }
     }
 }

@@ -166,6 +166,9 @@ fn case_refs_are_ids_or_numbers() {
     let id = CaseId::from_bytes([0x01, 0x93, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 1]);
     parses_to(&format!("GET case={id}"), Command::Get { case: CaseRef::Id(id) });
     parses_to("GET case=JD-20261124-000123", Command::Get { case: no("JD-20261124-000123") });
+    // A number read out over the phone and typed in lower case, as a UUID may be.
+    parses_to("GET case=jd-20261124-000123", Command::Get { case: no("JD-20261124-000123") });
+    parses_to(&format!("GET case={}", id.to_string().to_uppercase()), Command::Get { case: CaseRef::Id(id) });
 }
 
 #[test]

@@ -38,7 +38,8 @@ fn case_ref() -> BoxedStrategy<CaseRef> {
     prop_oneof![
         any::<[u8; 16]>().prop_map(|b| CaseRef::Id(CaseId::from_bytes(b))),
         "JD-20[0-9]{6}-[0-9]{6}".prop_map(|s| CaseRef::No(CaseNo(s.into()))),
-        word().prop_map(|s| CaseRef::No(CaseNo(s.into()))),
+        // As the parser gives them: a number in capitals.
+        word().prop_map(|s| CaseRef::No(CaseNo(s.to_ascii_uppercase().into()))),
     ]
     .boxed()
 }
