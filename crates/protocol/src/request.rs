@@ -91,6 +91,11 @@ fn intake(a: &mut Args, with_req: bool) -> Intake {
         a.fail("missing location: give lon= and lat=, grid= or address=".to_string());
     }
     let phone = a.opt("phone");
+    if let Some(p) = phone.as_deref().filter(|p| !is_phone(p)) {
+        a.fail(format!(
+            "phone: `{p}` is not a phone number (3 to 20 digits; a + first, and - ( ) or spaces between them, may be added)"
+        ));
+    }
     let name = a.opt("name");
     let channel = a.opt("channel");
     let priority = a
@@ -171,6 +176,16 @@ fn extend(a: &mut Args) -> Command {
         let reason = a.req_text("reason");
         Command::Extend { case, until, reason }
     }
+}
+
+/// Digits as a caller's number is written: 3 to 20 of them, a `+` first
+/// (international), `-`, `(`, `)` and spaces between them. Not a check
+/// that the number exists; a word in its place (`电话号码`), or two digits,
+/// is a mistake the operator can still mend.
+fn is_phone(p: &str) -> bool {
+    let digits = p.bytes().filter(u8::is_ascii_digit).count();
+    let body = p.strip_prefix('+').unwrap_or(p);
+    (3..=20).contains(&digits) && body.bytes().all(|b| b.is_ascii_digit() || b" -()".contains(&b))
 }
 
 fn dispatch(a: &mut Args) -> Command {

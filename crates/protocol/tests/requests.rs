@@ -120,6 +120,17 @@ fn accept_errors() {
     );
     let ok = "长".repeat(4000);
     assert!(parse_request(&format!("ACCEPT text={ok} grid=G1")).is_ok());
+    for ok in ["13812345678", "+86 138 1234 5678", "0467-5221234", "(0467) 522-1234", "110"] {
+        assert!(parse_request(&format!("ACCEPT text=x grid=G1 phone=\"{ok}\"")).is_ok(), "{ok}");
+    }
+    for bad in ["电话号码", "12", "138x1234", "138+1234", "1".repeat(21).as_str()] {
+        check(
+            &format!("ACCEPT text=x grid=G1 phone=\"{bad}\""),
+            &format!(
+                "ERR bad_request \"phone: `{bad}` is not a phone number (3 to 20 digits; a + first, and - ( ) or spaces between them, may be added)\""
+            ),
+        );
+    }
     let phone = "1".repeat(257);
     check(
         &format!("ACCEPT text=x grid=G1 phone={phone}"),

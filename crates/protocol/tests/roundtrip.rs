@@ -95,7 +95,8 @@ fn location() -> BoxedStrategy<Location> {
 
 fn intake(with_req: bool) -> BoxedStrategy<Intake> {
     let opt = || proptest::option::of(word());
-    (text(), opt(), location(), opt(), opt(), opt(), priority(), opt())
+    let phone = proptest::option::of("\\+?[0-9]{3,15}");
+    (text(), opt(), location(), phone, opt(), opt(), priority(), opt())
         .prop_map(move |(text, category, location, phone, name, channel, priority, req)| Intake {
             text: text.into(),
             category: category.map(Into::into),
