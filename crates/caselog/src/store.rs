@@ -952,8 +952,8 @@ impl Drop for SledStore {
             let r = self
                 .checkpoint(log)
                 .and_then(|()| log.spare.reset(log.wal.next()))
-                .and_then(|()| log.wal.truncate())
-                .and_then(|()| log.spare.truncate());
+                .and_then(|()| log.wal.shrink(0))
+                .and_then(|()| log.spare.shrink(0));
             match r {
                 Ok(()) => {}
                 Err(e) => {

@@ -364,9 +364,12 @@ impl Wal {
 }
 
 impl Wal {
-    /// Gives back the file beyond `max` bytes, if no record lies there.
+    /// Gives back the file beyond `max` bytes (never its header), if no
+    /// record lies there. `shrink(0)` of an empty log cuts it to its
+    /// header: at a clean close, when the zeros ahead of records serve no
+    /// one (a record written later grows the file first).
     pub fn shrink(&mut self, max: u64) -> Result<(), StoreError> {
-        let max = max.max(GROW);
+        let max = max.max(HEADER);
         if self.len > max && self.end <= max && self.buf.is_empty() {
             self.file.set_len(max).map_err(|e| io("cannot shrink the write-ahead log", e))?;
             // The file ends here now, durably or not: a record beyond it
@@ -377,20 +380,6 @@ impl Wal {
             if self.fail_sync {
                 return Err(io("cannot sync the write-ahead log", std::io::Error::from_raw_os_error(5)));
             }
-            self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
-        }
-        Ok(())
-    }
-}
-
-impl Wal {
-    /// Cuts the file to its header, once it holds no record: at a clean
-    /// close, everything durable in sled. Zeros ahead of records serve only
-    /// a running log; the next open grows the file again.
-    pub fn truncate(&mut self) -> Result<(), StoreError> {
-        if self.end == HEADER && self.buf.is_empty() && self.len > HEADER {
-            self.file.set_len(HEADER).map_err(|e| io("cannot shrink the write-ahead log", e))?;
-            self.len = HEADER;
             self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
         }
         Ok(())
