@@ -90,10 +90,10 @@ fn intake(a: &mut Args, with_req: bool) -> Intake {
     if !a.present("lon") && !a.present("lat") && !a.present("grid") && !a.present("address") {
         a.fail("missing location: give lon= and lat=, grid= or address=".to_string());
     }
-    let phone = a.opt("phone");
+    let phone = a.opt("phone").map(|p| narrow(&p));
     if let Some(p) = phone.as_deref().filter(|p| !is_phone(p)) {
         a.fail(format!(
-            "phone: `{p}` is not a phone number (3 to 20 digits; a + first, and - ( ) or spaces between them, may be added)"
+            "phone: `{p}` is not a phone number (at least 3 digits, and more digits than other characters)"
         ));
     }
     let name = a.opt("name");
@@ -178,14 +178,28 @@ fn extend(a: &mut Args) -> Command {
     }
 }
 
-/// Digits as a caller's number is written: 3 to 20 of them, a `+` first
-/// (international), `-`, `(`, `)` and spaces between them. Not a check
-/// that the number exists; a word in its place (`电话号码`), or two digits,
-/// is a mistake the operator can still mend.
+/// A number as an operator's input method may type it, in ASCII: the
+/// full-width forms (`１３８`, `（0467）`, `－`) and the ideographic space.
+fn narrow(p: &str) -> String {
+    p.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// A caller's number as it is written: at least 3 digits, and more digits
+/// than anything else (spaces aside), so that separators, a `+86`, an
+/// extension (`0467-5221234转801`, `#801`) or a second number
+/// (`13812345678/13987654321`) pass. Not a check that the number exists:
+/// a word in its place (`电话号码`), or two digits, is a slip the operator
+/// can still mend while the caller is on the line.
 fn is_phone(p: &str) -> bool {
-    let digits = p.bytes().filter(u8::is_ascii_digit).count();
-    let body = p.strip_prefix('+').unwrap_or(p);
-    (3..=20).contains(&digits) && body.bytes().all(|b| b.is_ascii_digit() || b" -()".contains(&b))
+    let digits = p.chars().filter(char::is_ascii_digit).count();
+    let others = p.chars().filter(|c| !c.is_ascii_digit() && !c.is_whitespace()).count();
+    digits >= 3 && digits > others
 }
 
 fn dispatch(a: &mut Args) -> Command {
