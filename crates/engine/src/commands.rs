@@ -442,15 +442,15 @@ impl<S: Store> Engine<S> {
         if case.status == Status::Closed {
             return Err(Error::conflict(format!("case {} is closed", case.no)));
         }
-        // Dispatching it again to the worker who has it would throw away
-        // their claim and an approved extension for fresh deadlines.
-        if matches!(case.status, Status::Dispatched | Status::Handling)
-            && case.assignment.as_ref().is_some_and(|a| a.worker == worker)
-        {
+        // Dispatching it again to the worker handling it would throw away
+        // their claim and an approved extension for fresh deadlines. A
+        // case not yet claimed may be: that gives its worker a fresh claim
+        // deadline (in a grid of one worker, the only other choice is to
+        // move the case away).
+        if case.status == Status::Handling && case.assignment.as_ref().is_some_and(|a| a.worker == worker) {
             return Err(Error::conflict(format!(
-                "case {} is already {} by {worker}; dispatch it to another worker to reassign it",
-                case.no,
-                if case.status == Status::Handling { "being handled" } else { "dispatched to be claimed" }
+                "case {} is already being handled by {worker}; dispatch it to another worker to reassign it",
+                case.no
             )));
         }
         let wk = self.registry.worker(w);

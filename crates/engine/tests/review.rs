@@ -243,7 +243,7 @@ fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
     assert!(e.to_string().contains("differs from the replay"), "{e}");
 }
 
-/// A supervisor's DISPATCH naming the worker who already has the case is
+/// A supervisor's DISPATCH naming the worker handling the case is
 /// refused: it would have thrown away the claim and an approved
 /// extension for fresh deadlines.
 #[test]
@@ -264,11 +264,18 @@ fn a_dispatch_to_the_worker_who_has_the_case_is_refused() {
     let (after, events_after) = rig.case(&c);
     assert_eq!((after, events_after.len()), (before, events.len()), "nothing changed");
 
-    // Dispatched, not yet claimed: the same.
+    // Dispatched, not yet claimed: dispatching it to the same worker again
+    // gives them a fresh claim deadline (nothing of theirs is lost).
     let c2 = rig.accept(nowhere());
     rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c2.id), worker: w.clone() }).unwrap();
-    let e = rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c2.id), worker: w.clone() }).unwrap_err();
-    assert!(e.message.contains("already dispatched to be claimed by"), "{e:?}");
+    let first = rig.case(&c2).0.due_claim.unwrap();
+    rig.clock.set(Timestamp(first.0 + 60_000));
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c2.id), worker: w.clone() }).unwrap();
+    let again = rig.case(&c2).0;
+    assert_eq!(
+        (again.status, again.due_claim),
+        (Status::Dispatched, Some(Timestamp(first.0 + 60_000 + (first.0 - c2.received_at.0))))
+    );
     // To another worker, it is reassigned as before.
     let other =
         rig.reg.workers.iter().find(|x| x.grid.is_some() && x.department.is_none() && x.id != w).unwrap();
