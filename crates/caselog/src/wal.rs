@@ -333,12 +333,27 @@ impl Wal {
         Ok(())
     }
 
-    /// Zero-fills the file to at least `need` bytes and makes its new length durable.
+    /// Zero-fills the file to at least `need` bytes and makes its new length
+    /// durable. On failure (a full disk) the file is cut back to its length
+    /// before, so that a growth that could not finish holds no space.
     fn grow(&mut self, need: u64) -> Result<(), StoreError> {
         let to = need.div_ceil(GROW) * GROW;
         let zeros = vec![0u8; (to - self.len) as usize];
-        self.file.write_all_at(&zeros, self.len).map_err(|e| io("cannot grow the write-ahead log", e))?;
-        self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))?;
+        let r = self
+            .file
+            .write_all_at(&zeros, self.len)
+            .map_err(|e| io("cannot grow the write-ahead log", e))
+            .and_then(|()| {
+                #[cfg(test)]
+                if self.fail_sync {
+                    return Err(io("cannot sync the write-ahead log", std::io::Error::from_raw_os_error(28)));
+                }
+                self.file.sync_all().map_err(|e| io("cannot sync the write-ahead log", e))
+            });
+        if r.is_err() {
+            let _ = self.file.set_len(self.len);
+        }
+        r?;
         self.len = to;
         Ok(())
     }
@@ -892,6 +907,20 @@ mod tests {
     /// on): a record past the new end must still grow the file first, its
     /// length made durable, as `open` relies on to tell a write cut short
     /// (dropped) from a file cut short (refused).
+    #[test]
+    fn a_growth_that_fails_holds_no_space_and_the_next_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wal");
+        let (mut w, _) = Wal::open(&p, 1).unwrap();
+        assert_eq!(w.file_len(), GROW);
+        w.fail_sync = true;
+        assert!(w.reserve(2 * GROW).is_err());
+        w.fail_sync = false;
+        assert_eq!((w.file_len(), std::fs::metadata(&p).unwrap().len()), (GROW, GROW));
+        w.reserve(2 * GROW).unwrap();
+        assert_eq!((w.file_len(), std::fs::metadata(&p).unwrap().len()), (2 * GROW, 2 * GROW));
+    }
+
     #[test]
     fn a_record_past_a_shrink_whose_sync_failed_grows_the_file_first() {
         let dir = tempfile::tempdir().unwrap();
