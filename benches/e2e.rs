@@ -52,6 +52,7 @@ use common::{dir_bytes, env_usize, intakes, measure_shape, sled_raw, Layout};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -163,13 +164,21 @@ impl Server {
             .append(true)
             .open(data.with_extension("log"))
             .expect("server log");
-        let mut child = Command::new(&bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start gridline serve");
+        let mut cmd = Command::new(&bin);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data).stdout(Stdio::piped()).stderr(log);
+        // Killed with the bench, should it be killed: started from the
+        // main thread (the signal follows the thread that forked), which
+        // lives as long as the bench.
+        // SAFETY: only an async-signal-safe call between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("start gridline serve");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -743,6 +752,45 @@ fn fsync_rate(dir: &Path, limit: Duration, max: usize) -> (usize, f64, Histogram
 
 // ---------------------------------------------------------------- PostgreSQL
 
+/// Removes the bench's temporary directory `base` (the servers' data, the
+/// PostgreSQL peer's cluster) should the bench end without dropping it:
+/// Ctrl-C or a kill. A shell in a session of its own (so the terminal's
+/// Ctrl-C does not reach it) waits for this process to end (or become a
+/// zombie no one reaps), stops the peer if it still runs there (`pg_ctl`
+/// starts it in a session of its own, so Ctrl-C never reaches it either),
+/// and removes the directory. After a normal end it finds both gone. The
+/// servers die with the bench by themselves ([`Server::start`]).
+fn watch_temp_dir(base: &Path) {
+    let quoted = |p: &Path| p.to_str().filter(|p| !p.contains('\'')).map(str::to_string);
+    let Some(dir) = quoted(base) else {
+        eprintln!("no watcher for {} (a quote in its path): a killed bench would leave it", base.display());
+        return;
+    };
+    let stop = match pg_bin("pg_ctl").as_deref().and_then(quoted) {
+        Some(ctl) => {
+            let runuser = if unsafe { libc::geteuid() } == 0 { "runuser -u postgres -- " } else { "" };
+            format!("if [ -f '{dir}/pg/data/postmaster.pid' ]; then {runuser}'{ctl}' -D '{dir}/pg/data' -m immediate stop; fi; ")
+        }
+        None => String::new(),
+    };
+    let pid = std::process::id();
+    let script = format!(
+        "while [ -e /proc/{pid} ] && ! grep -q '^State:.*Z' /proc/{pid}/status 2>/dev/null; do sleep 1; done; {stop}rm -rf '{dir}'"
+    );
+    let spawned = Command::new("setsid")
+        .args(["-f", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !spawned.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "no watcher (setsid): a killed bench would leave {} and a running PostgreSQL peer",
+            base.display()
+        );
+    }
+}
+
 struct Pg {
     dir: PathBuf,
     port: u16,
@@ -822,38 +870,7 @@ impl Pg {
             &["-D", d, "-o", &opts, "-l", logf.to_str().unwrap_or("pg.log"), "-w", "-t", "60", "start"],
             as_postgres,
         )?;
-        let pg = Pg { dir, port, ctl, as_postgres };
-        pg.watch(base);
-        Ok(pg)
-    }
-
-    /// Stops the cluster and removes `base` (the bench's temporary
-    /// directory, with the servers' data) should the bench end without
-    /// dropping them: Ctrl-C or a kill. `pg_ctl` starts the cluster in a
-    /// session of its own, so the terminal's Ctrl-C never reaches it; the
-    /// watcher, a shell in a session of its own too, waits for the bench's
-    /// process to end. After a normal end it finds both gone already.
-    fn watch(&self, base: &Path) {
-        let data = self.dir.join("data");
-        let quoted = |p: &Path| p.to_str().filter(|p| !p.contains('\'')).map(str::to_string);
-        let (Some(ctl), Some(data), Some(base)) = (quoted(&self.ctl), quoted(&data), quoted(base)) else {
-            eprintln!("postgres: no watcher (a path has a quote); Ctrl-C would leave the cluster running");
-            return;
-        };
-        let runuser = if self.as_postgres { "runuser -u postgres -- " } else { "" };
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}'{ctl}' -D '{data}' -m immediate stop; rm -rf '{base}'",
-            pid = std::process::id()
-        );
-        let spawned = Command::new("setsid")
-            .args(["-f", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !spawned.is_ok_and(|s| s.success()) {
-            eprintln!("postgres: cannot start its watcher (setsid); Ctrl-C would leave the cluster running");
-        }
+        Ok(Pg { dir, port, ctl, as_postgres })
     }
 
     fn connect(&self) -> Result<postgres::Client, String> {
@@ -1158,6 +1175,7 @@ fn main() {
     let reg = Arc::new(gridline_registry::embedded::jidong().clone());
     let intakes = intakes(&reg);
     let tmp = tempfile::tempdir().expect("temp dir");
+    watch_temp_dir(tmp.path());
     println!("# e2e bench: {}; temp dir {}", machine(), tmp.path().display());
     println!("# {conns} connections, {window} requests in flight each; {cases} accepts, {lc_cases} lifecycles, {pg_cases} PostgreSQL accepts");
     let rt =
