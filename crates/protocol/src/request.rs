@@ -150,7 +150,8 @@ fn feedback(a: &mut Args) -> Command {
 fn extend(a: &mut Args) -> Command {
     let case = a.case();
     if a.present("approve") {
-        let approve = a.yes_no("approve").unwrap_or(false);
+        // Present, so needed: `approve=` empty says so, not "leave it out".
+        let approve = a.required("approve", |a| a.yes_no("approve")).unwrap_or(false);
         if a.present("until") {
             a.mark_used("until");
             a.fail(

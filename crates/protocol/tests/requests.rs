@@ -238,6 +238,7 @@ fn extend_request_and_decision() {
     let neither = r#"ERR bad_request "missing field `until` (a worker asks with until= and reason=) or `approve` (a supervisor decides with approve=yes|no)""#;
     check("EXTEND case=JD-1 reason=x", neither);
     check("EXTEND case=JD-1", neither);
+    check("EXTEND case=JD-1 approve=", r#"ERR bad_request "approve: empty value (the request needs one)""#);
     check(
         "EXTEND case=JD-1 until=tomorrow reason=x",
         "ERR bad_request \"until: `tomorrow` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]\"",
