@@ -1999,9 +1999,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         let working = CHECKPOINT_BYTES + crate::wal::GROW;
-        for name in WAL_FILES {
-            assert_eq!(std::fs::metadata(dir.path().join(name)).unwrap().len(), working, "{name}");
-        }
+        assert_eq!(wal_lens(dir.path()), [working, working]);
         let log = s.log.lock().unwrap();
         assert_eq!((log.wal.file_len(), log.spare.file_len()), (working, working));
         drop(log);
@@ -2017,14 +2015,10 @@ mod tests {
         s.apply(put("b", "2")).unwrap();
         s.sync().unwrap();
         drop(s);
-        for name in WAL_FILES {
-            assert_eq!(std::fs::metadata(dir.path().join(name)).unwrap().len(), 32, "{name}");
-        }
+        assert_eq!(wal_lens(dir.path()), [32, 32]);
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!((value(&s, "a").as_deref(), value(&s, "b").as_deref()), (Some("1"), Some("2")));
-        for name in WAL_FILES {
-            assert_eq!(std::fs::metadata(dir.path().join(name)).unwrap().len(), working, "{name}");
-        }
+        assert_eq!(wal_lens(dir.path()), [working, working]);
         s.apply(put("c", "3")).unwrap();
         s.sync().unwrap();
         drop(s);
@@ -2038,13 +2032,12 @@ mod tests {
     fn a_large_checkpoint_size_grows_the_files_only_two_steps_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let _s = SledStore::open_with(dir.path(), 64 << 20).unwrap();
-        for name in WAL_FILES {
-            assert_eq!(
-                std::fs::metadata(dir.path().join(name)).unwrap().len(),
-                2 * crate::wal::GROW,
-                "{name}"
-            );
-        }
+        assert_eq!(wal_lens(dir.path()), [2 * crate::wal::GROW; 2]);
+    }
+
+    /// The lengths of the log's two files on disk.
+    fn wal_lens(dir: &Path) -> [u64; 2] {
+        WAL_FILES.map(|name| std::fs::metadata(dir.join(name)).unwrap().len())
     }
 
     /// Drops the store without the clean close's checkpoint, leaving the
