@@ -56,6 +56,27 @@ async fn a_case_goes_round_the_whole_loop() {
     assert!(events.iter().all(|(t, e)| t == "EVENT" && e.get("at").is_some() && e.get("actor").is_some()));
 }
 
+/// As an operator types them: a phone number in full-width digits is
+/// stored in ASCII, a word in its place is refused naming the field, and a
+/// case number read out over the phone and typed in lower case finds its
+/// case.
+#[tokio::test(flavor = "multi_thread")]
+async fn numbers_as_an_operator_types_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut op = srv.client("operator").await;
+    let (grid, _, _) = some_grid(3);
+    let (f, _) =
+        ok(op.call(&format!("ACCEPT text=路灯坏了 grid={grid} phone=１３８１２３４５６７８")).await.unwrap());
+    let no = f.get("no").unwrap().to_lowercase();
+    assert!(no.starts_with("jd-"), "{no}");
+    let (g, _) = ok(op.call(&format!("GET case={no}")).await.unwrap());
+    assert_eq!(g.get("phone"), Some("13812345678"));
+    let r = op.call(&format!("ACCEPT text=路灯坏了 grid={grid} phone=电话号码")).await.unwrap();
+    assert_eq!(r.err_code(), Some("bad_request"), "{r:?}");
+    assert!(format!("{r:?}").contains("phone: `电话号码` is not a phone number"), "{r:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn returned_cases_move_and_unsatisfied_cases_reopen() {
     let dir = tempfile::tempdir().unwrap();
