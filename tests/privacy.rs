@@ -262,10 +262,7 @@ async fn tracing_everything_does_not_log_sleds_records() {
 /// them when it ends: tokens.toml holds no live token it made.
 #[test]
 fn simulate_revokes_the_worker_tokens_it_issued() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let srv = Server::start(&data, &[]);
-    let tokens = data.join("tokens.toml");
+    let (_dir, srv, tokens) = simulated_server();
     for seed in ["3", "4"] {
         let err = run_simulate(&srv.addr, &tokens, 300, seed);
         assert!(err.contains("simulate: revoked "), "{err}");
@@ -274,6 +271,16 @@ fn simulate_revokes_the_worker_tokens_it_issued() {
     assert!(made.len() > 20, "simulate issued {} tokens", made.len());
     let live = live_worker_tokens(&tokens);
     assert!(live.is_empty(), "{} live worker tokens left, such as {:?}", live.len(), live[0]);
+}
+
+/// A server for `simulate` to drive, in a temporary directory (kept alive
+/// by the first part), and its token file.
+fn simulated_server() -> (tempfile::TempDir, Server, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let tokens = data.join("tokens.toml");
+    (dir, srv, tokens)
 }
 
 /// Runs `simulate` to its end (it must succeed); its stderr.
@@ -289,10 +296,7 @@ fn run_simulate(addr: &str, tokens: &Path, cases: usize, seed: &str) -> String {
 /// them before it exits (130).
 #[test]
 fn simulate_interrupted_still_revokes_its_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let srv = Server::start(&data, &[]);
-    let tokens = data.join("tokens.toml");
+    let (_dir, srv, tokens) = simulated_server();
     // Ctrl-C, and the terminal hanging up (an ssh session dropped).
     for sig in [libc::SIGINT, libc::SIGHUP] {
         let before = sim_tokens(&tokens).len();
@@ -351,10 +355,7 @@ fn worker_tokens(tokens: &Path, keep: impl Fn(&toml::Value) -> bool) -> Vec<Stri
 #[test]
 fn simulate_cut_off_or_killed_leaves_no_live_token_after_the_next_run() {
     use std::os::fd::FromRawFd;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let srv = Server::start(&data, &[]);
-    let tokens = data.join("tokens.toml");
+    let (_dir, srv, tokens) = simulated_server();
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -377,7 +378,19 @@ fn simulate_cut_off_or_killed_leaves_no_live_token_after_the_next_run() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let left = live_worker_tokens(&tokens);
+    // The server still answers a TOKEN the killed run had sent (and writes
+    // it to the file) after the run is gone: wait until the file settles,
+    // or the next run could start before that token exists and miss it.
+    let mut left = live_worker_tokens(&tokens);
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = live_worker_tokens(&tokens);
+        if now == left || t0.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        left = now;
+    }
     assert!(!left.is_empty(), "SIGKILL leaves the run's tokens live");
 
     let err = run_simulate(&srv.addr, &tokens, 100, "9");

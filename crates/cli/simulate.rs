@@ -293,7 +293,7 @@ fn make_case(r: &Registry, rng: &mut Rng, i: usize, seed: u64) -> String {
 /// mainland mobile number (masked the same way, `100****1234`), but
 /// starting `10`, which no mobile number does (they start 13 to 19), so a
 /// simulated case can never carry, or be mistaken for, a real person's
-/// number. (The protocol takes any text as a phone.)
+/// number. (The protocol checks only that a phone looks like a number.)
 fn fake_phone(rng: &mut Rng) -> String {
     format!("10{:09}", rng.next() % 1_000_000_000)
 }
