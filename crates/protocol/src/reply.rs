@@ -212,8 +212,10 @@ fn write_case(l: &mut Line<'_>, view: &CaseView) {
     l.opt("name", c.intake.name.as_deref());
     l.opt("address", c.intake.location.address.as_deref());
     if let Some((lon, lat)) = c.intake.location.point {
-        l.display("lon", lon);
-        l.display("lat", lat);
+        // As requests write them: a coordinate like 1e-300 in full would
+        // be longer than a request may give it back.
+        l.display("lon", crate::request::coordinate(lon));
+        l.display("lat", crate::request::coordinate(lat));
     }
     l.display("returns", c.returns);
     l.display("reopens", c.reopens);

@@ -15,6 +15,12 @@ use crate::limits::{PAGE_LIMIT_MAX, TEXT_MAX_CHARS, VALUE_MAX_CHARS};
 pub fn parse_request(line: &str) -> Result<Command, Error> {
     let line = lex::strip_terminator(line);
     lex::check_controls(line).map_err(Error::bad_request)?;
+    // Invisible, it would make the verb look right in the error below.
+    if line.starts_with('\u{feff}') {
+        return Err(Error::bad_request(
+            "the line starts with a byte-order mark (U+FEFF): send the verb first",
+        ));
+    }
     let Some((word, rest)) = lex::split_word(line) else {
         return Err(Error::bad_request("empty line"));
     };
@@ -191,6 +197,16 @@ fn narrow(p: &str) -> String {
         .collect()
 }
 
+/// What is wrong with a value that says nothing: `empty value`, or `only
+/// spaces` (Unicode's, the ideographic space among them).
+fn blank(v: &str) -> Option<&'static str> {
+    match v {
+        "" => Some("empty value"),
+        v if v.trim().is_empty() => Some("only spaces"),
+        _ => None,
+    }
+}
+
 /// A caller's number as it is written: at least 3 digits, and more digits
 /// than anything else (spaces aside), so that separators, a `+86`, an
 /// extension (`0467-5221234转801`, `#801`) or a second number
@@ -199,7 +215,7 @@ fn narrow(p: &str) -> String {
 /// can still mend while the caller is on the line.
 fn is_phone(p: &str) -> bool {
     let digits = p.chars().filter(char::is_ascii_digit).count();
-    let others = p.chars().filter(|c| !c.is_ascii_digit() && !c.is_whitespace()).count();
+    let others = p.chars().filter(|c| !c.is_ascii_digit() && *c != ' ').count();
     digits >= 3 && digits > others
 }
 
@@ -284,13 +300,15 @@ impl Args {
         }
     }
 
-    /// The value of `key`, at most `max_chars` long and not empty.
-    fn value(&mut self, key: &str, max_chars: usize) -> Option<String> {
+    /// The value of `key`, at most `max_chars` long, not empty or only
+    /// spaces, and, unless it is a text (`text`, `reason`...), on one line
+    /// (a name or a phone number with a newline or a tab in it is a slip).
+    fn value(&mut self, key: &str, max_chars: usize, text: bool) -> Option<String> {
         let i = self.pairs.iter().position(|(k, _)| k == key)?;
         self.used[i] = true;
         let v = std::mem::take(&mut self.pairs[i].1);
-        if v.is_empty() {
-            self.fail(format!("{key}: empty value (leave the field out instead)"));
+        if let Some(what) = blank(&v) {
+            self.fail(format!("{key}: {what} (leave the field out instead)"));
             return None;
         }
         let n = v.chars().count();
@@ -298,23 +316,29 @@ impl Args {
             self.fail(format!("{key}: too long ({n} characters, at most {max_chars})"));
             return None;
         }
+        if !text && v.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+            self.fail(format!(
+                "{key}: a line break, tab or other control character (only texts may have them)"
+            ));
+            return None;
+        }
         Some(v)
     }
 
     fn opt(&mut self, key: &str) -> Option<String> {
-        self.value(key, VALUE_MAX_CHARS)
+        self.value(key, VALUE_MAX_CHARS, false)
     }
 
     fn opt_text(&mut self, key: &str) -> Option<String> {
-        self.value(key, TEXT_MAX_CHARS)
+        self.value(key, TEXT_MAX_CHARS, true)
     }
 
     /// Runs `get` when `key` is present, records it missing otherwise.
     fn required<T>(&mut self, key: &str, get: impl FnOnce(&mut Args) -> Option<T>) -> Option<T> {
-        if self.pairs.iter().any(|(k, v)| k == key && v.is_empty()) {
+        if let Some(what) = self.pairs.iter().find(|(k, _)| k == key).and_then(|(_, v)| blank(v)) {
             // Not "leave it out": the request needs it.
             self.mark_used(key);
-            self.fail(format!("{key}: empty value (the request needs one)"));
+            self.fail(format!("{key}: {what} (the request needs one)"));
             None
         } else if self.present(key) {
             get(self)
@@ -509,7 +533,7 @@ pub(crate) fn yes_no(b: bool) -> &'static str {
 /// unless that is long (`Display` never uses an exponent, and a tiny value
 /// such as `1e-300` has over 300 digits, past the parser's 256 characters):
 /// then with an exponent, which `f64`'s `Debug` writes exactly.
-fn coordinate(x: f64) -> String {
+pub(crate) fn coordinate(x: f64) -> String {
     let s = x.to_string();
     if s.len() <= 32 {
         s

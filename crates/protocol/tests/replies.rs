@@ -198,6 +198,24 @@ fn a_case_shows_its_phone_masked_unless_the_view_reveals_it() {
     assert!(cases.contains(" phone=138****5678 ") && !cases.contains("12345678"), "{cases}");
 }
 
+/// A case's coordinates read back as a request's: tiny values (which an
+/// ACCEPT may give) are written with an exponent, not 300 digits.
+#[test]
+fn a_case_writes_its_coordinates_as_a_request_can_give_them_back() {
+    for (lon, lat) in [(-0.0, 1e-300), (131.12, 45.26), (180.0, -90.0), (5e-324, -1.2345678901234567e-7)] {
+        let mut c = case_of(&events());
+        c.intake.location.point = Some((lon, lat));
+        let line = render(&Reply::Case(shown(c)));
+        let ReplyLine::Ok(f) = parse_reply_line(&line).unwrap() else { panic!("{line}") };
+        let (x, y) = (f.get("lon").unwrap(), f.get("lat").unwrap());
+        assert!(x.len() <= 32 && y.len() <= 32, "{line}");
+        let again = gridline_protocol::parse_request(&format!("ROUTE text=x lon={x} lat={y}")).unwrap();
+        let gridline_model::Command::Route(intake) = again else { panic!("{again:?}") };
+        let (x, y) = intake.location.point.unwrap();
+        assert_eq!((x.to_bits(), y.to_bits()), (lon.to_bits(), lat.to_bits()), "{line}");
+    }
+}
+
 #[test]
 fn case_with_feedback_extension_and_overdue() {
     let mut evs = events();

@@ -113,6 +113,30 @@ fn accept_errors() {
     check("ACCEPT text=\"\" grid=G1", r#"ERR bad_request "text: empty value (the request needs one)""#);
     check("GET case=", r#"ERR bad_request "case: empty value (the request needs one)""#);
     check("ACCEPT text=x grid=", r#"ERR bad_request "grid: empty value (leave the field out instead)""#);
+    // Spaces say nothing either (the ideographic one too).
+    check("ACCEPT text=\"   \" grid=G1", r#"ERR bad_request "text: only spaces (the request needs one)""#);
+    check(
+        "ACCEPT text=x grid=G1 name=\"\u{3000}\"",
+        r#"ERR bad_request "name: only spaces (leave the field out instead)""#,
+    );
+    // A name or a number is one line; a text may have several.
+    for (field, value) in [
+        ("name", r"王\n女士"),
+        ("phone", r"1\n23"),
+        ("phone", r"138\t1234"),
+        ("address", "南华路\u{2028}18号"),
+    ] {
+        check(
+            &format!("ACCEPT text=x grid=G1 {field}=\"{value}\""),
+            &format!(
+                r#"ERR bad_request "{field}: a line break, tab or other control character (only texts may have them)""#
+            ),
+        );
+    }
+    let Command::Accept(i) = parse_request(r#"ACCEPT text="漏水\n第二行" grid=G1"#).unwrap() else {
+        panic!()
+    };
+    assert_eq!(i.text, "漏水\n第二行");
     let long = "长".repeat(4001);
     check(
         &format!("ACCEPT text={long} grid=G1"),
@@ -298,6 +322,10 @@ fn lexing_errors() {
     check("\r", r#"ERR bad_request "empty line""#);
     check("   \t ", r#"ERR bad_request "empty line""#);
     check("FROB x=1", r#"ERR unknown_verb "unknown verb `FROB`; HELP lists the verbs""#);
+    check(
+        "\u{feff}PING",
+        r#"ERR bad_request "the line starts with a byte-order mark (U+FEFF): send the verb first""#,
+    );
     check("受理 text=x", r#"ERR unknown_verb "unknown verb `受理`; HELP lists the verbs""#);
     check(
         &format!("{} x=1", "X".repeat(40)),
@@ -383,10 +411,16 @@ fn every_verb_has_help() {
 
 #[test]
 fn a_time_with_a_multibyte_offset_is_refused_not_a_panic() {
-    // The shrunk case from `time_shaped_values_are_safe` (it used to panic in Timestamp::parse).
+    // The shrunk case from `time_shaped_values_are_safe` (it used to panic
+    // in Timestamp::parse), with a space for its tab, which values other than
+    // texts now refuse before they are read as a time.
+    check(
+        "AUDIT from=\"2000-01-10+ Aࠀ\"",
+        "ERR bad_request \"from: `2000-01-10+ Aࠀ` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]\"",
+    );
     check(
         "AUDIT from=\"2000-01-10+\\tAࠀ\"",
-        "ERR bad_request \"from: `2000-01-10+\\tAࠀ` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]\"",
+        "ERR bad_request \"from: a line break, tab or other control character (only texts may have them)\"",
     );
     check(
         "EXTEND case=JD-1 until=2026-11-24T10:00+1é00 reason=x",

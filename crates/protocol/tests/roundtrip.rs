@@ -26,12 +26,25 @@ fn text() -> BoxedStrategy<String> {
         "[a-z0-9 \"\\\\=\\n\\t，。、供暖小区路灯不亮王女士鸡东镇\u{3000}]{1,40}",
         "([^\\p{Cc}]|\\n|\\t){1,30}",
     ]
+    .prop_filter("not only spaces", |s| !s.trim().is_empty())
     .boxed()
+}
+
+/// Values on one line, as an address: a text without line breaks, tabs or
+/// other controls.
+fn line() -> BoxedStrategy<String> {
+    text()
+        .prop_filter("one line", |s| {
+            !s.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        })
+        .boxed()
 }
 
 /// Short values: ids, names, categories.
 fn word() -> BoxedStrategy<String> {
-    prop_oneof!["[A-Za-z0-9_-]{1,10}", "[鸡东镇网格员张王李 \"=]{1,8}"].boxed()
+    prop_oneof!["[A-Za-z0-9_-]{1,10}", "[鸡东镇网格员张王李 \"=]{1,8}"]
+        .prop_filter("not only spaces", |s| !s.trim().is_empty())
+        .boxed()
 }
 
 fn case_ref() -> BoxedStrategy<CaseRef> {
@@ -82,7 +95,7 @@ fn location() -> BoxedStrategy<Location> {
     (
         proptest::option::of((coordinate(180.0), coordinate(90.0))),
         proptest::option::of(word()),
-        proptest::option::of(text()),
+        proptest::option::of(line()),
     )
         .prop_filter("some location", |(p, g, a)| p.is_some() || g.is_some() || a.is_some())
         .prop_map(|(point, grid, address)| Location {
