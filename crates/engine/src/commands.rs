@@ -7,13 +7,17 @@ use std::sync::Arc;
 use gridline_caselog::Store;
 use gridline_model::{
     format_compact, Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CaseView, CategorySource, Command,
-    CompactString, Deadline, Decision, Error, EventKind, Intake, Page, Reply, Role, Status, Timestamp,
+    CompactString, Deadline, Decision, DurationMs, Error, EventKind, Intake, Page, Reply, Role, Status,
+    Timestamp,
 };
 use gridline_registry::{WorkerIdx, WorkerKind};
 use gridline_routing::{RouteRequest, Routed};
 
 use crate::engine::{Batch, Engine};
 use crate::state::DueKey;
+
+/// How far ahead an extension may reach: a year.
+const EXTEND_MAX: DurationMs = DurationMs(366 * 86_400_000);
 
 fn actor(c: &Caller) -> Actor {
     Actor { role: c.role, name: c.worker.as_deref().unwrap_or(&c.name).into() }
@@ -41,7 +45,9 @@ impl<S: Store> Engine<S> {
             CaseRef::Id(id) => self.state.cases.contains_key(id).then_some(*id),
             CaseRef::No(no) => self.state.by_no.get(no),
         };
-        id.ok_or_else(|| Error::not_found(format!("no case `{r}`")))
+        id.ok_or_else(|| {
+            Error::not_found(format!("no case `{}`", gridline_model::reply::clip(&r.to_string())))
+        })
     }
 
     /// The case, if `caller` may act on it as its worker.
@@ -51,6 +57,12 @@ impl<S: Store> Engine<S> {
         let case = &self.state.cases[&id];
         match (case.worker(), caller.worker.as_deref()) {
             (Some(w), Some(me)) if w == me && case.status.is_open() => Ok(id),
+            // Theirs, but its state does not allow it (as a claim of a
+            // closed case is for anyone else who may claim).
+            (Some(w), Some(me)) if w == me => Err(Error::conflict(format!(
+                "case {} is closed (a resident not satisfied at the return visit reopens it)",
+                case.no
+            ))),
             _ => Err(Error::forbidden(format!("case {} is not assigned to you", case.no))),
         }
     }
@@ -157,6 +169,15 @@ impl<S: Store> Engine<S> {
                         "until: must be later than now and than the current close deadline",
                     ));
                 }
+                // A mistyped year (2062 for 2026) would take the case out of
+                // every overdue list and escalation for good.
+                if until > now.plus(EXTEND_MAX) {
+                    return Err(Error::bad_request(format!(
+                        "until: at most {} days ahead (until {})",
+                        EXTEND_MAX.0 / 86_400_000,
+                        now.plus(EXTEND_MAX).rfc3339(self.registry.county.utc_offset_min)
+                    )));
+                }
                 self.emit(
                     batch,
                     id,
@@ -238,12 +259,13 @@ impl<S: Store> Engine<S> {
                     }
                     (Role::Worker, _) => caller.worker.clone().unwrap_or_default(),
                     (_, Some(w)) => w.clone(),
-                    (_, None) => return Err(Error::bad_request("worker: required for supervisors")),
+                    (_, None) => {
+                        return Err(Error::bad_request("worker: required for supervisors and admins"))
+                    }
                 };
-                let w = self
-                    .registry
-                    .worker_idx(&who)
-                    .ok_or_else(|| Error::not_found(format!("worker: no worker `{who}`")))?;
+                let w = self.registry.worker_idx(&who).ok_or_else(|| {
+                    Error::not_found(format!("worker: no worker `{}`", gridline_model::reply::clip(&who)))
+                })?;
                 self.page(caller, &self.state.by_worker[w.ix()], None, page, |_| true)
             }
             Command::Overdue { township, grid, page } => {
@@ -434,10 +456,9 @@ impl<S: Store> Engine<S> {
         worker: &str,
         batch: &mut Batch,
     ) -> Result<(), Error> {
-        let w: WorkerIdx = self
-            .registry
-            .worker_idx(worker)
-            .ok_or_else(|| Error::not_found(format!("worker: no worker `{worker}`")))?;
+        let w: WorkerIdx = self.registry.worker_idx(worker).ok_or_else(|| {
+            Error::not_found(format!("worker: no worker `{}`", gridline_model::reply::clip(worker)))
+        })?;
         let case = &self.state.cases[&id];
         if case.status == Status::Closed {
             return Err(Error::conflict(format!("case {} is closed", case.no)));

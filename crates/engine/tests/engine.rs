@@ -196,6 +196,31 @@ fn roles_and_ownership_are_enforced() {
         panic!()
     };
     assert_eq!(cases[0].phone().as_deref(), Some("138****5678"));
+    // Their own case, closed: its state refuses (conflict), not its owner;
+    // another worker is still refused as not theirs.
+    let mine = worker(case.worker().unwrap());
+    let r = CaseRef::Id(case.id);
+    rig.call(&mine, Command::Claim { case: r.clone() }).unwrap();
+    rig.call(&mine, Command::Close { case: r.clone(), result: "修好了".into() }).unwrap();
+    for cmd in [Command::Claim { case: r.clone() }, Command::Note { case: r.clone(), text: "x".into() }] {
+        let e = rig.call(&mine, cmd).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
+        assert!(e.message.contains(" is closed"), "{}", e.message);
+    }
+    let e = rig.call(&worker(&other.id), Command::Claim { case: r }).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    // What a client sent comes back in an error clipped to 32 characters.
+    let long = "长".repeat(200);
+    let sup = caller(Role::Supervisor, "sup");
+    for cmd in [
+        Command::Get { case: CaseRef::No(gridline_model::CaseNo(long.as_str().into())) },
+        Command::Pull { worker: Some(long.clone()), page: Default::default() },
+    ] {
+        let e = rig.call(&sup, cmd).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound, "{e:?}");
+        assert!(e.message.contains(&format!("`{}…`", "长".repeat(32))), "{}", e.message);
+        assert!(e.message.chars().count() < 64, "{}", e.message);
+    }
 }
 
 #[test]
@@ -293,6 +318,17 @@ fn deadlines_escalate_and_extensions_move_them() {
     let sup = caller(Role::Supervisor, "sup");
     rig.call(&sup, Command::DecideExtension { case: r.clone(), approve: false, reason: None }).unwrap();
     assert_eq!(rig.get(case.no.as_str()).0.due_close, Some(due));
+    // A mistyped year is refused, naming the field and the furthest time:
+    // granted, it would keep the case off every overdue list for good.
+    let now = gridline_engine::Clock::now(&*rig.clock);
+    for far in [Timestamp(now.0 + 367 * 86_400_000), Timestamp(now.0 + 36 * 365 * 86_400_000)] {
+        let e = rig
+            .call(&w, Command::Extend { case: r.clone(), until: far.rfc3339(480), reason: "等配件".into() })
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+        assert!(e.message.starts_with("until: at most 366 days ahead (until "), "{}", e.message);
+    }
+    assert!(rig.get(case.no.as_str()).0.extension.is_none(), "nothing asked for");
     rig.call(&w, Command::Extend { case: r.clone(), until: later, reason: "等配件".into() }).unwrap();
     rig.call(&sup, Command::DecideExtension { case: r.clone(), approve: true, reason: None }).unwrap();
     let moved = rig.get(case.no.as_str()).0.due_close.unwrap();

@@ -66,6 +66,21 @@ pub struct Error {
     pub message: String,
 }
 
+/// How much of what a client sent an error message quotes.
+pub const ECHO_MAX_CHARS: usize = 32;
+
+/// At most [`ECHO_MAX_CHARS`] of what a client sent, for error messages: a
+/// reply should not carry a client's 8 KiB line back to it.
+pub fn clip(s: &str) -> String {
+    let mut it = s.chars();
+    let head: String = it.by_ref().take(ECHO_MAX_CHARS).collect();
+    if it.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
         Error { code, message: message.into() }

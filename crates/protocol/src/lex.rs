@@ -7,9 +7,6 @@
 /// Longest key accepted, in bytes (keys are ASCII).
 pub const KEY_MAX_BYTES: usize = 32;
 
-/// How much of a client's own input an error message may quote back.
-const ECHO_MAX_CHARS: usize = 32;
-
 /// Strips one line terminator: `\n`, `\r\n` or a lone trailing `\r`.
 pub(crate) fn strip_terminator(line: &str) -> &str {
     let line = line.strip_suffix('\n').unwrap_or(line);
@@ -54,16 +51,7 @@ pub fn is_key(k: &str) -> bool {
         && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// At most [`ECHO_MAX_CHARS`] of what a client sent, for error messages.
-pub(crate) fn clip(s: &str) -> String {
-    let mut it = s.chars();
-    let head: String = it.by_ref().take(ECHO_MAX_CHARS).collect();
-    if it.next().is_some() {
-        format!("{head}…")
-    } else {
-        head
-    }
-}
+pub(crate) use gridline_model::reply::clip;
 
 /// Splits `key=value ...` into pairs, in line order. With `allow_duplicates`
 /// false a repeated key is an error (requests); replies tolerate it.
