@@ -121,6 +121,23 @@ fn serve_refuses_a_worker_token_for_a_worker_the_registry_does_not_know() {
     assert!(!data.join("log").exists(), "refused before the case log was opened");
 }
 
+/// An empty tokens.toml (an editor's slip) would start a server nobody can
+/// AUTH to: the start stops, naming the file, and leaves it as it was.
+#[test]
+fn serve_refuses_an_empty_tokens_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let tokens = data.join("tokens.toml");
+    std::fs::write(&tokens, "").unwrap();
+    let (code, _, err) =
+        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("tokens.toml") && err.contains("nobody could AUTH"), "{err}");
+    assert_eq!(std::fs::read_to_string(&tokens).unwrap(), "");
+    assert!(!data.join("log").exists(), "refused before the case log was opened");
+}
+
 #[test]
 fn a_data_directory_in_use_by_a_server_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

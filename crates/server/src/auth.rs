@@ -154,6 +154,25 @@ impl Tokens {
                 }
                 t.push(token).map_err(at)?;
             }
+            // A server nobody can AUTH to would look as if it ran; an empty
+            // file (a slip in an editor) is the likeliest way there.
+            let active = |role: Option<&str>| {
+                t.file.token.iter().any(|k| k.revoked.is_none() && role.is_none_or(|r| k.role == r))
+            };
+            if !active(None) {
+                return Err(err(
+                    "no token that is not revoked: nobody could AUTH; add one (docs/protocol.md, \"Sessions and \
+                     roles\"), or move the file away for serve to write a new admin, supervisor and operator"
+                        .into(),
+                ));
+            }
+            if !active(Some("admin")) {
+                tracing::warn!(
+                    path = %path.display(),
+                    "no admin token that is not revoked: TOKEN and REVOKE cannot be used until one is added to \
+                     the file"
+                );
+            }
             if named {
                 t.save()?;
                 tracing::info!(path = %path.display(), "named the tokens the file gave no name");
@@ -437,8 +456,9 @@ fn caller_of(t: &Token) -> Result<Caller, String> {
         .filter(|r| *r != Role::System)
         .ok_or_else(|| format!("role `{}` is not admin, supervisor, operator or worker", t.role))?;
     check_name(&t.name)?;
-    if t.secret.len() < 16 {
-        return Err("secret: shorter than 16 characters".into());
+    // A pass phrase may have spaces; sixteen spaces are not one.
+    if t.secret.chars().filter(|c| !c.is_whitespace()).count() < 16 {
+        return Err("secret: shorter than 16 characters (spaces aside)".into());
     }
     match (role, &t.worker) {
         (Role::Worker, None) => Err("worker: required for role worker".into()),
@@ -588,6 +608,46 @@ mod tests {
         assert!(saved.contains("name = \"operator-3\"") && saved.contains("name = \"W00007\""), "{saved}");
         let (again, _) = Tokens::open_or_create(&p).unwrap();
         assert_eq!(again.tokens(), t.tokens());
+    }
+
+    /// An empty file, or one whose every token is revoked, would start a
+    /// server nobody can AUTH to: refused, naming the file and the way out.
+    #[test]
+    fn a_file_without_a_working_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokens.toml");
+        let revoked = format!(
+            "[[token]]\nrole = \"admin\"\nname = \"admin\"\nsecret = \"{}\"\nrevoked = \"2026-11-27T10:00:00+08:00\"\n",
+            "a".repeat(32)
+        );
+        for text in ["", "\n# nothing yet\n", revoked.as_str()] {
+            std::fs::write(&p, text).unwrap();
+            let e = Tokens::open_or_create(&p).unwrap_err().to_string();
+            assert!(e.contains("tokens.toml") && e.contains("no token that is not revoked"), "{e}");
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), text, "the file is left as it was");
+        }
+        // Sixteen spaces are not a secret; a pass phrase with spaces is.
+        for (secret, ok) in [
+            (" ".repeat(16), false),
+            (format!("{} x", " ".repeat(20)), false),
+            ("a pass phrase, long".into(), true),
+        ] {
+            std::fs::write(
+                &p,
+                format!("[[token]]\nrole = \"operator\"\nname = \"op\"\nsecret = \"{secret}\"\n"),
+            )
+            .unwrap();
+            match Tokens::open_or_create(&p) {
+                Ok(_) => assert!(ok, "{secret:?} was taken"),
+                Err(e) => {
+                    assert!(!ok, "{secret:?}: {e}");
+                    assert!(
+                        e.to_string().contains("secret: shorter than 16 characters (spaces aside)"),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
