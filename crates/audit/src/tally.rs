@@ -78,7 +78,13 @@ impl CaseFacts {
                 .map(|at| at.since(case.received_at).0.max(0) as u64),
             closed_on_time: closed && case.closed_on_time == Some(true),
             response,
-            satisfied: case.feedback.as_ref().map(|f| f.satisfied),
+            // The latest visit: the record's, or, once a reopened case is
+            // closed again (which clears it for the next round's visit),
+            // the unsatisfied one that reopened it, as every reopen follows one.
+            satisfied: match &case.feedback {
+                Some(f) => Some(f.satisfied),
+                None => (case.reopens > 0).then_some(false),
+            },
             returned: case.returns > 0,
             closed_once: case.closed_at.is_some(),
             reopened: case.reopens > 0,
@@ -109,11 +115,12 @@ pub struct Tally {
     pub response_due: u64,
     /// Closed now and never reopened.
     pub resolved: u64,
-    /// Cases with a return visit on record.
+    /// Cases with a return visit, by the latest (the record's, or the one that reopened it).
     pub visited: u64,
     pub satisfied: u64,
     /// Returned at least once (and so dispatched at least once).
     pub returned: u64,
+    /// Closed at least once: the resolution rate's denominator.
     pub closed_once: u64,
     pub reopened: u64,
 }
@@ -197,7 +204,7 @@ impl Tally {
             p90,
             max,
             percent(self.responded_on_time, self.response_due),
-            percent(self.resolved, self.closed),
+            percent(self.resolved, self.closed_once),
             percent(self.satisfied, self.visited),
             percent(self.closed_on_time, self.closed + self.overdue),
             percent(self.returned, self.dispatched),

@@ -301,8 +301,9 @@ fn county_wide() {
     //   p50 rank ceil(2.5) = 3 -> 20.0; p90 rank ceil(4.5) = 5 -> 69.0; max 69.0
     // resp: denominator = 12 dispatched (C, H never claimed but past the claim deadline);
     //   on time A D E F I J K L M = 9 -> 9/12 = 75.0
-    // res: closed 5, not reopened A F K L = 4 -> 80.0
-    // sat: visits A F L (yes) M (no; B's visit was cleared by its re-close) -> 3/4 = 75.0
+    // res: closed at least once A B F K L M = 6, not reopened A F K L = 4 -> 66.7
+    // sat: latest visits A F L (yes) B M (no; B's re-close cleared the record's, the reopen
+    //      tells it was a no) -> 3/5 = 60.0
     // ontime: closed on time A B F K = 4 over closed 5 + overdue 4 = 9 -> 44.4
     // ret: F / 12 dispatched -> 8.3; reopen: B M over closed once A B F K L M = 6 -> 33.3
     check(
@@ -310,7 +311,7 @@ fn county_wide() {
         &query(AuditBy::County),
         "
         county received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
-        county       13         12      5    8       4          20.0          69.0          69.0         75.0           80.0             75.0        44.4        8.3       33.3
+        county       13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3
         ",
     );
 }
@@ -320,7 +321,7 @@ fn by_township() {
     // -:  G alone: received, open, nothing else to measure
     // T1: A B C I J K M = 7, all dispatched; clo A B K = 3; open 4; ovd C J = 2
     //     closure [10 20 69]: p50 rank 2 -> 20.0, p90 rank ceil(2.7) = 3 -> 69.0
-    //     resp on time A I J K M = 5/7 = 71.4; res A K = 2/3 = 66.7; sat A yes M no = 1/2 = 50.0
+    //     resp on time A I J K M = 5/7 = 71.4; res A K / A B K M = 2/4 = 50.0; sat A yes B M no = 1/3 = 33.3
     //     ontime A B K = 3/(3 + 2) = 60.0; ret 0/7; reopen B M / A B K M = 2/4 = 50.0
     // T2: D E F H L = 5, all dispatched; clo F L = 2; open 3; ovd D H = 2
     //     closure [10 60]: p50 rank 1 -> 10.0, p90 rank ceil(1.8) = 2 -> 60.0
@@ -333,9 +334,9 @@ fn by_township() {
         "
         township received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
         -               1          0      0    1       0             -             -             -            -              -                -           -          -          -
-        T1              7          7      3    4       2          20.0          69.0          69.0         71.4           66.7             50.0        60.0        0.0       50.0
+        T1              7          7      3    4       2          20.0          69.0          69.0         71.4           50.0             33.3        60.0        0.0       50.0
         T2              5          5      2    3       2          10.0          60.0          60.0         80.0          100.0            100.0        25.0       20.0        0.0
-        total          13         12      5    8       4          20.0          69.0          69.0         75.0           80.0             75.0        44.4        8.3       33.3
+        total          13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3
         ",
     );
 }
@@ -344,7 +345,7 @@ fn by_township() {
 fn by_grid() {
     // Grouped by the current assignment: G (waiting) is `-`.
     // G1: A B K M; clo A B K; open M, not overdue; closure [10 20 69] -> 20.0 69.0 69.0
-    //     resp A K M = 3/4 = 75.0; res A K = 2/3; sat A yes M no = 1/2; ontime 3/(3 + 0) = 100.0
+    //     resp A K M = 3/4 = 75.0; res A K / A B K M = 2/4; sat A yes B M no = 1/3; ontime 3/(3 + 0) = 100.0
     //     ret 0/4; reopen B M / A B K M = 2/4
     // G2: C I J, none closed; ovd C J; resp I J = 2/3 = 66.7; ontime 0/(0 + 2) = 0.0; reopen -
     // G3: D E F H L, as T2
@@ -354,10 +355,10 @@ fn by_grid() {
         "
         grid  received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
         -            1          0      0    1       0             -             -             -            -              -                -           -          -          -
-        G1           4          4      3    1       0          20.0          69.0          69.0         75.0           66.7             50.0       100.0        0.0       50.0
+        G1           4          4      3    1       0          20.0          69.0          69.0         75.0           50.0             33.3       100.0        0.0       50.0
         G2           3          3      0    3       2             -             -             -         66.7              -                -         0.0        0.0          -
         G3           5          5      2    3       2          10.0          60.0          60.0         80.0          100.0            100.0        25.0       20.0        0.0
-        total       13         12      5    8       4          20.0          69.0          69.0         75.0           80.0             75.0        44.4        8.3       33.3
+        total       13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3
         ",
     );
 }
@@ -365,9 +366,9 @@ fn by_grid() {
 #[test]
 fn by_worker() {
     // W1: A K M; clo A K; closure [10 20]: p50 rank 1 -> 10.0, p90 rank 2 -> 20.0
-    //     resp 3/3; res 2/2; sat A yes M no = 50.0; ontime 2/2; reopen M / A K M = 1/3 = 33.3
+    //     resp 3/3; res A K / A K M = 2/3 = 66.7; sat A yes M no = 50.0; ontime 2/2; reopen M / A K M = 1/3 = 33.3
     // W2: B C I J (B came back to W2 after its reopen); clo B (69 h); ovd C J
-    //     resp I J = 2/4 = 50.0; res 0/1 (B reopened); sat - (B has no visit since)
+    //     resp I J = 2/4 = 50.0; res 0/1 (B reopened); sat B no = 0/1 (its latest visit, before the reopen)
     //     ontime B = 1/(1 + 2) = 33.3; reopen B = 1/1
     // W3: D E L; clo L (60 h, late); ovd D; resp 3/3; res 1/1; sat 1/1; ontime 0/(1 + 1) = 0.0
     // W4: F H; clo F (10 h); ovd H; resp F = 1/2; ontime 1/(1 + 1) = 50.0; ret F = 1/2 = 50.0
@@ -378,11 +379,11 @@ fn by_worker() {
         "
         worker received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
         -             1          0      0    1       0             -             -             -            -              -                -           -          -          -
-        W1            3          3      2    1       0          10.0          20.0          20.0        100.0          100.0             50.0       100.0        0.0       33.3
-        W2            4          4      1    3       2          69.0          69.0          69.0         50.0            0.0                -        33.3        0.0      100.0
+        W1            3          3      2    1       0          10.0          20.0          20.0        100.0           66.7             50.0       100.0        0.0       33.3
+        W2            4          4      1    3       2          69.0          69.0          69.0         50.0            0.0              0.0        33.3        0.0      100.0
         W3            3          3      1    2       1          60.0          60.0          60.0        100.0          100.0            100.0         0.0        0.0        0.0
         W4            2          2      1    1       1          10.0          10.0          10.0         50.0          100.0            100.0        50.0       50.0        0.0
-        total        13         12      5    8       4          20.0          69.0          69.0         75.0           80.0             75.0        44.4        8.3       33.3
+        total        13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3
         ",
     );
 }
@@ -391,7 +392,7 @@ fn by_worker() {
 fn by_department() {
     // -:     A B E F G H K M = 8 (no department, or waiting); disp 7 (not G); clo A B F K = 4
     //        open E G H M; ovd H; closure [10 10 20 69]: p50 rank 2 -> 10.0, p90 rank ceil(3.6) = 4 -> 69.0
-    //        resp A E F K M = 5/7 = 71.4; res A F K = 3/4 = 75.0; sat A F yes, M no = 2/3 = 66.7
+    //        resp A E F K M = 5/7 = 71.4; res A F K / A B F K M = 3/5 = 60.0; sat A F yes, B M no = 2/4 = 50.0
     //        ontime A B F K = 4/(4 + 1) = 80.0; ret F = 1/7 = 14.3; reopen B M / A B F K M = 2/5 = 40.0
     // water: C D I J L = 5; clo L (60 h, late); ovd C D J = 3; resp D I J L = 4/5 = 80.0
     //        res 1/1; sat 1/1; ontime 0/(1 + 3) = 0.0; ret 0/5; reopen 0/1
@@ -400,9 +401,9 @@ fn by_department() {
         &query(AuditBy::Department),
         "
         department received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
-        -                 8          7      4    4       1          10.0          69.0          69.0         71.4           75.0             66.7        80.0       14.3       40.0
+        -                 8          7      4    4       1          10.0          69.0          69.0         71.4           60.0             50.0        80.0       14.3       40.0
         water             5          5      1    4       3          60.0          60.0          60.0         80.0          100.0            100.0         0.0        0.0        0.0
-        total            13         12      5    8       4          20.0          69.0          69.0         75.0           80.0             75.0        44.4        8.3       33.3
+        total            13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3
         ",
     );
 }
@@ -410,7 +411,7 @@ fn by_department() {
 #[test]
 fn by_category() {
     // heating: A B D H I K M = 7; clo A B K; ovd D H; closure [10 20 69] -> 20.0 69.0 69.0
-    //          resp A D I K M = 5/7 = 71.4; res A K = 2/3; sat A yes M no = 1/2
+    //          resp A D I K M = 5/7 = 71.4; res A K / A B K M = 2/4 = 50.0; sat A yes B M no = 1/3 = 33.3
     //          ontime A B K = 3/(3 + 2) = 60.0; ret 0/7; reopen B M / A B K M = 2/4
     // roads:   C E F G J L = 6; disp 5 (not G); clo F L; ovd C J; closure [10 60] -> 10.0 60.0 60.0
     //          resp E F J L = 4/5 = 80.0; res 2/2; sat 2/2; ontime F = 1/(2 + 2) = 25.0
@@ -420,9 +421,9 @@ fn by_category() {
         &query(AuditBy::Category),
         "
         category received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
-        heating         7          7      3    4       2          20.0          69.0          69.0         71.4           66.7             50.0        60.0        0.0       50.0
+        heating         7          7      3    4       2          20.0          69.0          69.0         71.4           50.0             33.3        60.0        0.0       50.0
         roads           6          5      2    4       2          10.0          60.0          60.0         80.0          100.0            100.0        25.0       20.0        0.0
-        total          13         12      5    8       4          20.0          69.0          69.0         75.0           80.0             75.0        44.4        8.3       33.3
+        total          13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3
         ",
     );
 }
@@ -433,7 +434,7 @@ fn by_month() {
     // 2026-10: K alone: closed on time in 20 h; no visit; reopen 0/1
     // 2026-11: 12 received, 11 dispatched; clo A B F L = 4; open 8; ovd 4
     //          closure [10 10 60 69]: p50 rank 2 -> 10.0, p90 rank ceil(3.6) = 4 -> 69.0
-    //          resp 9 - K = 8/11 = 72.7; res A F L = 3/4 = 75.0; sat 3/4 = 75.0
+    //          resp 9 - K = 8/11 = 72.7; res A F L / A B F L M = 3/5 = 60.0; sat A F L / A B F L M = 3/5 = 60.0
     //          ontime A B F = 3/(4 + 4) = 37.5; ret 1/11 = 9.1; reopen B M / A B F L M = 2/5 = 40.0
     check(
         &county(),
@@ -441,8 +442,8 @@ fn by_month() {
         "
         month   received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
         2026-10        1          1      1    0       0          20.0          20.0          20.0        100.0          100.0                -       100.0        0.0        0.0
-        2026-11       12         11      4    8       4          10.0          69.0          69.0         72.7           75.0             75.0        37.5        9.1       40.0
-        total         13         12      5    8       4          20.0          69.0          69.0         75.0           80.0             75.0        44.4        8.3       33.3
+        2026-11       12         11      4    8       4          10.0          69.0          69.0         72.7           60.0             60.0        37.5        9.1       40.0
+        total         13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3
         ",
     );
 }
@@ -465,7 +466,7 @@ fn window_is_from_inclusive_to_exclusive() {
     // bound) and K (h-30) are out, as are E G H J M (received after h40).
     // rec 6, disp 6; clo A B F L = 4; open C D; ovd C D = 2
     // closure [10 10 60 69] -> p50 rank 2 = 10.0, p90 rank 4 = 69.0
-    // resp A D F L = 4/6 = 66.7; res A F L = 3/4 = 75.0; sat A F L = 3/3 = 100.0
+    // resp A D F L = 4/6 = 66.7; res A F L / A B F L = 3/4 = 75.0; sat A F L yes, B no = 3/4 = 75.0
     // ontime A B F = 3/(4 + 2) = 50.0; ret F = 1/6 = 16.7; reopen B / A B F L = 1/4 = 25.0
     let q = Query { from: Some(h(0)), to: Some(h(40)), ..query(AuditBy::County) };
     check(
@@ -473,7 +474,7 @@ fn window_is_from_inclusive_to_exclusive() {
         &q,
         "
         county received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
-        county        6          6      4    2       2          10.0          69.0          69.0         66.7           75.0            100.0        50.0       16.7       25.0
+        county        6          6      4    2       2          10.0          69.0          69.0         66.7           75.0             75.0        50.0       16.7       25.0
         ",
     );
     // Nothing in the window, no rows (the CLI says so).
