@@ -311,6 +311,33 @@ $DIR/grids.geojson:2: feature 0: properties.keywords: keyword "嘉禾公寓,1号
     );
 }
 
+/// Names and keywords reach replies, the case log and a terminal
+/// (`gridline route`): a control character or a line break in one is named
+/// with its file, line and field.
+#[test]
+fn a_control_character_in_a_name_or_keyword_is_refused() {
+    check(
+        |f| {
+            replace_first(&mut f.workers, "W00001,杜慧,", "W00001,杜\u{7}慧,");
+            replace_first(&mut f.county, "name = \"县水务局\"", "name = \"县水务\\u2028局\"");
+            replace_first(&mut f.county, "\"下水道\"", "\"下水\\n道\"");
+            replace_first(
+                &mut f.grids,
+                "\"name\":\"南华社区第1网格\"",
+                "\"name\":\"南华社区\\u001b[2J第1网格\"",
+            );
+            replace_first(&mut f.grids, "\"嘉禾公寓\"", "\"嘉禾\\t公寓\"");
+        },
+        r#"
+$DIR/county.toml:20: department.name: a control character or line break (U+2028) is not allowed: names are one line
+$DIR/county.toml:74: category.keywords: a control character or line break (U+000A) is not allowed: names are one line
+$DIR/grids.geojson:2: feature 0: properties.name: a control character or line break (U+001B) is not allowed: names are one line
+$DIR/grids.geojson:2: feature 0: properties.keywords: a control character or line break (U+0009) is not allowed: names are one line
+$DIR/workers.csv:2: name: a control character or line break (U+0007) is not allowed: names are one line
+"#,
+    );
+}
+
 #[test]
 fn keyword_in_two_categories() {
     check(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::geometry;
-use super::report::{code_problem, keyword_problem, one_of, Report, Src};
+use super::report::{code_problem, keyword_problem, one_of, text_problem, Report, Src};
 use crate::types::{
     Category, CategoryIdx, Community, CommunityIdx, CommunityKind, Department, DeptIdx, Handling, Limits,
     Township, TownshipIdx, TownshipKind,
@@ -227,6 +227,10 @@ impl Cx<'_, '_> {
         let s = v.get_ref().trim();
         if s.is_empty() {
             self.err(line, field, "must not be empty");
+            return None;
+        }
+        if let Some(msg) = text_problem(s) {
+            self.err(line, field, msg);
             return None;
         }
         Some((s.to_string(), line))

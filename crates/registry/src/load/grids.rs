@@ -11,7 +11,7 @@ use geo::Polygon;
 use serde_json::Value;
 
 use super::geometry;
-use super::report::{code_problem, keyword_problem, one_of, Report, Src};
+use super::report::{code_problem, keyword_problem, one_of, text_problem, Report, Src};
 use crate::types::GridKind;
 
 /// One feature, checked as far as it can be alone.
@@ -92,7 +92,13 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<GridsFile> {
                     err(&field, "must not be empty".into());
                     String::new()
                 }
-                Some(Value::String(s)) => s.trim().to_string(),
+                Some(Value::String(s)) => match text_problem(s.trim()) {
+                    Some(msg) => {
+                        err(&field, msg);
+                        String::new()
+                    }
+                    None => s.trim().to_string(),
+                },
                 Some(other) => {
                     err(&field, format!("expected a string, found {other}"));
                     String::new()

@@ -92,12 +92,23 @@ pub(crate) fn keyword_problem(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("a keyword must not be empty".into());
     }
+    if let Some(p) = text_problem(s) {
+        return Some(p);
+    }
     if s.contains(',') {
         return Some(format!(
             "keyword \"{s}\" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own"
         ));
     }
     None
+}
+
+/// Names and keywords go into routing's explanations, replies and the
+/// case log, and `gridline route` prints them to a terminal: one line, no
+/// control characters (a bell, an escape sequence, a line break).
+pub(crate) fn text_problem(s: &str) -> Option<String> {
+    let c = s.chars().find(|&c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))?;
+    Some(format!("a control character or line break (U+{:04X}) is not allowed: names are one line", c as u32))
 }
 
 /// Codes and ids travel on the wire as bare values and in file names: ASCII

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::report::{code_problem, one_of, Report, Src};
+use super::report::{code_problem, one_of, text_problem, Report, Src};
 use crate::types::{DutyWindow, WorkerKind};
 
 pub(crate) const COLUMNS: [&str; 8] =
@@ -167,6 +167,8 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<WorkersFile> {
         }
         if name.is_empty() {
             err("name", "must not be empty".into());
+        } else if let Some(msg) = text_problem(&name) {
+            err("name", msg);
         }
         let kinds = [
             ("full_time", WorkerKind::FullTime),
