@@ -154,7 +154,7 @@ impl<S: Store> Engine<S> {
                 let until = Timestamp::parse(until, self.registry.county.utc_offset_min)
                     .map_err(|e| Error::bad_request(format!("until: {e}")))?;
                 let c = &self.state.cases[&id];
-                let now = self.clock.now();
+                let now = self.now();
                 // 延期 is asked for within the time limit: an extension
                 // granted after the deadline would count a late case as
                 // closed on time (docs/audit.md).
@@ -193,7 +193,7 @@ impl<S: Store> Engine<S> {
                     return Err(Error::conflict("no extension is waiting for a decision"));
                 };
                 // Granting a time already past would set a deadline missed at once.
-                if *approve && req.until <= self.clock.now() {
+                if *approve && req.until <= self.now() {
                     return Err(Error::conflict(format!(
                         "the extension asked for {}, which has passed: refuse it (approve=no) and let the worker ask again",
                         req.until.rfc3339(self.registry.county.utc_offset_min)
@@ -230,7 +230,7 @@ impl<S: Store> Engine<S> {
             Command::Route(intake) => {
                 allow(caller, &[Role::Operator, Role::Supervisor], "ROUTE")?;
                 self.router.validate(intake).map_err(|e| Error::bad_request(e.to_string()))?;
-                let routed = self.route(intake, self.clock.now(), &[]);
+                let routed = self.route(intake, self.now(), &[]);
                 Ok(Reply::Routed(routed.decision))
             }
             Command::Get { case } => {
@@ -273,7 +273,7 @@ impl<S: Store> Engine<S> {
                 let reg = &self.registry;
                 let township_ix = known("township", township.as_deref(), |t| reg.township_idx(t))?;
                 let grid_ix = known("grid", grid.as_deref(), |g| reg.grid_idx(g))?;
-                let now = self.clock.now().0;
+                let now = self.now().0;
                 // The narrowest index that holds every match; the filter below still applies.
                 let index = match (grid_ix, township_ix) {
                     (Some(g), _) => &self.state.due_by_grid[g.ix()],
@@ -312,7 +312,7 @@ impl<S: Store> Engine<S> {
             by,
             from,
             to,
-            now: self.clock.now(),
+            now: self.now(),
             utc_offset_min: self.registry.county.utc_offset_min,
         };
         gridline_audit::audit(self.state.cases.values().map(|c| &**c), &query)
@@ -382,7 +382,7 @@ impl<S: Store> Engine<S> {
             }
         }
         self.router.validate(intake).map_err(|e| Error::bad_request(e.to_string()))?;
-        let now = self.clock.now();
+        let now = self.now();
         let day = now.day_number(self.registry.county.utc_offset_min);
         let seq = self.state.day_max.get(&day).copied().unwrap_or(0) + 1;
         let no = CaseNo::new(&self.registry.county.code, day, seq);
@@ -406,7 +406,7 @@ impl<S: Store> Engine<S> {
         let operator_gave_it = intake.category.is_some();
         intake.category = Some(case.category.clone());
         let exclude = case.returned_by.clone();
-        let mut routed = self.route(&intake, self.clock.now(), &exclude);
+        let mut routed = self.route(&intake, self.now(), &exclude);
         if !operator_gave_it {
             // The category is the one routing chose at intake, pinned here;
             // the router, handed it as if given, would say the operator did.
@@ -443,7 +443,7 @@ impl<S: Store> Engine<S> {
 
     /// Fresh deadlines for a case dispatched now.
     fn deadlines(&self, case: &Case) -> (Timestamp, Timestamp) {
-        let now = self.clock.now();
+        let now = self.now();
         let cat = self.registry.category_idx(&case.category).unwrap_or(self.registry.county.general_category);
         let limits = &self.registry.category(cat).limits;
         (now.plus(limits.claim(case.intake.priority)), now.plus(limits.close(case.intake.priority)))
@@ -482,7 +482,7 @@ impl<S: Store> Engine<S> {
             }
             _ => {
                 // A professional handles the case where it is.
-                let routed = self.route(&case.intake, self.clock.now(), &[]);
+                let routed = self.route(&case.intake, self.now(), &[]);
                 let (Some(grid), Some(township)) = (routed.decision.grid, routed.decision.township) else {
                     return Err(Error::conflict(format!(
                         "case {} has no known location; dispatch it to a grid worker",
@@ -508,7 +508,7 @@ impl<S: Store> Engine<S> {
 
     /// Writes the deadline events that are due; returns how many.
     pub(crate) fn tick(&mut self, batch: &mut Batch) -> usize {
-        let now = self.clock.now();
+        let now = self.now();
         let start = batch.events.len();
         while batch.events.len() - start < self.config.timer_events_max {
             let Some(&(t, id)) = self.state.timers.first() else { break };
@@ -539,7 +539,7 @@ impl<S: Store> Engine<S> {
     /// dispatch) must not let a miss the tick has not seen yet go
     /// unrecorded, so it settles the case first.
     fn settle(&mut self, batch: &mut Batch, id: CaseId) -> Result<(), Error> {
-        let now = self.clock.now();
+        let now = self.now();
         loop {
             // Each round sets a flag or raises the escalation level, so
             // this ends (one round per level at most).

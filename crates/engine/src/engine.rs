@@ -228,6 +228,7 @@ pub fn start<S: Store>(
             spares: Spares::default(),
         },
         revoked: HashSet::new(),
+        now: None,
     };
     let join = std::thread::Builder::new().name("gridline-engine".into()).spawn(move || {
         engine.run(rx);
@@ -260,6 +261,11 @@ pub(crate) struct Engine<S: Store> {
     /// Names of tokens revoked while the engine ran (a name is never given
     /// to another token): their requests are refused.
     pub(crate) revoked: HashSet<CompactString>,
+    /// The time of the write command being applied, read once: its checks
+    /// (a deadline passed or not) and the times of its events must agree,
+    /// or a claim a microsecond after its deadline would be late with no
+    /// missed deadline recorded.
+    now: Option<gridline_model::Timestamp>,
 }
 
 /// Batches handed to the syncer and not yet confirmed durable.
@@ -521,6 +527,11 @@ fn history<S: Store>(log: &CaseLog<S>, view: CaseView) -> Result<Reply, Error> {
 }
 
 impl<S: Store> Engine<S> {
+    /// The time: the write command's while one is applied, else the clock's.
+    pub(crate) fn now(&self) -> gridline_model::Timestamp {
+        self.now.unwrap_or_else(|| self.clock.now())
+    }
+
     fn run(&mut self, rx: Receiver<Job>) {
         let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
         let outcomes = self.pipeline.outcomes.clone();
@@ -593,7 +604,9 @@ impl<S: Store> Engine<S> {
                             None => {
                                 let mark = batch.mark();
                                 batch.command_undo_start = mark.undo;
+                                self.now = Some(self.clock.now());
                                 let r = self.write(&caller, &cmd, &mut batch);
+                                self.now = None;
                                 if r.is_err() {
                                     self.rollback(&mut batch, mark);
                                 }
@@ -790,7 +803,7 @@ impl<S: Store> Engine<S> {
         actor: Actor,
         kind: gridline_model::EventKind,
     ) -> Result<(), Error> {
-        let at = self.clock.now();
+        let at = self.now();
         if let gridline_model::EventKind::Accepted { .. } = kind {
             let event = Event { case: id, seq: 1, at, actor, kind };
             let case = Case::from_first(&event).map_err(|e| Error::internal(e.to_string()))?;

@@ -815,3 +815,65 @@ fn with_a_manual_clock_deadlines_fire_only_when_told() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(rig.tick(), 2, "overdue + escalated, written by this tick");
 }
+
+/// A clock that moves on by `step` ms at every reading, as a real one does
+/// between two readings.
+struct Stepping {
+    ms: std::sync::atomic::AtomicI64,
+    step: std::sync::atomic::AtomicI64,
+}
+
+impl gridline_engine::Clock for Stepping {
+    fn now(&self) -> Timestamp {
+        use std::sync::atomic::Ordering::SeqCst;
+        Timestamp(self.ms.fetch_add(self.step.load(SeqCst), SeqCst))
+    }
+    fn passes_by_itself(&self) -> bool {
+        false
+    }
+}
+
+/// A command reads the clock once: the check that its case's claim
+/// deadline has not passed and the time of its claim agree. With a reading
+/// for each, a claim at the deadline's very millisecond was stamped a
+/// moment after it: late, with no missed deadline recorded.
+#[test]
+fn a_command_judges_and_stamps_at_one_time() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let reg = registry();
+    let clock = std::sync::Arc::new(Stepping { ms: ten_am().0.into(), step: 0.into() });
+    let log = CaseLog::open(gridline_caselog::MemStore::new(), Some(&reg.county.code)).unwrap();
+    let (engine, thread) =
+        gridline_engine::start(reg.clone(), log, clock.clone(), gridline_engine::EngineConfig::default())
+            .unwrap();
+    let grid = reg.grids.iter().find(|g| g.kind != gridline_registry::GridKind::Dedicated).unwrap();
+    let intake = Intake {
+        text: "垃圾没人清运".into(),
+        category: Some("sanitation".into()),
+        location: Location { grid: Some(grid.code.clone().into()), ..Default::default() },
+        ..Default::default()
+    };
+    let Reply::Accepted { case, .. } =
+        engine.call(&caller(Role::Operator, "operator"), Command::Accept(intake)).unwrap()
+    else {
+        panic!()
+    };
+    let case = case.case().clone();
+    let due = case.due_claim.unwrap();
+    clock.ms.store(due.0, SeqCst);
+    clock.step.store(1, SeqCst);
+    let Reply::Case(c) =
+        engine.call(&worker(case.worker().unwrap()), Command::Claim { case: CaseRef::Id(case.id) }).unwrap()
+    else {
+        panic!()
+    };
+    let c = c.case();
+    assert_eq!(
+        (c.responded_on_time, c.overdue_claim),
+        (Some(true), false),
+        "claimed at {:?}, due {due:?}",
+        c.claimed_at
+    );
+    drop(engine);
+    thread.join();
+}
