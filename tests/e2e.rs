@@ -445,15 +445,19 @@ async fn every_verb_with_every_role() {
         (format!("EXTEND case={no} approve=no"), &["supervisor", "admin"]),
         (format!("DISPATCH case={no} worker={owner}"), &["supervisor", "admin"]),
     ];
+    // A month ahead: past the close deadline, within the year an extension may reach.
+    let until =
+        gridline_model::Timestamp::now().plus(gridline_model::DurationMs(30 * 86_400_000)).rfc3339(480);
     for case in [&no, &id] {
         table.push((format!("GET case={case}"), &["operator", "supervisor", "admin", "own"]));
         // The worker's own steps, in an order the case can take them.
         table.push((format!("CLAIM case={case}"), &["own"]));
         table.push((format!("NOTE case={case} text=到了"), &["own"]));
-        table.push((format!("EXTEND case={case} until=2099-01-01 reason=等配件"), &["own"]));
+        table.push((format!("EXTEND case={case} until={until} reason=等配件"), &["own"]));
     }
     table.push((format!("CLOSE case={id} result=修好了"), &["own"]));
-    table.push((format!("RETURN case={no} reason=不是我的"), &[]));
+    // Closed: the owner is refused by the case's state (conflict), the others as not theirs.
+    table.push((format!("RETURN case={no} reason=不是我的"), &["own"]));
     for (line, allowed) in &table {
         for (role, c) in clients.iter_mut() {
             let r = c.call(line).await.unwrap();
