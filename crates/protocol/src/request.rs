@@ -69,7 +69,10 @@ const VERBS: &[(&str, ParseFn)] = &[
 ];
 
 fn auth(a: &mut Args) -> Command {
-    Command::Auth { token: a.req("token") }
+    // A secret is what the token file holds, tabs included: not checked
+    // for one line (the file's own checks apply).
+    let token = a.required("token", |a| a.value("token", VALUE_MAX_CHARS, true)).unwrap_or_default();
+    Command::Auth { token }
 }
 
 fn accept(a: &mut Args) -> Command {
@@ -92,17 +95,18 @@ fn intake(a: &mut Args, with_req: bool) -> Intake {
         _ => {}
     }
     let grid = a.opt("grid");
-    let address = a.opt("address");
+    let address = a.opt_flat("address");
     if !a.present("lon") && !a.present("lat") && !a.present("grid") && !a.present("address") {
         a.fail("missing location: give lon= and lat=, grid= or address=".to_string());
     }
-    let phone = a.opt("phone").map(|p| narrow(&p));
+    let phone = a.opt_flat("phone").map(|p| narrow(&p));
     if let Some(p) = phone.as_deref().filter(|p| !is_phone(p)) {
         a.fail(format!(
-            "phone: `{p}` is not a phone number (at least 3 digits, and more digits than other characters)"
+            "phone: `{}` is not a phone number (at least 3 digits, and more digits than other characters)",
+            lex::clip(p)
         ));
     }
-    let name = a.opt("name");
+    let name = a.opt_flat("name");
     let channel = a.opt("channel");
     let priority = a
         .choice("priority", Priority::parse, "priority must be normal, urgent or emergency")
@@ -197,6 +201,12 @@ fn narrow(p: &str) -> String {
         .collect()
 }
 
+/// A control character (a tab, a newline: the rest are refused in the
+/// whole line) or a Unicode line or paragraph separator.
+fn breaks_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// What is wrong with a value that says nothing: `empty value`, or `only
 /// spaces` (Unicode's, the ideographic space among them).
 fn blank(v: &str) -> Option<&'static str> {
@@ -215,7 +225,7 @@ fn blank(v: &str) -> Option<&'static str> {
 /// can still mend while the caller is on the line.
 fn is_phone(p: &str) -> bool {
     let digits = p.chars().filter(char::is_ascii_digit).count();
-    let others = p.chars().filter(|c| !c.is_ascii_digit() && *c != ' ').count();
+    let others = p.chars().filter(|c| !c.is_ascii_digit() && !c.is_whitespace()).count();
     digits >= 3 && digits > others
 }
 
@@ -316,7 +326,7 @@ impl Args {
             self.fail(format!("{key}: too long ({n} characters, at most {max_chars})"));
             return None;
         }
-        if !text && v.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+        if !text && v.chars().any(breaks_line) {
             self.fail(format!(
                 "{key}: a line break, tab or other control character (only texts may have them)"
             ));
@@ -327,6 +337,13 @@ impl Args {
 
     fn opt(&mut self, key: &str) -> Option<String> {
         self.value(key, VALUE_MAX_CHARS, false)
+    }
+
+    /// A one-line value as an operator may paste it: a tab or line break in
+    /// it (a two-line address copied from a form) reads as a space.
+    fn opt_flat(&mut self, key: &str) -> Option<String> {
+        let v = self.value(key, VALUE_MAX_CHARS, true)?;
+        Some(v.chars().map(|c| if breaks_line(c) { ' ' } else { c }).collect())
     }
 
     fn opt_text(&mut self, key: &str) -> Option<String> {

@@ -119,13 +119,20 @@ fn accept_errors() {
         "ACCEPT text=x grid=G1 name=\"\u{3000}\"",
         r#"ERR bad_request "name: only spaces (leave the field out instead)""#,
     );
-    // A name or a number is one line; a text may have several.
-    for (field, value) in [
-        ("name", r"王\n女士"),
-        ("phone", r"1\n23"),
-        ("phone", r"138\t1234"),
-        ("address", "南华路\u{2028}18号"),
-    ] {
+    // A name, an address or a number is one line, as an operator may paste
+    // it: a tab or line break in one reads as a space. Codes, ids and
+    // categories refuse them; a text may have several lines.
+    let Command::Accept(i) = parse_request(
+        "ACCEPT text=\"漏水\\n第二行\" grid=G1 name=\"王\\n女士\" phone=\"138\\t1234 5678\" address=\"南华路\u{2028}18号\"",
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(i.text, "漏水\n第二行");
+    assert_eq!(i.name.as_deref(), Some("王 女士"));
+    assert_eq!(i.phone.as_deref(), Some("138 1234 5678"));
+    assert_eq!(i.location.address.as_deref(), Some("南华路 18号"));
+    for (field, value) in [("category", r"路\n灯"), ("req", r"op1\t7"), ("channel", "web\u{2029}")] {
         check(
             &format!("ACCEPT text=x grid=G1 {field}=\"{value}\""),
             &format!(
@@ -133,10 +140,11 @@ fn accept_errors() {
             ),
         );
     }
-    let Command::Accept(i) = parse_request(r#"ACCEPT text="漏水\n第二行" grid=G1"#).unwrap() else {
-        panic!()
-    };
-    assert_eq!(i.text, "漏水\n第二行");
+    // A secret is taken as the token file holds it.
+    assert_eq!(
+        parse_request("AUTH token=\"pass\\tphrase of sixteen\""),
+        Ok(Command::Auth { token: "pass\tphrase of sixteen".into() })
+    );
     let long = "长".repeat(4001);
     check(
         &format!("ACCEPT text={long} grid=G1"),
