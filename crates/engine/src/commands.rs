@@ -45,9 +45,12 @@ impl<S: Store> Engine<S> {
             CaseRef::Id(id) => self.state.cases.contains_key(id).then_some(*id),
             CaseRef::No(no) => self.state.by_no.get(no),
         };
-        id.ok_or_else(|| {
-            Error::not_found(format!("no case `{}`", gridline_model::reply::clip(&r.to_string())))
-        })
+        // A number is what the client typed; an id is always 36 characters.
+        let shown = match r {
+            CaseRef::No(no) => gridline_model::reply::clip(&no.0),
+            CaseRef::Id(id) => id.to_string(),
+        };
+        id.ok_or_else(|| Error::not_found(format!("no case `{shown}`")))
     }
 
     /// The case, if `caller` may act on it as its worker.
@@ -197,6 +200,15 @@ impl<S: Store> Engine<S> {
                     return Err(Error::conflict(format!(
                         "the extension asked for {}, which has passed: refuse it (approve=no) and let the worker ask again",
                         req.until.rfc3339(self.registry.county.utc_offset_min)
+                    )));
+                }
+                // A request from before the limit on asking, with a mistyped year.
+                if *approve && req.until > self.now().plus(EXTEND_MAX) {
+                    return Err(Error::conflict(format!(
+                        "the extension asked for {}, more than {} days ahead: refuse it (approve=no) and let \
+                         the worker ask again",
+                        req.until.rfc3339(self.registry.county.utc_offset_min),
+                        EXTEND_MAX.0 / 86_400_000
                     )));
                 }
                 // An approval moves the close deadline: a miss of the old
@@ -371,8 +383,9 @@ impl<S: Store> Engine<S> {
                 // would drop the resident's new request without a word.
                 if self.state.cases[id].intake != *intake {
                     return Err(Error::conflict(format!(
-                        "req={r} was already used for case {} with a different request: \
+                        "req={} was already used for case {} with a different request: \
                          a retry must send the same fields, a new request needs a new req",
+                        gridline_model::reply::clip(r),
                         self.state.cases[id].no
                     )));
                 }
@@ -651,7 +664,12 @@ fn decision_of(case: &Case) -> Decision {
 
 /// The registry position of an optional `field=` code; `not_found` when it names nothing.
 fn known<T>(field: &str, code: Option<&str>, find: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Error> {
-    code.map(|c| find(c).ok_or_else(|| Error::not_found(format!("{field}: no {field} `{c}`")))).transpose()
+    code.map(|c| {
+        find(c).ok_or_else(|| {
+            Error::not_found(format!("{field}: no {field} `{}`", gridline_model::reply::clip(c)))
+        })
+    })
+    .transpose()
 }
 
 fn cursor(k: DueKey) -> String {
@@ -659,7 +677,12 @@ fn cursor(k: DueKey) -> String {
 }
 
 fn parse_cursor(s: &str) -> Result<DueKey, Error> {
-    let bad = || Error::bad_request(format!("after: `{s}` is not a cursor from a previous reply's next="));
+    let bad = || {
+        Error::bad_request(format!(
+            "after: `{}` is not a cursor from a previous reply's next=",
+            gridline_model::reply::clip(s)
+        ))
+    };
     let (t, id) = s.split_once('.').ok_or_else(bad)?;
     Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
 }

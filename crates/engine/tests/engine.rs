@@ -329,6 +329,20 @@ fn deadlines_escalate_and_extensions_move_them() {
         assert!(e.message.starts_with("until: at most 366 days ahead (until "), "{}", e.message);
     }
     assert!(rig.get(case.no.as_str()).0.extension.is_none(), "nothing asked for");
+    // Nor is one approved: a request from before the limit, or one the
+    // clock has since been set back from (here 100 days), is refused.
+    let far = Timestamp(now.0 + 300 * 86_400_000);
+    rig.call(&w, Command::Extend { case: r.clone(), until: far.rfc3339(480), reason: "等配件".into() })
+        .unwrap();
+    rig.clock.set(Timestamp(now.0 - 100 * 86_400_000));
+    let e = rig
+        .call(&sup, Command::DecideExtension { case: r.clone(), approve: true, reason: None })
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
+    assert!(e.message.contains("more than 366 days ahead"), "{}", e.message);
+    rig.call(&sup, Command::DecideExtension { case: r.clone(), approve: false, reason: None }).unwrap();
+    rig.clock.set(now);
+    assert_eq!(rig.get(case.no.as_str()).0.due_close, Some(due));
     rig.call(&w, Command::Extend { case: r.clone(), until: later, reason: "等配件".into() }).unwrap();
     rig.call(&sup, Command::DecideExtension { case: r.clone(), approve: true, reason: None }).unwrap();
     let moved = rig.get(case.no.as_str()).0.due_close.unwrap();

@@ -269,11 +269,11 @@ pub struct Civil {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
-    #[error("`{0}` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]")]
+    #[error("`{}` is not a time: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]", crate::reply::clip(.0))]
     Format(String),
-    #[error("`{0}`: {1}")]
+    #[error("`{}`: {}", crate::reply::clip(.0), .1)]
     Range(String, &'static str),
-    #[error("`{0}` is not a duration: expected a positive number and s, m, h or d (e.g. 2h)")]
+    #[error("`{}` is not a duration: expected a positive number and s, m, h or d (e.g. 2h)", crate::reply::clip(.0))]
     Duration(String),
 }
 

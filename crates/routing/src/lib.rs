@@ -79,6 +79,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use gridline_model::reply::clip;
 use gridline_model::{CategorySource, CompactString, Decision, Intake, Location, Priority, Timestamp};
 use gridline_registry::{
     CategoryIdx, CommunityIdx, DeptIdx, GridIdx, GridKind, Handling, Registry, TownshipIdx, WorkerIdx,
@@ -214,8 +215,8 @@ pub enum RouteError {
 impl std::fmt::Display for RouteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RouteError::UnknownCategory(c) => write!(f, "category: unknown category `{c}`"),
-            RouteError::UnknownGrid(g) => write!(f, "grid: unknown grid code `{g}`"),
+            RouteError::UnknownCategory(c) => write!(f, "category: unknown category `{}`", clip(c)),
+            RouteError::UnknownGrid(g) => write!(f, "grid: unknown grid code `{}`", clip(g)),
             RouteError::BadPoint(p) => write!(f, "lon/lat: not a finite coordinate `{p}`"),
         }
     }

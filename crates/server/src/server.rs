@@ -832,7 +832,10 @@ fn issue_token(
     }
     if let Some(w) = &worker {
         if shared.registry.worker_idx(w).is_none() {
-            return Err(Error::not_found(format!("worker: no worker `{w}` in the registry")));
+            return Err(Error::not_found(format!(
+                "worker: no worker `{}` in the registry",
+                gridline_model::reply::clip(w)
+            )));
         }
     }
     if let Some(n) = &name {
@@ -851,7 +854,8 @@ fn issue_token(
         let name = match name {
             Some(n) if t.name_taken(&n) => {
                 return Err(Error::bad_request(format!(
-                    "name: `{n}` is already another token's name; choose another"
+                    "name: `{}` is already another token's name; choose another",
+                    gridline_model::reply::clip(&n)
                 )))
             }
             Some(n) => n,
@@ -889,7 +893,9 @@ fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(Str
     let (path, file) = {
         let t = shared.tokens.lock().expect("tokens lock");
         let file = t.with_revoked(name, &at, &scrambled).map_err(|e| match e {
-            RevokeError::Unknown => Error::not_found(format!("name: no token is named `{name}`")),
+            RevokeError::Unknown => {
+                Error::not_found(format!("name: no token is named `{}`", gridline_model::reply::clip(name)))
+            }
             RevokeError::Already(_) => Error::conflict(format!("name: the token `{name}` was {e}")),
             RevokeError::Admin => Error::forbidden(format!("name: `{name}` is an admin token: {e}")),
         })?;
