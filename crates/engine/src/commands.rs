@@ -5,6 +5,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use gridline_caselog::Store;
+use gridline_model::reply::clip;
 use gridline_model::{
     format_compact, Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CaseView, CategorySource, Command,
     CompactString, Deadline, Decision, DurationMs, Error, EventKind, Intake, Page, Reply, Role, Status,
@@ -47,7 +48,7 @@ impl<S: Store> Engine<S> {
         };
         // A number is what the client typed; an id is always 36 characters.
         let shown = match r {
-            CaseRef::No(no) => gridline_model::reply::clip(&no.0),
+            CaseRef::No(no) => clip(&no.0),
             CaseRef::Id(id) => id.to_string(),
         };
         id.ok_or_else(|| Error::not_found(format!("no case `{shown}`")))
@@ -275,9 +276,10 @@ impl<S: Store> Engine<S> {
                         return Err(Error::bad_request("worker: required for supervisors and admins"))
                     }
                 };
-                let w = self.registry.worker_idx(&who).ok_or_else(|| {
-                    Error::not_found(format!("worker: no worker `{}`", gridline_model::reply::clip(&who)))
-                })?;
+                let w = self
+                    .registry
+                    .worker_idx(&who)
+                    .ok_or_else(|| Error::not_found(format!("worker: no worker `{}`", clip(&who))))?;
                 self.page(caller, &self.state.by_worker[w.ix()], None, page, |_| true)
             }
             Command::Overdue { township, grid, page } => {
@@ -385,7 +387,7 @@ impl<S: Store> Engine<S> {
                     return Err(Error::conflict(format!(
                         "req={} was already used for case {} with a different request: \
                          a retry must send the same fields, a new request needs a new req",
-                        gridline_model::reply::clip(r),
+                        clip(r),
                         self.state.cases[id].no
                     )));
                 }
@@ -469,9 +471,10 @@ impl<S: Store> Engine<S> {
         worker: &str,
         batch: &mut Batch,
     ) -> Result<(), Error> {
-        let w: WorkerIdx = self.registry.worker_idx(worker).ok_or_else(|| {
-            Error::not_found(format!("worker: no worker `{}`", gridline_model::reply::clip(worker)))
-        })?;
+        let w: WorkerIdx = self
+            .registry
+            .worker_idx(worker)
+            .ok_or_else(|| Error::not_found(format!("worker: no worker `{}`", clip(worker))))?;
         let case = &self.state.cases[&id];
         if case.status == Status::Closed {
             return Err(Error::conflict(format!("case {} is closed", case.no)));
@@ -664,12 +667,8 @@ fn decision_of(case: &Case) -> Decision {
 
 /// The registry position of an optional `field=` code; `not_found` when it names nothing.
 fn known<T>(field: &str, code: Option<&str>, find: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Error> {
-    code.map(|c| {
-        find(c).ok_or_else(|| {
-            Error::not_found(format!("{field}: no {field} `{}`", gridline_model::reply::clip(c)))
-        })
-    })
-    .transpose()
+    code.map(|c| find(c).ok_or_else(|| Error::not_found(format!("{field}: no {field} `{}`", clip(c)))))
+        .transpose()
 }
 
 fn cursor(k: DueKey) -> String {
@@ -677,12 +676,8 @@ fn cursor(k: DueKey) -> String {
 }
 
 fn parse_cursor(s: &str) -> Result<DueKey, Error> {
-    let bad = || {
-        Error::bad_request(format!(
-            "after: `{}` is not a cursor from a previous reply's next=",
-            gridline_model::reply::clip(s)
-        ))
-    };
+    let bad =
+        || Error::bad_request(format!("after: `{}` is not a cursor from a previous reply's next=", clip(s)));
     let (t, id) = s.split_once('.').ok_or_else(bad)?;
     Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
 }

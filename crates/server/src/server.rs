@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use gridline_engine::{EngineHandle, ReplyRx};
+use gridline_model::reply::clip;
 use gridline_model::{Caller, Command, Error, ErrorCode, Reply, Role};
 use gridline_protocol::FormatCtx;
 use gridline_registry::Registry;
@@ -832,10 +833,7 @@ fn issue_token(
     }
     if let Some(w) = &worker {
         if shared.registry.worker_idx(w).is_none() {
-            return Err(Error::not_found(format!(
-                "worker: no worker `{}` in the registry",
-                gridline_model::reply::clip(w)
-            )));
+            return Err(Error::not_found(format!("worker: no worker `{}` in the registry", clip(w))));
         }
     }
     if let Some(n) = &name {
@@ -855,7 +853,7 @@ fn issue_token(
             Some(n) if t.name_taken(&n) => {
                 return Err(Error::bad_request(format!(
                     "name: `{}` is already another token's name; choose another",
-                    gridline_model::reply::clip(&n)
+                    clip(&n)
                 )))
             }
             Some(n) => n,
@@ -893,9 +891,7 @@ fn revoke_token(caller: &Caller, name: &str, shared: &Shared) -> Result<Vec<(Str
     let (path, file) = {
         let t = shared.tokens.lock().expect("tokens lock");
         let file = t.with_revoked(name, &at, &scrambled).map_err(|e| match e {
-            RevokeError::Unknown => {
-                Error::not_found(format!("name: no token is named `{}`", gridline_model::reply::clip(name)))
-            }
+            RevokeError::Unknown => Error::not_found(format!("name: no token is named `{}`", clip(name))),
             RevokeError::Already(_) => Error::conflict(format!("name: the token `{name}` was {e}")),
             RevokeError::Admin => Error::forbidden(format!("name: `{name}` is an admin token: {e}")),
         })?;
