@@ -244,7 +244,8 @@ pub struct Router {
     roster: Roster,
     /// Category names and codes an operator may give, normalized.
     category_names: HashMap<String, CategoryIdx>,
-    /// All grid workers of each community / township, in grid then file order.
+    /// The workers of each community's / township's ordinary grids (not its
+    /// dedicated ones), in grid then file order.
     community_workers: Vec<Vec<WorkerIdx>>,
     township_workers: Vec<Vec<WorkerIdx>>,
     /// Precomputed explanation pieces, so a decision costs a few string copies.
@@ -280,7 +281,11 @@ impl Router {
         let reg = &*registry;
         let mut community_workers = vec![Vec::new(); reg.communities.len()];
         let mut township_workers = vec![Vec::new(); reg.townships.len()];
-        for g in &reg.grids {
+        // A dedicated grid's workers (a school's, a hospital's) stay with
+        // their site: a neighbourhood's case widened to the community or
+        // the township does not go to them, though they are the least
+        // loaded (their sites take few cases).
+        for g in reg.grids.iter().filter(|g| g.kind != GridKind::Dedicated) {
             if let Some(c) = community_workers.get_mut(g.community.ix()) {
                 c.extend_from_slice(&g.workers);
             }

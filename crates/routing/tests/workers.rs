@@ -80,16 +80,18 @@ fn workers_who_returned_the_case_are_never_chosen() {
     let l = loads(t, &[("W2", 9)]);
     assert_eq!(who(&route_with(t, &case, "10:00", &l, &["W1"])), Some("W2"), "busier, but W1 returned it");
     let r = route_with(t, &case, "10:00", &l, &["W1", "W2"]);
-    // Nobody left in A1: the community (A2's W4 is off duty at 10:00; D1's W5).
-    assert_eq!((who(&r), r.pool, r.decision.grid.as_deref()), (Some("W5"), Pool::Community, Some("D1")));
+    // Nobody left in A1, nor in the community (A2's W4 is off duty at 10:00;
+    // D1's W5 stays with the school: a dedicated grid's workers are not in
+    // the community's pool): the township, B1's W6.
+    assert_eq!((who(&r), r.pool, r.decision.grid.as_deref()), (Some("W6"), Pool::Township, Some("B1")));
     assert_eq!(r.located.map(|g| t.registry().grid(g).code.as_str()), Some("A1"));
-    assert_eq!(r.decision.rule, "grid-code/grid/community");
+    assert_eq!(r.decision.rule, "grid-code/grid/township");
     let why = r.decision.explanation();
     assert!(
         why.contains("nobody available in grid 东风社区第1网格 (3 workers: 1 off duty, 2 returned the case)"),
         "{why}"
     );
-    assert!(why.contains("W5 丙一 (full-time) of 第一中学网格"), "{why}");
+    assert!(why.contains("W6 丁一 (full-time) of 红旗村网格") && !why.contains("W5"), "{why}");
     // Unknown ids in the exclusion list are ignored.
     assert_eq!(who(&route_with(t, &case, "10:00", &l, &["W404", ""])), Some("W1"));
 }
@@ -108,13 +110,14 @@ fn nobody_in_the_grid_escalates_to_the_community_then_the_township_then_the_comm
     // B1 (红旗村) has one grid: after W6, the township 甲镇.
     let b1 = intake("", Some("dispute"), grid("B1"));
     let r = route_with(t, &b1, "10:00", &loads(t, &[("W1", 4), ("W2", 2)]), &["W6"]);
+    // Not W5 (0 open cases, but D1 is the school's dedicated grid): W2, the least loaded of the rest.
     assert_eq!(
         (who(&r), r.pool, r.decision.rule.as_str()),
-        (Some("W5"), Pool::Township, "grid-code/grid/township")
+        (Some("W2"), Pool::Township, "grid-code/grid/township")
     );
     let why = r.decision.explanation();
     assert!(
-        why.contains("community/village 红旗村") && why.contains("W5 丙一 (full-time) of 第一中学网格"),
+        why.contains("community/village 红旗村") && why.contains("W2 甲二 (part-time) of 东风社区第1网格"),
         "{why}"
     );
     // C1 (东风村, 乙乡) has one grid and the township no other: the command centre.
@@ -180,16 +183,18 @@ fn emergencies_take_a_free_worker_nearby_else_a_busy_full_time_worker_rather_tha
     let busy = loads(t, &[("W1", 5), ("W2", 4)]);
     // Normal: the least loaded in the grid, W2 (4).
     assert_eq!(who(&route_with(t, &case, "10:00", &busy, &[])), Some("W2"));
-    // Emergency: nobody in A1 has fewer than 3 open cases; W5 (D1, same community) has 0.
-    let r = route_with(t, &emergency(case.clone()), "10:00", &busy, &[]);
-    assert_eq!((who(&r), r.pool), (Some("W5"), Pool::Community));
+    // Emergency: nobody in A1 has fewer than 3 open cases. At 23:30 A2's W4
+    // (same community, on duty 20:00-08:00) is free: W4.
+    let r = route_with(t, &emergency(case.clone()), "23:30", &busy, &[]);
+    assert_eq!((who(&r), r.pool), (Some("W4"), Pool::Community));
     assert!(r
         .decision
         .explanation()
         .contains("emergency: the nearest available worker with fewer than 3 open cases"));
-    // Emergency, everyone nearby busy: the least loaded full-time worker of the grid, W1 (5), over W2 (4).
-    let all_busy = loads(t, &[("W1", 5), ("W2", 4), ("W5", 3)]);
-    let r = route_with(t, &emergency(case.clone()), "10:00", &all_busy, &[]);
+    // At 10:00 W4 is off duty, and W5 of the school's dedicated grid D1 (0
+    // open cases) is not asked: the least loaded full-time worker of the
+    // grid, W1 (5), over W2 (4), rather than wait.
+    let r = route_with(t, &emergency(case.clone()), "10:00", &busy, &[]);
     assert_eq!((who(&r), r.pool, r.decision.rule.as_str()), (Some("W1"), Pool::Grid, "grid-code/grid"));
     assert!(r.decision.explanation().contains("rather than wait"), "{}", r.decision.explanation());
     // A free worker in the grid is still the first choice.
