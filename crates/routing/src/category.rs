@@ -1,6 +1,8 @@
 //! Inferring a case's category from its text with the registry's keywords.
 //!
-//! Every occurrence of every category keyword in the text is found. Each
+//! Every occurrence of every category keyword in the text is found, except
+//! one inside a longer keyword found over it (maximal munch: 卫生 in 卫生院,
+//! 垃圾 in 垃圾短信, 暖气 in 暖气片 do not count). Each
 //! category scores the number of its distinct keywords found, then the length
 //! (in characters) of its longest one; the highest score wins, then the lowest
 //! category index. The winning category's keywords are reported in the order
@@ -36,10 +38,23 @@ impl CategoryIndex {
     }
 
     pub fn infer(&self, text: &str) -> Option<Inferred> {
-        // Distinct (pattern id), in order of first occurrence.
+        // Distinct (pattern id), in order of first occurrence, but for hits
+        // inside a longer hit. Hits come by position, the longest first at
+        // each: one is inside another if a hit before it reaches as far.
         let mut found: Vec<u32> = Vec::new();
-        self.matcher.for_each_hit(text, |_, id| {
-            if !found.contains(&id) {
+        // The furthest end of the hits at earlier positions; the position
+        // now and the end of its longest hit.
+        let (mut reach, mut here, mut here_end) = (0, usize::MAX, 0);
+        self.matcher.for_each_hit(text, |at, id| {
+            let end = at + self.matcher.pattern(id).folded.len();
+            let inside = if at != here {
+                reach = reach.max(here_end);
+                (here, here_end) = (at, end);
+                reach >= end
+            } else {
+                reach >= end || here_end > end
+            };
+            if !inside && !found.contains(&id) {
                 found.push(id);
             }
         });

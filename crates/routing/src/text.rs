@@ -19,7 +19,7 @@ use gridline_registry::words::{normalize, normalized};
 pub(crate) struct Pattern<T> {
     pub text: Box<str>,
     /// `text` as it is matched: normalized (see [`normalize`]).
-    folded: Box<str>,
+    pub folded: Box<str>,
     /// Length in characters of `folded`, what the pattern matches (what
     /// "longest match" compares): the same however the registry spelled it.
     pub chars: u32,
