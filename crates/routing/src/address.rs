@@ -151,8 +151,11 @@ impl AddressIndex {
                 hits.push(Hit { place: p.target, id, chars: p.chars, span: (at, at + p.matched_len()) });
             }
         });
-        // (score, named directly, Reverse(index)): the largest wins.
-        type Key = (u32, bool, std::cmp::Reverse<u32>);
+        // (score, an ordinary grid, named directly, Reverse(index)): the
+        // largest wins. At equal scores a street beats a site it shares
+        // characters with (鸡东站前路 is 站前社区's street, not the station):
+        // a dedicated grid takes an address only by naming its site better.
+        type Key = (u32, bool, bool, std::cmp::Reverse<u32>);
         let mut best: Option<(Key, GridIdx, Vec<u32>)> = None;
         for h in &hits {
             let (grid, by_grid) = match h.place {
@@ -175,12 +178,12 @@ impl AddressIndex {
                 &[Place::Township(g.township)]
             };
             let (score, words) = best_with(h, levels, &hits);
-            let key = (score, by_grid, std::cmp::Reverse(grid.0));
+            let key = (score, g.kind != GridKind::Dedicated, by_grid, std::cmp::Reverse(grid.0));
             if best.as_ref().is_none_or(|b| key > b.0) {
                 best = Some((key, grid, words));
             }
         }
-        if let Some(((_, by_grid, _), grid, words)) = best {
+        if let Some(((_, _, by_grid, _), grid, words)) = best {
             return AddressMatch::Grid { grid, by_grid, words };
         }
         let township = hits

@@ -248,6 +248,9 @@ fn addresses_prefer_the_longest_most_specific_agreeing_match() {
     assert_eq!(at("鸡东站前社区").as_deref(), Some("JDZ-ZQ-01"));
     assert_eq!(at("鸡东镇站前社区").as_deref(), Some("JDZ-ZQ-01"));
     assert_eq!(at("鸡东站").as_deref(), Some("JDZ-S05"));
+    // 站前路 (the community's street) and 鸡东站 score alike: an ordinary grid
+    // wins the tie, so a street address is not taken by the station.
+    assert_eq!(at("鸡东站前路15号").as_deref(), Some("JDZ-ZQ-01"));
     assert_eq!(at("鸡东站前社区鸡东火车站").as_deref(), Some("JDZ-S05"));
     // A name inside another agrees: the grid named whole (its community's
     // name inside it) beats an estate of another grid of the community.
