@@ -138,6 +138,25 @@ fn serve_refuses_an_empty_tokens_file() {
     assert!(!data.join("log").exists(), "refused before the case log was opened");
 }
 
+/// `--data .` or `--data /tmp` by a slip: a directory holding other files
+/// and nothing of Gridline's is refused, and left as it was (not made 0700).
+#[test]
+fn serve_refuses_a_directory_of_other_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("someone-elses-file"), "hi").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let (code, _, err) =
+        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", shared.to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("not a Gridline data directory") && err.contains("someone-elses-file"), "{err}");
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777, "left as it was");
+    assert!(!shared.join("log").exists() && !shared.join("tokens.toml").exists());
+}
+
 #[test]
 fn a_data_directory_in_use_by_a_server_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

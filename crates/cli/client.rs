@@ -45,7 +45,13 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
             if interactive {
                 out!("gridline> ")?;
             }
-            let Some(line) = lines.next() else { break };
+            let Some(line) = lines.next() else {
+                if interactive {
+                    // Ctrl-D: the shell's prompt on a line of its own.
+                    out!("\n")?;
+                }
+                break;
+            };
             n += 1;
             let line = anyhow::Context::with_context(line, || format!("reading line {n} of the input"))?;
             // A byte order mark (a file saved by a Windows editor) is not part of the verb.

@@ -241,32 +241,42 @@ fn main() -> ExitCode {
 }
 
 /// The log filter's directives: `GRIDLINE_LOG`'s (`info` when it is unset
-/// or does not parse), with sled held at `debug` when they would log
-/// everything at `trace` and do not name sled themselves. sled's trace
-/// records (bridged from the `log` crate) print every batch it applies,
-/// keys and values as bytes: residents' records, in the log. (A level
-/// below `trace` already covers sled, and `sled=debug` on its own would
-/// turn sled's debug lines on under the default `info`.)
+/// or does not parse), with
+/// - `warn` first when they set no level for every target (`gridline=debug`
+///   alone, or a misspelt `warning`, read as a target's name), so that the
+///   server's warnings (a directory open to other users) still show;
+/// - sled held at `debug` when they would log everything at `trace` and do
+///   not name sled themselves. sled's trace records (bridged from the `log`
+///   crate) print every batch it applies, keys and values as bytes:
+///   residents' records, in the log. (A level below `trace` already covers
+///   sled, and `sled=debug` on its own would turn sled's debug lines on
+///   under the default `info`.)
+/// - `geo` held at `info` when they would log everything at `debug` or
+///   `trace` and do not name it: its debug lines, tens of thousands for one
+///   load of the county's grids, bury everything else.
 fn log_directives(spec: Option<&str>) -> String {
     let spec = match spec {
         Some(s) if tracing_subscriber::EnvFilter::try_new(s).is_ok() => s.trim(),
         _ => "info",
     };
     let directives = || spec.split(',').map(str::trim).filter(|d| !d.is_empty());
+    let target = |d: &str| d.split(['=', '[']).next().unwrap_or_default().trim().to_string();
     // `sled=...`, `sled[span]=...`, or `sled::tree=...` (the module that
     // logs the batches): a directive for another of sled's modules
     // (`sled::pagecache=info`) does not ask for the records.
-    let names_sled = directives().any(|d| {
-        let target = d.split(['=', '[']).next().unwrap_or_default().trim();
-        target == "sled" || target == "sled::tree"
-    });
+    let names_sled = directives().map(target).any(|t| t == "sled" || t == "sled::tree");
+    let names_geo = directives().map(target).any(|t| t == "geo" || t.starts_with("geo::"));
     // A directive without a target sets the level of every other one.
-    let traces_all = directives().any(|d| d.eq_ignore_ascii_case("trace"));
-    if traces_all && !names_sled {
-        format!("{spec},sled=debug")
-    } else {
-        spec.to_string()
+    let level = |l: &str| directives().any(|d| d.eq_ignore_ascii_case(l));
+    let any_level = ["trace", "debug", "info", "warn", "error", "off"].into_iter().any(level);
+    let mut out = if any_level { spec.to_string() } else { format!("warn,{spec}") };
+    if level("trace") && !names_sled {
+        out.push_str(",sled=debug");
     }
+    if (level("trace") || level("debug")) && !names_geo {
+        out.push_str(",geo=info");
+    }
+    out
 }
 
 /// Paths renamed in log lines (see [`rename_in_log`]).
@@ -330,25 +340,31 @@ mod tests {
     #[test]
     fn tracing_everything_holds_sled_at_debug_unless_sled_is_named() {
         assert_eq!(log_directives(None), "info");
-        assert_eq!(log_directives(Some("debug")), "debug");
-        assert_eq!(log_directives(Some("trace")), "trace,sled=debug");
-        assert_eq!(log_directives(Some("TRACE")), "TRACE,sled=debug");
+        assert_eq!(log_directives(Some("debug")), "debug,geo=info");
+        assert_eq!(log_directives(Some("trace")), "trace,sled=debug,geo=info");
+        assert_eq!(log_directives(Some("TRACE")), "TRACE,sled=debug,geo=info");
         assert_eq!(
             log_directives(Some("gridline_engine=trace,trace")),
-            "gridline_engine=trace,trace,sled=debug"
+            "gridline_engine=trace,trace,sled=debug,geo=info"
         );
-        // Named: whoever names sled gets what they asked for.
-        assert_eq!(log_directives(Some("trace,sled=trace")), "trace,sled=trace");
-        assert_eq!(log_directives(Some("trace,sled::tree=trace")), "trace,sled::tree=trace");
+        // Named: whoever names sled (or geo) gets what they asked for.
+        assert_eq!(log_directives(Some("trace,sled=trace")), "trace,sled=trace,geo=info");
+        assert_eq!(log_directives(Some("trace,sled::tree=trace")), "trace,sled::tree=trace,geo=info");
+        assert_eq!(log_directives(Some("debug,geo=debug")), "debug,geo=debug");
+        assert_eq!(log_directives(Some("debug,geo::algorithm=trace")), "debug,geo::algorithm=trace");
         // Another of sled's modules named: the batches are still held back.
         assert_eq!(
             log_directives(Some("trace,sled::pagecache=info")),
-            "trace,sled::pagecache=info,sled=debug"
+            "trace,sled::pagecache=info,sled=debug,geo=info"
         );
         // Only some targets at trace: sled is not among them.
         assert_eq!(log_directives(Some("info,gridline_caselog=trace")), "info,gridline_caselog=trace");
         // `sledge` is not sled.
-        assert_eq!(log_directives(Some("trace,sledge=info")), "trace,sledge=info,sled=debug");
+        assert_eq!(log_directives(Some("trace,sledge=info")), "trace,sledge=info,sled=debug,geo=info");
+        // No level for every target: warnings still show, also under a misspelt level.
+        assert_eq!(log_directives(Some("gridline=debug")), "warn,gridline=debug");
+        assert_eq!(log_directives(Some("warning")), "warn,warning");
+        assert_eq!(log_directives(Some("WARN")), "WARN");
         // What does not parse is `info`, as before.
         assert_eq!(log_directives(Some("=[[")), "info");
         for spec in ["trace", "trace,sled=trace", "info"] {

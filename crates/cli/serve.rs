@@ -97,6 +97,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             a.data.display()
         );
     }
+    check_is_ours(&a.data)?;
     // The data directory holds residents' records and every token's
     // secret: its owner's alone (0700), made so, or made so again.
     let mut dir = std::fs::DirBuilder::new();
@@ -172,6 +173,28 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     thread.join();
     info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a `--data` directory that holds other files and nothing of
+/// Gridline's (no `tokens.toml`, no `log/`): `--data .`, `--data ~` or
+/// `--data /tmp` by a slip would be made private (0700) and get residents'
+/// records among someone else's files. New, empty, and earlier Gridline
+/// data directories are taken.
+fn check_is_ours(dir: &std::path::Path) -> anyhow::Result<()> {
+    // Missing: made below; unreadable: reported below, as it is met.
+    let Ok(mut entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    if dir.join("tokens.toml").exists() || dir.join("log").exists() {
+        return Ok(());
+    }
+    if let Some(Ok(e)) = entries.next() {
+        anyhow::bail!(
+            "--data {}: not a Gridline data directory: it holds other files (`{}`, ...) and no tokens.toml or \
+             log/; give a new or empty directory (serve makes it private, mode 0700)",
+            dir.display(),
+            e.file_name().to_string_lossy()
+        );
+    }
+    Ok(())
 }
 
 /// Makes the directory `dir`, if it exists and belongs to this user, its
