@@ -606,17 +606,38 @@ async fn audit_csv_of_no_cases_is_the_header_alone() {
     assert_eq!(out.trim(), "(no cases)");
 }
 
-/// Plays `simulate --cases N --seed S` twice against one fresh server; the
-/// first run must go without an error. Returns the second run's (exit code,
+/// Plays `simulate --cases N --seed S` twice against one fresh server, the
+/// second a replay of the first's calls (the same request ids); the first
+/// run must go without an error. Returns the second run's (exit code,
 /// stdout, stderr).
 fn simulate_the_same_seed_twice(cases: &str, seed: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let srv = Server::start(&data, &[]);
-    let (code, out, err) = simulate(&srv, &["--cases", cases, "--seed", seed]);
+    let replay = ["--cases", cases, "--seed", seed, "--req-prefix", "replayed"];
+    let (code, out, err) = simulate(&srv, &replay);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("errors:"), "{out}");
-    simulate(&srv, &["--cases", cases, "--seed", seed])
+    simulate(&srv, &replay)
+}
+
+/// The same seed run again is a new day of calls, not a replay: every call
+/// is a new case and nothing is refused (a README reader may well run it twice).
+#[test]
+fn simulate_run_again_takes_new_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    for _ in 0..2 {
+        let (code, out, err) = simulate(&srv, &["--cases", "40", "--seed", "8"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("40 accepted") && !out.contains("errors:"), "{out}");
+    }
+    let d = data.to_str().unwrap();
+    drop(srv);
+    let (code, out, err) = run(&["audit", "--data", d, "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"received\": 80,"), "two runs, 80 cases: {out}");
 }
 
 /// Requests the server refused are a failed simulation: `simulate` lists

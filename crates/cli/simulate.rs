@@ -29,15 +29,25 @@ pub struct SimulateArgs {
     /// Cases to accept.
     #[arg(long, default_value_t = 1000)]
     pub cases: usize,
-    /// Connections per role.
-    #[arg(long, default_value_t = 8)]
+    /// Connections per role (1 to 64: each opens before it authenticates,
+    /// and a server takes at most 64 such from one address by default,
+    /// `serve --unauthenticated-per-address-max`).
+    #[arg(long, default_value_t = 8,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub connections: usize,
     /// Requests each connection keeps in flight (1 to 65,536).
     #[arg(long, default_value_t = 32,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub window: usize,
+    /// The seed of what the calls say and where they are; each run's
+    /// requests are new cases (their request ids carry the run's start).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Request ids `sim-<P>-<n>` instead of the run's own: the same P again
+    /// replays a run's calls as retries (answered `duplicate=yes`, then its
+    /// workers' steps refused), which tests use to make the server refuse.
+    #[arg(long, hide = true)]
+    pub req_prefix: Option<String>,
     /// The server's tokens.toml (admin, supervisor and operator tokens are read from it).
     #[arg(long, default_value = "./gridline-data/tokens.toml")]
     pub tokens: PathBuf,
@@ -121,7 +131,8 @@ fn read_tokens(path: &PathBuf) -> anyhow::Result<Tokens> {
         .filter(|t| t.role == "worker" && !is_sim(t))
         .filter_map(|t| t.worker.clone().map(|w| (w, t.secret.clone())))
         .collect();
-    let left_over = active().filter(is_sim).map(|t| t.name.clone()).collect();
+    // A run still going (its process alive on this machine) keeps its own.
+    let left_over = active().filter(is_sim).filter(|t| !run_alive(&t.name)).map(|t| t.name.clone()).collect();
     let need = |role: &str| {
         find(role).with_context(|| {
             format!("{}: no {role} token (--tokens: the server's tokens.toml)", path.display())
@@ -247,13 +258,13 @@ impl Progress {
 /// or keyword in the county's config is quoted as it must be). A text's
 /// category is given, most of the time, only if the registry has it: with
 /// another county's config the rest is inferred from the text.
-fn make_case(r: &Registry, rng: &mut Rng, i: usize, seed: u64) -> String {
+fn make_case(r: &Registry, rng: &mut Rng, i: usize, run: &str) -> String {
     use gridline_model::{Command, Intake, Location, Priority};
     let (cat, text) = TEXTS[rng.below(TEXTS.len())];
     let grids: Vec<_> = r.grids.iter().filter(|g| g.kind != GridKind::Dedicated).collect();
     let g = grids[rng.below(grids.len())];
     let mut intake =
-        Intake { text: text.into(), req: Some(format!("sim-{seed}-{i}").into()), ..Intake::default() };
+        Intake { text: text.into(), req: Some(format!("sim-{run}-{i}").into()), ..Intake::default() };
     if r.category_idx(cat).is_some() && rng.chance(70) {
         intake.category = Some(cat.into());
     }
@@ -389,7 +400,8 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
     }
     let left = |e: anyhow::Error| {
         e.context(format!(
-            "revoking the {} worker tokens this run issued (named sim-...; REVOKE them by name)",
+            "revoking the {} worker tokens this run issued (named sim-...: the next `gridline simulate` with \
+             the same --tokens revokes them, or REVOKE them by name)",
             names.len()
         ))
     };
@@ -403,7 +415,9 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
         let mut again = Vec::new();
         for (n, r) in todo.into_iter().zip(replies) {
             match r {
+                // Already revoked (by another run that found it left over): done.
                 Reply::Ok { .. } => revoked += 1,
+                Reply::Err { code, .. } if code == "conflict" => revoked += 1,
                 Reply::Err { code, .. } if code == "not_found" => again.push(n),
                 Reply::Err { code, message } => failed.push(format!("{n} ({code} {message})")),
             }
@@ -417,9 +431,25 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
         }
     }
     if !failed.is_empty() {
-        bail!("{} worker token(s) this run issued are still live: {}", failed.len(), failed.join(", "));
+        let more = failed.len().saturating_sub(5);
+        let shown = failed[..failed.len().min(5)].join(", ");
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        bail!("{} worker token(s) this run issued are still live: {shown}{more}", failed.len());
     }
     Ok(revoked)
+}
+
+/// Whether the run that issued the `sim-` token `name` (`sim-<secs>-<pid>-<worker>`)
+/// is another process still running on this machine: its tokens are its own
+/// to revoke. (A process id taken again since leaves them to a later run.)
+fn run_alive(name: &str) -> bool {
+    let Some(pid) = name.strip_prefix(SIM_TOKEN_PREFIX).and_then(|r| r.split('-').nth(1)) else {
+        return false;
+    };
+    match pid.parse::<u32>() {
+        Ok(pid) if pid != std::process::id() => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
 }
 
 /// What the name of every worker token `simulate` issues starts with.
@@ -457,7 +487,11 @@ async fn simulate(
     let t0 = Instant::now();
 
     // 1. Operators take the calls.
-    let cases: Vec<String> = (0..a.cases).map(|i| make_case(&registry, &mut rng, i, a.seed)).collect();
+    // A run's request ids are its own: the same seed run again takes new
+    // calls, not retries of the last run's (answered duplicate=yes, then
+    // refused at every step the cases already took).
+    let req_run = a.req_prefix.clone().unwrap_or_else(|| format!("{}-{run}", a.seed));
+    let cases: Vec<String> = (0..a.cases).map(|i| make_case(&registry, &mut rng, i, &req_run)).collect();
     let mut tasks = Vec::new();
     for k in 0..conns {
         let mine: Vec<(&'static str, String)> =
@@ -713,6 +747,17 @@ async fn simulate(
 mod tests {
     use super::*;
 
+    /// A token of a run whose process still runs here is that run's to
+    /// revoke; of one gone (or this one), the next run's.
+    #[test]
+    fn only_a_gone_runs_tokens_are_left_over() {
+        let name = |pid: &str| format!("{SIM_TOKEN_PREFIX}1795870000-{pid}-W00001");
+        assert!(run_alive(&name("1")), "pid 1 runs");
+        assert!(!run_alive(&name(&std::process::id().to_string())), "this run's own");
+        assert!(!run_alive(&name("4294967295")));
+        assert!(!run_alive(&name("x")) && !run_alive("sim-") && !run_alive("W00001"));
+    }
+
     /// The phones of simulated calls: 11 digits, never a mobile number's
     /// prefix (13-19), and the request still parses as an ACCEPT with it.
     #[test]
@@ -720,7 +765,7 @@ mod tests {
         let r = gridline_registry::embedded::jidong();
         let mut rng = Rng::new(7);
         for i in 0..500 {
-            let line = make_case(r, &mut rng, i, 7);
+            let line = make_case(r, &mut rng, i, "7-run");
             let Ok(gridline_model::Command::Accept(intake)) = gridline_protocol::parse_request(&line) else {
                 panic!("not an ACCEPT: {line}");
             };
