@@ -70,6 +70,30 @@ async fn flipped_or_truncated_logs_are_reported_not_panicked_on() {
         assert!(!err.contains("panicked"), "{how}: serve panicked: {err}");
         assert!(err.contains("corrupt") || err.contains("damaged"), "{how}: unclear: {err}");
     }
+    // A flipped byte in sled's settings file: the log named, called damaged
+    // (sled itself says "corrupted data at file offset None", or for other
+    // bytes "a sled version earlier than 0.29"), with the way out.
+    let copy = dir.path().join("conf");
+    let status = std::process::Command::new("cp").arg("-a").arg(&data).arg(&copy).status().unwrap();
+    assert!(status.success());
+    let conf = copy.join("log/conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[2] ^= 0x20;
+    std::fs::write(&conf, bytes).unwrap();
+    let (code, _, err) = run(&["verify", "--data", copy.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    let (scode, _, serr) =
+        run_within(REFUSAL_LIMIT, &["serve", "--data", copy.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert_ne!(scode, 0);
+    for err in [err, serr] {
+        assert!(
+            err.contains(&copy.join("log").display().to_string())
+                && err.contains("damaged")
+                && err.contains("backup"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -81,6 +81,9 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// What to do about a damaged log: docs/storage.md, "Backups".
+const RESTORE: &str = "restore the data directory from a backup (docs/storage.md, \"Backups\")";
+
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
@@ -270,7 +273,8 @@ impl SledStore {
         let open_here = || {
             quietly(|| config.open()).map_err(|p| {
                 StoreError::Corrupt(format!(
-                    "sled cannot open the log ({}); the file is damaged or truncated",
+                    "sled cannot open the log in {} ({}): its files are damaged or truncated; {RESTORE}",
+                    path.display(),
                     panic_message(&*p)
                 ))
             })
@@ -304,6 +308,21 @@ impl SledStore {
             match open()? {
                 Err(e) if locked(&e) && t0.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                // sled reads a damaged `conf` (its checksum fails) as one
+                // written by a sled before 0.29; every Gridline log was
+                // written by 0.34.7.
+                Err(sled::Error::Unsupported(m)) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "sled cannot read its settings file {} ({m}): it is damaged; {RESTORE}",
+                        path.join("conf").display()
+                    )))
+                }
+                Err(e @ sled::Error::Corruption { .. }) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "sled cannot open the log in {} ({e}): its files are damaged; {RESTORE}",
+                        path.display()
+                    )))
                 }
                 r => break r.map_err(sled_err)?,
             }
