@@ -19,6 +19,9 @@ pub struct ClientArgs {
 pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
+        if !a.addr.contains(':') {
+            anyhow::bail!("--addr {}: no port; give HOST:PORT or IP:PORT, e.g. 127.0.0.1:7700", a.addr);
+        }
         let mut c = Client::connect(&a.addr).await.map_err(|e| anyhow::anyhow!("{}: {e}", a.addr))?;
         let interactive = std::io::stdin().is_terminal();
         let mut failures = 0u64;

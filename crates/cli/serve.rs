@@ -23,8 +23,9 @@ pub struct ServeArgs {
     /// The data directory: the case log and tokens.toml.
     #[arg(long, value_name = "DIR", default_value = crate::DEFAULT_DATA)]
     pub data: PathBuf,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = crate::DEFAULT_ADDR)]
+    /// Address to listen on: IP:PORT, or HOST:PORT (its first IPv4 address,
+    /// else its first).
+    #[arg(long, value_name = "ADDR", default_value = crate::DEFAULT_ADDR, value_parser = listen_addr)]
     pub listen: SocketAddr,
     /// Longest request line in bytes (64 to 16 MiB).
     #[arg(long, default_value_t = 8 * 1024, value_parser = usize_in(64, 16 << 20))]
@@ -68,6 +69,22 @@ pub struct ServeArgs {
     /// sled lags).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub checkpoint_mib: u64,
+}
+
+/// `--listen`: an address as given, or a host name resolved (`localhost:7700`,
+/// as `client --addr` takes it).
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let hint = "give IP:PORT or HOST:PORT, e.g. 127.0.0.1:7700";
+    let all: Vec<SocketAddr> = s.to_socket_addrs().map_err(|e| format!("{e}; {hint}"))?.collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("resolves to no address; {hint}"))
 }
 
 /// A clap parser for a `usize` flag within `min..=max`.
@@ -265,5 +282,22 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
             info!("Ctrl-C: shutting down");
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_addr;
+
+    #[test]
+    fn listen_takes_an_address_or_a_host_name() {
+        assert_eq!(listen_addr("127.0.0.1:7700").unwrap().to_string(), "127.0.0.1:7700");
+        assert_eq!(listen_addr("[::1]:7700").unwrap().to_string(), "[::1]:7700");
+        // localhost: its IPv4 loopback, where clients given 127.0.0.1 look.
+        assert_eq!(listen_addr("localhost:7700").unwrap().to_string(), "127.0.0.1:7700");
+        for bad in ["localhost", "127.0.0.1", ""] {
+            let e = listen_addr(bad).unwrap_err();
+            assert!(e.contains("e.g. 127.0.0.1:7700"), "{bad}: {e}");
+        }
     }
 }
