@@ -93,7 +93,7 @@ fn sled_err(e: sled::Error) -> StoreError {
         sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
         sled::Error::Io(ref ioe) if ioe.raw_os_error() == Some(libc_enospc()) => StoreError::Full,
         ref e if locked(e) => StoreError::Io(
-            "the log is locked by another process (is a server running on this data directory?)".into(),
+            "the log is locked by another process (a server, or an audit or verify reading it: is one running on this data directory?)".into(),
         ),
         other => io(other),
     }
