@@ -82,14 +82,21 @@ fn serve_refuses_zero_limits_with_a_clear_error() {
     assert!(!data.exists(), "a refused serve created its data directory");
 }
 
+/// Runs `serve` on `data`, which must refuse to start (within
+/// `REFUSAL_LIMIT`); what it said on stderr.
+fn serve_refuses(data: &std::path::Path) -> String {
+    let (code, _, err) =
+        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    assert_ne!(code, 0, "serve started: {err}");
+    err
+}
+
 #[test]
 fn serve_with_a_data_path_that_is_a_file_says_it_is_not_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("afile");
     std::fs::write(&data, "not a directory").unwrap();
-    let (code, _, err) =
-        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
-    assert_ne!(code, 0, "{err}");
+    let err = serve_refuses(&data);
     assert!(err.contains("afile: not a directory") && !err.contains("File exists"), "{err}");
     assert_eq!(std::fs::read_to_string(&data).unwrap(), "not a directory", "the file is left alone");
 }
@@ -108,9 +115,7 @@ fn serve_refuses_a_worker_token_for_a_worker_the_registry_does_not_know() {
          [[token]]\nrole = \"worker\"\nname = \"ghost\"\nworker = \"W99999\"\nsecret = \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n",
     )
     .unwrap();
-    let (code, _, err) =
-        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
-    assert_ne!(code, 0, "{err}");
+    let err = serve_refuses(&data);
     assert!(
         err.contains("tokens.toml")
             && err.contains("line 6, token 2")
@@ -130,9 +135,7 @@ fn serve_refuses_an_empty_tokens_file() {
     std::fs::create_dir_all(&data).unwrap();
     let tokens = data.join("tokens.toml");
     std::fs::write(&tokens, "").unwrap();
-    let (code, _, err) =
-        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
-    assert_ne!(code, 0, "{err}");
+    let err = serve_refuses(&data);
     assert!(err.contains("tokens.toml") && err.contains("nobody could AUTH"), "{err}");
     assert_eq!(std::fs::read_to_string(&tokens).unwrap(), "");
     assert!(!data.join("log").exists(), "refused before the case log was opened");
@@ -148,9 +151,7 @@ fn serve_refuses_a_directory_of_other_files() {
     std::fs::create_dir(&shared).unwrap();
     std::fs::write(shared.join("someone-elses-file"), "hi").unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let (code, _, err) =
-        run_within(REFUSAL_LIMIT, &["serve", "--listen", "127.0.0.1:0", "--data", shared.to_str().unwrap()]);
-    assert_ne!(code, 0, "{err}");
+    let err = serve_refuses(&shared);
     assert!(err.contains("not a Gridline data directory") && err.contains("someone-elses-file"), "{err}");
     let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o1777, "left as it was");
