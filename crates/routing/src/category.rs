@@ -21,6 +21,9 @@ pub(crate) struct CategoryIndex {
 pub(crate) struct Inferred {
     pub category: CategoryIdx,
     pub keywords: Vec<u32>,
+    /// Categories that scored as well and lost only on the registry's
+    /// order: the operator should know the choice was a toss-up.
+    pub tied: Vec<CategoryIdx>,
 }
 
 impl CategoryIndex {
@@ -59,18 +62,29 @@ impl CategoryIndex {
             }
         });
         // (distinct keywords, longest keyword, Reverse(category)): the largest wins.
+        let score = |cat: CategoryIdx| {
+            let mine = found.iter().map(|&o| self.matcher.pattern(o)).filter(|p| p.target == cat);
+            mine.fold((0, 0), |(n, l), p| (n + 1, l.max(p.chars)))
+        };
         let mut best: Option<(usize, u32, std::cmp::Reverse<u32>)> = None;
         for &id in &found {
             let cat = self.matcher.pattern(id).target;
-            let mine = found.iter().map(|&o| self.matcher.pattern(o)).filter(|p| p.target == cat);
-            let (count, longest) = mine.fold((0, 0), |(n, l), p| (n + 1, l.max(p.chars)));
+            let (count, longest) = score(cat);
             let key = (count, longest, std::cmp::Reverse(cat.0));
             if best.is_none_or(|b| key > b) {
                 best = Some(key);
             }
         }
-        let category = CategoryIdx(best?.2 .0);
+        let (count, longest, std::cmp::Reverse(won)) = best?;
+        let category = CategoryIdx(won);
+        let mut tied: Vec<CategoryIdx> = Vec::new();
+        for &id in &found {
+            let cat = self.matcher.pattern(id).target;
+            if cat != category && !tied.contains(&cat) && score(cat) == (count, longest) {
+                tied.push(cat);
+            }
+        }
         found.retain(|&id| self.matcher.pattern(id).target == category);
-        Some(Inferred { category, keywords: found })
+        Some(Inferred { category, keywords: found, tied })
     }
 }

@@ -545,11 +545,19 @@ impl Router {
         if let Some(inf) = self.categories.infer(&intake.text) {
             let words: Vec<String> =
                 inf.keywords.iter().map(|&k| self.categories.word(k).to_string()).collect();
-            steps.push(format!(
+            let mut step = format!(
                 "category {}: inferred from the keywords {}",
                 self.category_label[inf.category.ix()],
                 words.join(", ")
-            ));
+            );
+            if !inf.tied.is_empty() {
+                let tied: Vec<&str> = inf.tied.iter().map(|c| self.category_label[c.ix()].as_str()).collect();
+                step.push_str(&format!(
+                    " (as many keywords for {}: the category listed first wins; give category= if it is not this one)",
+                    tied.join(", ")
+                ));
+            }
+            steps.push(step);
             return (inf.category, CategorySource::Inferred, words);
         }
         let g = self.registry.county.general_category;

@@ -39,6 +39,16 @@ fn most_matches_then_longest_keyword_then_lowest_index() {
     // 水管 (water) and 路灯 (street lighting): one each, both two characters:
     // water comes first in the registry.
     assert_eq!(infer("路灯旁边的水管").0, "water");
+    // The explanation says it was a toss-up, and how to settle it.
+    let r = route(jidong(), &intake("路灯旁边的水管", None, grid("JDZ-NH-01")), "10:00");
+    assert!(
+        r.decision.steps[1]
+            .contains("(as many keywords for street_lighting (路灯照明): the category listed first wins"),
+        "{:?}",
+        r.decision.steps
+    );
+    let r = route(jidong(), &intake("水管边上的路灯不亮", None, grid("JDZ-NH-01")), "10:00");
+    assert!(!r.decision.steps[1].contains("as many keywords"), "no tie: {:?}", r.decision.steps);
     // Two lighting keywords against one water keyword.
     assert_eq!(infer("水管边上的路灯不亮").0, "street_lighting");
     // One each, the longer keyword wins: 拖欠工资 (4) over 噪音 (2).
