@@ -392,6 +392,12 @@ fn route_refuses_a_longitude_or_latitude_out_of_range() {
     let (code, _, err) = run(&["route", "--lon", "1e308", "--lat", "45"]);
     assert_ne!(code, 0);
     assert!(err.contains("not 1e308"), "the value as written, not its 309 digits: {err}");
+    // An empty location, as the protocol refuses it.
+    for flag in ["--address", "--grid"] {
+        let (code, out, err) = run(&["route", flag, " "]);
+        assert_ne!(code, 0, "{flag} \" \" was routed: {out}");
+        assert!(err.contains(&format!("{flag}: empty")), "{err}");
+    }
 }
 
 /// `simulate` against an address nobody listens on names the address and

@@ -101,6 +101,12 @@ pub fn route(a: RouteArgs) -> anyhow::Result<ExitCode> {
     if a.lon.is_none() && a.grid.is_none() && a.address.is_none() {
         anyhow::bail!("give a location: --lon X --lat Y, --grid G or --address A");
     }
+    // As the protocol's parser does: a value that says nothing is a slip.
+    for (flag, v) in [("--grid", &a.grid), ("--address", &a.address), ("--category", &a.category)] {
+        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            anyhow::bail!("{flag}: empty (leave the flag out instead)");
+        }
+    }
     // As the protocol's parser does for ROUTE and ACCEPT: a point off the
     // globe is a typo, not a place outside the county.
     for (flag, v, max) in [("--lon", a.lon, 180.0), ("--lat", a.lat, 90.0)] {
