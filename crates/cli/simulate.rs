@@ -26,8 +26,10 @@ use crate::ConfigFlag;
 pub struct SimulateArgs {
     #[arg(long, default_value = crate::DEFAULT_ADDR)]
     pub addr: String,
-    /// Cases to accept.
-    #[arg(long, default_value_t = 1000)]
+    /// Cases to accept (1 to 1,000,000: each day's requests are made in
+    /// memory before they are sent, a few hundred bytes a case).
+    #[arg(long, default_value_t = 1000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub cases: usize,
     /// Connections per role (1 to 64: each opens before it authenticates,
     /// and a server takes at most 64 such from one address by default,
