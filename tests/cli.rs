@@ -484,6 +484,18 @@ fn client_and_simulate_authenticate_with_a_secret_holding_spaces_and_quotes() {
     assert!(out.contains("20 accepted"), "{out}");
 }
 
+/// A program on the port that accepts and never answers: `client` ends
+/// after `--timeout` seconds with a message, not a hang.
+#[test]
+fn client_gives_up_on_a_server_that_does_not_answer() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let (code, out, err) = run_stdin(&["client", "--addr", &addr, "--timeout", "1"], "PING\n");
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("no reply in 1 s (--timeout)"), "{err}");
+    drop(silent);
+}
+
 /// `client` prints a value holding a newline (a case's text, an error
 /// message quoting what the request said) on one line, escaped: printed
 /// as it is, it would start a line of its own, one that reads as a reply.

@@ -14,22 +14,49 @@ pub struct ClientArgs {
     /// A token to authenticate with first.
     #[arg(long, env = "GRIDLINE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Seconds to wait for a connection, and for each reply (1 to 86,400):
+    /// a server that does not answer ends the client with a message.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+}
+
+/// `Client::connect`, or an error once `wait` passes: a server that does
+/// not answer (or another program on the port) ends the client with a
+/// message rather than a hang.
+async fn connect(addr: &str, wait: std::time::Duration) -> anyhow::Result<Client> {
+    match tokio::time::timeout(wait, Client::connect(addr)).await {
+        Ok(r) => r.map_err(|e| anyhow::anyhow!("{addr}: {e}")),
+        Err(_) => anyhow::bail!("{addr}: no connection in {} s (--timeout)", wait.as_secs()),
+    }
+}
+
+/// `c.call(line)`, or an error once `wait` passes without a reply.
+async fn call(
+    c: &mut Client,
+    line: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<Result<Reply, gridline_client::ClientError>> {
+    tokio::time::timeout(wait, c.call(line)).await.map_err(|_| {
+        anyhow::anyhow!("no reply in {} s (--timeout): the server is not answering", wait.as_secs())
+    })
 }
 
 pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let wait = std::time::Duration::from_secs(a.timeout);
     rt.block_on(async move {
         if !a.addr.contains(':') {
             anyhow::bail!("--addr {}: no port; give HOST:PORT or IP:PORT, e.g. 127.0.0.1:7700", a.addr);
         }
-        let mut c = Client::connect(&a.addr).await.map_err(|e| anyhow::anyhow!("{}: {e}", a.addr))?;
+        let mut c = connect(&a.addr, wait).await?;
         let interactive = std::io::stdin().is_terminal();
         let mut failures = 0u64;
         // The last AUTH that was answered OK, to give again on a new connection.
         let mut auth: Option<String> = None;
         if let Some(t) = &a.token {
             let line = gridline_client::auth_request(t);
-            let r = c.call(&line).await?;
+            let r = call(&mut c, &line, wait).await??;
             if interactive || !r.is_ok() {
                 print_reply(&r)?;
             }
@@ -74,16 +101,19 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
                     errln!("the server, unasked: {}", brief(r));
                 }
                 errln!("the server closed the connection; connecting again");
-                c = Client::connect(&a.addr).await.map_err(|e| anyhow::anyhow!("{}: {e}", a.addr))?;
+                c = connect(&a.addr, wait).await?;
                 if let Some(line) = &auth {
-                    let r = c.call(line).await?;
+                    let r = call(&mut c, line, wait).await??;
                     if !r.is_ok() {
                         print_reply(&r)?;
                         return Ok(ExitCode::FAILURE);
                     }
                 }
             }
-            let r = match c.call(t).await {
+            let r = match call(&mut c, t, wait)
+                .await
+                .map_err(|e| e.context(format!("line {n} of the input")))?
+            {
                 Ok(r) => r,
                 // Before its reply: what line `n` asked is unknown, and the
                 // lines after it are not sent.
