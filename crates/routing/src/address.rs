@@ -34,6 +34,10 @@ pub(crate) enum AddressMatch {
         grid: GridIdx,
         by_grid: bool,
         words: Vec<u32>,
+        /// Words the address also holds that name another grid, community
+        /// or township (an intersection, a boundary, a slip): not used, and
+        /// said, so that the operator sees the address was read one way.
+        ignored: Vec<u32>,
     },
     /// Only a township's name: not enough to choose a grid.
     TownshipOnly {
@@ -184,7 +188,19 @@ impl AddressIndex {
             }
         }
         if let Some(((_, _, by_grid, _), grid, words)) = best {
-            return AddressMatch::Grid { grid, by_grid, words };
+            let g = reg.grid(grid);
+            let mut ignored: Vec<u32> = Vec::new();
+            for h in &hits {
+                let agrees = match h.place {
+                    Place::Grid(x) => x == grid,
+                    Place::Community(c) => c == g.community,
+                    Place::Township(t) => t == g.township,
+                };
+                if !agrees && !ignored.contains(&h.id) {
+                    ignored.push(h.id);
+                }
+            }
+            return AddressMatch::Grid { grid, by_grid, words, ignored };
         }
         let township = hits
             .iter()

@@ -277,6 +277,18 @@ struct Loc {
 }
 
 impl Router {
+    /// `「word」 (level), 「word」 (level)` for address words (pattern ids).
+    fn write_words(&self, s: &mut String, words: &[u32]) {
+        for (i, &w) in words.iter().enumerate() {
+            let what = match self.addresses.place_of(w) {
+                Place::Grid(_) => "grid",
+                Place::Community(_) => "community/village",
+                Place::Township(_) => "township",
+            };
+            let _ = write!(s, "{}「{}」 ({what})", if i > 0 { ", " } else { "" }, self.addresses.word(w));
+        }
+    }
+
     pub fn new(registry: Arc<Registry>) -> Router {
         let reg = &*registry;
         let mut community_workers = vec![Vec::new(); reg.communities.len()];
@@ -473,27 +485,24 @@ impl Router {
         }
         if let Some(addr) = &loc.address {
             match self.addresses.find(reg, addr) {
-                AddressMatch::Grid { grid, by_grid, words } => {
+                AddressMatch::Grid { grid, by_grid, words, ignored } => {
                     let mut s = String::from("address matches ");
-                    for (i, &w) in words.iter().enumerate() {
-                        let what = match self.addresses.place_of(w) {
-                            Place::Grid(_) => "grid",
-                            Place::Community(_) => "community/village",
-                            Place::Township(_) => "township",
-                        };
-                        let _ = write!(
-                            s,
-                            "{}「{}」 ({what})",
-                            if i > 0 { ", " } else { "" },
-                            self.addresses.word(w)
-                        );
-                    }
+                    self.write_words(&mut s, &words);
                     s.push_str(if by_grid {
                         ": grid "
                     } else {
                         "; no grid named, the community's first grid: "
                     });
                     s.push_str(&self.grid_label[grid.ix()]);
+                    if !ignored.is_empty() {
+                        // Three at most: the reason is stored with the case.
+                        s.push_str("; the address also names ");
+                        self.write_words(&mut s, &ignored[..ignored.len().min(3)]);
+                        if ignored.len() > 3 {
+                            let _ = write!(s, " and {} more", ignored.len() - 3);
+                        }
+                        s.push_str(", elsewhere: not used (give grid= if it is meant)");
+                    }
                     steps.push(s);
                     return Loc { grid: Some(grid), township: None, via: Via::Address, distance_m: None };
                 }

@@ -251,6 +251,18 @@ fn addresses_prefer_the_longest_most_specific_agreeing_match() {
     // 站前路 (the community's street) and 鸡东站 score alike: an ordinary grid
     // wins the tie, so a street address is not taken by the station.
     assert_eq!(at("鸡东站前路15号").as_deref(), Some("JDZ-ZQ-01"));
+    // An address naming places that disagree (an intersection, a boundary, a
+    // township that is not the community's) is read one way, and says which
+    // names it did not use.
+    let said = |a: &str| r.locate(&address(a)).steps.join("; ");
+    for (a, other) in [
+        ("南华路与东风路交叉口", "「东风路」 (community/village)"),
+        ("平阳镇南华社区", "「平阳镇」 (township)"),
+    ] {
+        let s = said(a);
+        assert!(s.contains(&format!("the address also names {other}, elsewhere: not used")), "{a}: {s}");
+    }
+    assert!(!said("鸡东镇南华社区嘉禾公寓2单元").contains("also names"), "names that agree are all used");
     assert_eq!(at("鸡东站前社区鸡东火车站").as_deref(), Some("JDZ-S05"));
     // A name inside another agrees: the grid named whole (its community's
     // name inside it) beats an estate of another grid of the community.
