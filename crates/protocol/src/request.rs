@@ -311,9 +311,10 @@ impl Args {
     }
 
     /// The value of `key`, at most `max_chars` long, not empty or only
-    /// spaces, and, unless it is a text (`text`, `reason`...), on one line
-    /// (a name or a phone number with a newline or a tab in it is a slip).
-    fn value(&mut self, key: &str, max_chars: usize, text: bool) -> Option<String> {
+    /// spaces, and, unless `lines` lets it hold line breaks and tabs (a
+    /// text, the AUTH secret, a value `opt_flat` flattens), on one line (a
+    /// code or an id with a newline or a tab in it is a slip).
+    fn value(&mut self, key: &str, max_chars: usize, lines: bool) -> Option<String> {
         let i = self.pairs.iter().position(|(k, _)| k == key)?;
         self.used[i] = true;
         let v = std::mem::take(&mut self.pairs[i].1);
@@ -326,7 +327,7 @@ impl Args {
             self.fail(format!("{key}: too long ({n} characters, at most {max_chars})"));
             return None;
         }
-        if !text && v.chars().any(breaks_line) {
+        if !lines && v.chars().any(breaks_line) {
             self.fail(format!(
                 "{key}: a line break, tab or other control character (only texts may have them)"
             ));
