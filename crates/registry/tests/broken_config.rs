@@ -62,7 +62,7 @@ fn unknown_department_in_a_category() {
     check(
         |f| replace_first(&mut f.county, "department = \"water\"", "department = \"wter\""),
         r#"
-$DIR/county.toml:64: category.department: unknown department "wter"
+$DIR/county.toml:73: category.department: unknown department "wter"
 "#,
     );
 }
@@ -72,7 +72,7 @@ fn category_without_department() {
     check(
         |f| replace_first(&mut f.county, "department = \"water\"\n", ""),
         r#"
-$DIR/county.toml:60: category.department: required when handling = "department"
+$DIR/county.toml:69: category.department: required when handling = "department"
 "#,
     );
 }
@@ -88,7 +88,7 @@ fn grid_category_with_a_department() {
             )
         },
         r#"
-$DIR/county.toml:136: category.department: a category handled by the grid has no department (use handling = "grid_with_department" for both)
+$DIR/county.toml:145: category.department: a category handled by the grid has no department (use handling = "grid_with_department" for both)
 "#,
     );
 }
@@ -98,7 +98,7 @@ fn bad_duration() {
     check(
         |f| replace_first(&mut f.county, "normal = \"1h\"", "normal = \"1 hour\""),
         r#"
-$DIR/county.toml:66: category.claim.normal: `1 hour` is not a duration: expected a positive number and s, m, h or d (e.g. 2h)
+$DIR/county.toml:75: category.claim.normal: `1 hour` is not a duration: expected a positive number and s, m, h or d (e.g. 2h)
 "#,
     );
 }
@@ -108,7 +108,7 @@ fn claim_longer_than_close() {
     check(
         |f| replace_first(&mut f.county, "normal = \"1h\"", "normal = \"3d\""),
         r#"
-$DIR/county.toml:66: category.claim.normal: the time to claim (3d) is longer than the time to close (2d)
+$DIR/county.toml:75: category.claim.normal: the time to claim (3d) is longer than the time to close (2d)
 "#,
     );
 }
@@ -118,7 +118,7 @@ fn toml_syntax_error() {
     check(
         |f| replace_first(&mut f.county, "[[township]]", "[[township]"),
         r#"
-$DIR/county.toml:194: township: invalid table header; expected `.`, `]]`
+$DIR/county.toml:256: township: invalid table header; expected `.`, `]]`
 "#,
     );
 }
@@ -144,7 +144,7 @@ fn toml_wrong_type_inside_a_multi_line_array() {
             )
         },
         r#"
-$DIR/county.toml:67: category.keywords: invalid type: integer `42`, expected a string
+$DIR/county.toml:76: category.keywords: invalid type: integer `42`, expected a string
 "#,
     );
 }
@@ -167,13 +167,13 @@ fn toml_errors_inside_an_inline_table_name_the_whole_path() {
     check(
         |f| replace_first(&mut f.county, close, &close.replace("emergency", "emergncy")),
         r#"
-$DIR/county.toml:67: category.close.emergncy: unknown field `emergncy`, expected one of `normal`, `urgent`, `emergency`
+$DIR/county.toml:76: category.close.emergncy: unknown field `emergncy`, expected one of `normal`, `urgent`, `emergency`
 "#,
     );
     check(
         |f| replace_first(&mut f.county, close, &close.replace(r#""4h""#, "600")),
         r#"
-$DIR/county.toml:67: category.close.emergency: invalid type: integer `600`, expected a string
+$DIR/county.toml:76: category.close.emergency: invalid type: integer `600`, expected a string
 "#,
     );
 }
@@ -186,13 +186,13 @@ fn a_value_that_should_be_a_table_says_which_table() {
     check(
         |f| replace_first(&mut f.county, claim, r#"claim = "1h""#),
         r#"
-$DIR/county.toml:66: category.claim: invalid type: string "1h", expected a table of durations { normal = "..", urgent = "..", emergency = ".." }
+$DIR/county.toml:75: category.claim: invalid type: string "1h", expected a table of durations { normal = "..", urgent = "..", emergency = ".." }
 "#,
     );
     check(
         |f| replace_first(&mut f.county, claim, r#"claim = ["1h", "30m", "10m"]"#),
         r#"
-$DIR/county.toml:66: category.claim: invalid type: array, expected a table of durations { normal = "..", urgent = "..", emergency = ".." }
+$DIR/county.toml:75: category.claim: invalid type: array, expected a table of durations { normal = "..", urgent = "..", emergency = ".." }
 "#,
     );
     check(
@@ -214,7 +214,7 @@ fn an_empty_boundary() {
             f.county.push_str("[county.boundary]\ntype = \"MultiPolygon\"\ncoordinates = []\n");
         },
         r#"
-$DIR/county.toml:1419: county.boundary.coordinates: empty: a MultiPolygon needs at least one polygon
+$DIR/county.toml:1481: county.boundary.coordinates: empty: a MultiPolygon needs at least one polygon
 "#,
     );
 }
@@ -230,7 +230,7 @@ fn empty_required_fields() {
         },
         r#"
 $DIR/county.toml:20: department.name: must not be empty
-$DIR/county.toml:194: township.name: required but missing
+$DIR/county.toml:256: township.name: required but missing
 $DIR/grids.geojson:3: feature 1: properties.name: must not be empty
 $DIR/workers.csv:5: name: must not be empty
 "#,
@@ -246,7 +246,7 @@ fn invalid_kinds() {
             replace_first(&mut f.grids, "\"kind\":\"urban\"", "\"kind\":\"town\"");
         },
         r#"
-$DIR/county.toml:197: township.kind: "city" is not valid: expected town or township
+$DIR/county.toml:259: township.kind: "city" is not valid: expected town or township
 $DIR/grids.geojson:2: feature 0: properties.kind: "town" is not valid: expected urban, rural or dedicated
 $DIR/workers.csv:2: kind: "fulltime" is not valid: expected full_time, part_time or department
 "#,
@@ -261,8 +261,8 @@ fn duplicate_codes_in_county() {
             f.county.push_str("\n[[township]]\ncode = \"JDZ\"\nname = \"新镇\"\nkind = \"town\"\n");
         },
         r#"
-$DIR/county.toml:70: category.code: duplicate code "water" (first defined at line 61)
-$DIR/county.toml:1447: township.code: duplicate code "JDZ" (first defined at line 195)
+$DIR/county.toml:79: category.code: duplicate code "water" (first defined at line 70)
+$DIR/county.toml:1509: township.code: duplicate code "JDZ" (first defined at line 257)
 "#,
     );
 }
@@ -277,8 +277,8 @@ fn unknown_references_in_county() {
         },
         r#"
 $DIR/county.toml:14: county.general_category: unknown category "generl"
-$DIR/county.toml:259: community.township: unknown township "JDX"
-$DIR/county.toml:262: community.lead: unknown worker "W99999" (not in workers.csv)
+$DIR/county.toml:321: community.township: unknown township "JDX"
+$DIR/county.toml:324: community.lead: unknown worker "W99999" (not in workers.csv)
 "#,
     );
 }
@@ -300,7 +300,7 @@ fn a_keyword_with_a_comma_is_refused() {
     check(
         |f| replace_first(&mut f.county, "\"下水道\"", "\"下水道,化粪池\""),
         r#"
-$DIR/county.toml:74: category.keywords: keyword "下水道,化粪池" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own
+$DIR/county.toml:83: category.keywords: keyword "下水道,化粪池" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own
 "#,
     );
     check(
@@ -330,7 +330,7 @@ fn a_control_character_in_a_name_or_keyword_is_refused() {
         },
         r#"
 $DIR/county.toml:20: department.name: a control character or line break (U+2028) is not allowed: names are one line
-$DIR/county.toml:74: category.keywords: a control character or line break (U+000A) is not allowed: names are one line
+$DIR/county.toml:83: category.keywords: a control character or line break (U+000A) is not allowed: names are one line
 $DIR/grids.geojson:2: feature 0: properties.name: a control character or line break (U+001B) is not allowed: names are one line
 $DIR/grids.geojson:2: feature 0: properties.keywords: a control character or line break (U+0009) is not allowed: names are one line
 $DIR/workers.csv:2: name: a control character or line break (U+0007) is not allowed: names are one line
@@ -343,7 +343,7 @@ fn keyword_in_two_categories() {
     check(
         |f| replace_first(&mut f.county, "\"下水道\"", "\"漏水\""),
         r#"
-$DIR/county.toml:74: category.keywords: keyword "漏水" already belongs to category water (line 65)
+$DIR/county.toml:83: category.keywords: keyword "漏水" already belongs to category water (line 74)
 "#,
     );
 }
@@ -903,7 +903,7 @@ fn toml_syntax_error_in_a_multi_line_array_names_the_key_above_as_written() {
                     &format!("{key} = [\n  \"漏水\",\n  \"停水\" \"水管\""),
                 )
             },
-            &format!("$DIR/county.toml:67: category.{named}: invalid array; expected `]`"),
+            &format!("$DIR/county.toml:76: category.{named}: invalid array; expected `]`"),
         );
     }
 }
@@ -922,7 +922,7 @@ fn toml_syntax_error_in_a_multi_line_array_names_its_key() {
             )
         },
         r#"
-$DIR/county.toml:1420: county.boundary.coordinates: invalid array; expected `]`
+$DIR/county.toml:1482: county.boundary.coordinates: invalid array; expected `]`
 "#,
     );
 }
@@ -967,8 +967,8 @@ fn a_time_limit_longer_than_a_year() {
             replace_first(&mut f.county, "emergency = \"4h\"", "emergency = \"365d\"");
         },
         r#"
-$DIR/county.toml:67: category.close.normal: `9000000000000000s` is too long: a time limit is at most 365d
-$DIR/county.toml:67: category.close.urgent: `366d` is too long: a time limit is at most 365d
+$DIR/county.toml:76: category.close.normal: `9000000000000000s` is too long: a time limit is at most 365d
+$DIR/county.toml:76: category.close.urgent: `366d` is too long: a time limit is at most 365d
 "#,
     );
 }

@@ -49,6 +49,13 @@ fn county_settings() {
         "social_security",
         "market_food_safety",
         "petition",
+        "gas",
+        "housing",
+        "elevator",
+        "city_management",
+        "traffic",
+        "fire_safety",
+        "environment",
         "general",
     ] {
         assert!(jd().category_idx(code).is_some(), "category {code}");

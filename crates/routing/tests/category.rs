@@ -94,13 +94,14 @@ fn a_given_category_wins_over_the_text_and_may_be_its_chinese_name() {
 
 /// Phrasings a review found sent to the wrong department: a keyword inside
 /// a longer word (卫生 in 卫生院, 垃圾 in 垃圾短信, 不热 in 不热情), or a tie
-/// decided by the order of the categories (暖气 against 漏水).
+/// decided by the order of the categories (暖气 against 漏水). 交通堵塞 is
+/// traffic's, not a drain's.
 #[test]
 fn a_keyword_inside_a_longer_one_does_not_count() {
     let cases: [(&str, &str, &[&str]); 13] = [
         ("社区工作人员态度不热情", "general", &[]),
         ("热水器不热", "general", &[]),
-        ("交通堵塞", "general", &[]),
+        ("交通堵塞", "traffic", &["交通堵塞"]),
         ("道路堵塞", "roads", &["道路"]),
         ("乡卫生院不给孩子打疫苗", "public_health", &["卫生院", "疫苗"]),
         ("卫生院医疗事故", "public_health", &["卫生院", "医疗"]),
@@ -115,4 +116,47 @@ fn a_keyword_inside_a_longer_one_does_not_count() {
     check_inferred(&cases);
     // Still a water pipe: 下水管 is not a keyword, since 楼下水管 reads 楼下 + 水管.
     assert_eq!(infer("我家楼下水管爆了").0, "water");
+}
+
+/// Complaints a county hotline hears every day that once fell to the
+/// general category (no keyword) or to the wrong department: gas, wages,
+/// the building's lights, lifts, the city's order, traffic, fire safety,
+/// pollution. Each goes to the department that acts on it.
+#[test]
+fn everyday_complaints_reach_their_department() {
+    let cases: [(&str, &str, &[&str]); 24] = [
+        ("楼道里有燃气泄漏的味道", "gas", &["燃气"]),
+        ("天然气管道漏气", "gas", &["天然气", "漏气"]),
+        ("工资被拖欠", "social_security", &["工资"]),
+        ("农民工讨薪", "social_security", &["讨薪"]),
+        ("广场舞噪声扰民", "neighbour_dispute", &["噪声", "扰民"]),
+        // The building site's noise and a restaurant's fumes are the city's.
+        ("工地夜间施工噪声太大", "city_management", &["施工噪声"]),
+        ("烧烤店油烟扰民", "city_management", &["油烟扰民"]),
+        // Longer than street lighting's 不亮.
+        ("楼道灯不亮了", "housing", &["楼道灯"]),
+        ("红绿灯不亮", "traffic", &["红绿灯"]),
+        ("小区物业乱收费", "housing", &["物业"]),
+        ("房顶漏雨", "housing", &["漏雨"]),
+        ("小区电梯困人", "elevator", &["电梯", "困人"]),
+        ("私搭乱建占道经营", "city_management", &["私搭乱建", "占道经营"]),
+        ("车辆乱停乱放", "traffic", &["乱停"]),
+        ("出租车拒载", "traffic", &["出租车", "拒载"]),
+        ("消防通道被私家车停车占用", "fire_safety", &["消防通道"]),
+        ("在楼道里给电动车充电很危险", "fire_safety", &["电动车充电"]),
+        ("高空抛物", "public_order", &["高空抛物"]),
+        ("流浪狗咬人", "public_order", &["流浪狗"]),
+        ("药店卖假药", "market_food_safety", &["药店", "假药"]),
+        ("商家短斤少两", "market_food_safety", &["短斤少两"]),
+        ("秸秆焚烧", "environment", &["秸秆", "焚烧"]),
+        // 烧垃圾 is a fire, not a bin: sanitation's 垃圾 inside it does not count.
+        ("有人在小区里烧垃圾", "environment", &["烧垃圾"]),
+        ("家里没有热水", "general", &[]),
+    ];
+    check_inferred(&cases);
+    // Gas is listed first: a gas smell beside a water pipe is a gas case.
+    assert_eq!(infer("水管旁边有煤气味").0, "gas");
+    // A power cut that stops the lift is the power company's: 停电 and 电梯
+    // tie, and power is listed before the lift.
+    assert_eq!(infer("整栋楼停电了，电梯也停了").0, "power");
 }
