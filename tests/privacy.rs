@@ -124,6 +124,78 @@ async fn verify_interrupted_removes_its_private_copy_of_the_log() {
     assert!(!interrupted.is_empty(), "no verify was interrupted while its copy existed");
 }
 
+/// `verify` killed with SIGKILL, which nothing can catch, leaves its copy
+/// of the log (residents' records) in $TMPDIR. The next offline command
+/// removes it and says so, and leaves alone a copy whose command still
+/// runs (its owner file locked).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_left_by_a_killed_command_is_removed_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    accept_one_by_one_then_kill(&data, 20, "残留").await;
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let t0 = Instant::now();
+    let left = loop {
+        assert!(t0.elapsed() < Duration::from_secs(120), "verify was never killed with its copy made");
+        let mut child = Command::new(bin())
+            .args(["verify", "--data"])
+            .arg(&data)
+            .env("TMPDIR", &tmp)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for a file of the log in the copy, then kill.
+        let seen = loop {
+            let copied = entries(&tmp)
+                .into_iter()
+                .any(|c| std::fs::read_dir(c.join("log")).is_ok_and(|mut d| d.next().is_some()));
+            if copied {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            std::thread::yield_now();
+        };
+        if seen {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
+        if let Some(copy) = entries(&tmp).into_iter().next() {
+            break copy;
+        }
+    };
+    assert!(
+        left.file_name().unwrap().to_str().unwrap().starts_with("gridline-offline-"),
+        "{}",
+        left.display()
+    );
+    // A copy in use: its owner file locked, here by this test.
+    let live = tmp.join("gridline-offline-inuse");
+    std::fs::create_dir(&live).unwrap();
+    let owner = std::fs::File::create(live.join("owner.lock")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file this test owns.
+    assert_eq!(unsafe { libc::flock(owner.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let out = Command::new(bin())
+        .args(["audit", "--by", "township", "--data"])
+        .arg(&data)
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(err.contains(&format!("removed {}", left.display())), "{err}");
+    assert_eq!(entries(&tmp), vec![live.clone()], "{err}");
+    // Once its command has gone (the lock released), it is removed too.
+    drop(owner);
+    let out = Command::new(bin()).args(["verify", "--data"]).arg(&data).env("TMPDIR", &tmp).output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(entries(&tmp), Vec::<std::path::PathBuf>::new());
+}
+
 /// Starts `gridline serve` on `data` as `Server::start` does, but from a
 /// shell whose umask is 022 (files 0644 and directories 0755 by default),
 /// with `envs` set.

@@ -200,27 +200,58 @@ struct ReadOnlyLog {
 /// signal thread removes it before the process exits.
 static COPY: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
 
-/// The temporary directory of a copy; removed when dropped, and known to
-/// the signal thread until then.
-struct LogCopy(Option<tempfile::TempDir>);
+/// A copy's directory in `$TMPDIR`: the prefix and a random suffix.
+const COPY_PREFIX: &str = "gridline-offline-";
+/// The name a copy's directory has until its owner file is locked.
+const MAKING_PREFIX: &str = "gridline-making-";
+/// The file in a copy's directory its command holds a lock on (`flock`)
+/// while it lives: a copy whose lock anyone can take was left by a command
+/// killed with a signal nothing can catch (SIGKILL, the OOM killer).
+const OWNER_FILE: &str = "owner.lock";
+
+/// The temporary directory of a copy (the log in its `log`); removed when
+/// dropped, and known to the signal thread until then.
+struct LogCopy {
+    root: PathBuf,
+    log: PathBuf,
+    _owner: std::fs::File,
+}
 
 impl LogCopy {
-    /// Makes a directory only its owner can enter (0700) in `$TMPDIR`.
+    /// Makes a directory only its owner can enter (0700) in `$TMPDIR`,
+    /// holding the lock on its owner file. It is made under another name
+    /// and renamed once locked, so no copy is ever seen unlocked while its
+    /// command lives.
     fn new() -> std::io::Result<LogCopy> {
         // Held while the directory is made, so that a signal cannot come
         // between its making and the signal thread's knowing of it.
         let mut known = COPY.lock().unwrap_or_else(|e| e.into_inner());
         let mut b = tempfile::Builder::new();
-        b.prefix("gridline-offline-");
+        b.prefix(MAKING_PREFIX);
         #[cfg(unix)]
         b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
-        let dir = b.tempdir()?;
-        *known = Some(dir.path().to_path_buf());
-        Ok(LogCopy(Some(dir)))
+        let making = b.tempdir()?;
+        let owner = std::fs::File::create_new(making.path().join(OWNER_FILE))?;
+        if !try_lock(&owner)? {
+            return Err(std::io::Error::other("its owner file is locked by another process"));
+        }
+        let name = making.path().file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let root = making.path().with_file_name(name.replacen(MAKING_PREFIX, COPY_PREFIX, 1));
+        std::fs::rename(making.path(), &root)?;
+        // Renamed: the old name is gone, there is nothing left to remove there.
+        let _ = making.keep();
+        *known = Some(root.clone());
+        let log = root.join("log");
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        let made = b.create(&log);
+        let copy = LogCopy { root, log, _owner: owner };
+        made.map(|()| copy)
     }
 
     fn path(&self) -> &std::path::Path {
-        self.0.as_ref().expect("until dropped").path()
+        &self.log
     }
 }
 
@@ -229,8 +260,58 @@ impl Drop for LogCopy {
         // Removed with the lock held: a signal now waits, and then finds
         // nothing left to remove.
         let mut known = COPY.lock().unwrap_or_else(|e| e.into_inner());
-        drop(self.0.take());
+        let _ = std::fs::remove_dir_all(&self.root);
         *known = None;
+    }
+}
+
+/// Takes the lock on `f` (`flock`, exclusive) if nobody holds it; false if
+/// someone does.
+fn try_lock(f: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor this function borrows.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        return Ok(false);
+    }
+    Err(e)
+}
+
+/// Removes the copies of logs in `$TMPDIR` that earlier offline commands
+/// of this user left when they were killed by a signal nothing can catch
+/// (SIGKILL, the OOM killer): residents' records nobody is reading. A
+/// copy whose command still runs holds its owner file's lock and is left
+/// alone; so is a directory without an owner file (not one of ours to
+/// judge). Says what it removed; a copy it cannot remove it names.
+fn remove_stale_copies() {
+    let tmp = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir(&tmp) else { return };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_str().is_some_and(|n| n.starts_with(COPY_PREFIX)) {
+            continue;
+        }
+        let root = entry.path();
+        let ours = std::fs::symlink_metadata(&root)
+            .is_ok_and(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == me);
+        let Ok(owner) = std::fs::File::open(root.join(OWNER_FILE)) else { continue };
+        if !ours || !try_lock(&owner).unwrap_or(false) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&root) {
+            Ok(()) => errln!(
+                "gridline: removed {}: a copy of a case log that an earlier audit or verify, killed, left behind",
+                root.display()
+            ),
+            Err(e) => errln!(
+                "gridline: {}: a copy of a case log an earlier audit or verify left behind, which could not be removed ({e}); remove it by hand",
+                root.display()
+            ),
+        }
     }
 }
 
@@ -325,6 +406,7 @@ fn open_log(data: &std::path::Path) -> anyhow::Result<ReadOnlyLog> {
     }
     let lock = std::fs::File::open(&db).with_context(|| format!("opening {}", db.display()))?;
     lock_exclusive(&lock).with_context(|| format!("locking {}", db.display()))?;
+    remove_stale_copies();
     let copy = LogCopy::new()
         .context("making a temporary directory for a copy of the log (set TMPDIR to choose where)")?;
     let bytes = copy_dir(&dir, copy.path()).with_context(|| {
@@ -348,16 +430,10 @@ fn open_log(data: &std::path::Path) -> anyhow::Result<ReadOnlyLog> {
 /// Takes the exclusive lock sled takes on its file (`flock`), without
 /// waiting: a running server holds it, and while this does, no server starts.
 fn lock_exclusive(f: &std::fs::File) -> anyhow::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a file descriptor this function borrows.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
+    if !try_lock(f)? {
         anyhow::bail!("the log is locked by another process (is a server running on this data directory?)");
     }
-    Err(e.into())
+    Ok(())
 }
 
 /// Copies the files under `from` into `to` (which exists); returns their
