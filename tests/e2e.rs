@@ -411,6 +411,7 @@ fn the_server_allows_transparent_huge_pages_again_once_recovered() {
 /// Every verb with every role: who is refused with `forbidden` and who is
 /// not (whatever else the request then gets: `conflict` for a step the case
 /// is not at, say). `own` is the case's worker, `other` another worker.
+/// `HELP` lists the same roles for each verb (a worker's are its own cases).
 #[tokio::test(flavor = "multi_thread")]
 async fn every_verb_with_every_role() {
     let dir = tempfile::tempdir().unwrap();
@@ -464,6 +465,22 @@ async fn every_verb_with_every_role() {
             let forbidden = r.err_code() == Some("forbidden");
             assert_eq!(forbidden, !allowed.contains(role), "{role}: {line} -> {r:?}");
         }
+    }
+    let (_, help) = ok(clients[0].1.call("HELP").await.unwrap());
+    for (line, allowed) in &table {
+        let verb = line.split(' ').next().unwrap();
+        // EXTEND's two forms: the worker's asks (until=), the supervisor's decides (approve=).
+        let form = if line.contains("approve=") { "approve=" } else { "" };
+        let row = help
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| r.get("verb") == Some(verb) && r.get("usage").unwrap().contains(form))
+            .unwrap_or_else(|| panic!("no HELP row for {line}"));
+        let mut listed: Vec<&str> = row.get("roles").unwrap().split(',').collect();
+        let mut want: Vec<&str> = allowed.iter().map(|&r| if r == "own" { "worker" } else { r }).collect();
+        listed.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(listed, want, "HELP's roles for {line}");
     }
 }
 

@@ -6,7 +6,8 @@ use gridline_model::Reply;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
     pub verb: &'static str,
-    /// Who may use it, comma-separated.
+    /// Who may use it, comma-separated: every role the server allows (an
+    /// admin may do what a supervisor may; a worker, on its own cases).
     pub roles: &'static str,
     pub usage: &'static str,
     pub does: &'static str,
@@ -28,13 +29,13 @@ pub const HELP: &[Usage] = &[
     ),
     u(
         "ROUTE",
-        "operator,supervisor",
+        "operator,supervisor,admin",
         "ROUTE (ACCEPT's fields, without req=)",
         "the routing decision and why; nothing stored",
     ),
     u(
         "PULL",
-        "worker,supervisor",
+        "worker,supervisor,admin",
         "PULL [worker=W] [limit=1..1000] [after=CURSOR]",
         "open cases of a worker, earliest deadline first",
     ),
@@ -49,18 +50,18 @@ pub const HELP: &[Usage] = &[
         "the return visit; no reopens the case",
     ),
     u("EXTEND", "worker", "EXTEND case= until=TIME reason=", "ask for more time to close"),
-    u("EXTEND", "supervisor", "EXTEND case= approve=yes|no [reason=]", "decide the pending extension"),
-    u("DISPATCH", "supervisor", "DISPATCH case= worker=W", "manual dispatch or reassignment"),
-    u("GET", "operator,supervisor,worker", "GET case=", "the case and its events"),
+    u("EXTEND", "supervisor,admin", "EXTEND case= approve=yes|no [reason=]", "decide the pending extension"),
+    u("DISPATCH", "supervisor,admin", "DISPATCH case= worker=W", "manual dispatch or reassignment"),
+    u("GET", "operator,supervisor,admin,worker", "GET case=", "the case and its events"),
     u(
         "OVERDUE",
-        "supervisor",
+        "supervisor,admin",
         "OVERDUE [township=] [grid=] [limit=1..1000] [after=CURSOR]",
         "open cases past a deadline",
     ),
     u(
         "AUDIT",
-        "supervisor",
+        "supervisor,admin",
         "AUDIT [by=county|township|grid|department|worker|category|month] [from=TIME] [to=TIME]",
         "counts, closure-time percentiles and rates",
     ),
