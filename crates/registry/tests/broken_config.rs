@@ -113,6 +113,25 @@ $DIR/county.toml:75: category.claim.normal: the time to claim (3d) is longer tha
     );
 }
 
+/// A limit that does not read does not hide another priority's limits out
+/// of order.
+#[test]
+fn claim_longer_than_close_beside_a_bad_duration() {
+    check(
+        |f| {
+            replace_first(
+                &mut f.county,
+                "claim = { normal = \"1h\", urgent = \"30m\", emergency = \"10m\" }",
+                "claim = { normal = \"1 hour\", urgent = \"30m\", emergency = \"5h\" }",
+            )
+        },
+        r#"
+$DIR/county.toml:75: category.claim.normal: `1 hour` is not a duration: expected a positive number and s, m, h or d (e.g. 2h)
+$DIR/county.toml:75: category.claim.emergency: the time to claim (5h) is longer than the time to close (4h)
+"#,
+    );
+}
+
 #[test]
 fn toml_syntax_error() {
     check(

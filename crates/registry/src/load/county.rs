@@ -456,17 +456,20 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
         }
         let claim = limits(&mut cx, "category.claim", at, &k.claim);
         let close = limits(&mut cx, "category.close", at, &k.close);
-        if let (Some(claim), Some(close), Some(c)) = (&claim, &close, &k.claim) {
+        // Each priority whose two limits read, whatever the others' (a
+        // misspelt normal limit does not hide an urgent one out of order).
+        if let Some(c) = &k.claim {
             for (i, p) in ["normal", "urgent", "emergency"].iter().enumerate() {
-                if claim[i] > close[i] {
+                let (Some(claim), Some(close)) = (claim[i], close[i]) else { continue };
+                if claim > close {
                     let line = cx.line(c.span());
                     cx.err(
                         line,
                         format!("category.claim.{p}"),
                         format!(
                             "the time to claim ({}) is longer than the time to close ({})",
-                            claim[i].human(),
-                            close[i].human()
+                            claim.human(),
+                            close.human()
                         ),
                     );
                 }
@@ -480,8 +483,8 @@ pub(crate) fn read(src: &Src<'_>, report: &mut Report) -> Option<CountyFile> {
             department,
             keywords,
             limits: Limits {
-                claim: claim.unwrap_or([DurationMs(1); 3]),
-                close: close.unwrap_or([DurationMs(1); 3]),
+                claim: claim.map(|d| d.unwrap_or(DurationMs(1))),
+                close: close.map(|d| d.unwrap_or(DurationMs(1))),
             },
         });
     }
@@ -696,39 +699,32 @@ fn limits(
     field: &str,
     table_line: usize,
     v: &Opt<Table<RawLimits>>,
-) -> Option<[DurationMs; 3]> {
+) -> [Option<DurationMs>; 3] {
+    let mut out = [None; 3];
     let Some(v) = v else {
         cx.err(
             table_line,
             field,
             "required but missing: { normal = \"..\", urgent = \"..\", emergency = \"..\" }",
         );
-        return None;
+        return out;
     };
     let at = cx.line(v.span());
     let l = v.get_ref();
-    let mut out = [DurationMs(0); 3];
-    let mut ok = true;
     for (i, (p, d)) in
         [("normal", &l.normal), ("urgent", &l.urgent), ("emergency", &l.emergency)].into_iter().enumerate()
     {
         let f = format!("{field}.{p}");
-        match cx.text(&f, at, d) {
-            None => ok = false,
-            Some((s, line)) => match DurationMs::parse(&s) {
-                Ok(d) if d > LIMIT_MAX => {
-                    cx.err(line, f, format!("`{s}` is too long: a time limit is at most 365d"));
-                    ok = false;
-                }
-                Ok(d) => out[i] = d,
-                Err(e) => {
-                    cx.err(line, f, e.to_string());
-                    ok = false;
-                }
-            },
+        let Some((s, line)) = cx.text(&f, at, d) else { continue };
+        match DurationMs::parse(&s) {
+            Ok(d) if d > LIMIT_MAX => {
+                cx.err(line, f, format!("`{s}` is too long: a time limit is at most 365d"))
+            }
+            Ok(d) => out[i] = Some(d),
+            Err(e) => cx.err(line, f, e.to_string()),
         }
     }
-    ok.then_some(out)
+    out
 }
 
 /// `[county.boundary]`: a GeoJSON-style Polygon or MultiPolygon.
