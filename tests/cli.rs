@@ -402,10 +402,9 @@ fn route_refuses_a_longitude_or_latitude_out_of_range() {
 
 /// `simulate` against an address nobody listens on names the address and
 /// says what went wrong once.
-#[test]
-fn simulate_names_the_address_it_cannot_reach() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens.toml");
+/// A tokens.toml in `dir` with an admin, a supervisor and an operator token.
+fn role_tokens_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let tokens = dir.join("tokens.toml");
     let mut toml = String::new();
     for role in ["admin", "supervisor", "operator"] {
         toml += &format!(
@@ -413,6 +412,13 @@ fn simulate_names_the_address_it_cannot_reach() {
         );
     }
     std::fs::write(&tokens, toml).unwrap();
+    tokens
+}
+
+#[test]
+fn simulate_names_the_address_it_cannot_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = role_tokens_file(dir.path());
     // Bound, so no one else takes the port, but not listening: refused.
     let (_held, addr) = address_nobody_listens_on();
     let (code, out, err) =
@@ -420,6 +426,22 @@ fn simulate_names_the_address_it_cannot_reach() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&addr), "{err}");
     assert_eq!(err.matches("refused").count(), 1, "{err}");
+}
+
+/// A program on the port that accepts and never answers: `simulate` ends
+/// after `--timeout` seconds with a message, not a hang.
+#[test]
+fn simulate_gives_up_on_a_server_that_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = role_tokens_file(dir.path());
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let args = ["simulate", "--addr", &addr, "--tokens", tokens.to_str().unwrap(), "--cases", "3"];
+    let (code, out, err) =
+        run_within(std::time::Duration::from_secs(60), &[&args[..], &["--timeout", "1"]].concat());
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("no reply in 1 s: the server is not answering"), "{err}");
+    drop(silent);
 }
 
 /// Starts `gridline` with arguments, its standard input a pipe (not a

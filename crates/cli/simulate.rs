@@ -55,6 +55,24 @@ pub struct SimulateArgs {
     pub tokens: PathBuf,
     #[command(flatten)]
     pub config: ConfigFlag,
+    /// Seconds to wait for a connection, and for each reply (1 to 86,400):
+    /// a server that stops answering ends the run with a message.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+}
+
+/// Connects to `addr` and authenticates with `token`; the connection and
+/// each reply after it are waited for at most `wait` (`--timeout`).
+async fn connect(addr: &str, token: Option<&str>, wait: Duration) -> anyhow::Result<Client> {
+    let mut c = tokio::time::timeout(wait, Client::connect(addr))
+        .await
+        .map_err(|_| anyhow::anyhow!("{addr}: no connection in {} s (--timeout)", wait.as_secs()))??;
+    c.set_reply_timeout(Some(wait));
+    if let Some(t) = token {
+        c.call(&gridline_client::auth_request(t)).await?.ok()?;
+    }
+    Ok(c)
 }
 
 /// What a worker's script does with a case.
@@ -326,6 +344,7 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let tokens = read_tokens(&a.tokens)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (addr, admin) = (a.addr.clone(), tokens.admin.clone());
+    let wait = Duration::from_secs(a.timeout);
     rt.block_on(async {
         if !tokens.left_over.is_empty() {
             errln!(
@@ -343,7 +362,7 @@ pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             sig = interrupted => Ok(ExitCode::from(128 + sig)),
         };
         let names = std::mem::take(&mut *issued.lock().unwrap_or_else(|e| e.into_inner()));
-        let revoking = tokio::time::timeout(REVOKE_WAIT, revoke_all(&addr, &admin, &names)).await;
+        let revoking = tokio::time::timeout(REVOKE_WAIT, revoke_all(&addr, &admin, &names, wait)).await;
         let revoking = revoking.unwrap_or_else(|_| {
             Err(anyhow::anyhow!(
                 "revoking the {} worker tokens (named {SIM_TOKEN_PREFIX}...): no answer within {REVOKE_WAIT:?}; REVOKE them by name",
@@ -400,7 +419,7 @@ fn interrupted() -> std::io::Result<impl std::future::Future<Output = u8>> {
 /// each a rewrite and sync of tokens.toml): a name that is `not_found` is
 /// asked for again for a few seconds, and then taken to be one the server
 /// never made.
-async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result<usize> {
+async fn revoke_all(addr: &str, admin: &str, names: &[String], wait: Duration) -> anyhow::Result<usize> {
     if names.is_empty() {
         return Ok(0);
     }
@@ -411,7 +430,7 @@ async fn revoke_all(addr: &str, admin: &str, names: &[String]) -> anyhow::Result
             names.len()
         ))
     };
-    let mut c = Client::connect_auth(addr, admin).await.map_err(|e| left(e.into()))?;
+    let mut c = connect(addr, Some(admin), wait).await.map_err(left)?;
     let (mut todo, mut failed, mut revoked) = (names.to_vec(), Vec::new(), 0);
     let t0 = Instant::now();
     while !todo.is_empty() {
@@ -485,6 +504,7 @@ async fn simulate(
         std::process::id()
     );
     let mut rng = Rng::new(a.seed);
+    let wait = Duration::from_secs(a.timeout);
     let conns = a.connections;
     // A bar redrawn with `\r` is for a terminal, not a pipe or a log file.
     let enabled = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -504,7 +524,7 @@ async fn simulate(
             cases.iter().skip(k).step_by(conns).map(|l| ("ACCEPT", l.clone())).collect();
         let (addr, tok, window) = (a.addr.clone(), tokens.operator.clone(), a.window);
         tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect_auth(&addr, &tok).await?;
+            let mut c = connect(&addr, Some(&tok), wait).await?;
             let mut st = Stats::default();
             let r = pipeline(&mut c, &mine, window, &mut st).await?;
             anyhow::Ok((r, st))
@@ -527,9 +547,9 @@ async fn simulate(
     let accepted = open.len();
     let intake_secs = t0.elapsed().as_secs_f64();
 
-    let mut sup = Client::connect_auth(&a.addr, &tokens.supervisor).await?;
-    let mut admin = Client::connect_auth(&a.addr, &tokens.admin).await?;
-    let mut op = Client::connect_auth(&a.addr, &tokens.operator).await?;
+    let mut sup = connect(&a.addr, Some(&tokens.supervisor), wait).await?;
+    let mut admin = connect(&a.addr, Some(&tokens.admin), wait).await?;
+    let mut op = connect(&a.addr, Some(&tokens.operator), wait).await?;
     let all_workers: Vec<String> = registry
         .workers
         .iter()
@@ -628,7 +648,7 @@ async fn simulate(
         for s in scripts {
             let (addr, window) = (a.addr.clone(), a.window);
             tasks.push(tokio::spawn(async move {
-                let mut c = Client::connect(&addr).await?;
+                let mut c = connect(&addr, None, wait).await?;
                 let mut st = Stats::default();
                 let r = pipeline(&mut c, &s, window, &mut st).await?;
                 anyhow::Ok((r, st))

@@ -17,6 +17,9 @@ pub enum ClientError {
     Reply { line: String, why: String },
     #[error("ERR {code} \"{message}\"")]
     Server { code: String, message: String },
+    /// No reply within the wait set by [`Client::set_reply_timeout`].
+    #[error("no reply in {} s: the server is not answering", .0.as_secs_f64())]
+    Timeout(std::time::Duration),
 }
 
 impl From<std::io::Error> for ClientError {
@@ -76,6 +79,7 @@ pub struct Client {
     rd: BufReader<OwnedReadHalf>,
     wr: BufWriter<OwnedWriteHalf>,
     line: String,
+    reply_timeout: Option<std::time::Duration>,
 }
 
 impl Client {
@@ -83,7 +87,15 @@ impl Client {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
         let (r, w) = s.into_split();
-        Ok(Client { rd: BufReader::new(r), wr: BufWriter::new(w), line: String::new() })
+        Ok(Client { rd: BufReader::new(r), wr: BufWriter::new(w), line: String::new(), reply_timeout: None })
+    }
+
+    /// From now on, waits at most `wait` for each line of a reply (`None`:
+    /// as long as it takes, the default); a wait that passes is
+    /// [`ClientError::Timeout`], after which the connection is not to be
+    /// used again (a reply may be half read).
+    pub fn set_reply_timeout(&mut self, wait: Option<std::time::Duration>) {
+        self.reply_timeout = wait;
     }
 
     /// Connects and authenticates with `token`.
@@ -125,7 +137,13 @@ impl Client {
     /// connection closed while the server wrote it ([`ClientError::Closed`]).
     pub async fn read_line(&mut self) -> Result<Option<String>, ClientError> {
         self.line.clear();
-        let n = (&mut self.rd).take(REPLY_LINE_BYTES_MAX).read_line(&mut self.line).await?;
+        let wait = self.reply_timeout;
+        let mut limited = (&mut self.rd).take(REPLY_LINE_BYTES_MAX);
+        let read = limited.read_line(&mut self.line);
+        let n = match wait {
+            None => read.await?,
+            Some(w) => tokio::time::timeout(w, read).await.map_err(|_| ClientError::Timeout(w))??,
+        };
         if n == 0 {
             return Ok(None);
         }
