@@ -67,6 +67,29 @@ fn route_explains_its_decision() {
     assert!(out.contains("command-centre") || out.contains("waits at"), "{out}");
 }
 
+/// `route --json`: the decision's fields, the category's source spelt as
+/// the protocol's ROUTE reply spells it.
+#[test]
+fn route_json_gives_the_decision() {
+    let (code, out, err) = run(&[
+        "route",
+        "--grid",
+        "JDZ-NH-01",
+        "--text",
+        "楼道灯不亮了",
+        "--at",
+        "2026-11-24T10:00",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["category"], "housing", "{out}");
+    assert_eq!(d["category_source"], "inferred", "{out}");
+    assert_eq!(d["keywords"], serde_json::json!(["楼道灯"]), "{out}");
+    assert_eq!((&d["grid"], &d["department"]), (&"JDZ-NH-01".into(), &"housing".into()), "{out}");
+    assert!(d["steps"].as_array().is_some_and(|s| !s.is_empty()), "{out}");
+}
+
 #[test]
 fn serve_refuses_zero_limits_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

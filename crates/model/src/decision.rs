@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How the category was found.
+/// How the category was found. Named as the protocol names it (`given`,
+/// `inferred`, `fallback`) in `route --json` too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CategorySource {
     /// The operator named it.
     Given,
