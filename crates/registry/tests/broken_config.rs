@@ -62,7 +62,7 @@ fn unknown_department_in_a_category() {
     check(
         |f| replace_first(&mut f.county, "department = \"water\"", "department = \"wter\""),
         r#"
-$DIR/county.toml:73: category.department: unknown department "wter"
+$DIR/county.toml:82: category.department: unknown department "wter"
 "#,
     );
 }
@@ -72,7 +72,7 @@ fn category_without_department() {
     check(
         |f| replace_first(&mut f.county, "department = \"water\"\n", ""),
         r#"
-$DIR/county.toml:69: category.department: required when handling = "department"
+$DIR/county.toml:78: category.department: required when handling = "department"
 "#,
     );
 }
@@ -88,7 +88,7 @@ fn grid_category_with_a_department() {
             )
         },
         r#"
-$DIR/county.toml:145: category.department: a category handled by the grid has no department (use handling = "grid_with_department" for both)
+$DIR/county.toml:154: category.department: a category handled by the grid has no department (use handling = "grid_with_department" for both)
 "#,
     );
 }
@@ -163,7 +163,7 @@ fn toml_wrong_type_inside_a_multi_line_array() {
             )
         },
         r#"
-$DIR/county.toml:76: category.keywords: invalid type: integer `42`, expected a string
+$DIR/county.toml:85: category.keywords: invalid type: integer `42`, expected a string
 "#,
     );
 }
@@ -280,7 +280,7 @@ fn duplicate_codes_in_county() {
             f.county.push_str("\n[[township]]\ncode = \"JDZ\"\nname = \"新镇\"\nkind = \"town\"\n");
         },
         r#"
-$DIR/county.toml:79: category.code: duplicate code "water" (first defined at line 70)
+$DIR/county.toml:88: category.code: duplicate code "water" (first defined at line 79)
 $DIR/county.toml:1509: township.code: duplicate code "JDZ" (first defined at line 257)
 "#,
     );
@@ -319,7 +319,7 @@ fn a_keyword_with_a_comma_is_refused() {
     check(
         |f| replace_first(&mut f.county, "\"下水道\"", "\"下水道,化粪池\""),
         r#"
-$DIR/county.toml:83: category.keywords: keyword "下水道,化粪池" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own
+$DIR/county.toml:92: category.keywords: keyword "下水道,化粪池" contains `,`, which separates keywords in ROUTE's reply: list its parts as keywords of their own
 "#,
     );
     check(
@@ -349,7 +349,7 @@ fn a_control_character_in_a_name_or_keyword_is_refused() {
         },
         r#"
 $DIR/county.toml:20: department.name: a control character or line break (U+2028) is not allowed: names are one line
-$DIR/county.toml:83: category.keywords: a control character or line break (U+000A) is not allowed: names are one line
+$DIR/county.toml:92: category.keywords: a control character or line break (U+000A) is not allowed: names are one line
 $DIR/grids.geojson:2: feature 0: properties.name: a control character or line break (U+001B) is not allowed: names are one line
 $DIR/grids.geojson:2: feature 0: properties.keywords: a control character or line break (U+0009) is not allowed: names are one line
 $DIR/workers.csv:2: name: a control character or line break (U+0007) is not allowed: names are one line
@@ -362,7 +362,7 @@ fn keyword_in_two_categories() {
     check(
         |f| replace_first(&mut f.county, "\"下水道\"", "\"漏水\""),
         r#"
-$DIR/county.toml:83: category.keywords: keyword "漏水" already belongs to category water (line 74)
+$DIR/county.toml:92: category.keywords: keyword "漏水" already belongs to category water (line 83)
 "#,
     );
 }
@@ -922,7 +922,7 @@ fn toml_syntax_error_in_a_multi_line_array_names_the_key_above_as_written() {
                     &format!("{key} = [\n  \"漏水\",\n  \"停水\" \"水管\""),
                 )
             },
-            &format!("$DIR/county.toml:76: category.{named}: invalid array; expected `]`"),
+            &format!("$DIR/county.toml:85: category.{named}: invalid array; expected `]`"),
         );
     }
 }
