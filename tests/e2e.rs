@@ -541,8 +541,9 @@ async fn pages(c: &mut Client, verb: &str) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_and_overdue_page_with_next_and_after() {
     let dir = tempfile::tempdir().unwrap();
-    let config = jidong_config_with(
+    let config = jidong_config_edited(
         &dir.path().join("config"),
+        "[[category]]\ncode = \"water\"",
         "claim = { normal = \"1h\", urgent = \"30m\", emergency = \"10m\" }",
         "claim = { normal = \"1s\", urgent = \"1s\", emergency = \"1s\" }",
     );

@@ -216,14 +216,23 @@ pub async fn accept_one_by_one_then_kill(data: &Path, n: usize, tag: &str) {
 /// A copy of the embedded Jidong config in `dir`, with `from` replaced by
 /// `to` in its county.toml (once; it must be there): another county's config.
 pub fn jidong_config_with(dir: &Path, from: &str, to: &str) -> std::path::PathBuf {
+    jidong_config_edited(dir, "", from, to)
+}
+
+/// [`jidong_config_with`], replacing the first `from` after `after` (a
+/// category's `[[category]]\ncode = "water"`, say: other categories
+/// may share its limits).
+pub fn jidong_config_edited(dir: &Path, after: &str, from: &str, to: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jidong");
     for f in ["county.toml", "workers.csv", "grids.geojson"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
     let county = std::fs::read_to_string(dir.join("county.toml")).unwrap();
-    assert!(county.contains(from), "{from:?} is not in county.toml");
-    std::fs::write(dir.join("county.toml"), county.replacen(from, to, 1)).unwrap();
+    let at = county.find(after).unwrap_or_else(|| panic!("{after:?} is not in county.toml"));
+    let (head, tail) = county.split_at(at);
+    assert!(tail.contains(from), "{from:?} is not in county.toml after {after:?}");
+    std::fs::write(dir.join("county.toml"), format!("{head}{}", tail.replacen(from, to, 1))).unwrap();
     dir.to_path_buf()
 }
 
