@@ -127,7 +127,9 @@ async fn verify_interrupted_removes_its_private_copy_of_the_log() {
 /// `verify` killed with SIGKILL, which nothing can catch, leaves its copy
 /// of the log (residents' records) in $TMPDIR. The next offline command
 /// removes it and says so, and leaves alone a copy whose command still
-/// runs (its owner file locked).
+/// runs (its owner file locked), a directory without an owner file, one
+/// whose owner file is a FIFO (which would block an open), and one still
+/// being made.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_copy_left_by_a_killed_command_is_removed_by_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,6 +181,23 @@ async fn a_copy_left_by_a_killed_command_is_removed_by_the_next_one() {
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a file this test owns.
     assert_eq!(unsafe { libc::flock(owner.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    // Not ours to judge: no owner file.
+    let foreign = tmp.join("gridline-offline-foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    // A FIFO where the owner file should be: not opened (it would block).
+    let fifo_dir = tmp.join("gridline-offline-fifo");
+    std::fs::create_dir(&fifo_dir).unwrap();
+    let fifo = std::ffi::CString::new(fifo_dir.join("owner.lock").to_str().unwrap()).unwrap();
+    // SAFETY: a path this test made.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    // Killed while making a copy, a while ago: removed; one just begun is not.
+    let (old_making, new_making) = (tmp.join("gridline-making-old"), tmp.join("gridline-making-new"));
+    for d in [&old_making, &new_making] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::File::create(d.join("owner.lock")).unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(&old_making).unwrap().set_modified(long_ago).unwrap();
     let out = Command::new(bin())
         .args(["audit", "--by", "township", "--data"])
         .arg(&data)
@@ -188,7 +207,15 @@ async fn a_copy_left_by_a_killed_command_is_removed_by_the_next_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(err.contains(&format!("removed {}", left.display())), "{err}");
-    assert_eq!(entries(&tmp), vec![live.clone()], "{err}");
+    assert_eq!(err.matches("removed").count(), 1, "{err}");
+    let mut kept = entries(&tmp);
+    kept.sort();
+    let mut want = vec![live.clone(), foreign.clone(), fifo_dir.clone(), new_making.clone()];
+    want.sort();
+    assert_eq!(kept, want, "{err}");
+    for d in [&foreign, &fifo_dir, &new_making] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
     // Once its command has gone (the lock released), it is removed too.
     drop(owner);
     let out = Command::new(bin()).args(["verify", "--data"]).arg(&data).env("TMPDIR", &tmp).output().unwrap();

@@ -230,24 +230,24 @@ impl LogCopy {
         b.prefix(MAKING_PREFIX);
         #[cfg(unix)]
         b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        // Until the rename, a failure leaves nothing: `making` is removed
+        // when dropped.
         let making = b.tempdir()?;
         let owner = std::fs::File::create_new(making.path().join(OWNER_FILE))?;
         if !try_lock(&owner)? {
             return Err(std::io::Error::other("its owner file is locked by another process"));
         }
+        let mut d = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut d, 0o700);
+        d.create(making.path().join("log"))?;
         let name = making.path().file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let root = making.path().with_file_name(name.replacen(MAKING_PREFIX, COPY_PREFIX, 1));
         std::fs::rename(making.path(), &root)?;
         // Renamed: the old name is gone, there is nothing left to remove there.
         let _ = making.keep();
         *known = Some(root.clone());
-        let log = root.join("log");
-        let mut b = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        let made = b.create(&log);
-        let copy = LogCopy { root, log, _owner: owner };
-        made.map(|()| copy)
+        Ok(LogCopy { log: root.join("log"), root, _owner: owner })
     }
 
     fn path(&self) -> &std::path::Path {
@@ -260,7 +260,7 @@ impl Drop for LogCopy {
         // Removed with the lock held: a signal now waits, and then finds
         // nothing left to remove.
         let mut known = COPY.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = std::fs::remove_dir_all(&self.root);
+        let _ = remove_copy_dir(&self.root);
         *known = None;
     }
 }
@@ -280,33 +280,76 @@ fn try_lock(f: &std::fs::File) -> std::io::Result<bool> {
     Err(e)
 }
 
+/// Removes a copy's directory: the log in it first, so that a removal cut
+/// short leaves the owner file (and the directory stays one the next
+/// command's sweep removes).
+fn remove_copy_dir(root: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(root.join("log")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::remove_dir_all(root)
+}
+
+/// How long a directory being made (`gridline-making-*`) is left alone by
+/// the sweep: its maker locks its owner file within microseconds.
+const MAKING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A copy's owner file, if it is one: a regular file, opened without
+/// following a link or waiting (a FIFO put there would block an open).
+fn open_owner(root: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(root.join(OWNER_FILE))
+        .ok()?;
+    f.metadata().ok().filter(|m| m.is_file()).map(|_| f)
+}
+
 /// Removes the copies of logs in `$TMPDIR` that earlier offline commands
 /// of this user left when they were killed by a signal nothing can catch
-/// (SIGKILL, the OOM killer): residents' records nobody is reading. A
-/// copy whose command still runs holds its owner file's lock and is left
-/// alone; so is a directory without an owner file (not one of ours to
-/// judge). Says what it removed; a copy it cannot remove it names.
+/// (SIGKILL, the OOM killer): residents' records nobody is reading. Only
+/// directories of this user are looked into (not another user's, not a
+/// link); a copy whose command still runs holds its owner file's lock and
+/// is left alone, and so is a directory without an owner file (not one of
+/// ours to judge). A directory still being made that a killed command
+/// left (`gridline-making-*`, older than [`MAKING_GRACE`]) goes too. Says
+/// what it removed; a copy it cannot remove it names.
 fn remove_stale_copies() {
     let tmp = std::env::temp_dir();
     let Ok(entries) = std::fs::read_dir(&tmp) else { return };
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     for entry in entries.flatten() {
-        if !entry.file_name().to_str().is_some_and(|n| n.starts_with(COPY_PREFIX)) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let making = name.starts_with(MAKING_PREFIX);
+        if !making && !name.starts_with(COPY_PREFIX) {
             continue;
         }
         let root = entry.path();
-        let ours = std::fs::symlink_metadata(&root)
-            .is_ok_and(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == me);
-        let Ok(owner) = std::fs::File::open(root.join(OWNER_FILE)) else { continue };
-        if !ours || !try_lock(&owner).unwrap_or(false) {
+        let Ok(meta) = std::fs::symlink_metadata(&root) else { continue };
+        if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != me {
             continue;
         }
-        match std::fs::remove_dir_all(&root) {
+        let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+        if making && age.is_none_or(|a| a < MAKING_GRACE) {
+            continue;
+        }
+        let Some(owner) = open_owner(&root) else { continue };
+        if !try_lock(&owner).unwrap_or(false) {
+            continue;
+        }
+        match remove_copy_dir(&root) {
+            // A directory being made holds no log yet: nothing to report.
+            Ok(()) if making => {}
             Ok(()) => errln!(
                 "gridline: removed {}: a copy of a case log that an earlier audit or verify, killed, left behind",
                 root.display()
             ),
+            // Removed meanwhile (by its command, or another sweep).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => errln!(
                 "gridline: {}: a copy of a case log an earlier audit or verify left behind, which could not be removed ({e}); remove it by hand",
                 root.display()
@@ -380,7 +423,7 @@ pub fn remove_copy_on_signals() -> anyhow::Result<()> {
 fn remove_copy(dir: &std::path::Path) {
     let mut gone = 0;
     for _ in 0..200 {
-        match std::fs::remove_dir_all(dir) {
+        match remove_copy_dir(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => gone = 0,
