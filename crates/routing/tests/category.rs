@@ -189,4 +189,17 @@ fn a_reviews_phrasings_reach_their_department() {
         ("假种子坑了我们一季", "market_food_safety", &["假种子"]),
     ];
     check_inferred(&cases);
+    // A second review: a keyword reaching across words (没有电 in 没有电话,
+    // 地热 in 当地热心), a radiator's leak, a building site, a lift.
+    let cases: [(&str, &str, &[&str]); 7] = [
+        ("上次反映的问题到现在也没有电话回复", "general", &[]),
+        ("老楼没有电梯，申请加装电梯", "elevator", &["电梯"]),
+        ("家里没有电了", "power", &["家里没有电", "没有电了"]),
+        ("暖气漏气，屋里不热", "heating", &["暖气漏气"]),
+        ("当地热心群众反映路灯坏了", "street_lighting", &["路灯"]),
+        ("工地噪音太大", "city_management", &["工地噪音"]),
+        // 电梯 and 物业 tie: the lift is listed before buildings and property.
+        ("电梯坏了物业不管", "elevator", &["电梯"]),
+    ];
+    check_inferred(&cases);
 }
