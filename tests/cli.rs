@@ -423,8 +423,6 @@ fn route_refuses_a_longitude_or_latitude_out_of_range() {
     }
 }
 
-/// `simulate` against an address nobody listens on names the address and
-/// says what went wrong once.
 /// A tokens.toml in `dir` with an admin, a supervisor and an operator token.
 fn role_tokens_file(dir: &std::path::Path) -> std::path::PathBuf {
     let tokens = dir.join("tokens.toml");
@@ -438,6 +436,8 @@ fn role_tokens_file(dir: &std::path::Path) -> std::path::PathBuf {
     tokens
 }
 
+/// `simulate` against an address nobody listens on names the address and
+/// says what went wrong once.
 #[test]
 fn simulate_names_the_address_it_cannot_reach() {
     let dir = tempfile::tempdir().unwrap();
@@ -463,7 +463,7 @@ fn simulate_gives_up_on_a_server_that_does_not_answer() {
     let (code, out, err) =
         run_within(std::time::Duration::from_secs(60), &[&args[..], &["--timeout", "1"]].concat());
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("no reply in 1 s: the server is not answering"), "{err}");
+    assert!(err.contains("no reply in 1 s (--timeout): the server is not answering"), "{err}");
     drop(silent);
 }
 

@@ -442,6 +442,8 @@ async fn every_verb_with_every_role() {
         ("AUDIT by=grid".into(), &["supervisor", "admin"]),
         ("STATS".into(), &["supervisor", "admin"]),
         ("TOKEN role=operator".into(), &["admin"]),
+        // Not a token's name: not_found for an admin, forbidden for the rest.
+        ("REVOKE name=nobody-at-all".into(), &["admin"]),
         (format!("FEEDBACK case={no} satisfied=yes"), &["operator"]),
         (format!("EXTEND case={no} approve=no"), &["supervisor", "admin"]),
         (format!("DISPATCH case={no} worker={owner}"), &["supervisor", "admin"]),
@@ -470,7 +472,7 @@ async fn every_verb_with_every_role() {
     for (line, allowed) in &table {
         let verb = line.split(' ').next().unwrap();
         // EXTEND's two forms: the worker's asks (until=), the supervisor's decides (approve=).
-        let form = if line.contains("approve=") { "approve=" } else { "" };
+        let form = ["approve=", "until="].into_iter().find(|f| line.contains(f)).unwrap_or("");
         let row = help
             .iter()
             .map(|(_, r)| r)

@@ -21,25 +21,33 @@ pub struct ClientArgs {
     pub timeout: u64,
 }
 
-/// `Client::connect`, or an error once `wait` passes: a server that does
-/// not answer (or another program on the port) ends the client with a
-/// message rather than a hang.
-async fn connect(addr: &str, wait: std::time::Duration) -> anyhow::Result<Client> {
-    match tokio::time::timeout(wait, Client::connect(addr)).await {
-        Ok(r) => r.map_err(|e| anyhow::anyhow!("{addr}: {e}")),
-        Err(_) => anyhow::bail!("{addr}: no connection in {} s (--timeout)", wait.as_secs()),
+/// Connects to `addr`, waiting at most `wait` (`--timeout`) for the
+/// connection and for each reply after it: a server that does not answer
+/// (or another program on the port) ends the command with a message rather
+/// than a hang. (`client` and `simulate`.)
+pub(crate) async fn connect(addr: &str, wait: std::time::Duration) -> anyhow::Result<Client> {
+    Client::connect_within(addr, wait).await.map_err(|e| named_flag(e).context(addr.to_string()))
+}
+
+/// A client error, a wait that passed naming the flag that sets it.
+pub(crate) fn named_flag(e: gridline_client::ClientError) -> anyhow::Error {
+    use gridline_client::ClientError;
+    match e {
+        ClientError::Timeout(w) => {
+            anyhow::anyhow!("no reply in {} s (--timeout): the server is not answering", w.as_secs())
+        }
+        ClientError::NoConnection(w) => anyhow::anyhow!("no connection in {} s (--timeout)", w.as_secs()),
+        e => e.into(),
     }
 }
 
-/// `c.call(line)`, or an error once `wait` passes without a reply.
-async fn call(
-    c: &mut Client,
-    line: &str,
-    wait: std::time::Duration,
-) -> anyhow::Result<Result<Reply, gridline_client::ClientError>> {
-    tokio::time::timeout(wait, c.call(line)).await.map_err(|_| {
-        anyhow::anyhow!("no reply in {} s (--timeout): the server is not answering", wait.as_secs())
-    })
+/// `c.call(line)`: a wait that passed is the command's error, any other
+/// the request's.
+async fn call(c: &mut Client, line: &str) -> anyhow::Result<Result<Reply, gridline_client::ClientError>> {
+    match c.call(line).await {
+        Err(e @ gridline_client::ClientError::Timeout(_)) => Err(named_flag(e)),
+        r => Ok(r),
+    }
 }
 
 pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
@@ -56,7 +64,7 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
         let mut auth: Option<String> = None;
         if let Some(t) = &a.token {
             let line = gridline_client::auth_request(t);
-            let r = call(&mut c, &line, wait).await??;
+            let r = call(&mut c, &line).await??;
             if interactive || !r.is_ok() {
                 print_reply(&r)?;
             }
@@ -103,17 +111,14 @@ pub fn run(a: ClientArgs) -> anyhow::Result<ExitCode> {
                 errln!("the server closed the connection; connecting again");
                 c = connect(&a.addr, wait).await?;
                 if let Some(line) = &auth {
-                    let r = call(&mut c, line, wait).await??;
+                    let r = call(&mut c, line).await??;
                     if !r.is_ok() {
                         print_reply(&r)?;
                         return Ok(ExitCode::FAILURE);
                     }
                 }
             }
-            let r = match call(&mut c, t, wait)
-                .await
-                .map_err(|e| e.context(format!("line {n} of the input")))?
-            {
+            let r = match call(&mut c, t).await.map_err(|e| e.context(format!("line {n} of the input")))? {
                 Ok(r) => r,
                 // Before its reply: what line `n` asked is unknown, and the
                 // lines after it are not sent.

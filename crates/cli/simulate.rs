@@ -65,12 +65,9 @@ pub struct SimulateArgs {
 /// Connects to `addr` and authenticates with `token`; the connection and
 /// each reply after it are waited for at most `wait` (`--timeout`).
 async fn connect(addr: &str, token: Option<&str>, wait: Duration) -> anyhow::Result<Client> {
-    let mut c = tokio::time::timeout(wait, Client::connect(addr))
-        .await
-        .map_err(|_| anyhow::anyhow!("{addr}: no connection in {} s (--timeout)", wait.as_secs()))??;
-    c.set_reply_timeout(Some(wait));
+    let mut c = crate::client::connect(addr, wait).await?;
     if let Some(t) = token {
-        c.call(&gridline_client::auth_request(t)).await?.ok()?;
+        c.call(&gridline_client::auth_request(t)).await.map_err(crate::client::named_flag)?.ok()?;
     }
     Ok(c)
 }
@@ -238,7 +235,7 @@ async fn pipeline_telling(
             next += 1;
         }
         c.flush().await?;
-        let r = c.read_reply().await?;
+        let r = c.read_reply().await.map_err(crate::client::named_flag)?;
         let (verb, t0) = sent.pop_front().expect("a request is in flight");
         stats.record(verb, t0.elapsed(), &r);
         out.push(r);

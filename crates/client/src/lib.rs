@@ -20,6 +20,9 @@ pub enum ClientError {
     /// No reply within the wait set by [`Client::set_reply_timeout`].
     #[error("no reply in {} s: the server is not answering", .0.as_secs_f64())]
     Timeout(std::time::Duration),
+    /// No connection within the wait given to [`Client::connect_within`].
+    #[error("no connection in {} s", .0.as_secs_f64())]
+    NoConnection(std::time::Duration),
 }
 
 impl From<std::io::Error> for ClientError {
@@ -88,6 +91,20 @@ impl Client {
         s.set_nodelay(true)?;
         let (r, w) = s.into_split();
         Ok(Client { rd: BufReader::new(r), wr: BufWriter::new(w), line: String::new(), reply_timeout: None })
+    }
+
+    /// Connects, waiting at most `wait` for the connection and then, as
+    /// [`set_reply_timeout`](Self::set_reply_timeout) sets, for each line
+    /// of every reply.
+    pub async fn connect_within(
+        addr: impl ToSocketAddrs,
+        wait: std::time::Duration,
+    ) -> Result<Client, ClientError> {
+        let mut c = tokio::time::timeout(wait, Client::connect(addr))
+            .await
+            .map_err(|_| ClientError::NoConnection(wait))??;
+        c.set_reply_timeout(Some(wait));
+        Ok(c)
     }
 
     /// From now on, waits at most `wait` for each line of a reply (`None`:
