@@ -20,6 +20,23 @@ fn mode(p: &Path) -> Option<u32> {
     std::fs::symlink_metadata(p).ok().map(|m| m.permissions().mode() & 0o777)
 }
 
+/// Waits until `child` has a copy of the log in `tmp` with a file of the
+/// log in it (the copy's directory), or has ended (`None`).
+fn wait_for_a_copy(child: &mut std::process::Child, tmp: &Path) -> Option<std::path::PathBuf> {
+    loop {
+        let copy = entries(tmp)
+            .into_iter()
+            .find(|c| std::fs::read_dir(c.join("log")).is_ok_and(|mut d| d.next().is_some()));
+        if copy.is_some() {
+            return copy;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// `gridline audit ... | head -0`: the reader is gone before the first
 /// line. The command ends quietly with SIGPIPE's status (141) instead of
 /// being killed by it, and the copy of the log it made in $TMPDIR is gone.
@@ -84,27 +101,17 @@ async fn verify_interrupted_removes_its_private_copy_of_the_log() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Wait for the copy's directory, and for a file in it.
-        let seen = loop {
-            if let Some(copy) = entries(&tmp).into_iter().next() {
-                let files: Vec<_> =
-                    std::fs::read_dir(&copy).map(|d| d.flatten().collect()).unwrap_or_default();
-                if !files.is_empty() {
-                    assert_eq!(mode(&copy), Some(0o700), "{}", copy.display());
-                    for f in files {
-                        let want = if f.path().is_dir() { 0o700 } else { 0o600 };
-                        if let Some(m) = mode(&f.path()) {
-                            assert_eq!(m, want, "{}: {m:04o}", f.path().display());
-                        }
-                    }
-                    break true;
+        let seen = wait_for_a_copy(&mut child, &tmp).inspect(|copy| {
+            // The copy's directories 0700, its files (the owner file, the log's) 0600.
+            assert_eq!(mode(copy), Some(0o700), "{}", copy.display());
+            for f in entries(copy).into_iter().chain(entries(&copy.join("log"))) {
+                let want = if f.is_dir() { 0o700 } else { 0o600 };
+                if let Some(m) = mode(&f) {
+                    assert_eq!(m, want, "{}: {m:04o}", f.display());
                 }
             }
-            if child.try_wait().unwrap().is_some() {
-                break false;
-            }
-            std::thread::yield_now();
-        };
+        });
+        let seen = seen.is_some();
         if seen {
             // SAFETY: a signal to the child started here.
             unsafe { libc::kill(child.id() as i32, sig) };
@@ -148,20 +155,7 @@ async fn a_copy_left_by_a_killed_command_is_removed_by_the_next_one() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Wait for a file of the log in the copy, then kill.
-        let seen = loop {
-            let copied = entries(&tmp)
-                .into_iter()
-                .any(|c| std::fs::read_dir(c.join("log")).is_ok_and(|mut d| d.next().is_some()));
-            if copied {
-                break true;
-            }
-            if child.try_wait().unwrap().is_some() {
-                break false;
-            }
-            std::thread::yield_now();
-        };
-        if seen {
+        if wait_for_a_copy(&mut child, &tmp).is_some() {
             child.kill().unwrap();
         }
         child.wait().unwrap();
