@@ -1103,6 +1103,9 @@ pub struct Faults {
     pub fail_sync_in: Option<u64>,
     /// Refuse every `apply`, as a full disk would, until cleared.
     pub full: bool,
+    /// Fail every `get` and `scan`, as sled does once a write of its has
+    /// failed (until it is opened again), until cleared.
+    pub fail_reads: bool,
     /// Hold every `sync` until this gate opens: work queues up behind it
     /// without depending on how fast the machine is.
     pub hold_sync: Option<Gate>,
@@ -1223,11 +1226,18 @@ impl Store for MemStore {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.inner.lock().expect("mem store lock").visible.get(key).cloned())
+        let g = self.inner.lock().expect("mem store lock");
+        if g.faults.fail_reads {
+            return Err(StoreError::Io("injected read failure".into()));
+        }
+        Ok(g.visible.get(key).cloned())
     }
 
     fn scan(&self, prefix: &[u8]) -> Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + '_> {
         let g = self.inner.lock().expect("mem store lock");
+        if g.faults.fail_reads {
+            return Box::new(std::iter::once(Err(StoreError::Io("injected read failure".into()))));
+        }
         let items: Vec<_> = g
             .visible
             .range(prefix.to_vec()..)

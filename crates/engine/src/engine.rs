@@ -508,7 +508,14 @@ fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>) {
 /// now), with the phone number as the caller may see it in the case.
 fn history<S: Store>(log: &CaseLog<S>, view: CaseView) -> Result<Reply, Error> {
     let case = view.case();
-    let mut events = log.events(case).map_err(|e| Error::internal(e.to_string()))?;
+    let mut events = log.events(case).map_err(|e| match e {
+        // The storage failing (a full disk, sled stopped after one): a
+        // condition of the machine, not a bug; the case's reply says so.
+        gridline_caselog::LogError::Store(
+            s @ (gridline_caselog::StoreError::Io(_) | gridline_caselog::StoreError::Full),
+        ) => Error::unavailable(format!("case {}: its history cannot be read now: {s}", case.no)),
+        e => Error::internal(e.to_string()),
+    })?;
     events.retain(|e| e.seq <= case.last_seq);
     if events.len() != case.last_seq as usize {
         return Err(Error::internal(format!(

@@ -116,6 +116,22 @@ fn a_full_disk_refuses_writes_but_serves_reads_until_it_clears() {
     assert_eq!(c.case().status, Status::Handling);
 }
 
+/// A store that cannot read (sled after a failed write of its, until a
+/// restart): a GET's history is `unavailable`, a condition of the machine,
+/// not `internal` (a bug); once it reads again, so does GET.
+#[test]
+fn a_store_that_cannot_read_makes_get_unavailable_not_internal() {
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("unreadable");
+    rig.store.set_faults(Faults { fail_reads: true, ..Default::default() });
+    let sup = caller(Role::Supervisor, "sup");
+    let err = rig.call(&sup, Command::Get { case: CaseRef::Id(case.id) }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable, "{err:?}");
+    assert!(err.message.contains(case.no.as_str()), "{err:?}");
+    rig.store.set_faults(Faults::default());
+    assert_eq!(rig.get(case.no.as_str()).0.status, Status::Dispatched);
+}
+
 #[test]
 fn a_failed_apply_in_a_batch_with_other_commands_fails_them_all_and_keeps_state() {
     let rig = Rig::new();
