@@ -184,7 +184,23 @@ pub struct SledStore {
     checkpointer: Option<(Sender<u64>, JoinHandle<()>)>,
     /// Bytes of records in a file past which the log moves to the other.
     checkpoint_bytes: u64,
+    /// The free space kept on the log's filesystem (see [`SledStore::keep_free`]).
+    space: Mutex<Space>,
 }
+
+/// What the last look at the log's filesystem found.
+struct Space {
+    dir: std::path::PathBuf,
+    /// Writes are refused while fewer bytes than this are free.
+    keep: u64,
+    /// When it was last looked at, and whether it was short then.
+    checked: Option<(std::time::Instant, bool)>,
+}
+
+/// How long one look at the free space holds: a commit does not pay a
+/// `statvfs` each; between two looks sled grows by far less than the room
+/// kept.
+const SPACE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A synced batch and its record's sequence number.
 type Numbered = (u64, WriteBatch);
@@ -493,6 +509,11 @@ impl SledStore {
             applier,
             checkpointer: Some((ckpt_tx, ckpt_join)),
             checkpoint_bytes,
+            space: Mutex::new(Space {
+                dir: path.to_path_buf(),
+                keep: 2 * checkpoint_bytes + (64 << 20),
+                checked: None,
+            }),
         })
     }
 
@@ -1027,8 +1048,66 @@ fn sync_dir(p: &Path) -> Result<(), StoreError> {
     File::open(p).and_then(|d| d.sync_all()).map_err(io)
 }
 
+impl SledStore {
+    /// Refuses writes (`StoreError::Full`, which the engine answers with
+    /// `unavailable`) while fewer than `bytes` are free on the log's
+    /// filesystem; by default twice the checkpoint size and 64 MiB. sled
+    /// grows its file behind the acknowledgements, on the applier, and an
+    /// error of its (a full disk) stays until it is opened again: refusing
+    /// writes before the disk is full keeps sled from meeting it, so that
+    /// writes resume once space is freed, without a restart.
+    pub fn keep_free(&self, bytes: u64) {
+        let mut space = self.space.lock().expect("space lock");
+        space.keep = bytes;
+        space.checked = None;
+    }
+
+    /// Whether the log's filesystem has less free space than it keeps; says
+    /// so in the log when that changes.
+    fn short_of_space(&self) -> bool {
+        let mut space = self.space.lock().expect("space lock");
+        if let Some((at, short)) = space.checked {
+            if at.elapsed() < SPACE_CHECK_EVERY {
+                return short;
+            }
+        }
+        // A filesystem that cannot be asked is not taken to be full.
+        let free = free_bytes(&space.dir).unwrap_or(u64::MAX);
+        let short = free < space.keep;
+        let was = space.checked.is_some_and(|(_, s)| s);
+        if short && !was {
+            tracing::error!(
+                dir = %space.dir.display(),
+                free_mib = free >> 20,
+                keep_mib = space.keep >> 20,
+                "the case log's disk is nearly full: writes are refused until space is freed"
+            );
+        } else if was && !short {
+            info!(dir = %space.dir.display(), free_mib = free >> 20, "space freed on the case log's disk: writes resume");
+        }
+        space.checked = Some((std::time::Instant::now(), short));
+        short
+    }
+}
+
+/// Bytes free to an unprivileged writer on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is a valid place for statvfs to write to,
+    // and `path` is a NUL-terminated string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 impl Store for SledStore {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if self.short_of_space() {
+            return Err(StoreError::Full);
+        }
         let mut log = self.log()?;
         match &mut log.pending {
             // Later writes of the same key win, as they would one batch after another.
