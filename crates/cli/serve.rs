@@ -121,7 +121,18 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     dir.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    // The directories this makes: each one's entry in its parent goes to
+    // disk before anything in it is acknowledged (the case log syncs the
+    // data directory itself, and its own, at every start).
+    let made: Vec<std::path::PathBuf> =
+        a.data.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).map(Into::into).collect();
     dir.create(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
+    for d in &made {
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {} after making {}", parent.display(), d.display()))?;
+    }
     let log_dir = a.data.join("log");
     for d in [&a.data, &log_dir] {
         tighten(d).with_context(|| format!("{}: making it private (mode 0700)", d.display()))?;
