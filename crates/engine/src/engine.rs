@@ -229,6 +229,7 @@ pub fn start<S: Store>(
         },
         revoked: HashSet::new(),
         now: None,
+        failures_in_a_row: 0,
     };
     let join = std::thread::Builder::new().name("gridline-engine".into()).spawn(move || {
         engine.run(rx);
@@ -266,6 +267,10 @@ pub(crate) struct Engine<S: Store> {
     /// or a claim a microsecond after its deadline would be late with no
     /// missed deadline recorded.
     now: Option<gridline_model::Timestamp>,
+    /// Batches that failed since the last one that became durable. The
+    /// first is a warning; the rest are counted (a full disk refuses every
+    /// batch, and a line for each would fill the logs, maybe on that disk).
+    failures_in_a_row: u64,
 }
 
 /// Batches handed to the syncer and not yet confirmed durable.
@@ -712,6 +717,11 @@ impl<S: Store> Engine<S> {
                 let u = self.pipeline.unconfirmed.pop_front();
                 debug_assert_eq!(u.as_ref().map(|u| u.id), Some(id), "the syncer confirms batches in order");
                 if let Some(u) = u {
+                    // (A batch of reads alone writes nothing: it says nothing of the store.)
+                    if self.failures_in_a_row > 0 && !u.events.is_empty() {
+                        info!(failed = self.failures_in_a_row, "batches become durable again");
+                        self.failures_in_a_row = 0;
+                    }
                     self.pipeline.spares.keep(u.events, spare);
                 }
             }
@@ -723,7 +733,12 @@ impl<S: Store> Engine<S> {
     /// for all of them, undo them in memory and in the store (newest first),
     /// let the syncer resume, then answer: writes `unavailable`, reads again.
     fn on_failure(&mut self, first: u64, error: String, held: Vec<Held>, applied: bool) {
-        warn!(error = %error, "a batch failed to become durable; rolling back");
+        self.failures_in_a_row += 1;
+        if self.failures_in_a_row == 1 {
+            warn!(error = %error, "a batch failed to become durable; rolling back (further failures are counted until one succeeds)");
+        } else {
+            tracing::debug!(error = %error, failed = self.failures_in_a_row, "a batch failed to become durable; rolling back");
+        }
         let mut failed = vec![(first, held)];
         // The batches of the failed commit reached the store; later ones did not.
         let mut in_store: Vec<u64> = if applied { vec![first] } else { Vec::new() };
