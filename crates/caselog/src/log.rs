@@ -330,6 +330,7 @@ impl<S: Store> CaseLog<S> {
 
     /// Stages an encoded batch, atomically. Not yet durable: see `sync`.
     pub fn write(&self, batch: WriteBatch) -> Result<(), LogError> {
+        self.store.admit()?;
         Ok(self.store.apply(batch)?)
     }
 

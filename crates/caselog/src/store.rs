@@ -59,6 +59,13 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// synced ([`SledStore`]); callers must not rely on either. After a failed
 /// `sync`, whether the batch survives a crash is unknown.
 pub trait Store: Send + Sync + 'static {
+    /// Whether a new write may be taken now: `Err(Full)` while the store
+    /// lacks the room it keeps (see [`SledStore::keep_free`]). The log asks
+    /// before each commit's write; an undo batch (`CaseLog::revert`) does
+    /// not ask, since it must go through.
+    fn admit(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
     fn sync(&self) -> Result<(), StoreError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
@@ -1049,8 +1056,8 @@ fn sync_dir(p: &Path) -> Result<(), StoreError> {
 }
 
 impl SledStore {
-    /// Refuses writes (`StoreError::Full`, which the engine answers with
-    /// `unavailable`) while fewer than `bytes` are free on the log's
+    /// Refuses new writes ([`Store::admit`]: `StoreError::Full`, which the
+    /// engine answers with `unavailable`) while fewer than `bytes` are free on the log's
     /// filesystem; by default twice the checkpoint size and 64 MiB. sled
     /// grows its file behind the acknowledgements, on the applier, and an
     /// error of its (a full disk) stays until it is opened again: refusing
@@ -1104,10 +1111,14 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 impl Store for SledStore {
-    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    fn admit(&self) -> Result<(), StoreError> {
         if self.short_of_space() {
             return Err(StoreError::Full);
         }
+        Ok(())
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut log = self.log()?;
         match &mut log.pending {
             // Later writes of the same key win, as they would one batch after another.
