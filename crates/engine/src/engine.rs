@@ -229,7 +229,7 @@ pub fn start<S: Store>(
         },
         revoked: HashSet::new(),
         now: None,
-        failures_in_a_row: 0,
+        failing: None,
     };
     let join = std::thread::Builder::new().name("gridline-engine".into()).spawn(move || {
         engine.run(rx);
@@ -267,10 +267,11 @@ pub(crate) struct Engine<S: Store> {
     /// or a claim a microsecond after its deadline would be late with no
     /// missed deadline recorded.
     now: Option<gridline_model::Timestamp>,
-    /// Batches that failed since the last one that became durable. The
-    /// first is a warning; the rest are counted (a full disk refuses every
-    /// batch, and a line for each would fill the logs, maybe on that disk).
-    failures_in_a_row: u64,
+    /// The error of the batches that failed since the last one that became
+    /// durable, and how many. The first of an error is a warning; the rest
+    /// with it are counted (a full disk refuses every batch, and a line for
+    /// each would fill the logs, maybe on that disk).
+    failing: Option<(String, u64)>,
 }
 
 /// Batches handed to the syncer and not yet confirmed durable.
@@ -718,9 +719,10 @@ impl<S: Store> Engine<S> {
                 debug_assert_eq!(u.as_ref().map(|u| u.id), Some(id), "the syncer confirms batches in order");
                 if let Some(u) = u {
                     // (A batch of reads alone writes nothing: it says nothing of the store.)
-                    if self.failures_in_a_row > 0 && !u.events.is_empty() {
-                        info!(failed = self.failures_in_a_row, "batches become durable again");
-                        self.failures_in_a_row = 0;
+                    if !u.events.is_empty() {
+                        if let Some((_, failed)) = self.failing.take() {
+                            info!(failed, "batches become durable again");
+                        }
                     }
                     self.pipeline.spares.keep(u.events, spare);
                 }
@@ -733,11 +735,16 @@ impl<S: Store> Engine<S> {
     /// for all of them, undo them in memory and in the store (newest first),
     /// let the syncer resume, then answer: writes `unavailable`, reads again.
     fn on_failure(&mut self, first: u64, error: String, held: Vec<Held>, applied: bool) {
-        self.failures_in_a_row += 1;
-        if self.failures_in_a_row == 1 {
-            warn!(error = %error, "a batch failed to become durable; rolling back (further failures are counted until one succeeds)");
-        } else {
-            tracing::debug!(error = %error, failed = self.failures_in_a_row, "a batch failed to become durable; rolling back");
+        match &mut self.failing {
+            Some((same, failed)) if *same == error => {
+                *failed += 1;
+                tracing::debug!(error = %error, failed = *failed, "a batch failed to become durable; rolling back");
+            }
+            _ => {
+                warn!(error = %error, "a batch failed to become durable; rolling back (further failures with this error are counted until one succeeds)");
+                let failed = self.failing.take().map_or(0, |(_, n)| n);
+                self.failing = Some((error.clone(), failed + 1));
+            }
         }
         let mut failed = vec![(first, held)];
         // The batches of the failed commit reached the store; later ones did not.
