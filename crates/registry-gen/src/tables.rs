@@ -637,7 +637,11 @@ pub const CATEGORIES: &[CategorySpec] = &[
         name: "综合事项",
         handling: "grid",
         department: None,
-        keywords: &[],
+        // Phrases that hold another category's keyword and are not its
+        // matter: longer, they keep 没电 (a phone's battery), 没电 in 没电话
+        // (nobody called) and 不亮 (before dawn) from sending the case to
+        // the power company or the street lights.
+        keywords: &["手机没电", "没电话", "天不亮"],
         claim: ["4h", "2h", "30m"],
         close: ["5d", "2d", "1d"],
     },

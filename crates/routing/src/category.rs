@@ -7,7 +7,10 @@
 //! (in characters) of its longest one; the highest score wins, then the lowest
 //! category index. The winning category's keywords are reported in the order
 //! they first appear in the text. No keyword at all: no inference (the caller
-//! falls back to the county's general category).
+//! falls back to the county's general category). The general category's own
+//! keywords are phrases that hold another category's keyword and are not its
+//! matter (手机没电, a phone's battery, over power's 没电): they mask the
+//! keywords inside them and choose nothing themselves.
 
 use gridline_registry::{CategoryIdx, Registry};
 
@@ -15,6 +18,9 @@ use crate::text::Matcher;
 
 pub(crate) struct CategoryIndex {
     matcher: Matcher<CategoryIdx>,
+    /// The county's general category: its keywords only mask (a keyword
+    /// inside one of them does not count) and choose nothing themselves.
+    general: CategoryIdx,
 }
 
 /// The winning category and its keywords (pattern ids, in text order).
@@ -33,7 +39,7 @@ impl CategoryIndex {
             .iter()
             .enumerate()
             .flat_map(|(i, c)| c.keywords.iter().map(move |k| (k.clone(), CategoryIdx(i as u32))));
-        CategoryIndex { matcher: Matcher::new(items) }
+        CategoryIndex { matcher: Matcher::new(items), general: reg.county.general_category }
     }
 
     pub fn word(&self, id: u32) -> &str {
@@ -61,6 +67,9 @@ impl CategoryIndex {
                 found.push(id);
             }
         });
+        // The general category's phrases have masked what lies inside them
+        // (手机没电 over 没电); they choose nothing.
+        found.retain(|&id| self.matcher.pattern(id).target != self.general);
         // (distinct keywords, longest keyword, Reverse(category)): the largest wins.
         let score = |cat: CategoryIdx| {
             let mine = found.iter().map(|&o| self.matcher.pattern(o)).filter(|p| p.target == cat);

@@ -203,3 +203,18 @@ fn a_reviews_phrasings_reach_their_department() {
     ];
     check_inferred(&cases);
 }
+
+/// The general category's keywords are phrases that hold another
+/// category's keyword and are not its matter: they mask it, and choose
+/// nothing themselves (a power cut beside a flat phone is still a power cut).
+#[test]
+fn the_general_categorys_phrases_mask_and_choose_nothing() {
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("我手机没电了，在车站回不了家，能不能帮帮忙", "general", &[]),
+        ("打了三次电话都没人回复，也没电话通知", "general", &[]),
+        ("天不亮就开始施工，吵得睡不着", "general", &[]),
+        ("楼里停电了，手机没电了也打不了电话", "power", &["停电"]),
+        ("家里没电了", "power", &["没电"]),
+    ];
+    check_inferred(&cases);
+}
