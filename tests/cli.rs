@@ -386,17 +386,29 @@ fn simulate_plays_a_day_with_another_countys_config() {
 }
 
 /// What the case log logs while `verify` reads its copy of the log names
-/// the original's files: here the warning about a missing `wal.1`.
+/// the original's files: here the warning about a missing `wal.1` in a
+/// log last written by a build with one file (no `m wal.1` in sled); and
+/// so does its error once the log has both files.
 #[tokio::test]
 async fn verify_logs_name_the_data_directory_not_its_copy() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     accept_one_by_one_then_kill(&data, 3, "副本").await;
-    std::fs::remove_file(data.join("log").join("wal.1")).unwrap();
+    let wal1 = data.join("log").join("wal.1");
+    std::fs::remove_file(&wal1).unwrap();
+    let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
+    assert_ne!(code, 0, "a missing wal.1 may have held acknowledged records: {out}{err}");
+    let wal1 = wal1.display().to_string();
+    assert!(err.contains(&wal1) && err.contains("no header"), "the error names {wal1}: {err}");
+    assert!(!err.contains("gridline-offline-"), "{err}");
+    {
+        let db = sled::open(data.join("log")).unwrap();
+        db.remove(gridline_caselog::store::TWO_FILES_KEY).unwrap().expect("the log has both files");
+        db.flush().unwrap();
+    }
     let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    let wal1 = data.join("log").join("wal.1").display().to_string();
-    assert!(err.contains(&wal1), "the warning names {wal1}: {err}");
+    assert!(err.contains(&wal1) && err.contains("created anew"), "the warning names {wal1}: {err}");
     assert!(!err.contains("gridline-offline-"), "{err}");
 }
 

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `m` `format` | envelope(`Meta`) |
 //! | `m` `wal` | the last write-ahead record sled applied (u64 big-endian; `store::APPLIED_KEY`) |
+//! | `m` `wal.1` | empty: the write-ahead log has both its files (`store::TWO_FILES_KEY`) |
 //! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`CaseAt`: the page of the case's newest events, then the `Case`); format 1 wrote envelope(`Case`), still read, with no page |
 //! | `p` page number (8, big-endian) | envelope(`[Run]`): the events of one batch, a run for each case, each naming the page of the case's run before it; stored packed (LZ4) since format 3 |
 //! | `e` case id (16) seq (4, big-endian) | format 1 only, still read: envelope(`[Event]`), a run of the case's consecutive events, the first of which has sequence `seq` |

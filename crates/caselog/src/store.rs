@@ -218,6 +218,12 @@ const MERGE_MAX: u64 = APPLY_QUEUE as u64;
 
 /// The key under which sled keeps the sequence number of the last record it applied.
 pub const APPLIED_KEY: &[u8] = b"mwal";
+/// Present once the log has both files: written at the first start of a
+/// build with two (which creates `wal.1` and syncs its directory first) and
+/// made durable before any record can go to `wal.1`. From then on a
+/// `wal.1` missing or without a header may have held acknowledged records,
+/// as `wal` may once `m wal` exists.
+pub const TWO_FILES_KEY: &[u8] = b"mwal.1";
 /// Bytes of records past which, by default, the log moves on to its other
 /// file (once that one's records are durable in sled) and has sled made
 /// durable up to the last record of this one, in the background. Past four
@@ -374,22 +380,26 @@ impl SledStore {
             None => 0,
         };
         // `m wal` is first written once both files exist, their directory
-        // synced, so from then on `wal` always has a header (only
-        // `wal.1` may be new: a log last written by a build with one file).
-        let first = path.join(WAL_FILES[0]);
-        if written.is_some() && crate::wal::headerless(&first)? {
-            return Err(StoreError::Corrupt(format!(
-                "{}: the write-ahead log is missing or has no header (zeros), yet sled has applied records up to {applied} through it: \
-                 the acknowledged records after that it may have held are lost; nothing is replayed and nothing is created",
-                first.display()
-            )));
+        // synced, so from then on `wal` always has a header; `wal.1` does
+        // once `m wal.1` exists too (a log last written by a build with one
+        // file has `m wal` only, and gets its `wal.1` now).
+        let two_files = guarded(|| db.get(TWO_FILES_KEY))?.is_some();
+        for (name, needed) in [(WAL_FILES[0], written.is_some()), (WAL_FILES[1], two_files)] {
+            let file = path.join(name);
+            if needed && crate::wal::headerless(&file)? {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: the write-ahead log is missing or has no header (zeros), yet sled has applied records up to {applied} through its files: \
+                     the acknowledged records after that it may have held are lost; nothing is replayed and nothing is created",
+                    file.display()
+                )));
+            }
         }
         // Both files' records that sled does not hold, in order; numbers
         // issued run up to the larger of the files' next numbers.
         let (mut wals, mut records, mut issued) = (Vec::new(), Vec::new(), applied + 1);
         for name in WAL_FILES {
             let file = path.join(name);
-            if written.is_some() && name == WAL_FILES[1] && crate::wal::headerless(&file)? {
+            if written.is_some() && !two_files && name == WAL_FILES[1] && crate::wal::headerless(&file)? {
                 warn!(file = %file.display(), "the second write-ahead log file is missing or has no header: created anew (as expected only of a log last written by a build with one file)");
             }
             let (wal, recs) = Wal::open(&file, applied + 1)?;
@@ -462,6 +472,11 @@ impl SledStore {
         // are never issued twice: sled may already have applied numbers the
         // log no longer holds (a checkpoint cut short after sled's fsync).
         let (mut spare, mut wal) = (wals.pop().expect("two files"), wals.pop().expect("two files"));
+        // Both files exist and their directory is synced: say so, durably
+        // with the checkpoint below, before any record goes to `wal.1`.
+        if !two_files {
+            guarded(|| db.insert(TWO_FILES_KEY, &[]))?;
+        }
         make_durable(&db, &file, &mut wal, issued, checkpoint_bytes)?;
         // Each file at its working length now, rather than when the first
         // records need the room: growing writes zeros and fsyncs on a
@@ -1936,28 +1951,31 @@ mod tests {
         assert_eq!(value(&SledStore::open(dir.path()).unwrap(), "b").as_deref(), Some("1"));
     }
 
-    /// Once sled's `m wal` says records went through the log, `wal` has a
-    /// header for good: the first start creates it (and syncs its
-    /// directory) before it writes `m wal`, and nothing empties it after.
-    /// Missing or zeroed, it may have held acknowledged records sled
-    /// lacks: the start stops, naming it, and creates nothing.
+    /// Once sled's `m wal` (and `m wal.1`) say records went through the
+    /// log, both files have a header for good: the first start creates them
+    /// (and syncs their directory) before it writes those keys, and nothing
+    /// empties them after. Missing or zeroed, either may have held
+    /// acknowledged records sled lacks: the start stops, naming it, and
+    /// creates nothing.
     #[test]
     fn a_missing_or_zeroed_log_file_is_reported_once_records_went_through_it() {
-        for how in ["removed", "emptied", "zeroed"] {
+        for (name, how) in WAL_FILES.iter().flat_map(|n| ["removed", "emptied", "zeroed"].map(|h| (n, h))) {
+            let how = format!("{name} {how}");
             let dir = tempfile::tempdir().unwrap();
             let s = SledStore::open(dir.path()).unwrap();
             s.apply(put("a", "1")).unwrap();
             s.sync().unwrap();
             drop(s);
-            // An acknowledged record sled never stored, as a crash leaves it.
-            let p = dir.path().join(WAL_FILES[0]);
+            // An acknowledged record sled never stored, as a crash leaves it
+            // (in `wal.1`: after the log moved on to it).
+            let p = dir.path().join(name);
             let (mut wal, _) = Wal::open(&p, 1).unwrap();
             wal.append(&put("b", "1")).unwrap();
             wal.write().unwrap();
             drop(wal);
-            match how {
-                "removed" => std::fs::remove_file(&p).unwrap(),
-                "emptied" => std::fs::write(&p, b"").unwrap(),
+            match how.split(' ').nth(1) {
+                Some("removed") => std::fs::remove_file(&p).unwrap(),
+                Some("emptied") => std::fs::write(&p, b"").unwrap(),
                 _ => std::fs::write(&p, vec![0u8; crate::wal::GROW as usize]).unwrap(),
             }
             let before = std::fs::read(&p).ok();
@@ -1968,6 +1986,38 @@ mod tests {
             );
             assert_eq!(std::fs::read(&p).ok(), before, "{how}: the file is left as it was");
         }
+    }
+
+    /// A log last written by a build with one file has `m wal` but no
+    /// `m wal.1` and no `wal.1`: it opens, with the second file created,
+    /// its record replayed, and `m wal.1` written, so that from then on a
+    /// missing `wal.1` stops the start.
+    #[test]
+    fn a_log_written_with_one_file_gets_its_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.apply(put("a", "1")).unwrap();
+        s.sync().unwrap();
+        s.caught_up().unwrap();
+        assert!(s.db.get(TWO_FILES_KEY).unwrap().is_some(), "the first start marks the log");
+        s.db.remove(TWO_FILES_KEY).unwrap();
+        drop(s);
+        let second = dir.path().join(WAL_FILES[1]);
+        std::fs::remove_file(&second).unwrap();
+        let (mut wal, _) = Wal::open(&dir.path().join(WAL_FILES[0]), 1).unwrap();
+        wal.append(&put("b", "1")).unwrap();
+        wal.write().unwrap();
+        drop(wal);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!((value(&s, "a"), value(&s, "b")), (Some("1".into()), Some("1".into())));
+        assert!(s.db.get(TWO_FILES_KEY).unwrap().is_some());
+        drop(s);
+        std::fs::remove_file(&second).unwrap();
+        let err = SledStore::open(dir.path()).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains(&second.display().to_string())),
+            "{err:?}"
+        );
     }
 
     /// The smallest checkpoint size, so that tests move between the files often.
