@@ -11,7 +11,7 @@ use gridline_model::{
     CompactString, Deadline, Decision, DurationMs, Error, EventKind, Intake, Page, Reply, Role, Status,
     Timestamp,
 };
-use gridline_registry::{WorkerIdx, WorkerKind};
+use gridline_registry::{Handling, WorkerIdx, WorkerKind};
 use gridline_routing::{RouteRequest, Routed};
 
 use crate::engine::{Batch, Engine};
@@ -272,9 +272,9 @@ impl<S: Store> Engine<S> {
                     }
                     (Role::Worker, _) => caller.worker.clone().unwrap_or_default(),
                     (_, Some(w)) => w.clone(),
-                    (_, None) => {
-                        return Err(Error::bad_request("worker: required for supervisors and admins"))
-                    }
+                    // A supervisor's whole queue: every dispatched or
+                    // handling case, whoever has it.
+                    (_, None) => return self.page(caller, &self.state.by_due, None, page, |_| true),
                 };
                 let w = self
                     .registry
@@ -494,16 +494,29 @@ impl<S: Store> Engine<S> {
         let (grid, township, department) = match (wk.kind, wk.grid) {
             (WorkerKind::FullTime | WorkerKind::PartTime, Some(g)) => {
                 let g = self.registry.grid(g);
-                (g.code.clone(), self.registry.township(g.township).code.clone(), None)
+                // The department that co-handles the category stays with
+                // the case, as routing would have set it: the audit's
+                // department rows do not lose a case a supervisor moves.
+                let reg = &*self.registry;
+                let department = reg
+                    .category_idx(&case.category)
+                    .map(|c| reg.category(c))
+                    .filter(|c| c.handling != Handling::Grid)
+                    .and_then(|c| c.department)
+                    .map(|d| reg.department(d).code.clone());
+                (g.code.clone(), reg.township(g.township).code.clone(), department)
             }
             _ => {
                 // A professional handles the case where it is.
                 let routed = self.route(&case.intake, self.now(), &[]);
                 let (Some(grid), Some(township)) = (routed.decision.grid, routed.decision.township) else {
-                    return Err(Error::conflict(format!(
-                        "case {} has no known location; dispatch it to a grid worker",
-                        case.no
-                    )));
+                    return Err(Error::conflict(match case.township.as_deref() {
+                        Some(t) => format!(
+                            "case {} is located only to its township ({t}), not to a grid, and a professional handles a case in its grid; dispatch it to a grid worker",
+                            case.no
+                        ),
+                        None => format!("case {} has no known location; dispatch it to a grid worker", case.no),
+                    }));
                 };
                 (grid, township, wk.department.map(|d| self.registry.department(d).code.clone()))
             }

@@ -243,6 +243,35 @@ fn a_manual_dispatch_to_another_township_keeps_the_case_in_its_own() {
     assert!(e.to_string().contains("differs from the replay"), "{e}");
 }
 
+/// A supervisor's DISPATCH to a grid worker keeps the department that
+/// co-handles the category, as routing set it: a late sanitation case
+/// moved to another worker of its grid stays in urban management's audit
+/// row. A professional handles a case in its grid, so a case located only
+/// to its township is refused, naming the township.
+#[test]
+fn a_manual_dispatch_keeps_the_co_handling_department() {
+    let rig = Rig::new();
+    let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+    let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+    let a = c.assignment.clone().expect("routed to the grid");
+    assert_eq!(a.department.as_deref(), Some("urban"), "{a:?}");
+    let gi = rig.reg.grid_idx(&grid.code).unwrap();
+    let other = rig.reg.workers.iter().find(|w| w.grid == Some(gi) && w.id != a.worker.as_str()).unwrap();
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: other.id.clone() }).unwrap();
+    let d = rig.case(&c).0.assignment.unwrap();
+    assert_eq!((d.worker.as_str(), d.department.as_deref()), (other.id.as_str(), Some("urban")));
+    let rows = rig.audit(AuditBy::Department);
+    assert_eq!(field(&rows[0], "department"), "urban", "{rows:?}");
+
+    let c = rig.accept(Location { address: Some("鸡东镇".into()), ..Default::default() });
+    assert_eq!((c.status, c.township.as_deref()), (Status::Accepted, Some("JDZ")));
+    let pro = rig.reg.workers.iter().find(|w| w.department.is_some()).unwrap();
+    let e =
+        rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: pro.id.clone() }).unwrap_err();
+    assert_eq!(e.code.as_str(), "conflict", "{e:?}");
+    assert!(e.message.contains("located only to its township (JDZ)"), "{e:?}");
+}
+
 /// A supervisor's DISPATCH naming the worker handling the case is
 /// refused: it would have thrown away the claim and an approved
 /// extension for fresh deadlines.
@@ -630,4 +659,33 @@ fn a_clock_stepped_back_does_not_turn_a_case_s_history_around() {
     let (d, events) = rig.case(&c);
     assert_eq!(d.claimed_at, Some(dispatched), "{events:?}");
     assert!(events.windows(2).all(|p| p[0].at <= p[1].at), "{events:?}");
+}
+
+/// A supervisor's PULL without `worker=` is the county's whole queue:
+/// every dispatched or handling case, whoever has it, earliest deadline
+/// first; a case waiting at the command centre has no deadline and is not
+/// in it.
+#[test]
+fn a_supervisor_pulls_every_worker_s_cases_earliest_deadline_first() {
+    let rig = Rig::new();
+    let grids: Vec<_> = rig.reg.grids.iter().filter(|g| g.kind != GridKind::Dedicated).take(3).collect();
+    let mut placed = Vec::new();
+    for g in &grids {
+        placed.push(rig.accept(Location { grid: Some(g.code.clone().into()), ..Default::default() }));
+        rig.clock.advance(gridline_model::DurationMs(1_000));
+    }
+    let waiting = rig.accept(nowhere());
+    // The last one claimed: its deadline is now the close one, the latest.
+    let last = placed[2].clone();
+    rig.call(&worker(last.worker().unwrap()), Command::Claim { case: CaseRef::Id(last.id) }).unwrap();
+    let Reply::Cases { cases, next: None } =
+        rig.call(&sup(), Command::Pull { worker: None, page: Default::default() }).unwrap()
+    else {
+        panic!("one page")
+    };
+    let ids: Vec<_> = cases.iter().map(|c| c.case().id).collect();
+    assert_eq!(ids, vec![placed[0].id, placed[1].id, last.id], "earliest deadline first");
+    assert!(!ids.contains(&waiting.id));
+    let workers: std::collections::BTreeSet<_> = cases.iter().map(|c| c.case().worker().unwrap()).collect();
+    assert_eq!(workers.len(), 3, "every worker's cases");
 }

@@ -37,7 +37,7 @@ pub const HELP: &[Usage] = &[
         "PULL",
         "worker,supervisor,admin",
         "PULL [worker=W] [limit=1..1000] [after=CURSOR]",
-        "open cases of a worker, earliest deadline first",
+        "open cases of a worker (a supervisor without worker=: every dispatched or handling case), earliest deadline first",
     ),
     u("CLAIM", "worker", "CLAIM case=", "sign for a dispatched case: handling"),
     u("NOTE", "worker", "NOTE case= text=", "record progress"),
