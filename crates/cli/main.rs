@@ -123,6 +123,7 @@ enum RegistryCmd {
     },
     /// Load and check a config directory; exits non-zero naming each problem.
     Check {
+        /// The config directory to check (county.toml, workers.csv, grids.geojson).
         #[arg(long, value_name = "DIR")]
         config: PathBuf,
     },
@@ -240,8 +241,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The log filter's directives: `GRIDLINE_LOG`'s (`info` when it is unset
-/// or does not parse), with
+/// The log filter's directives: `GRIDLINE_LOG`'s (`info` when it is unset,
+/// empty or does not parse), with
 /// - `warn` first when they set no level for every target (`gridline=debug`
 ///   alone, or a misspelt `warning`, read as a target's name), so that the
 ///   server's warnings (a directory open to other users) still show;
@@ -256,7 +257,7 @@ fn main() -> ExitCode {
 ///   load of the county's grids, bury everything else.
 fn log_directives(spec: Option<&str>) -> String {
     let spec = match spec {
-        Some(s) if tracing_subscriber::EnvFilter::try_new(s).is_ok() => s.trim(),
+        Some(s) if !s.trim().is_empty() && tracing_subscriber::EnvFilter::try_new(s).is_ok() => s.trim(),
         _ => "info",
     };
     let directives = || spec.split(',').map(str::trim).filter(|d| !d.is_empty());
@@ -340,6 +341,8 @@ mod tests {
     #[test]
     fn tracing_everything_holds_sled_at_debug_unless_sled_is_named() {
         assert_eq!(log_directives(None), "info");
+        assert_eq!(log_directives(Some("")), "info", "GRIDLINE_LOG= as if unset");
+        assert_eq!(log_directives(Some("  ")), "info");
         assert_eq!(log_directives(Some("debug")), "debug,geo=info");
         assert_eq!(log_directives(Some("trace")), "trace,sled=debug,geo=info");
         assert_eq!(log_directives(Some("TRACE")), "TRACE,sled=debug,geo=info");

@@ -69,8 +69,10 @@ pub fn registry_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
 pub struct RouteArgs {
     #[command(flatten)]
     pub config: ConfigFlag,
+    /// Longitude of the place, in degrees (with --lat).
     #[arg(long, allow_hyphen_values = true, requires = "lat")]
     pub lon: Option<f64>,
+    /// Latitude of the place, in degrees (with --lon).
     #[arg(long, allow_hyphen_values = true, requires = "lon")]
     pub lat: Option<f64>,
     /// A grid code.
@@ -79,12 +81,13 @@ pub struct RouteArgs {
     /// An address in words (community, village, street, estate).
     #[arg(long)]
     pub address: Option<String>,
-    /// A category code; inferred from --text when absent.
+    /// A category, by code or name (`water`, 供水); inferred from --text when absent.
     #[arg(long)]
     pub category: Option<String>,
     /// The case text.
     #[arg(long, default_value = "")]
     pub text: String,
+    /// normal, urgent or emergency (an emergency goes to someone at once, however busy).
     #[arg(long, default_value = "normal")]
     pub priority: String,
     /// The case time (local, e.g. 2026-11-24T21:30); default now. Duty hours depend on it.

@@ -460,7 +460,7 @@ fn caller_of(t: &Token) -> Result<Caller, String> {
         .ok_or_else(|| format!("role `{}` is not admin, supervisor, operator or worker", t.role))?;
     check_name(&t.name)?;
     if t.secret.len() < 16 {
-        return Err("secret: shorter than 16 characters".into());
+        return Err("secret: shorter than 16 bytes".into());
     }
     // A pass phrase may have spaces; sixteen spaces are not one.
     if t.secret.trim().is_empty() {
@@ -636,7 +636,7 @@ mod tests {
         // so is a short one in Chinese, whose 16 bytes earlier builds took.
         for (secret, refused) in [
             (" ".repeat(16), Some("secret: only spaces")),
-            ("short".into(), Some("secret: shorter than 16 characters")),
+            ("short".into(), Some("secret: shorter than 16 bytes")),
             ("a pass phrase, long".into(), None),
             ("鸡东县网格中心".into(), None),
         ] {
