@@ -482,3 +482,38 @@ async fn a_full_engine_queue_answers_busy_and_the_connection_stays_usable() {
     let (f, _) = ok(c.call(&format!("ACCEPT text=不再排队 grid={grid} req=after-busy")).await.unwrap());
     assert_eq!(f.get("status"), Some("dispatched"));
 }
+
+/// Before AUTH a connection may hold only a few KiB of replies: a
+/// stranger's unread HELPs over many connections cannot make the server
+/// hold megabytes for each (helper-62's review: 4 MiB a connection, 4.4
+/// GB over 1,024 of them, at the authenticated budget).
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_not_authenticated_hold_a_small_reply_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let before = rss_kib(srv.pid());
+    let stuffers: Vec<_> = (0..48)
+        .map(|_| {
+            let addr = srv.addr.clone();
+            tokio::spawn(async move { stuff_without_reading(&addr).await })
+        })
+        .collect();
+    let mut stuck = Vec::new();
+    for s in stuffers {
+        stuck.push(s.await.unwrap());
+    }
+    let mut most = before;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        most = most.max(rss_kib(srv.pid()));
+    }
+    let grew_mib = (most.saturating_sub(before)) / 1024;
+    // At the authenticated budget (4 MiB) these would hold about 200 MiB.
+    assert!(grew_mib < 40, "the server grew by {grew_mib} MiB holding 48 strangers' unread HELP replies");
+    // Still served: one that reads gets every reply, and may AUTH.
+    let mut c = Client::connect(&srv.addr).await.unwrap();
+    for _ in 0..20 {
+        assert!(c.call("HELP").await.unwrap().is_ok());
+    }
+    drop(stuck);
+}

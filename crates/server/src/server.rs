@@ -296,6 +296,11 @@ impl Stop {
 struct Budget {
     held: AtomicUsize,
     max: usize,
+    /// What the connection may hold now: `max` once authenticated, and
+    /// [`UNAUTHENTICATED_REPLY_BYTES`] at most before (a stranger's PINGs
+    /// and HELPs, unread, cannot make the server hold megabytes for each
+    /// of a thousand connections).
+    limit: AtomicUsize,
     /// The largest reply to a read so far.
     largest_read: AtomicUsize,
     /// `GET`s read whose reply the writer has not made yet: 0 or 1.
@@ -305,15 +310,29 @@ struct Budget {
 
 const READ_RESERVATION_MIN: usize = 128 * 1024;
 
+/// Reply bytes a connection not authenticated may hold: a few `HELP`s
+/// (2-3 KiB each) or a few hundred short errors. A thousand such
+/// connections hold about 16 MiB, against 4 GiB at the authenticated
+/// budget's default (helper-62's review measured 4.4 GB).
+pub const UNAUTHENTICATED_REPLY_BYTES: usize = 16 * 1024;
+
 impl Budget {
     fn new(max: usize) -> Budget {
         Budget {
             held: AtomicUsize::new(0),
             max,
+            limit: AtomicUsize::new(max.min(UNAUTHENTICATED_REPLY_BYTES)),
             largest_read: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
             freed: Notify::new(),
         }
+    }
+
+    /// The connection authenticated (the whole budget), or is no longer.
+    fn authenticated(&self, yes: bool) {
+        let limit = if yes { self.max } else { self.max.min(UNAUTHENTICATED_REPLY_BYTES) };
+        self.limit.store(limit, Ordering::Release);
+        self.freed.notify_one();
     }
 
     fn reservation(&self) -> usize {
@@ -329,7 +348,7 @@ impl Budget {
             return false;
         }
         let held = self.held.load(Ordering::Acquire);
-        let fits = held == 0 || held.saturating_add(charge) <= self.max;
+        let fits = held == 0 || held.saturating_add(charge) <= self.limit.load(Ordering::Acquire);
         if fits {
             self.held.fetch_add(charge, Ordering::AcqRel);
             if kind == ReplyKind::Get {
@@ -557,8 +576,12 @@ async fn serve_connection(
                 };
                 if caller.is_some() {
                     unauthenticated.release();
+                    if !was_authenticated {
+                        budget.authenticated(true);
+                    }
                 } else if was_authenticated {
                     unauthenticated.recount();
+                    budget.authenticated(false);
                     auth_by = tokio::time::Instant::now() + shared.config.auth_timeout;
                     auth_since = if lost.is_some() { "its token's revocation" } else { "the failed AUTH" };
                 }
