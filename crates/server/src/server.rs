@@ -1186,12 +1186,30 @@ mod tests {
         assert!(e.contains("at character 12"), "the parser counts from 1 too: {e}");
     }
 
+    /// Before AUTH a connection holds 16 KiB of replies at most (one reply
+    /// always fits when nothing is held); after, the whole budget; and 16
+    /// KiB again once it is no longer authenticated.
+    #[test]
+    fn a_connection_not_authenticated_has_a_small_budget() {
+        let budget = Budget::new(4 << 20);
+        budget.add(10 << 10);
+        assert!(budget.try_take(6 << 10, ReplyKind::Other));
+        assert!(!budget.try_take(1, ReplyKind::Other), "16 KiB held");
+        budget.authenticated(true);
+        assert!(budget.try_take(1 << 20, ReplyKind::Other));
+        budget.authenticated(false);
+        assert!(!budget.try_take(0, ReplyKind::Other), "back to 16 KiB, with more held");
+        budget.give_back((1 << 20) + (16 << 10));
+        assert!(budget.try_take(1 << 20, ReplyKind::Other), "nothing held: one reply always fits");
+    }
+
     /// A `GET` is read only once the connection's previous one has its
     /// reply made: however much room the budget has, two histories are
     /// never loaded for one connection at once. Other requests go on.
     #[tokio::test(start_paused = true)]
     async fn a_get_waits_for_the_previous_gets_reply_and_nothing_else_does() {
         let budget = Arc::new(Budget::new(4 << 20));
+        budget.authenticated(true);
         assert!(budget.try_take(128 * 1024, ReplyKind::Get));
         assert!(!budget.try_take(128 * 1024, ReplyKind::Get), "a second GET while the first waits");
         assert!(budget.try_take(128 * 1024, ReplyKind::Read), "a PULL need not wait");
