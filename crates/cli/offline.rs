@@ -550,6 +550,12 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                     r.old_responses
                 )?;
             }
+            if r.old_responders > 0 {
+                outln!(
+                    "note: {} case(s) moved on after their response was judged but do not record whose it was, as versions before 2026-11-28 recorded them (`audit` charges their response to whoever has the case now)",
+                    r.old_responders
+                )?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

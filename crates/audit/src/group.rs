@@ -54,6 +54,22 @@ impl<'a> GroupKey<'a> {
         }
     }
 
+    /// The group the case's response is charged to, where that is not the
+    /// case's own: for `grid`, `worker` and `department`, the assignment
+    /// the response was judged under, when the case has moved on since
+    /// (`Case::responder`); `None` otherwise.
+    pub fn of_responder(case: &'a Case, by: AuditBy) -> Option<GroupKey<'a>> {
+        let r = case.responder.as_deref()?;
+        let text = match by {
+            AuditBy::Grid => Some(r.grid.as_str()),
+            AuditBy::Worker => Some(r.worker.as_str()),
+            AuditBy::Department => r.department.as_deref(),
+            _ => return None,
+        };
+        let key = GroupKey::Text(text.unwrap_or(NONE));
+        (key != GroupKey::of(case, by, 0)).then_some(key)
+    }
+
     /// The label a row prints: the text itself, or `YYYY-MM`.
     pub fn label(self) -> String {
         match self {

@@ -123,7 +123,17 @@ pub fn audit<'a>(cases: impl Iterator<Item = &'a Case>, q: &Query) -> Vec<Row> {
                     ix
                 }
             };
-            let facts = CaseFacts::of(case, q.now);
+            let mut facts = CaseFacts::of(case, q.now);
+            // A response owed under an earlier assignment is that one's.
+            if let (Some(on_time), Some(owed)) = (facts.response, GroupKey::of_responder(case, q.by)) {
+                let owed = Hashed::new(owed);
+                let at = *index.entry(owed).or_insert_with(|| {
+                    groups.push((owed.key, Tally::default()));
+                    groups.len() - 1
+                });
+                groups[at].1.add_response(on_time);
+                facts.response = None;
+            }
             groups[ix].1.add(&facts);
             if let Some(ms) = facts.closure_ms {
                 closures.push((ix as u32, closure_s(ms)));

@@ -144,6 +144,13 @@ impl Tally {
         "reopen_pct",
     ];
 
+    /// Counts a response charged to this group though the case is
+    /// another's (see `GroupKey::of_responder`): the response rate only.
+    pub fn add_response(&mut self, on_time: bool) {
+        self.response_due += 1;
+        self.responded_on_time += u64::from(on_time);
+    }
+
     pub fn add(&mut self, f: &CaseFacts) {
         let n = u64::from;
         self.received += 1;

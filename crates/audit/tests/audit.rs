@@ -366,21 +366,24 @@ fn by_grid() {
 #[test]
 fn by_worker() {
     // W1: A K M; clo A K; closure [10 20]: p50 rank 1 -> 10.0, p90 rank 2 -> 20.0
-    //     resp 3/3; res A K / A K M = 2/3 = 66.7; sat A yes M no = 50.0; ontime 2/2; reopen M / A K M = 1/3 = 33.3
-    // W2: B C I J (B came back to W2 after its reopen); clo B (69 h); ovd C J
-    //     resp I J = 2/4 = 50.0; res 0/1 (B reopened); sat B no = 0/1 (its latest visit, before the reopen)
+    //     resp A K M on time, and B's late claim, W1's though B is W2's now = 3/4 = 75.0
+    //     res A K / A K M = 2/3 = 66.7; sat A yes M no = 50.0; ontime 2/2; reopen M / A K M = 1/3 = 33.3
+    // W2: B C I J (B went to W2 after its reopen); clo B (69 h); ovd C J
+    //     resp I J on time, C late = 2/3 = 66.7 (B's response was W1's); res 0/1 (B reopened);
+    //     sat B no = 0/1 (its latest visit, before the reopen)
     //     ontime B = 1/(1 + 2) = 33.3; reopen B = 1/1
     // W3: D E L; clo L (60 h, late); ovd D; resp 3/3; res 1/1; sat 1/1; ontime 0/(1 + 1) = 0.0
     // W4: F H; clo F (10 h); ovd H; resp F = 1/2; ontime 1/(1 + 1) = 50.0; ret F = 1/2 = 50.0
-    //     (F was returned by W3 but is W4's now: the figure follows the current assignment)
+    //     (F was returned by W3 but is W4's now: the return rate follows the current assignment;
+    //     its response too, as W3 returned it before its claim deadline)
     check(
         &county(),
         &query(AuditBy::Worker),
         "
         worker received dispatched closed open overdue closure_p50_h closure_p90_h closure_max_h response_pct resolution_pct satisfaction_pct on_time_pct return_pct reopen_pct
         -             1          0      0    1       0             -             -             -            -              -                -           -          -          -
-        W1            3          3      2    1       0          10.0          20.0          20.0        100.0           66.7             50.0       100.0        0.0       33.3
-        W2            4          4      1    3       2          69.0          69.0          69.0         50.0            0.0              0.0        33.3        0.0      100.0
+        W1            3          3      2    1       0          10.0          20.0          20.0         75.0           66.7             50.0       100.0        0.0       33.3
+        W2            4          4      1    3       2          69.0          69.0          69.0         66.7            0.0              0.0        33.3        0.0      100.0
         W3            3          3      1    2       1          60.0          60.0          60.0        100.0          100.0            100.0         0.0        0.0        0.0
         W4            2          2      1    1       1          10.0          10.0          10.0         50.0          100.0            100.0        50.0       50.0        0.0
         total        13         12      5    8       4          20.0          69.0          69.0         75.0           66.7             60.0        44.4        8.3       33.3

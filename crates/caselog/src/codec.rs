@@ -7,7 +7,7 @@
 //! | `m` `format` | envelope(`Meta`) |
 //! | `m` `wal` | the last write-ahead record sled applied (u64 big-endian; `store::APPLIED_KEY`) |
 //! | `m` `wal.1` | empty: the write-ahead log has both its files (`store::TWO_FILES_KEY`) |
-//! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`CaseAt`: the page of the case's newest events, then the `Case`); format 1 wrote envelope(`Case`), still read, with no page |
+//! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`CaseAt`: the page of the case's newest events, then the `Case`), or since format 4 envelope(`CaseAtResponder`: the same, then the `Assignment` its response is charged to); format 1 wrote envelope(`Case`), still read, with no page |
 //! | `p` page number (8, big-endian) | envelope(`[Run]`): the events of one batch, a run for each case, each naming the page of the case's run before it; stored packed (LZ4) since format 3 |
 //! | `e` case id (16) seq (4, big-endian) | format 1 only, still read: envelope(`[Event]`), a run of the case's consecutive events, the first of which has sequence `seq` |
 //!
@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use gridline_model::{Case, CaseId, Event};
+use gridline_model::{Assignment, Case, CaseId, Event};
 
 use crate::store::KeyValue;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -26,10 +26,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// The envelope version this build writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
 /// The log's format, in its format record: 2 keeps events in pages, 3
-/// stores those pages packed ([`pack_page`]). This build reads 1 to 3 and
-/// writes 3 (it marks an older log as 3 when it opens it to write, so an
-/// older build refuses the log it cannot read).
-pub const LOG_FORMAT: u8 = 3;
+/// stores those pages packed ([`pack_page`]), 4 may hold case records of
+/// kind [`Kind::CaseAtResponder`]. This build reads 1 to 4 and writes 4
+/// (it marks an older log as 4 when it opens it to write, so an older
+/// build refuses the log it cannot read).
+pub const LOG_FORMAT: u8 = 4;
 /// The first format whose pages sled stores packed: a log marked older
 /// holds plain pages only, as the build that wrote it reads them.
 pub const PACKED_PAGES_FORMAT: u8 = 3;
@@ -63,6 +64,10 @@ pub enum Kind {
     /// A page as sled stores it since format 3: the payload of a `Page`,
     /// compressed as an LZ4 block after its length (u32 LE).
     PackedPage = 7,
+    /// Since format 4: a case record of a case that moved on after its
+    /// response was judged: the page, the case, then the assignment its
+    /// response is charged to (`Case::responder`). Other cases keep `CaseAt`.
+    CaseAtResponder = 8,
 }
 
 /// One case's consecutive events in a page, as read. `prev` is the page
@@ -260,19 +265,31 @@ fn from_payload<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, CodecErr
     Ok(value)
 }
 
-/// A case record: the page of its newest events, then the case.
+/// A case record: the page of its newest events, then the case (and the
+/// responder's assignment, when it has one: [`Kind::CaseAtResponder`]).
 pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
-    encode(Kind::CaseAt, &(c.stored_page.get(), c))
+    match &c.responder {
+        None => encode(Kind::CaseAt, &(c.stored_page.get(), c)),
+        Some(r) => encode(Kind::CaseAtResponder, &(c.stored_page.get(), c, &**r)),
+    }
 }
 
-/// A case record of either format (a format-1 record has no page: 0).
+/// A case record of any format (a format-1 record has no page: 0).
 pub fn decode_case(bytes: &[u8]) -> Result<Case, CodecError> {
-    if bytes.get(1) == Some(&(Kind::Case as u8)) {
-        return decode(Kind::Case, bytes);
+    match bytes.get(1) {
+        Some(k) if *k == Kind::Case as u8 => decode(Kind::Case, bytes),
+        Some(k) if *k == Kind::CaseAtResponder as u8 => {
+            let (page, mut case, responder): (u64, Case, Assignment) = decode(Kind::CaseAtResponder, bytes)?;
+            case.stored_page.set(page);
+            case.responder = Some(Box::new(responder));
+            Ok(case)
+        }
+        _ => {
+            let (page, case): (u64, Case) = decode(Kind::CaseAt, bytes)?;
+            case.stored_page.set(page);
+            Ok(case)
+        }
     }
-    let (page, case): (u64, Case) = decode(Kind::CaseAt, bytes)?;
-    case.stored_page.set(page);
-    Ok(case)
 }
 
 /// Format 1's run of one case's events, as tests write old logs with.
@@ -462,9 +479,11 @@ pub fn check_fits(case: &Case, event: &Event) -> Result<(), CodecError> {
         postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
-    // A record also has its page (up to 10 bytes); a page of one event
-    // also has the run's case, page before and lengths.
-    for size in [size(case)? + 10 + HEADER_BYTES, size(event)? + RUN_OVERHEAD + PAGE_OVERHEAD] {
+    // A record also has its page (up to 10 bytes) and the responder's
+    // assignment, if any; a page of one event also has the run's case,
+    // page before and lengths.
+    let responder = case.responder.as_deref().map(size).transpose()?.unwrap_or(0);
+    for size in [size(case)? + responder + 10 + HEADER_BYTES, size(event)? + RUN_OVERHEAD + PAGE_OVERHEAD] {
         if size > VALUE_MAX_BYTES {
             return Err(CodecError::TooLarge(size));
         }

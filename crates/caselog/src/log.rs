@@ -55,6 +55,11 @@ pub struct VerifyReport {
     /// deadline had passed before a return or a reassignment, as versions
     /// before 2026-11-28 folded them (see `verify`).
     pub old_responses: u64,
+    /// Records without the assignment their response is charged to, though
+    /// the case moved on after it was judged: written by versions before
+    /// 2026-11-28 (or since, for a case that had moved on before; see
+    /// `verify`). The audit charges their response to the current assignment.
+    pub old_responders: u64,
 }
 
 /// The differences between a stored record and the replay of its events
@@ -74,6 +79,10 @@ struct OlderFold {
     /// time (or, not yet claimed, as not judged); the replay records the
     /// miss.
     response: bool,
+    /// Versions before 2026-11-28 kept no responder (`Case::responder`); a
+    /// case that had moved on before goes on without one, whenever its
+    /// record is written again, as the fold keeps it only at the move.
+    responder: bool,
 }
 
 /// When builds began to record a missed claim deadline for good
@@ -91,9 +100,11 @@ fn older_fold(stored: &Case, replayed: &Case) -> Option<OlderFold> {
         response: stored.responded_on_time != replayed.responded_on_time
             && replayed.responded_on_time == Some(false)
             && stored.updated_at < RESPONSE_FOLD_SINCE,
+        responder: stored.responder.is_none() && replayed.responder.is_some(),
     };
     let explained = Case {
         township: replayed.township.clone(),
+        responder: if why.responder { replayed.responder.clone() } else { stored.responder.clone() },
         responded_on_time: if why.response { replayed.responded_on_time } else { stored.responded_on_time },
         ..stored.clone()
     };
@@ -632,6 +643,7 @@ impl<S: Store> CaseLog<S> {
                 };
                 report.old_townships += u64::from(why.township);
                 report.old_responses += u64::from(why.response);
+                report.old_responders += u64::from(why.responder);
             }
             report.cases += 1;
             if c.status.is_open() {

@@ -133,6 +133,64 @@ fn a_late_response_stays_late_whoever_claims_the_case_after_a_return_or_a_reassi
     }
 }
 
+/// helper-61's review: per worker, the late response is charged to the
+/// worker who missed the deadline, not to the one who has the case now
+/// (who claimed it at once): walking away from a late case does not clean
+/// one's own row. The county's figure is the same; so is the `total` row.
+/// The responder survives a restart, and verifies; a record without it
+/// (as versions before 2026-11-28 wrote it) verifies too, counted.
+#[test]
+fn a_late_response_is_charged_to_the_worker_who_missed_it() {
+    for reassign in [false, true] {
+        let rig = Rig::new();
+        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+        let first = c.worker().unwrap().to_string();
+        rig.clock.set(Timestamp(c.due_claim.unwrap().0 + 60_000));
+        if reassign {
+            let other =
+                rig.reg.workers.iter().find(|w| w.id.as_str() != first && w.department.is_none()).unwrap();
+            rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: other.id.clone() })
+                .unwrap();
+        } else {
+            rig.call(&worker(&first), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() })
+                .unwrap();
+        }
+        let next = rig.case(&c).0.worker().unwrap().to_string();
+        rig.call(&worker(&next), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+        let check = |rig: &Rig| {
+            let rows = rig.audit(AuditBy::Worker);
+            let row = |w: &str| {
+                rows.iter().find(|r| field(r, "worker") == w).unwrap_or_else(|| panic!("{w}: {rows:?}"))
+            };
+            let (missed, holder) = (row(&first), row(&next));
+            assert_eq!(
+                (field(missed, "received"), field(missed, "response_pct")),
+                ("0", "0.0"),
+                "reassign={reassign}: {rows:?}"
+            );
+            assert_eq!((field(holder, "received"), field(holder, "response_pct")), ("1", "-"), "{rows:?}");
+            let total = rows.last().unwrap();
+            assert_eq!((field(total, "received"), field(total, "response_pct")), ("1", "0.0"), "{rows:?}");
+        };
+        check(&rig);
+        let rig = rig.crash_and_restart();
+        check(&rig);
+        let (d, _) = rig.case(&c);
+        assert_eq!(d.responder.as_ref().map(|a| a.worker.as_str()), Some(first.as_str()));
+        let store = rig.store.clone();
+        drop(rig);
+        let verify = || CaseLog::open(store.clone(), None).unwrap().verify().unwrap();
+        assert_eq!((verify().cases, verify().old_responders), (1, 0));
+        let mut b = gridline_caselog::WriteBatch::default();
+        let old = Case { responder: None, ..d };
+        b.put(codec::case_key(&old.id), codec::encode_case(&old).unwrap());
+        store.apply(b).unwrap();
+        store.sync().unwrap();
+        assert_eq!((verify().cases, verify().old_responders), (1, 1));
+    }
+}
+
 /// A record as versions before 2026-11-28 folded that history (answered
 /// on time: the miss was forgotten at the new dispatch) still verifies,
 /// counted; any other difference does not, and neither does the same

@@ -212,6 +212,16 @@ pub struct Case {
     /// Sequence number of the last event applied (the first event is 1).
     pub last_seq: u32,
     pub updated_at: Timestamp,
+    /// The assignment the case had when its response was judged (its first
+    /// claim, or a claim deadline missed before any claim), kept once the
+    /// case moves on (a return, a dispatch to another worker, a reopen):
+    /// the audit charges the response to the worker who owed it, not to
+    /// whoever holds the case now. `None` while the case has not moved on
+    /// since (the assignment is the one), and in records written before
+    /// 2026-11-28. Boxed, as it is rare; the log stores it beside the case
+    /// (a record of its own kind), so a case without one is encoded as before.
+    #[serde(skip)]
+    pub responder: Option<Box<Assignment>>,
     /// Where the case log keeps the case's newest events (its page; 0 for
     /// none). The log's business: events leave it alone, and the log
     /// stores it beside the case, not in it.

@@ -82,6 +82,7 @@ impl Case {
             waiting_reason: None,
             last_seq: 1,
             updated_at: event.at,
+            responder: None,
             stored_page: Default::default(),
         })
     }
@@ -97,6 +98,15 @@ impl Case {
             case.apply(e)?;
         }
         Ok(Some(case))
+    }
+
+    /// The case is about to leave its assignment: if its response was
+    /// judged under it, and no earlier one was kept, keep it as the
+    /// responder's (see [`Case::responder`]).
+    fn keep_responder(&mut self) {
+        if self.responder.is_none() && self.responded_on_time.is_some() {
+            self.responder = self.assignment.clone().map(Box::new);
+        }
     }
 
     /// Checks that `event` may happen now, without changing anything.
@@ -124,6 +134,9 @@ impl Case {
                 }
                 if self.returned_by.iter().any(|w| w == worker) {
                     return Err(TransitionError::ReturnedBy(worker.to_string()));
+                }
+                if self.assignment.as_ref().is_some_and(|a| a.worker != *worker) {
+                    self.keep_responder();
                 }
                 self.status = Status::Dispatched;
                 self.assignment = Some(Assignment {
@@ -176,6 +189,7 @@ impl Case {
                 if !matches!(s, Status::Dispatched | Status::Handling) {
                     return Err(state("return", s));
                 }
+                self.keep_responder();
                 let a = self.assignment.take().expect("dispatched cases have an assignment");
                 self.returned_by.push(a.worker);
                 self.returns += 1;
@@ -219,6 +233,7 @@ impl Case {
                 }
                 self.status = Status::Accepted;
                 self.reopens += 1;
+                self.keep_responder();
                 self.assignment = None;
                 self.due_claim = None;
                 self.due_close = None;
