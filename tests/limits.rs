@@ -517,3 +517,31 @@ async fn connections_not_authenticated_hold_a_small_reply_budget() {
     }
     drop(stuck);
 }
+
+/// docs/protocol.md, Limits: past 20 refused AUTHs from one address within
+/// a minute, every AUTH from it is refused for the rest of the minute, a
+/// good token's too (or the reply would tell the guesser it found one);
+/// other verbs go on, and so do connections already authenticated.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_that_guesses_tokens_is_refused_auth_for_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let mut before = srv.client("supervisor").await;
+    let good = srv.token("operator");
+    let mut c = Client::connect(&srv.addr).await.unwrap();
+    for i in 0..20 {
+        c.send(&format!("AUTH token=guess-{i:026}")).await.unwrap();
+    }
+    c.flush().await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(c.read_reply().await.unwrap().err_code(), Some("unauthenticated"));
+    }
+    for mut conn in [c, Client::connect(&srv.addr).await.unwrap()] {
+        let r = conn.call(&format!("AUTH token={good}")).await.unwrap();
+        let Reply::Err { code, message } = r else { panic!("a good token got through: {r:?}") };
+        assert_eq!(code, "unauthenticated");
+        assert!(message.contains("AUTHs refused from 127.0.0.1 within a minute; try again in"), "{message}");
+        assert!(conn.call("PING").await.unwrap().is_ok());
+    }
+    assert!(before.call("STATS").await.unwrap().is_ok(), "an authenticated connection goes on");
+}

@@ -91,6 +91,62 @@ struct Shared {
     acks_since: Mutex<gridline_model::Timestamp>,
     /// Connections not yet authenticated, per peer address.
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+    /// Refused `AUTH`s per peer address, a minute at a time.
+    auth_failures: Mutex<AuthFailures>,
+}
+
+/// Refused `AUTH`s counted per peer address (an IPv6 address by its /64,
+/// which one host may hold whole), in windows of [`AUTH_FAILURE_WINDOW`].
+/// Past [`AUTH_FAILURES_MAX`] in one, every `AUTH` from that address is
+/// refused, unread, until the window ends: a good token too, or the
+/// difference in the reply would let the guessing go on. Without it, one
+/// connection tried 200,000 secrets in 0.7 s (helper-62's review), and a
+/// client reconnecting after three tries each put 2 MB a second in the log.
+#[derive(Default)]
+struct AuthFailures {
+    by_addr: HashMap<IpAddr, (Instant, u32)>,
+    /// The map is pruned of ended windows when it grows past this.
+    prune_at: usize,
+}
+
+const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Refused `AUTH`s an address may have in a window: a person mistyping a
+/// pasted secret comes nowhere near it; a guesser is held to this a minute.
+pub const AUTH_FAILURES_MAX: u32 = 20;
+/// Refused `AUTH`s of an address logged one by one in a window.
+const FAILED_AUTHS_LOGGED: u32 = 3;
+
+impl AuthFailures {
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                IpAddr::V6(std::net::Ipv6Addr::from(v6.to_bits() & !((1u128 << 64) - 1)))
+            }
+            IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("mapped")),
+            v4 => v4,
+        }
+    }
+
+    /// How long `ip`'s `AUTH`s are still refused, if they are.
+    fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let &(start, n) = self.by_addr.get(&Self::key(ip))?;
+        let left = AUTH_FAILURE_WINDOW.checked_sub(now.saturating_duration_since(start))?;
+        (n >= AUTH_FAILURES_MAX && !left.is_zero()).then_some(left)
+    }
+
+    /// Counts a refused `AUTH` of `ip`: how many its window holds now.
+    fn failed(&mut self, ip: IpAddr, now: Instant) -> u32 {
+        if self.by_addr.len() >= self.prune_at.max(4096) {
+            self.by_addr.retain(|_, (start, _)| now.saturating_duration_since(*start) < AUTH_FAILURE_WINDOW);
+            self.prune_at = 2 * self.by_addr.len();
+        }
+        let w = self.by_addr.entry(Self::key(ip)).or_insert((now, 0));
+        if now.saturating_duration_since(w.0) >= AUTH_FAILURE_WINDOW {
+            *w = (now, 0);
+        }
+        w.1 = w.1.saturating_add(1);
+        w.1
+    }
 }
 
 /// A connection's place in [`Shared::unauthenticated`] until it first
@@ -169,6 +225,7 @@ pub async fn run(
         acks: Arc::new(Latency::default()),
         acks_since: Mutex::new(gridline_model::Timestamp::now()),
         unauthenticated: Mutex::new(HashMap::new()),
+        auth_failures: Mutex::new(AuthFailures::default()),
     });
     let (notify_shutdown, stop) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -401,34 +458,39 @@ fn refuse(socket: TcpStream, why: String) {
     });
 }
 
-/// Failed `AUTH`s of one connection logged one by one; the rest are
-/// counted, and the count logged when the connection ends (a client
-/// guessing secrets in a loop cannot fill the log at its own pace).
-const FAILED_AUTHS_LOGGED: u64 = 3;
-
 /// The peer of a connection, for the log: who tried a token that failed.
+/// The first refused `AUTH`s of an address in a window are logged one by
+/// one, and the one that starts its block; a connection's own count is
+/// logged when it ends, if it passed that (a client guessing secrets in a
+/// loop, or reconnecting to, cannot fill the log at its own pace).
 struct Peer {
     addr: SocketAddr,
     failed_auths: u64,
 }
 
 impl Peer {
-    /// A failed `AUTH`, logged with the peer's address, never the secret.
-    fn auth_failed(&mut self) {
+    /// A refused `AUTH` (an unknown token, or any while the address is
+    /// blocked), logged with the peer's address, never the secret.
+    fn auth_failed(&mut self, shared: &Shared) {
         self.failed_auths += 1;
-        let (peer, n) = (self.addr, self.failed_auths);
+        let n =
+            shared.auth_failures.lock().expect("auth failures lock").failed(self.addr.ip(), Instant::now());
+        let peer = self.addr;
         if n <= FAILED_AUTHS_LOGGED {
             warn!(%peer, attempt = n, "AUTH refused: unknown token");
-        }
-        if n == FAILED_AUTHS_LOGGED {
-            warn!(%peer, "further refused AUTHs on this connection are counted when it closes");
+        } else if n == AUTH_FAILURES_MAX {
+            warn!(
+                %peer,
+                refused = n,
+                "AUTH refused too often from this address: its AUTHs are refused for the rest of the minute"
+            );
         }
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        if self.failed_auths > FAILED_AUTHS_LOGGED {
+        if self.failed_auths > u64::from(FAILED_AUTHS_LOGGED) {
             warn!(peer = %self.addr, failed = self.failed_auths, "connection closed after refused AUTHs");
         }
     }
@@ -761,6 +823,24 @@ fn handle_command(
             (Pending::Ready(s), false)
         }
         Command::Auth { token } => {
+            let blocked = shared
+                .auth_failures
+                .lock()
+                .expect("auth failures lock")
+                .blocked(peer.addr.ip(), Instant::now());
+            if let Some(left) = blocked {
+                *caller = None;
+                peer.auth_failed(shared);
+                let e = Error::new(
+                    ErrorCode::Unauthenticated,
+                    format!(
+                        "{AUTH_FAILURES_MAX} or more AUTHs refused from {} within a minute; try again in {}s",
+                        AuthFailures::key(peer.addr.ip()),
+                        left.as_secs().max(1)
+                    ),
+                );
+                return (ready(Err(e)), false);
+            }
             let found = shared.tokens.lock().expect("tokens lock").authenticate(&token);
             match found {
                 Some(c) => {
@@ -773,7 +853,7 @@ fn handle_command(
                 }
                 None => {
                     *caller = None;
-                    peer.auth_failed();
+                    peer.auth_failed(shared);
                     (ready(Err(Error::new(ErrorCode::Unauthenticated, "unknown token"))), false)
                 }
             }
