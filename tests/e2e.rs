@@ -278,6 +278,11 @@ async fn a_duplicate_token_name_is_refused_naming_the_field() {
         "TOKEN role=operator name=op-7",
         "TOKEN role=supervisor name=op-7",
         "TOKEN role=operator name=operator",
+        // In the log these would read as `op-7` and `admin` (helper-62).
+        "TOKEN role=operator name=OP-7",
+        "TOKEN role=operator name=ADMIN",
+        "TOKEN role=operator name=op\u{200b}-7",
+        "TOKEN role=operator name=\u{202e}7-po",
     ] {
         match admin.call(line).await.unwrap() {
             Reply::Err { code, message } => {

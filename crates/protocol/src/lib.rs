@@ -18,7 +18,7 @@ mod reply;
 mod request;
 
 pub use help::{help_reply, Usage, HELP};
-pub use lex::{is_bare, is_key, write_quoted, write_value};
+pub use lex::{is_bare, is_invisible, is_key, write_quoted, write_value};
 pub use reply::{
     overdue_word, parse_reply_line, warn_at, write_error, write_reply, Fields, FormatCtx, ParseError,
     ReplyCode, ReplyLine,

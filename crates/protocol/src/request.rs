@@ -208,11 +208,15 @@ fn breaks_line(c: char) -> bool {
 }
 
 /// What is wrong with a value that says nothing: `empty value`, or `only
-/// spaces` (Unicode's, the ideographic space among them).
+/// spaces` (Unicode's, the ideographic space among them, and characters
+/// that draw nothing: a zero-width space, a byte-order mark).
 fn blank(v: &str) -> Option<&'static str> {
     match v {
         "" => Some("empty value"),
         v if v.trim().is_empty() => Some("only spaces"),
+        v if v.chars().all(|c| c.is_whitespace() || crate::lex::is_invisible(c)) => {
+            Some("only spaces and characters that draw nothing (zero-width, U+FEFF...)")
+        }
         _ => None,
     }
 }

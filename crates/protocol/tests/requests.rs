@@ -119,6 +119,11 @@ fn accept_errors() {
         "ACCEPT text=x grid=G1 name=\"\u{3000}\"",
         r#"ERR bad_request "name: only spaces (leave the field out instead)""#,
     );
+    // So do characters that draw nothing: a zero-width space, a byte-order mark.
+    check(
+        "ACCEPT text=\u{200b}\u{feff} grid=G1",
+        r#"ERR bad_request "text: only spaces and characters that draw nothing (zero-width, U+FEFF...) (the request needs one)""#,
+    );
     // A name, an address or a number is one line, as an operator may paste
     // it: a tab or line break in one reads as a space. Codes, ids and
     // categories refuse them; a text may have several lines.

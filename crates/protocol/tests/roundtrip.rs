@@ -26,7 +26,9 @@ fn text() -> BoxedStrategy<String> {
         "[a-z0-9 \"\\\\=\\n\\t，。、供暖小区路灯不亮王女士鸡东镇\u{3000}]{1,40}",
         "([^\\p{Cc}]|\\n|\\t){1,30}",
     ]
-    .prop_filter("not only spaces", |s| !s.trim().is_empty())
+    .prop_filter("not only spaces or characters that draw nothing", |s| {
+        !s.chars().all(|c| c.is_whitespace() || gridline_protocol::is_invisible(c))
+    })
     .boxed()
 }
 

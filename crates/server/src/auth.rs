@@ -290,6 +290,14 @@ impl Tokens {
         self.file.token.iter().any(|t| t.name == name)
     }
 
+    /// A token's name that differs from `name` only in letter case
+    /// (`ADMIN` beside `admin`), which `TOKEN` refuses: in the log the two
+    /// would read as one actor.
+    pub fn name_like(&self, name: &str) -> Option<&str> {
+        let lower = name.to_lowercase();
+        self.file.token.iter().map(|t| t.name.as_str()).find(|n| *n != name && n.to_lowercase() == lower)
+    }
+
     /// `base` if no token has that name, else the first free `base-2`,
     /// `base-3`...
     pub fn fresh_name(&self, base: &str) -> String {
@@ -450,6 +458,14 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("name: 1 to 64 characters, not only spaces, without control characters or line breaks \
                     (newlines, tabs, U+2028)"
             .into());
+    }
+    // Events name actors by it: a name must read as itself, not as another
+    // with a zero-width space in it, or turned around by a direction override.
+    if let Some(c) = name.chars().find(|&c| gridline_protocol::is_invisible(c)) {
+        return Err(format!(
+            "name: U+{:04X} draws nothing (a zero-width or direction character): a name must read as it is",
+            c as u32
+        ));
     }
     Ok(())
 }

@@ -959,6 +959,13 @@ fn issue_token(
                     clip(&n)
                 )))
             }
+            Some(n) if t.name_like(&n).is_some() => {
+                return Err(Error::bad_request(format!(
+                    "name: `{}` differs from another token's, `{}`, only in letter case; choose another",
+                    clip(&n),
+                    clip(t.name_like(&n).expect("checked"))
+                )))
+            }
             Some(n) => n,
             None => t.fresh_name(worker.as_deref().unwrap_or(role.as_str())),
         };
