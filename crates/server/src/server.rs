@@ -940,7 +940,7 @@ fn issue_token(
         }
     }
     if let Some(n) = &name {
-        crate::auth::check_name(n).map_err(Error::bad_request)?;
+        crate::auth::check_new_name(n).map_err(Error::bad_request)?;
     }
     let secret = new_secret().map_err(|e| Error::internal(e.to_string()))?;
     // One writer of the file at a time; the tokens themselves are locked
