@@ -64,9 +64,11 @@ pub enum Kind {
     /// A page as sled stores it since format 3: the payload of a `Page`,
     /// compressed as an LZ4 block after its length (u32 LE).
     PackedPage = 7,
-    /// Since format 4: a case record of a case that moved on after its
-    /// response was judged: the page, the case, then the assignment its
-    /// response is charged to (`Case::responder`). Other cases keep `CaseAt`.
+    /// Since format 4: a case record of a case whose response was judged:
+    /// the page, the case, then the assignment its response is charged to
+    /// if the case moved on since (`Case::responder`, an `Option`). A
+    /// `CaseAt` record of a judged case was written before (see
+    /// `Case::responder_unknown`).
     CaseAtResponder = 8,
 }
 
@@ -265,31 +267,44 @@ fn from_payload<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, CodecErr
     Ok(value)
 }
 
-/// A case record: the page of its newest events, then the case (and the
-/// responder's assignment, when it has one: [`Kind::CaseAtResponder`]).
+/// Whether `c`'s record is a [`Kind::CaseAtResponder`]: its response was
+/// judged and its record says whose it is.
+fn keeps_responder(c: &Case) -> bool {
+    c.responder.is_some() || (c.responded_on_time.is_some() && !c.responder_unknown)
+}
+
+/// A case record: the page of its newest events, then the case (and, once
+/// its response is judged, the responder's assignment if the case moved on:
+/// [`Kind::CaseAtResponder`]).
 pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
-    match &c.responder {
-        None => encode(Kind::CaseAt, &(c.stored_page.get(), c)),
-        Some(r) => encode(Kind::CaseAtResponder, &(c.stored_page.get(), c, &**r)),
+    if keeps_responder(c) {
+        encode(Kind::CaseAtResponder, &(c.stored_page.get(), c, c.responder.as_deref()))
+    } else {
+        encode(Kind::CaseAt, &(c.stored_page.get(), c))
     }
 }
 
 /// A case record of any format (a format-1 record has no page: 0).
 pub fn decode_case(bytes: &[u8]) -> Result<Case, CodecError> {
-    match bytes.get(1) {
-        Some(k) if *k == Kind::Case as u8 => decode(Kind::Case, bytes),
+    let mut case = match bytes.get(1) {
         Some(k) if *k == Kind::CaseAtResponder as u8 => {
-            let (page, mut case, responder): (u64, Case, Assignment) = decode(Kind::CaseAtResponder, bytes)?;
+            let (page, mut case, responder): (u64, Case, Option<Assignment>) =
+                decode(Kind::CaseAtResponder, bytes)?;
             case.stored_page.set(page);
-            case.responder = Some(Box::new(responder));
-            Ok(case)
+            case.responder = responder.map(Box::new);
+            return Ok(case);
         }
+        Some(k) if *k == Kind::Case as u8 => decode::<Case>(Kind::Case, bytes)?,
         _ => {
             let (page, case): (u64, Case) = decode(Kind::CaseAt, bytes)?;
             case.stored_page.set(page);
-            Ok(case)
+            case
         }
-    }
+    };
+    // Written before responders were kept: whether a judged case moved on
+    // since is not known.
+    case.responder_unknown = case.responded_on_time.is_some();
+    Ok(case)
 }
 
 /// Format 1's run of one case's events, as tests write old logs with.
@@ -482,7 +497,10 @@ pub fn check_fits(case: &Case, event: &Event) -> Result<(), CodecError> {
     // A record also has its page (up to 10 bytes) and the responder's
     // assignment, if any; a page of one event also has the run's case,
     // page before and lengths.
-    let responder = case.responder.as_deref().map(size).transpose()?.unwrap_or(0);
+    let responder = match keeps_responder(case) {
+        true => size(&case.responder.as_deref())?,
+        false => 0,
+    };
     for size in [size(case)? + responder + 10 + HEADER_BYTES, size(event)? + RUN_OVERHEAD + PAGE_OVERHEAD] {
         if size > VALUE_MAX_BYTES {
             return Err(CodecError::TooLarge(size));

@@ -80,8 +80,8 @@ struct OlderFold {
     /// miss.
     response: bool,
     /// Versions before 2026-11-28 kept no responder (`Case::responder`); a
-    /// case that had moved on before goes on without one, whenever its
-    /// record is written again, as the fold keeps it only at the move.
+    /// case whose response was judged then goes on without one for good
+    /// (`Case::responder_unknown`), whenever its record is written again.
     responder: bool,
 }
 
@@ -96,19 +96,25 @@ fn older_fold(stored: &Case, replayed: &Case) -> Option<OlderFold> {
     let why = OlderFold {
         township: stored.township != replayed.township,
         // Only in a record last written before the new fold was: from
-        // then on a build that forgot a miss would be a bug to report.
+        // then on a build that forgot a miss would be a bug to report. A
+        // record carried on from then (judged before responders were kept)
+        // keeps the older fold's answer whenever it is written again.
         response: stored.responded_on_time != replayed.responded_on_time
             && replayed.responded_on_time == Some(false)
-            && stored.updated_at < RESPONSE_FOLD_SINCE,
-        responder: stored.responder.is_none() && replayed.responder.is_some(),
+            && (stored.updated_at < RESPONSE_FOLD_SINCE || stored.responder_unknown),
+        responder: stored.responder_unknown && stored.responder.is_none() && replayed.responder.is_some(),
     };
     let explained = Case {
         township: replayed.township.clone(),
         responder: if why.responder { replayed.responder.clone() } else { stored.responder.clone() },
+        // Where the record came from, not the case: a replay never knows it.
+        responder_unknown: replayed.responder_unknown,
         responded_on_time: if why.response { replayed.responded_on_time } else { stored.responded_on_time },
         ..stored.clone()
     };
-    (why != OlderFold::default() && explained == *replayed).then_some(why)
+    // (Nothing to count when only `responder_unknown` differs: a record
+    // judged before responders were kept, of a case that never moved.)
+    (explained == *replayed).then_some(why)
 }
 
 /// What recovery checks of a recent case: its newest event (sequence

@@ -509,8 +509,11 @@ impl<S: Store> Engine<S> {
             _ => {
                 // A professional handles the case where it is.
                 let routed = self.route(&case.intake, self.now(), &[]);
-                let (Some(grid), Some(township)) = (routed.decision.grid, routed.decision.township) else {
-                    return Err(Error::conflict(match case.township.as_deref() {
+                let (Some(grid), Some(township)) = (routed.decision.grid, routed.decision.township.clone())
+                else {
+                    // The location's township, not one a first dispatch gave
+                    // a case with no known location.
+                    return Err(Error::conflict(match routed.decision.township {
                         Some(t) => format!(
                             "case {} is located only to its township ({t}), not to a grid, and a professional handles a case in its grid; dispatch it to a grid worker",
                             case.no

@@ -183,7 +183,8 @@ fn a_late_response_is_charged_to_the_worker_who_missed_it() {
         let verify = || CaseLog::open(store.clone(), None).unwrap().verify().unwrap();
         assert_eq!((verify().cases, verify().old_responders), (1, 0));
         let mut b = gridline_caselog::WriteBatch::default();
-        let old = Case { responder: None, ..d };
+        // As a build before 2026-11-28 wrote it (`CaseAt`, no responder).
+        let old = Case { responder: None, responder_unknown: true, ..d };
         b.put(codec::case_key(&old.id), codec::encode_case(&old).unwrap());
         store.apply(b).unwrap();
         store.sync().unwrap();
@@ -328,6 +329,16 @@ fn a_manual_dispatch_keeps_the_co_handling_department() {
         rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: pro.id.clone() }).unwrap_err();
     assert_eq!(e.code.as_str(), "conflict", "{e:?}");
     assert!(e.message.contains("located only to its township (JDZ)"), "{e:?}");
+    // A case with no known location has a township once a grid worker was
+    // sent it, and keeps it after a return: still not located (helper-64).
+    let c = rig.accept(nowhere());
+    let w = full_time(&rig.reg);
+    rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: w.clone() }).unwrap();
+    rig.call(&worker(&w), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() }).unwrap();
+    assert!(rig.case(&c).0.township.is_some());
+    let e =
+        rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: pro.id.clone() }).unwrap_err();
+    assert!(e.message.contains("has no known location"), "{e:?}");
 }
 
 /// A supervisor's DISPATCH naming the worker handling the case is
@@ -746,4 +757,69 @@ fn a_supervisor_pulls_every_worker_s_cases_earliest_deadline_first() {
     assert!(!ids.contains(&waiting.id));
     let workers: std::collections::BTreeSet<_> = cases.iter().map(|c| c.case().worker().unwrap()).collect();
     assert_eq!(workers.len(), 3, "every worker's cases");
+}
+
+/// helper-64's review: a record written before responders were kept, of a
+/// case that had moved on after its response was judged, does not say
+/// whose the response was. After the upgrade the case moves again: no
+/// responder is made up from the assignment it leaves (that one did not
+/// respond), the response follows the current assignment as documented,
+/// and `verify` accepts the record, counted.
+#[test]
+fn a_case_judged_before_responders_were_kept_never_gets_a_wrong_one() {
+    for how in ["dispatch", "return", "reopen"] {
+        let rig = Rig::new();
+        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+        let a = c.worker().unwrap().to_string();
+        rig.call(&worker(&a), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+        rig.call(&worker(&a), Command::Return { case: CaseRef::Id(c.id), reason: "x".into() }).unwrap();
+        let (d, _) = rig.case(&c);
+        let b = d.worker().unwrap().to_string();
+        let (store, clock) = (rig.store.clone(), rig.clock.clone());
+        drop(rig);
+        let mut wb = gridline_caselog::WriteBatch::default();
+        let old = Case { responder: None, responder_unknown: true, ..d };
+        wb.put(codec::case_key(&old.id), codec::encode_case(&old).unwrap());
+        store.apply(wb).unwrap();
+        store.sync().unwrap();
+        let rig = Rig::on(store.clone(), clock, EngineConfig::default());
+        let holder = match how {
+            "dispatch" => {
+                let other = rig
+                    .reg
+                    .workers
+                    .iter()
+                    .find(|w| w.id.as_str() != a && w.id.as_str() != b && w.department.is_none())
+                    .unwrap();
+                rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: other.id.clone() })
+                    .unwrap();
+                other.id.to_string()
+            }
+            "return" => {
+                rig.call(&worker(&b), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+                rig.call(&worker(&b), Command::Return { case: CaseRef::Id(c.id), reason: "y".into() })
+                    .unwrap();
+                rig.case(&c).0.worker().map(String::from).unwrap_or_else(|| "-".into())
+            }
+            _ => {
+                rig.call(&worker(&b), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+                rig.call(&worker(&b), Command::Close { case: CaseRef::Id(c.id), result: "done".into() })
+                    .unwrap();
+                let fb =
+                    Command::Feedback { case: CaseRef::Id(c.id), satisfied: false, score: None, text: None };
+                rig.call(&caller(Role::Operator, "op"), fb).unwrap();
+                rig.case(&c).0.worker().map(String::from).unwrap_or_else(|| "-".into())
+            }
+        };
+        let (d, events) = rig.case(&c);
+        assert!(d.responder.is_none() && d.responder_unknown, "{how}: {events:?}");
+        let rows = rig.audit(AuditBy::Worker);
+        let row = rows.iter().find(|r| field(r, "worker") == holder).unwrap_or_else(|| panic!("{rows:?}"));
+        assert_eq!(field(row, "response_pct"), "100.0", "{how}: the current assignment's: {rows:?}");
+        assert_eq!(rows.len(), 2, "{how}: no row for a made-up responder: {rows:?}");
+        drop(rig);
+        let report = CaseLog::open(store.clone(), None).unwrap().verify().unwrap();
+        assert_eq!((report.cases, report.old_responders), (1, 1), "{how}");
+    }
 }

@@ -217,11 +217,18 @@ pub struct Case {
     /// case moves on (a return, a dispatch to another worker, a reopen):
     /// the audit charges the response to the worker who owed it, not to
     /// whoever holds the case now. `None` while the case has not moved on
-    /// since (the assignment is the one), and in records written before
-    /// 2026-11-28. Boxed, as it is rare; the log stores it beside the case
-    /// (a record of its own kind), so a case without one is encoded as before.
+    /// since (the assignment is the one). Boxed, as it is rare; the log
+    /// stores it beside the case (a record of its own kind).
     #[serde(skip)]
     pub responder: Option<Box<Assignment>>,
+    /// Read from a record written before the log kept responders (format 3
+    /// or older) with its response judged: whether the case had moved on
+    /// since is not known, so no responder is ever kept for it (the one
+    /// under which a later move happens need not be the one that
+    /// responded), and the audit charges its response to the current
+    /// assignment. Where the record came from, not what happened to the case.
+    #[serde(skip)]
+    pub responder_unknown: bool,
     /// Where the case log keeps the case's newest events (its page; 0 for
     /// none). The log's business: events leave it alone, and the log
     /// stores it beside the case, not in it.

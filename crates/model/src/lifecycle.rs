@@ -83,6 +83,7 @@ impl Case {
             last_seq: 1,
             updated_at: event.at,
             responder: None,
+            responder_unknown: false,
             stored_page: Default::default(),
         })
     }
@@ -104,7 +105,7 @@ impl Case {
     /// judged under it, and no earlier one was kept, keep it as the
     /// responder's (see [`Case::responder`]).
     fn keep_responder(&mut self) {
-        if self.responder.is_none() && self.responded_on_time.is_some() {
+        if self.responder.is_none() && self.responded_on_time.is_some() && !self.responder_unknown {
             self.responder = self.assignment.clone().map(Box::new);
         }
     }
