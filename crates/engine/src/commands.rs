@@ -139,6 +139,16 @@ impl<S: Store> Engine<S> {
             Command::Feedback { case, satisfied, score, text } => {
                 allow(caller, &[Role::Operator], "FEEDBACK")?;
                 let id = self.resolve(case)?;
+                // Two operators calling the resident back: the second learns
+                // what the first recorded, not only the case's state.
+                let c = &self.state.cases[&id];
+                if let (true, Some(f)) = (c.status.is_open(), &c.feedback) {
+                    return Err(Error::conflict(format!(
+                        "case {} was reopened by the return visit recorded at {} (not satisfied); the next visit is recorded once it is closed again",
+                        c.no,
+                        f.at.rfc3339(self.registry.county.utc_offset_min)
+                    )));
+                }
                 let kind = EventKind::Feedback {
                     satisfied: *satisfied,
                     score: *score,

@@ -823,3 +823,19 @@ fn a_case_judged_before_responders_were_kept_never_gets_a_wrong_one() {
         assert_eq!((report.cases, report.old_responders), (1, 1), "{how}");
     }
 }
+
+/// Two operators calling the resident back: the second FEEDBACK, once the
+/// first reopened the case, is told so (helper-62's review: it read
+/// "cannot record feedback on a case that is dispatched").
+#[test]
+fn a_second_return_visit_on_a_reopened_case_says_it_was_reopened() {
+    let rig = Rig::new();
+    let (c, w) = rig.in_hand();
+    rig.call(&worker(&w), Command::Close { case: CaseRef::Id(c.id), result: "修好了".into() }).unwrap();
+    let op = caller(Role::Operator, "op");
+    let visit = || Command::Feedback { case: CaseRef::Id(c.id), satisfied: false, score: None, text: None };
+    rig.call(&op, visit()).unwrap();
+    let e = rig.call(&op, visit()).unwrap_err();
+    assert_eq!(e.code.as_str(), "conflict", "{e:?}");
+    assert!(e.message.contains("was reopened by the return visit recorded at"), "{e:?}");
+}
