@@ -382,6 +382,22 @@ impl<S: Store> Engine<S> {
         Ok(Reply::Cases { cases: cases.into_iter().map(|(_, c)| self.view(caller, c)).collect(), next })
     }
 
+    /// Whether a retry's intake is the stored one: the same fields, a
+    /// category named the same or by another of its names (`供水` for
+    /// `water`, as the docs let an operator write it).
+    fn same_intake(&self, stored: &Intake, retry: &Intake) -> bool {
+        let same_category = match (stored.category.as_deref(), retry.category.as_deref()) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a == b
+                    || matches!((self.router.category_idx(a), self.router.category_idx(b)), (Some(x), Some(y)) if x == y)
+            }
+            _ => false,
+        };
+        let fields = |i: &Intake| Intake { category: None, ..i.clone() };
+        same_category && fields(stored) == fields(retry)
+    }
+
     fn route(&self, intake: &Intake, at: Timestamp, exclude: &[CompactString]) -> Routed {
         self.router.route(&RouteRequest { intake, at, exclude }, &self.state.loads)
     }
@@ -393,7 +409,7 @@ impl<S: Store> Engine<S> {
                 // A retry is the same request; the same id for another one
                 // is the client's mistake, and answering it with this case
                 // would drop the resident's new request without a word.
-                if self.state.cases[id].intake != *intake {
+                if !self.same_intake(&self.state.cases[id].intake, intake) {
                     return Err(Error::conflict(format!(
                         "req={} was already used for case {} with a different request: \
                          a retry must send the same fields, a new request needs a new req",

@@ -793,6 +793,21 @@ fn request_ids_are_per_operator_and_a_reused_one_must_be_the_same_request() {
     assert!(dup);
     assert_eq!(again.case().id, other.case().id);
     assert_eq!(rig.call(&b, Command::Accept(intake("路灯不亮"))).unwrap_err().code, ErrorCode::Conflict);
+    // A category named by another of its names is the same request
+    // (helper-62: `category=供水` after `category=water` was refused);
+    // another category is not.
+    let with = |category: &str| Intake {
+        category: Some(category.into()),
+        req: Some("2".into()),
+        ..intake("停水了")
+    };
+    let (water, _) = accepted(rig.call(&a, Command::Accept(with("water"))));
+    for name in ["供水", "water"] {
+        let (again, dup) = accepted(rig.call(&a, Command::Accept(with(name))));
+        assert!(dup, "{name}");
+        assert_eq!(again.case().id, water.case().id);
+    }
+    assert_eq!(rig.call(&a, Command::Accept(with("heating"))).unwrap_err().code, ErrorCode::Conflict);
 }
 
 /// REVOKE's promise: once the engine says a token is revoked, no request
