@@ -55,6 +55,33 @@ fn full_time(reg: &Registry) -> String {
 }
 
 impl Rig {
+    /// A case placed in a grid whose worker lets the claim deadline pass
+    /// (by a minute), after which the worker returns it or, `reassign`, a
+    /// supervisor dispatches it to another full-time worker. The case as
+    /// accepted, its first worker and the time the move was made.
+    fn late_and_moved(&self, reassign: bool) -> (Case, String, Timestamp) {
+        let grid = self.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+        let c = self.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+        assert_eq!(c.status, Status::Dispatched);
+        let first = c.worker().unwrap().to_string();
+        let late = Timestamp(c.due_claim.unwrap().0 + 60_000);
+        self.clock.set(late);
+        if reassign {
+            self.tick();
+            let other =
+                self.reg.workers.iter().find(|w| w.id.as_str() != first && w.department.is_none()).unwrap();
+            self.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: other.id.clone() })
+                .unwrap();
+        } else {
+            self.call(
+                &worker(&first),
+                Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() },
+            )
+            .unwrap();
+        }
+        (c, first, late)
+    }
+
     /// A case dispatched by hand to a full-time worker, who has claimed it.
     fn in_hand(&self) -> (Case, String) {
         let c = self.accept(nowhere());
@@ -102,22 +129,7 @@ fn a_late_case_returned_before_the_deadline_tick_still_counts_against_the_respon
 fn a_late_response_stays_late_whoever_claims_the_case_after_a_return_or_a_reassignment() {
     for reassign in [false, true] {
         let rig = Rig::new();
-        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
-        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
-        assert_eq!(c.status, Status::Dispatched);
-        let first = c.worker().unwrap().to_string();
-        let late = Timestamp(c.due_claim.unwrap().0 + 60_000);
-        rig.clock.set(late);
-        if reassign {
-            rig.tick();
-            let other =
-                rig.reg.workers.iter().find(|w| w.id.as_str() != first && w.department.is_none()).unwrap();
-            rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: other.id.clone() })
-                .unwrap();
-        } else {
-            rig.call(&worker(&first), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() })
-                .unwrap();
-        }
+        let (c, first, late) = rig.late_and_moved(reassign);
         let (d, events) = rig.case(&c);
         assert_eq!(d.status, Status::Dispatched, "{events:?}");
         let next = d.worker().unwrap().to_string();
@@ -143,19 +155,7 @@ fn a_late_response_stays_late_whoever_claims_the_case_after_a_return_or_a_reassi
 fn a_late_response_is_charged_to_the_worker_who_missed_it() {
     for reassign in [false, true] {
         let rig = Rig::new();
-        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
-        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
-        let first = c.worker().unwrap().to_string();
-        rig.clock.set(Timestamp(c.due_claim.unwrap().0 + 60_000));
-        if reassign {
-            let other =
-                rig.reg.workers.iter().find(|w| w.id.as_str() != first && w.department.is_none()).unwrap();
-            rig.call(&sup(), Command::Dispatch { case: CaseRef::Id(c.id), worker: other.id.clone() })
-                .unwrap();
-        } else {
-            rig.call(&worker(&first), Command::Return { case: CaseRef::Id(c.id), reason: "不是我的".into() })
-                .unwrap();
-        }
+        let (c, first, _) = rig.late_and_moved(reassign);
         let next = rig.case(&c).0.worker().unwrap().to_string();
         rig.call(&worker(&next), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
         let check = |rig: &Rig| {
