@@ -178,6 +178,35 @@ pub(crate) fn write_pair(out: &mut String, key: &str, value: &str) {
     write_value(out, value);
 }
 
+/// Characters that draw nothing and are not spaces: Unicode's format
+/// characters (zero-width spaces and joiners, direction marks and
+/// overrides, the byte-order mark, the soft hyphen, tags), variation
+/// selectors, and the blank fillers (Braille blank, Hangul fillers). A
+/// value of nothing but these and spaces says nothing; a name holding one
+/// reads as another name.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,33 +266,4 @@ mod tests {
             prop_assert_eq!(check_controls(&v).is_err(), has_control_by_chars(&v));
         }
     }
-}
-
-/// Characters that draw nothing and are not spaces: Unicode's format
-/// characters (zero-width spaces and joiners, direction marks and
-/// overrides, the byte-order mark, the soft hyphen, tags), variation
-/// selectors, and the blank fillers (Braille blank, Hangul fillers). A
-/// value of nothing but these and spaces says nothing; a name holding one
-/// reads as another name.
-pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{034F}'
-            | '\u{061C}'
-            | '\u{115F}'
-            | '\u{1160}'
-            | '\u{17B4}'
-            | '\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}'
-            | '\u{2800}'
-            | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{FEFF}'
-            | '\u{FFA0}'
-            | '\u{E0000}'..='\u{E007F}'
-    )
 }
