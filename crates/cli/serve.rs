@@ -53,6 +53,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = gridline_protocol::limits::REPLY_BYTES_MAX_DEFAULT,
           value_parser = usize_in(64 << 10, 1 << 30))]
     pub reply_bytes_max: usize,
+    /// Bytes of replies all connections together may hold before the server
+    /// takes no more reads, from any of them, until peers take some (16 MiB
+    /// to 64 GiB).
+    #[arg(long, default_value_t = gridline_protocol::limits::HELD_REPLY_BYTES_MAX_DEFAULT,
+          value_parser = usize_in(16 << 20, 64 << 30))]
+    pub held_reply_bytes_max: usize,
     /// Seconds, once shutting down, that a client may take to accept each
     /// write of its replies before its connection is aborted.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -143,9 +149,11 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the case log in {}", log_dir.display()))?;
     let log = CaseLog::open(store, Some(&registry.county.code))
         .with_context(|| format!("opening the case log in {}", log_dir.display()))?;
+    let held = gridline_server::HeldReplies::new(a.held_reply_bytes_max);
     let config = EngineConfig {
         queue_commands_max: a.queue_max,
         batch_commands_max: a.batch_max,
+        history_room: gridline_engine::HistoryRoom::new(held.clone()),
         ..Default::default()
     };
     let (engine, thread) = gridline_engine::start(registry.clone(), log, Arc::new(SystemClock), config)?;
@@ -159,6 +167,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         inflight_per_connection_max: a.inflight_max,
         reply_bytes_max: a.reply_bytes_max,
         shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
+        held,
         utc_offset_min: registry.county.utc_offset_min,
         warn_at_percent: registry.county.warn_at_percent,
     };

@@ -42,6 +42,34 @@ pub struct EngineConfig {
     pub escalation_levels: u8,
     /// Events one case may have before NOTE is refused (bounds a GET reply).
     pub case_events_max: u32,
+    /// Whether a `GET`'s events may be loaded now: the server says no while
+    /// its connections hold too many replies their peers have not taken.
+    pub history_room: HistoryRoom,
+}
+
+/// What the history thread asks of whoever makes `GET` replies (the
+/// server) before loading a history: whether there is room now, and how
+/// many `GET` replies it has made so far.
+pub trait HistoryGate: Send + Sync {
+    fn room(&self) -> bool;
+    fn gets_made(&self) -> u64;
+}
+
+/// The history thread's [`HistoryGate`], if any (see
+/// [`EngineConfig::history_room`]): with none, there is always room.
+#[derive(Clone, Default)]
+pub struct HistoryRoom(Option<Arc<dyn HistoryGate>>);
+
+impl HistoryRoom {
+    pub fn new(gate: Arc<dyn HistoryGate>) -> HistoryRoom {
+        HistoryRoom(Some(gate))
+    }
+}
+
+impl std::fmt::Debug for HistoryRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "HistoryRoom(given)" } else { "HistoryRoom(always)" })
+    }
 }
 
 impl Default for EngineConfig {
@@ -55,6 +83,7 @@ impl Default for EngineConfig {
             timer_events_max: 4096,
             escalation_levels: 3,
             case_events_max: 1000,
+            history_room: HistoryRoom::default(),
         }
     }
 }
@@ -200,9 +229,10 @@ pub fn start<S: Store>(
     // from the bounded command queue, and each connection bounds its own.
     let (history_tx, history_rx) = crossbeam_channel::unbounded::<History>();
     let history_log = log.clone();
-    let historian = std::thread::Builder::new()
-        .name("gridline-history".into())
-        .spawn(move || run_history(&history_log, history_rx))?;
+    let historian = std::thread::Builder::new().name("gridline-history".into()).spawn({
+        let room = config.history_room.clone();
+        move || run_history(&history_log, history_rx, &room)
+    })?;
     let syncer_log = log.clone();
     let stats = Arc::new(CommitStats::default());
     let syncer_stats = stats.clone();
@@ -500,13 +530,31 @@ pub(crate) struct History {
 
 /// The history thread: reads each `GET`'s events from the store, off the
 /// engine thread (a store read may wait for sled to apply what was synced).
-fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>) {
+fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>, room: &HistoryRoom) {
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(1));
     for History { reply, case } in histories {
+        // No room among the replies the server holds: wait until peers take
+        // some (a look every millisecond, only ever while that is so).
+        while room.0.as_ref().is_some_and(|g| !g.room()) && !reply.is_closed() {
+            pause();
+        }
         // Its connection closed: nobody would read the history.
         if reply.is_closed() {
             continue;
         }
-        let _ = reply.send(history(log, case));
+        let made = room.0.as_ref().map(|g| g.gets_made());
+        if reply.send(history(log, case)).is_err() {
+            continue;
+        }
+        // One history loaded and not yet made into its reply at a time:
+        // its events are not counted until they are (up to a second, for a
+        // connection that closes with the history unread).
+        if let (Some(g), Some(made)) = (&room.0, made) {
+            let t0 = std::time::Instant::now();
+            while g.gets_made() == made && t0.elapsed() < std::time::Duration::from_secs(1) {
+                pause();
+            }
+        }
     }
 }
 

@@ -23,4 +23,7 @@ pub mod latency;
 mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{start, CommitStats, EngineConfig, EngineHandle, EngineThread, ReplyRx, StartError};
+pub use engine::{
+    start, CommitStats, EngineConfig, EngineHandle, EngineThread, HistoryGate, HistoryRoom, ReplyRx,
+    StartError,
+};

@@ -28,3 +28,6 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
 /// Bytes of replies one connection may hold unsent before the server stops
 /// reading its requests (server default).
 pub const REPLY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Bytes of replies all connections together may hold unsent before the
+/// server takes no more reads (server default).
+pub const HELD_REPLY_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;

@@ -56,6 +56,93 @@ pub struct ServerConfig {
     /// After shutdown begins, how long a peer may take to accept each
     /// write of the replies it is owed before its connection is aborted.
     pub shutdown_grace: Duration,
+    /// The replies formatted and not yet taken by their peers, all
+    /// connections together, and how many bytes of them stop new reads (see
+    /// [`HeldReplies`]). Shared with the engine's history thread, which
+    /// loads no `GET`'s events while there is no room.
+    pub held: Arc<HeldReplies>,
+}
+
+/// Bytes of replies formatted and not yet taken by their peers, all
+/// connections together. At [`HeldReplies::max`] or more, no connection
+/// has a read (`GET`, `PULL`, `OVERDUE`, `AUDIT`, `ROUTE`) taken until
+/// peers take some (or are closed at the idle timeout), and the engine's
+/// history thread loads no `GET`'s events: each connection's budget alone
+/// let a thousand connections that ask and never read hold a reply each,
+/// a case's history of long notes being megabytes (helper-62's review:
+/// 5.6 GB from one worker token). Only replies made count, not the
+/// reservations of reads still with the engine, so waiting for room never
+/// waits on a reply that itself waits for room.
+#[derive(Debug)]
+pub struct HeldReplies {
+    bytes: AtomicUsize,
+    max: usize,
+    freed: Notify,
+    /// `GET` replies made so far: the history thread loads the next
+    /// history once the one before is made (and counted in `bytes`).
+    gets_made: AtomicU64,
+}
+
+impl gridline_engine::HistoryGate for HeldReplies {
+    fn room(&self) -> bool {
+        HeldReplies::room(self)
+    }
+    fn gets_made(&self) -> u64 {
+        self.gets_made.load(Ordering::Acquire)
+    }
+}
+
+/// One reply's part of [`HeldReplies`], given back when this is dropped:
+/// once the socket has taken the whole reply (its buffer is held until
+/// then, however much of it the socket took), or the writer is gone.
+struct HeldPart<'a> {
+    all: &'a HeldReplies,
+    n: usize,
+}
+
+impl<'a> HeldPart<'a> {
+    fn new(all: &'a HeldReplies, n: usize) -> HeldPart<'a> {
+        all.add(n);
+        HeldPart { all, n }
+    }
+}
+
+impl Drop for HeldPart<'_> {
+    fn drop(&mut self) {
+        self.all.sub(self.n);
+    }
+}
+
+/// A writer keeps its reply buffer's room for the next reply up to this;
+/// past it (a long history), the buffer is let go once written, or each
+/// connection that ever had one would keep megabytes for its lifetime.
+const OUT_KEPT_BYTES: usize = 64 * 1024;
+
+impl HeldReplies {
+    pub fn new(max: usize) -> Arc<HeldReplies> {
+        Arc::new(HeldReplies {
+            bytes: AtomicUsize::new(0),
+            max,
+            freed: Notify::new(),
+            gets_made: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether another read may be taken, or another history loaded.
+    pub fn room(&self) -> bool {
+        self.bytes.load(Ordering::Acquire) < self.max
+    }
+
+    fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn sub(&self, n: usize) {
+        let before = self.bytes.fetch_sub(n, Ordering::AcqRel);
+        if before >= self.max && before - n < self.max {
+            self.freed.notify_waiters();
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -71,6 +158,7 @@ impl Default for ServerConfig {
             warn_at_percent: 80,
             reply_bytes_max: gridline_protocol::limits::REPLY_BYTES_MAX_DEFAULT,
             shutdown_grace: Duration::from_secs(10),
+            held: HeldReplies::new(gridline_protocol::limits::HELD_REPLY_BYTES_MAX_DEFAULT),
         }
     }
 }
@@ -363,6 +451,8 @@ struct Budget {
     /// `GET`s read whose reply the writer has not made yet: 0 or 1.
     gets: AtomicUsize,
     freed: Notify,
+    /// Every connection's replies made and not yet taken.
+    all: Arc<HeldReplies>,
 }
 
 const READ_RESERVATION_MIN: usize = 128 * 1024;
@@ -374,8 +464,9 @@ const READ_RESERVATION_MIN: usize = 128 * 1024;
 pub const UNAUTHENTICATED_REPLY_BYTES: usize = 16 * 1024;
 
 impl Budget {
-    fn new(max: usize) -> Budget {
+    fn new(max: usize, all: Arc<HeldReplies>) -> Budget {
         Budget {
+            all,
             held: AtomicUsize::new(0),
             max,
             limit: AtomicUsize::new(max.min(UNAUTHENTICATED_REPLY_BYTES)),
@@ -401,10 +492,16 @@ impl Budget {
     /// reply). Only the connection's reader takes, so a fit cannot be lost
     /// to a race.
     fn try_take(&self, charge: usize, kind: ReplyKind) -> bool {
-        if kind == ReplyKind::Get && self.gets.load(Ordering::Acquire) > 0 {
+        let held = self.held.load(Ordering::Acquire);
+        // A `GET` waits until every reply before it has gone (so its events,
+        // once loaded, are made into its reply at once, and counted), and
+        // any read until the server's held replies leave room.
+        if kind == ReplyKind::Get && (self.gets.load(Ordering::Acquire) > 0 || held > 0) {
             return false;
         }
-        let held = self.held.load(Ordering::Acquire);
+        if kind != ReplyKind::Other && !self.all.room() {
+            return false;
+        }
         let fits = held == 0 || held.saturating_add(charge) <= self.limit.load(Ordering::Acquire);
         if fits {
             self.held.fetch_add(charge, Ordering::AcqRel);
@@ -428,11 +525,18 @@ impl Budget {
     /// reply, so a peer that reads a long reply slowly is waited for.
     async fn take(&self, charge: usize, kind: ReplyKind, patience: impl Fn() -> Duration) -> bool {
         loop {
-            let freed = self.freed.notified();
+            // Made before the look, so that nothing freed after it is missed.
+            let (freed, all_freed) = (self.freed.notified(), self.all.freed.notified());
             if self.try_take(charge, kind) {
                 return true;
             }
-            if tokio::time::timeout(patience(), freed).await.is_err() {
+            let either = async {
+                tokio::select! {
+                    _ = freed => {}
+                    _ = all_freed => {}
+                }
+            };
+            if tokio::time::timeout(patience(), either).await.is_err() {
                 return false;
             }
         }
@@ -506,7 +610,7 @@ async fn serve_connection(
     let (rd, wr) = socket.into_split();
     let mut lines = FramedRead::new(rd, LineCodec::new(shared.config.line_bytes_max));
     let (tx, rx) = mpsc::channel::<Slot>(shared.config.inflight_per_connection_max.max(1));
-    let budget = Arc::new(Budget::new(shared.config.reply_bytes_max));
+    let budget = Arc::new(Budget::new(shared.config.reply_bytes_max, shared.config.held.clone()));
     let ctx = FormatCtx {
         utc_offset_min: shared.config.utc_offset_min,
         warn_at_percent: shared.config.warn_at_percent,
@@ -1123,8 +1227,14 @@ async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: Writ
             c.budget.largest_read.fetch_max(out.len(), Ordering::Relaxed);
         }
         // The slot's charge becomes the reply's bytes until the socket
-        // takes them, given back piece by piece.
+        // takes them, given back piece by piece (the server's count too).
         c.budget.add(out.len());
+        // Given back as the socket takes it, the rest when this is dropped:
+        // also when the writer is aborted, or the count would only grow.
+        let all = HeldPart::new(&c.budget.all, out.len());
+        if kind == ReplyKind::Get {
+            c.budget.all.gets_made.fetch_add(1, Ordering::AcqRel);
+        }
         if kind == ReplyKind::Get {
             c.budget.got();
         }
@@ -1136,7 +1246,11 @@ async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: Writ
                 c.budget.give_back(n);
             })
             .await;
+        drop(all);
         c.budget.give_back(left);
+        if out.capacity() > OUT_KEPT_BYTES {
+            out = String::with_capacity(1024);
+        }
         if written.is_err() {
             // The client is gone or not reading; the engine still finishes what it was given.
             healthy = false;
@@ -1242,7 +1356,7 @@ mod tests {
     /// which timer ended the wait, not how fast the machine was.)
     #[tokio::test(start_paused = true)]
     async fn room_is_waited_for_while_the_peer_takes_bytes_and_not_after() {
-        let budget = Arc::new(Budget::new(64 * 1024));
+        let budget = Arc::new(Budget::new(64 * 1024, HeldReplies::new(usize::MAX)));
         budget.add(64 * 1024 + 16 * 1024);
         // A slow peer: 1 KiB taken every 50 ms, 1.2 s for the 24 KiB that must free,
         // each step well within the patience of 1 s.
@@ -1278,7 +1392,7 @@ mod tests {
     /// KiB again once it is no longer authenticated.
     #[test]
     fn a_connection_not_authenticated_has_a_small_budget() {
-        let budget = Budget::new(4 << 20);
+        let budget = Budget::new(4 << 20, HeldReplies::new(usize::MAX));
         budget.add(10 << 10);
         assert!(budget.try_take(6 << 10, ReplyKind::Other));
         assert!(!budget.try_take(1, ReplyKind::Other), "16 KiB held");
@@ -1290,12 +1404,33 @@ mod tests {
         assert!(budget.try_take(1 << 20, ReplyKind::Other), "nothing held: one reply always fits");
     }
 
+    /// While all connections together hold `HeldReplies::max` bytes of
+    /// replies made, no read is taken (a reply made here, or a write's, is:
+    /// they are a line); a reply is counted whole until written whole, and
+    /// its bytes given back once it is, or once its writer is gone.
+    #[test]
+    fn no_read_is_taken_while_the_server_holds_its_most_replies() {
+        let all = HeldReplies::new(1 << 20);
+        let budget = Budget::new(4 << 20, all.clone());
+        budget.authenticated(true);
+        let part = HeldPart::new(&all, 1 << 20);
+        assert!(!all.room());
+        assert!(!budget.try_take(128 * 1024, ReplyKind::Read));
+        assert!(!budget.try_take(128 * 1024, ReplyKind::Get));
+        assert!(budget.try_take(0, ReplyKind::Other));
+        drop(part);
+        assert!(all.room() && budget.try_take(128 * 1024, ReplyKind::Read));
+        assert_eq!(all.bytes.load(Ordering::Acquire), 0, "given back whole");
+    }
+
     /// A `GET` is read only once the connection's previous one has its
-    /// reply made: however much room the budget has, two histories are
-    /// never loaded for one connection at once. Other requests go on.
+    /// reply made, and every reply before it has gone: however much room
+    /// the budget has, two histories are never loaded for one connection at
+    /// once, and a history is never loaded to wait behind another reply.
+    /// Other requests go on.
     #[tokio::test(start_paused = true)]
     async fn a_get_waits_for_the_previous_gets_reply_and_nothing_else_does() {
-        let budget = Arc::new(Budget::new(4 << 20));
+        let budget = Arc::new(Budget::new(4 << 20, HeldReplies::new(usize::MAX)));
         budget.authenticated(true);
         assert!(budget.try_take(128 * 1024, ReplyKind::Get));
         assert!(!budget.try_take(128 * 1024, ReplyKind::Get), "a second GET while the first waits");
@@ -1315,13 +1450,18 @@ mod tests {
         let said = given_back.clone();
         let peer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            said.store(true, Ordering::Release);
             freed.give_back(7 << 20);
+            // And the PULL's reply, read after the first GET: a GET waits
+            // for every reply before it to be gone, so that its events,
+            // once loaded, are made into its reply at once.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            said.store(true, Ordering::Release);
+            freed.give_back(128 * 1024);
         });
         assert!(budget.take(128 * 1024, ReplyKind::Get, || Duration::from_secs(5)).await);
         assert!(
             made.is_finished() && given_back.load(Ordering::Acquire),
-            "the second GET went ahead before the first's reply was made and its bytes taken"
+            "the second GET went ahead before the replies before it were made and taken"
         );
         assert_eq!(budget.gets.load(Ordering::Acquire), 1);
         made.await.unwrap();
@@ -1333,7 +1473,7 @@ mod tests {
     #[tokio::test]
     async fn a_place_in_the_queue_is_waited_for_while_the_peer_takes_bytes() {
         let slot = || Slot { pending: Pending::Ready("OK\n".into()), charge: 0, kind: ReplyKind::Other };
-        let budget = Arc::new(Budget::new(64 * 1024));
+        let budget = Arc::new(Budget::new(64 * 1024, HeldReplies::new(usize::MAX)));
         budget.add(32 * 1024);
         let (tx, mut rx) = mpsc::channel(1);
         tx.try_send(slot()).unwrap();
