@@ -113,11 +113,6 @@ impl Drop for HeldPart<'_> {
     }
 }
 
-/// A writer keeps its reply buffer's room for the next reply up to this;
-/// past it (a long history), the buffer is let go once written, or each
-/// connection that ever had one would keep megabytes for its lifetime.
-const OUT_KEPT_BYTES: usize = 64 * 1024;
-
 impl HeldReplies {
     pub fn new(max: usize) -> Arc<HeldReplies> {
         Arc::new(HeldReplies {
@@ -1142,6 +1137,11 @@ fn revoked(caller: &mut Option<Caller>, seen: &mut u64, shared: &Shared) -> Opti
 }
 
 /// What a connection's writer needs besides its socket and queue.
+/// A writer keeps its reply buffer's room for the next reply up to this;
+/// past it (a long history), the buffer is let go once written, or each
+/// connection that ever had one would keep megabytes for its lifetime.
+const OUT_KEPT_BYTES: usize = 64 * 1024;
+
 struct WriterCtx {
     ctx: FormatCtx,
     acks: Arc<Latency>,
