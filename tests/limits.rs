@@ -586,3 +586,34 @@ async fn the_replies_all_connections_hold_unread_are_bounded() {
         }
     }
 }
+
+/// One `AUDIT` with the engine at a time, server-wide: supervisors
+/// pipelining them on several connections get every reply, in order, and
+/// an operator's writes go on meanwhile (they pass between two audits; the
+/// wait itself is measured, not asserted: docs/performance.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_audits_on_several_connections_are_all_answered_while_writes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &[]);
+    let (grid, _, _) = some_grid(3);
+    let mut op = srv.client("operator").await;
+    ok(op.call(&format!("ACCEPT text=路灯坏了 grid={grid}")).await.unwrap());
+    let mut sups = Vec::new();
+    for _ in 0..3 {
+        let mut s = srv.client("supervisor").await;
+        for by in ["county", "worker", "grid"].repeat(10) {
+            s.send(&format!("AUDIT by={by}")).await.unwrap();
+        }
+        s.flush().await.unwrap();
+        sups.push(s);
+    }
+    for i in 0..20 {
+        ok(op.call(&format!("ACCEPT text=水管漏水{i} grid={grid}")).await.unwrap());
+    }
+    for s in &mut sups {
+        for by in ["county", "worker", "grid"].repeat(10) {
+            let (_, rows) = ok(s.read_reply().await.unwrap());
+            assert_eq!(rows.first().map(|(_, f)| f.get(by).is_some()), Some(true), "AUDIT by={by}: {rows:?}");
+        }
+    }
+}
