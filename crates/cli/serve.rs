@@ -153,7 +153,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = EngineConfig {
         queue_commands_max: a.queue_max,
         batch_commands_max: a.batch_max,
-        history_room: gridline_engine::HistoryRoom::new(held.clone()),
+        history_room: gridline_engine::HistoryRoom::new(Arc::new(gridline_server::Gate(held.clone()))),
         ..Default::default()
     };
     let (engine, thread) = gridline_engine::start(registry.clone(), log, Arc::new(SystemClock), config)?;

@@ -272,7 +272,7 @@ impl<S: Store> Engine<S> {
                 // page this copy names: its own copy, since the engine's
                 // names newer pages as later batches are encoded.
                 let copy = self.view(caller, &Arc::new(Case::clone(c)));
-                Ok(Reply::Detail { case: copy, events: Vec::new() })
+                Ok(Reply::Detail { case: copy, events: Vec::new(), hold: Default::default() })
             }
             Command::Pull { worker, page } => {
                 allow(caller, &[Role::Worker, Role::Supervisor], "PULL")?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use gridline_caselog::{CaseLog, Encoded, LogError, Store, WriteBatch};
 use gridline_model::{
-    Actor, Caller, Case, CaseId, CaseView, Command, CompactString, Error, Event, EventKind, Reply,
+    Actor, Caller, Case, CaseId, CaseView, Command, CompactString, Error, Event, EventKind, Hold, Reply,
 };
 use gridline_registry::Registry;
 use gridline_routing::Router;
@@ -48,11 +48,12 @@ pub struct EngineConfig {
 }
 
 /// What the history thread asks of whoever makes `GET` replies (the
-/// server) before loading a history: whether there is room now, and how
-/// many `GET` replies it has made so far.
+/// server): whether there is room for another history now, and, once one
+/// is loaded, to count its bytes for as long as the reply holds the
+/// returned [`Hold`] (until it is made into its reply's bytes, or dropped).
 pub trait HistoryGate: Send + Sync {
     fn room(&self) -> bool;
-    fn gets_made(&self) -> u64;
+    fn hold(&self, bytes: usize) -> Hold;
 }
 
 /// The history thread's [`HistoryGate`], if any (see
@@ -531,31 +532,47 @@ pub(crate) struct History {
 /// The history thread: reads each `GET`'s events from the store, off the
 /// engine thread (a store read may wait for sled to apply what was synced).
 fn run_history<S: Store>(log: &CaseLog<S>, histories: Receiver<History>, room: &HistoryRoom) {
-    let pause = || std::thread::sleep(std::time::Duration::from_millis(1));
     for History { reply, case } in histories {
         // No room among the replies the server holds: wait until peers take
         // some (a look every millisecond, only ever while that is so).
         while room.0.as_ref().is_some_and(|g| !g.room()) && !reply.is_closed() {
-            pause();
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         // Its connection closed: nobody would read the history.
         if reply.is_closed() {
             continue;
         }
-        let made = room.0.as_ref().map(|g| g.gets_made());
-        if reply.send(history(log, case)).is_err() {
-            continue;
+        let mut r = history(log, case);
+        // Counted from now, wherever the reply waits (behind a writer its
+        // peer keeps from writing, say), until it is made or dropped.
+        if let (Some(g), Ok(Reply::Detail { events, hold, .. })) = (&room.0, &mut r) {
+            *hold = g.hold(weight(events));
         }
-        // One history loaded and not yet made into its reply at a time:
-        // its events are not counted until they are (up to a second, for a
-        // connection that closes with the history unread).
-        if let (Some(g), Some(made)) = (&room.0, made) {
-            let t0 = std::time::Instant::now();
-            while g.gets_made() == made && t0.elapsed() < std::time::Duration::from_secs(1) {
-                pause();
-            }
-        }
+        let _ = reply.send(r);
     }
+}
+
+/// About the bytes a history takes in memory: each event, and the texts it
+/// holds on the heap. (Its reply, once made, is counted by its length.)
+fn weight(events: &[Event]) -> usize {
+    let texts: usize = events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Accepted { intake, .. } => {
+                intake.text.len() + intake.location.address.as_ref().map_or(0, |a| a.len())
+            }
+            EventKind::Noted { text } => text.len(),
+            EventKind::Returned { reason }
+            | EventKind::Reopened { reason }
+            | EventKind::Waiting { reason } => reason.len(),
+            EventKind::Closed { result } => result.len(),
+            EventKind::Feedback { text, .. } => text.as_ref().map_or(0, |t| t.len()),
+            EventKind::ExtensionRequested { reason, .. } => reason.len(),
+            EventKind::Dispatched { reason, .. } => reason.len(),
+            _ => 0,
+        })
+        .sum();
+    texts + std::mem::size_of_val(events)
 }
 
 /// The case's events up to `case.last_seq` (later ones may be stored by
@@ -584,7 +601,7 @@ fn history<S: Store>(log: &CaseLog<S>, view: CaseView) -> Result<Reply, Error> {
             intake.phone = view.phone().map(Into::into);
         }
     }
-    Ok(Reply::Detail { case: view, events })
+    Ok(Reply::Detail { case: view, events, hold: Hold::default() })
 }
 
 impl<S: Store> Engine<S> {

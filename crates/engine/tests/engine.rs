@@ -192,7 +192,7 @@ fn roles_and_ownership_are_enforced() {
     // Phones are masked for the worker, not for the operator who took the call.
     // The history's first event shows the phone the same way.
     let phones = |reply: Reply| {
-        let Reply::Detail { case: seen, events } = reply else { panic!() };
+        let Reply::Detail { case: seen, events, .. } = reply else { panic!() };
         let EventKind::Accepted { intake, .. } = &events[0].kind else { panic!() };
         (seen.phone().map(String::from), intake.phone.as_ref().map(|p| p.to_string()))
     };
@@ -476,7 +476,7 @@ fn a_read_pipelined_behind_a_write_sees_its_events() {
     let no = format!("JD-{}-000001", ten_am().day_number(480));
     let g = engine.submit(op, Command::Get { case: CaseRef::parse(&no) }).unwrap();
     let Ok(Reply::Accepted { case, .. }) = a.blocking_recv().unwrap() else { panic!() };
-    let Ok(Reply::Detail { case: seen, events }) = g.blocking_recv().unwrap() else { panic!() };
+    let Ok(Reply::Detail { case: seen, events, .. }) = g.blocking_recv().unwrap() else { panic!() };
     assert_eq!(seen.case().id, case.case().id);
     assert_eq!(events.len() as u32, seen.case().last_seq, "every event of the case, stored or not yet");
 }
@@ -541,7 +541,7 @@ fn a_read_behind_a_write_that_fails_sees_the_history_without_it() {
     let claim = engine.submit(w.clone(), Command::Claim { case: CaseRef::parse(&case.no.0) }).unwrap();
     let get = engine.submit(w, Command::Get { case: CaseRef::parse(&case.no.0) }).unwrap();
     assert_eq!(claim.blocking_recv().unwrap().unwrap_err().code, ErrorCode::Unavailable);
-    let Ok(Reply::Detail { case: seen, events }) = get.blocking_recv().unwrap() else { panic!() };
+    let Ok(Reply::Detail { case: seen, events, .. }) = get.blocking_recv().unwrap() else { panic!() };
     assert_eq!((seen.case().status, seen.case().last_seq), (Status::Dispatched, case.last_seq));
     let seqs: Vec<u32> = events.iter().map(|e| e.seq).collect();
     assert_eq!(

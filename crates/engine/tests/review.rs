@@ -673,7 +673,7 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
     rig.clock.set(Timestamp(d.due_close.unwrap().0 + 1000));
     rig.tick();
     let r = rig.call(&sup(), Command::Get { case: id.clone() });
-    let Ok(Reply::Detail { case, events }) = r else { panic!("GET: {r:?}") };
+    let Ok(Reply::Detail { case, events, .. }) = r else { panic!("GET: {r:?}") };
     assert_eq!(events.len() as u32, case.case().last_seq, "the case ran ahead of its events");
     let replayed = Case::from_events(&events).unwrap().unwrap();
     assert_eq!(Case { stored_page: case.case().stored_page.clone(), ..replayed }, *case.case());

@@ -381,7 +381,7 @@ fn random_run(seed: u64) {
             rig.tick();
             let snap = snapshot(&rig);
             for id in &ids {
-                let Reply::Detail { case: got, events } =
+                let Reply::Detail { case: got, events, .. } =
                     rig.call(&sup(), Command::Get { case: CaseRef::Id(*id) }).unwrap()
                 else {
                     panic!()

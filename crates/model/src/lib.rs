@@ -27,5 +27,5 @@ pub use decision::{CategorySource, Decision};
 pub use event::{Deadline, Event, EventKind};
 pub use ids::{CaseId, CaseNo};
 pub use lifecycle::TransitionError;
-pub use reply::{CaseView, Error, ErrorCode, Reply, Row};
+pub use reply::{CaseView, Error, ErrorCode, Hold, Reply, Row};
 pub use time::{DurationMs, Timestamp};

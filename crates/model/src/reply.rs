@@ -152,6 +152,38 @@ impl CaseView {
     }
 }
 
+/// Something a reply holds while it lives, and lets go when it is dropped
+/// (made into its reply's bytes, or dropped unread): a `GET`'s share of the
+/// server's bound on the replies it holds, taken when its history is
+/// loaded. Not part of what the reply says: clones hold nothing, and every
+/// two compare equal.
+#[derive(Default)]
+pub struct Hold(Option<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Hold {
+    pub fn new(held: impl std::any::Any + Send + Sync) -> Hold {
+        Hold(Some(Box::new(held)))
+    }
+}
+
+impl Clone for Hold {
+    fn clone(&self) -> Hold {
+        Hold(None)
+    }
+}
+
+impl PartialEq for Hold {
+    fn eq(&self, _: &Hold) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Hold(held)" } else { "Hold(none)" })
+    }
+}
+
 /// A successful reply.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
@@ -163,8 +195,9 @@ pub enum Reply {
     Routed(Decision),
     /// A write that changed a case: the case as it is now.
     Case(CaseView),
-    /// `GET`: the case and its events.
-    Detail { case: CaseView, events: Vec<Event> },
+    /// `GET`: the case and its events, and what the reply holds while it
+    /// lives (the server's count of the history's bytes: see [`Hold`]).
+    Detail { case: CaseView, events: Vec<Event>, hold: Hold },
     /// `PULL`, `OVERDUE`: a page of cases; `next` is the cursor for the next page.
     Cases { cases: Vec<CaseView>, next: Option<String> },
     /// `AUDIT`: table rows.

@@ -62,7 +62,7 @@ pub fn write_reply(out: &mut String, reply: &Reply, ctx: &FormatCtx) {
             write_case(&mut l, case);
             l.end();
         }
-        Reply::Detail { case, events } => {
+        Reply::Detail { case, events, .. } => {
             let mut l = Line::start(out, "OK", ctx);
             l.display("count", events.len());
             write_case(&mut l, case);

@@ -279,7 +279,7 @@ fn detail() {
         evs.push(ev(4 + i as u32, "2026-11-30T08:00", who, k));
     }
     let case = case_of(&evs);
-    let out = render(&Reply::Detail { case: shown(case), events: evs.clone() });
+    let out = render(&Reply::Detail { case: shown(case), events: evs.clone(), hold: Default::default() });
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1 + evs.len());
     assert!(lines[0].starts_with("OK count=15 case=01938a2b-3c4d-7e5f-8a6b-7c8d9e0f1a2b no=JD-20261124-000123 status=accepted category=heating priority=urgent township=鸡东镇 received="), "{}", lines[0]);
@@ -407,7 +407,7 @@ fn replies_read_back() {
         Reply::Accepted { case: shown(case.clone()), decision: decision(), duplicate: true },
         Reply::Routed(decision()),
         Reply::Case(shown(case.clone())),
-        Reply::Detail { case: shown(case.clone()), events: evs.clone() },
+        Reply::Detail { case: shown(case.clone()), events: evs.clone(), hold: Default::default() },
         Reply::Cases { cases: vec![shown(case.clone())], next: None },
         gridline_protocol::help_reply(),
     ];

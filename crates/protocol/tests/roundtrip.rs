@@ -292,7 +292,7 @@ proptest! {
         };
         let case = Case::from_first(&first).unwrap();
         let mut out = String::new();
-        write_reply(&mut out, &Reply::Detail { case: CaseView::new(std::sync::Arc::new(case), true), events: vec![first] }, &CTX);
+        write_reply(&mut out, &Reply::Detail { case: CaseView::new(std::sync::Arc::new(case), true), events: vec![first], hold: Default::default() }, &CTX);
         let lines: Vec<ReplyLine> = out.lines().map(|l| parse_reply_line(l).unwrap()).collect();
         prop_assert_eq!(lines.len(), 2);
         let ReplyLine::Ok(f) = &lines[0] else { return Err(TestCaseError::fail("not OK")) };

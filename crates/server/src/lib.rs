@@ -12,4 +12,4 @@ pub mod auth;
 mod codec;
 mod server;
 
-pub use server::{run, HeldReplies, ServerConfig};
+pub use server::{run, Gate, HeldReplies, ServerConfig};

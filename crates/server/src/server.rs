@@ -78,17 +78,33 @@ pub struct HeldReplies {
     bytes: AtomicUsize,
     max: usize,
     freed: Notify,
-    /// `GET` replies made so far: the history thread loads the next
-    /// history once the one before is made (and counted in `bytes`).
-    gets_made: AtomicU64,
 }
 
-impl gridline_engine::HistoryGate for HeldReplies {
-    fn room(&self) -> bool {
-        HeldReplies::room(self)
+/// A history's bytes, counted from the moment it is loaded until the reply
+/// holding this is made into its bytes (counted then by a [`HeldPart`]) or
+/// dropped: a history waiting behind a writer its peer keeps from writing
+/// is counted too.
+struct HistoryHeld {
+    all: Arc<HeldReplies>,
+    n: usize,
+}
+
+impl Drop for HistoryHeld {
+    fn drop(&mut self) {
+        self.all.sub(self.n);
     }
-    fn gets_made(&self) -> u64 {
-        self.gets_made.load(Ordering::Acquire)
+}
+
+/// The engine's history thread asks this one before it loads a history.
+pub struct Gate(pub Arc<HeldReplies>);
+
+impl gridline_engine::HistoryGate for Gate {
+    fn room(&self) -> bool {
+        self.0.room()
+    }
+    fn hold(&self, bytes: usize) -> gridline_model::Hold {
+        self.0.add(bytes);
+        gridline_model::Hold::new(HistoryHeld { all: self.0.clone(), n: bytes })
     }
 }
 
@@ -115,12 +131,7 @@ impl Drop for HeldPart<'_> {
 
 impl HeldReplies {
     pub fn new(max: usize) -> Arc<HeldReplies> {
-        Arc::new(HeldReplies {
-            bytes: AtomicUsize::new(0),
-            max,
-            freed: Notify::new(),
-            gets_made: AtomicU64::new(0),
-        })
+        Arc::new(HeldReplies { bytes: AtomicUsize::new(0), max, freed: Notify::new() })
     }
 
     /// Whether another read may be taken, or another history loaded.
@@ -494,17 +505,8 @@ impl Budget {
     /// reply). Only the connection's reader takes, so a fit cannot be lost
     /// to a race.
     fn try_take(&self, charge: usize, kind: ReplyKind) -> bool {
-        let held = self.held.load(Ordering::Acquire);
-        // A `GET` waits until every reply before it has gone (so its events,
-        // once loaded, are made into its reply at once, and counted), and
-        // any read until the server's held replies leave room.
-        if kind == ReplyKind::Get && (self.gets.load(Ordering::Acquire) > 0 || held > 0) {
-            return false;
-        }
-        if kind != ReplyKind::Other && !self.all.room() {
-            return false;
-        }
-        let fits = held == 0 || held.saturating_add(charge) <= self.limit.load(Ordering::Acquire);
+        // Any read waits until the server's held replies leave room.
+        let fits = self.fits_here(charge, kind) && (kind == ReplyKind::Other || self.all.room());
         if fits {
             self.held.fetch_add(charge, Ordering::AcqRel);
             if kind == ReplyKind::Get {
@@ -512,6 +514,16 @@ impl Budget {
             }
         }
         fits
+    }
+
+    /// Whether `charge` fits in this connection's own budget (a `GET` only
+    /// when no other is waiting for its reply), whatever the server holds.
+    fn fits_here(&self, charge: usize, kind: ReplyKind) -> bool {
+        if kind == ReplyKind::Get && self.gets.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        let held = self.held.load(Ordering::Acquire);
+        held == 0 || held.saturating_add(charge) <= self.limit.load(Ordering::Acquire)
     }
 
     /// The writer made a `GET`'s reply: the next may be read. (Its bytes
@@ -524,7 +536,10 @@ impl Budget {
     /// Waits until `charge` more fits, then takes it: `true`. `false` once
     /// `patience()` passes with no reply bytes given back: the peer takes
     /// nothing. Bytes are given back as the socket takes each piece of a
-    /// reply, so a peer that reads a long reply slowly is waited for.
+    /// reply, so a peer that reads a long reply slowly is waited for. A
+    /// connection whose own budget has room waits for the server's without
+    /// that limit: it is not the one leaving replies untaken, so it is not
+    /// closed for it (shutdown and the writer's end still end the wait).
     async fn take(&self, charge: usize, kind: ReplyKind, patience: impl Fn() -> Duration) -> bool {
         loop {
             // Made before the look, so that nothing freed after it is missed.
@@ -538,7 +553,11 @@ impl Budget {
                     _ = all_freed => {}
                 }
             };
-            if tokio::time::timeout(patience(), either).await.is_err() {
+            // (Authenticated: before, the AUTH deadline bounds every wait.)
+            let authenticated = self.limit.load(Ordering::Acquire) == self.max;
+            if authenticated && self.fits_here(charge, kind) {
+                either.await;
+            } else if tokio::time::timeout(patience(), either).await.is_err() {
                 return false;
             }
         }
@@ -1271,9 +1290,6 @@ async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Slot>, c: Writ
         // also when the writer is aborted, or the count would only grow.
         let all = HeldPart::new(&c.budget.all, out.len());
         if kind == ReplyKind::Get {
-            c.budget.all.gets_made.fetch_add(1, Ordering::AcqRel);
-        }
-        if kind == ReplyKind::Get {
             c.budget.got();
         }
         c.budget.give_back(charge);
@@ -1462,10 +1478,8 @@ mod tests {
     }
 
     /// A `GET` is read only once the connection's previous one has its
-    /// reply made, and every reply before it has gone: however much room
-    /// the budget has, two histories are never loaded for one connection at
-    /// once, and a history is never loaded to wait behind another reply.
-    /// Other requests go on.
+    /// reply made: however much room the budget has, two histories are
+    /// never loaded for one connection at once. Other requests go on.
     #[tokio::test(start_paused = true)]
     async fn a_get_waits_for_the_previous_gets_reply_and_nothing_else_does() {
         let budget = Arc::new(Budget::new(4 << 20, HeldReplies::new(usize::MAX)));
@@ -1488,18 +1502,13 @@ mod tests {
         let said = given_back.clone();
         let peer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            freed.give_back(7 << 20);
-            // And the PULL's reply, read after the first GET: a GET waits
-            // for every reply before it to be gone, so that its events,
-            // once loaded, are made into its reply at once.
-            tokio::time::sleep(Duration::from_millis(100)).await;
             said.store(true, Ordering::Release);
-            freed.give_back(128 * 1024);
+            freed.give_back(7 << 20);
         });
         assert!(budget.take(128 * 1024, ReplyKind::Get, || Duration::from_secs(5)).await);
         assert!(
             made.is_finished() && given_back.load(Ordering::Acquire),
-            "the second GET went ahead before the replies before it were made and taken"
+            "the second GET went ahead before the first's reply was made and its bytes taken"
         );
         assert_eq!(budget.gets.load(Ordering::Acquire), 1);
         made.await.unwrap();

@@ -82,7 +82,7 @@ impl Rig {
     pub fn get(&self, no: &str) -> (Case, Vec<gridline_model::Event>) {
         match self.call(&caller(Role::Supervisor, "sup"), Command::Get { case: CaseRef::parse(no) }).unwrap()
         {
-            Reply::Detail { case, events } => (case.case().clone(), events),
+            Reply::Detail { case, events, .. } => (case.case().clone(), events),
             r => panic!("unexpected {r:?}"),
         }
     }
