@@ -333,6 +333,17 @@ fn rss_kib(pid: i32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// How much the server `pid` grew beyond `before` (KiB of RSS) at most, in
+/// MiB, over `samples` looks `every` apart.
+async fn peak_growth_mib(pid: i32, before: u64, samples: usize, every: Duration) -> u64 {
+    let mut most = before;
+    for _ in 0..samples {
+        tokio::time::sleep(every).await;
+        most = most.max(rss_kib(pid));
+    }
+    most.saturating_sub(before) / 1024
+}
+
 /// A case with `notes` notes of `note`: its `GET` reply is about
 /// `notes * note.len()` bytes.
 async fn a_long_case(srv: &Server, notes: usize, note: &str) -> String {
@@ -362,12 +373,8 @@ async fn unread_gets(srv: &Server, no: &str, gets: usize) -> (Client, u64) {
         sup.send(&format!("GET case={no}")).await.unwrap();
     }
     sup.flush().await.unwrap();
-    let mut most = before;
-    for _ in 0..25 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        most = most.max(rss_kib(srv.pid()));
-    }
-    (sup, most.saturating_sub(before) / 1024)
+    let grew_mib = peak_growth_mib(srv.pid(), before, 25, Duration::from_millis(200)).await;
+    (sup, grew_mib)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,12 +426,7 @@ async fn replies_the_server_makes_itself_count_against_the_byte_budget() {
         Server::start(&dir.path().join("data"), &["--reply-bytes-max", "65536", "--inflight-max", "65536"]);
     let before = rss_kib(srv.pid());
     let stuck = stuff_without_reading(&srv.addr).await;
-    let mut most = before;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        most = most.max(rss_kib(srv.pid()));
-    }
-    let grew_mib = (most.saturating_sub(before)) / 1024;
+    let grew_mib = peak_growth_mib(srv.pid(), before, 10, Duration::from_millis(100)).await;
     assert!(grew_mib < 48, "the server grew by {grew_mib} MiB holding one client's unread HELP replies");
     drop(stuck);
 }
@@ -502,12 +504,7 @@ async fn connections_not_authenticated_hold_a_small_reply_budget() {
     for s in stuffers {
         stuck.push(s.await.unwrap());
     }
-    let mut most = before;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        most = most.max(rss_kib(srv.pid()));
-    }
-    let grew_mib = (most.saturating_sub(before)) / 1024;
+    let grew_mib = peak_growth_mib(srv.pid(), before, 10, Duration::from_millis(100)).await;
     // At the authenticated budget (4 MiB) these would hold about 200 MiB.
     assert!(grew_mib < 40, "the server grew by {grew_mib} MiB holding 48 strangers' unread HELP replies");
     // Still served: one that reads gets every reply, and may AUTH.
@@ -566,12 +563,7 @@ async fn the_replies_all_connections_hold_unread_are_bounded() {
         c.flush().await.unwrap();
         stuck.push(c);
     }
-    let mut most = before;
-    for _ in 0..25 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        most = most.max(rss_kib(srv.pid()));
-    }
-    let grew_mib = most.saturating_sub(before) / 1024;
+    let grew_mib = peak_growth_mib(srv.pid(), before, 25, Duration::from_millis(200)).await;
     // A history each would be about 190 MB of replies alone (a build
     // without the bound grew by 210 MiB with 30 of them; this one by 65,
     // the 16 MiB held, the history being loaded and what both leave in
