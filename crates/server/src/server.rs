@@ -459,6 +459,8 @@ struct Budget {
     /// and HELPs, unread, cannot make the server hold megabytes for each
     /// of a thousand connections).
     limit: AtomicUsize,
+    /// Whether the connection is authenticated now (see `take`).
+    authenticated: std::sync::atomic::AtomicBool,
     /// The largest reply to a read so far.
     largest_read: AtomicUsize,
     /// `GET`s read whose reply the writer has not made yet: 0 or 1.
@@ -483,6 +485,7 @@ impl Budget {
             held: AtomicUsize::new(0),
             max,
             limit: AtomicUsize::new(max.min(UNAUTHENTICATED_REPLY_BYTES)),
+            authenticated: std::sync::atomic::AtomicBool::new(false),
             largest_read: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
             freed: Notify::new(),
@@ -493,6 +496,7 @@ impl Budget {
     fn authenticated(&self, yes: bool) {
         let limit = if yes { self.max } else { self.max.min(UNAUTHENTICATED_REPLY_BYTES) };
         self.limit.store(limit, Ordering::Release);
+        self.authenticated.store(yes, Ordering::Release);
         self.freed.notify_one();
     }
 
@@ -554,8 +558,7 @@ impl Budget {
                 }
             };
             // (Authenticated: before, the AUTH deadline bounds every wait.)
-            let authenticated = self.limit.load(Ordering::Acquire) == self.max;
-            if authenticated && self.fits_here(charge, kind) {
+            if self.authenticated.load(Ordering::Acquire) && self.fits_here(charge, kind) {
                 either.await;
             } else if tokio::time::timeout(patience(), either).await.is_err() {
                 return false;
