@@ -761,10 +761,8 @@ async fn serve_connection(
                     _ = stop.clone().begun() => None,
                     _ = tx.closed() => None,
                 };
-                match turn {
-                    Some(t) => Some(t),
-                    None => break,
-                }
+                let Some(turn) = turn else { break };
+                Some(turn)
             }
             _ => None,
         };
