@@ -7,7 +7,7 @@ use std::sync::Arc;
 use gridline_caselog::Store;
 use gridline_model::reply::clip;
 use gridline_model::{
-    format_compact, Actor, AuditBy, Caller, Case, CaseId, CaseNo, CaseRef, CaseView, CategorySource, Command,
+    format_compact, Actor, Caller, Case, CaseId, CaseNo, CaseRef, CaseView, CategorySource, Command,
     CompactString, Deadline, Decision, DurationMs, Error, EventKind, Intake, Page, Reply, Role, Status,
     Timestamp,
 };
@@ -309,37 +309,44 @@ impl<S: Store> Engine<S> {
                         && grid.as_deref().is_none_or(|g| c.grid() == Some(g))
                 })
             }
-            Command::Audit { by, from, to } => {
-                allow(caller, &[Role::Supervisor], "AUDIT")?;
-                let off = self.registry.county.utc_offset_min;
-                let parse = |name: &str, v: &Option<String>| -> Result<Option<Timestamp>, Error> {
-                    v.as_deref()
-                        .map(|s| {
-                            Timestamp::parse(s, off).map_err(|e| Error::bad_request(format!("{name}: {e}")))
-                        })
-                        .transpose()
-                };
-                let (from, to) = (parse("from", from)?, parse("to", to)?);
-                if gridline_audit::window_is_empty(from, to) {
-                    return Err(Error::bad_request(
-                        "to: must be later than from (the window is from= inclusive to to= exclusive)",
-                    ));
-                }
-                Ok(Reply::Rows(self.audit(*by, from, to)))
-            }
+            // The engine thread runs an `AUDIT` through `audit_run` and
+            // leaves the fold to the audit thread; this is for callers that
+            // want the rows at once.
+            Command::Audit { .. } => Ok(Reply::Rows(self.audit_run(caller, cmd)?.fold())),
             other => Err(Error::internal(format!("{} is not an engine read", other.verb()))),
         }
     }
 
-    fn audit(&self, by: AuditBy, from: Option<Timestamp>, to: Option<Timestamp>) -> Vec<gridline_model::Row> {
-        let query = gridline_audit::Query {
-            by,
-            from,
-            to,
-            now: self.now(),
-            utc_offset_min: self.registry.county.utc_offset_min,
+    /// Checks an `AUDIT` and takes what its fold needs: a reference to every
+    /// case as it is now (the engine replaces a case it changes rather than
+    /// change one a reference is held to), and the time it is judged at.
+    pub(crate) fn audit_run(&self, caller: &Caller, cmd: &Command) -> Result<AuditRun, Error> {
+        self.refuse_revoked(caller)?;
+        let Command::Audit { by, from, to } = cmd else {
+            return Err(Error::internal(format!("{} is not an AUDIT", cmd.verb())));
         };
-        gridline_audit::audit(self.state.cases.values().map(|c| &**c), &query)
+        allow(caller, &[Role::Supervisor], "AUDIT")?;
+        let off = self.registry.county.utc_offset_min;
+        let parse = |name: &str, v: &Option<String>| -> Result<Option<Timestamp>, Error> {
+            v.as_deref()
+                .map(|s| Timestamp::parse(s, off).map_err(|e| Error::bad_request(format!("{name}: {e}"))))
+                .transpose()
+        };
+        let (from, to) = (parse("from", from)?, parse("to", to)?);
+        if gridline_audit::window_is_empty(from, to) {
+            return Err(Error::bad_request(
+                "to: must be later than from (the window is from= inclusive to to= exclusive)",
+            ));
+        }
+        let query = gridline_audit::Query { by: *by, from, to, now: self.now(), utc_offset_min: off };
+        let t0 = std::time::Instant::now();
+        let cases: Vec<Arc<Case>> = self.state.cases.values().cloned().collect();
+        tracing::debug!(
+            cases = cases.len(),
+            us = t0.elapsed().as_micros() as u64,
+            "an audit's snapshot taken"
+        );
+        Ok(AuditRun { cases, query })
     }
 
     /// A page of cases from an ordered index, those before `below` (all
@@ -722,4 +729,17 @@ fn parse_cursor(s: &str) -> Result<DueKey, Error> {
         || Error::bad_request(format!("after: `{}` is not a cursor from a previous reply's next=", clip(s)));
     let (t, id) = s.split_once('.').ok_or_else(bad)?;
     Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
+}
+
+/// An `AUDIT` ready to fold: the cases as of the batch it was in.
+pub(crate) struct AuditRun {
+    cases: Vec<Arc<Case>>,
+    query: gridline_audit::Query,
+}
+
+impl AuditRun {
+    /// The audit's rows.
+    pub(crate) fn fold(&self) -> Vec<gridline_model::Row> {
+        gridline_audit::audit(self.cases.iter().map(|c| &**c), &self.query)
+    }
 }

@@ -403,3 +403,64 @@ fn random_runs() {
         random_run(seed);
     }
 }
+
+fn county(rx: gridline_engine::ReplyRx) -> Vec<gridline_model::Row> {
+    match rx.blocking_recv().unwrap().unwrap() {
+        Reply::Rows(rows) => rows,
+        other => panic!("not rows: {other:?}"),
+    }
+}
+
+/// An `AUDIT` is folded off the engine thread from a snapshot its batch
+/// took: it sees the writes before it in the same batch, and when the batch
+/// fails it is taken again from the rolled-back state.
+#[test]
+fn audit_sees_its_batch_and_is_taken_again_when_the_batch_fails() {
+    let rig = Rig::new();
+    let op = caller(Role::Operator, "op");
+    let cases = eight_cases_in_several_states(&rig);
+    let grid = cases[0].grid().unwrap().to_string();
+    let audit = || Command::Audit { by: AuditBy::County, from: None, to: None };
+    let received = |rows: &[gridline_model::Row]| {
+        rows[0].iter().find(|(k, _)| k == "received").map(|(_, v)| v.clone()).unwrap()
+    };
+    let before = county(rig.engine.as_ref().unwrap().submit(sup(), audit()).unwrap());
+    assert_eq!(received(&before), "8");
+
+    // Held behind one sync, an ACCEPT and an AUDIT meet in one batch.
+    let gate = Gate::new();
+    rig.store.set_faults(Faults { hold_sync: Some(gate.clone()), ..Default::default() });
+    let engine = rig.engine.as_ref().unwrap();
+    let first = engine.submit(op.clone(), Command::Accept(intake(&grid, "one", "a1"))).unwrap();
+    wait_until("first sync held", || gate.waiting() == 1);
+    let second = engine.submit(op.clone(), Command::Accept(intake(&grid, "two", "a2"))).unwrap();
+    let seen = engine.submit(sup(), audit()).unwrap();
+    wait_until("both taken", || engine.queued() == 0);
+    gate.open();
+    assert!(first.blocking_recv().unwrap().is_ok());
+    assert!(second.blocking_recv().unwrap().is_ok());
+    let rows = county(seen);
+    assert_eq!(received(&rows), "10");
+
+    // The same, with the second batch's sync failing: the AUDIT is answered
+    // from the state without its ACCEPT.
+    let gate = Gate::new();
+    rig.store.set_faults(Faults { hold_sync: Some(gate.clone()), ..Default::default() });
+    let first = engine.submit(op.clone(), Command::Accept(intake(&grid, "three", "a3"))).unwrap();
+    wait_until("first sync held again", || gate.waiting() == 1);
+    let failed = engine.submit(op.clone(), Command::Accept(intake(&grid, "four", "a4"))).unwrap();
+    let seen = engine.submit(sup(), audit()).unwrap();
+    // Taken into a batch: the failure below reaches it whenever it comes.
+    wait_until("both taken", || engine.queued() == 0);
+    rig.store.set_faults(Faults {
+        fail_sync_in: Some(1),
+        hold_sync: Some(gate.clone()),
+        ..Default::default()
+    });
+    gate.open();
+    assert_eq!(first.blocking_recv().unwrap().unwrap_err().code, ErrorCode::Unavailable);
+    assert_eq!(failed.blocking_recv().unwrap().unwrap_err().code, ErrorCode::Unavailable);
+    let rows = county(seen);
+    assert_eq!(received(&rows), "10");
+    rig.store.set_faults(Faults::default());
+}
