@@ -272,6 +272,13 @@ fn simulate_plays_a_day_against_the_server() {
     assert!(out.contains("closings"), "{out}");
     assert!(out.contains("audit:") && out.contains("response_pct="), "{out}");
     assert!(!out.contains("errors:"), "{out}");
+    // What the day wrote (its notes carry request ids: records and events
+    // of log format 5) reads back whole.
+    let mut srv = srv;
+    assert!(srv.terminate().success());
+    let (code, out, err) = run(&["verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("300 cases"), "{out}");
 }
 
 /// A full disk that also holds the server's log output (`serve 2>>log`)

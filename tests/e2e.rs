@@ -119,6 +119,35 @@ async fn the_same_req_returns_the_same_case() {
     assert_ne!(a.get("case"), c.get("case"));
 }
 
+/// A worker's NOTE retried with its `req=` after the reply was lost (here:
+/// after a `kill -9` of the server) is stored once; GET shows its id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_note_is_stored_once_even_across_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = Server::start(&data, &[]);
+    let mut op = srv.client("operator").await;
+    let f = accept(&mut op, "").await;
+    let (no, w) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
+    let note = format!("NOTE case={no} text=\"阀门已关，等配件\" req=app-7f3a");
+    let mut wk = srv.worker(&w).await;
+    ok(wk.call(&note).await.unwrap());
+    ok(wk.call(&note).await.unwrap());
+    srv.kill9();
+    let srv = Server::start(&data, &[]);
+    let mut wk = srv.worker(&w).await;
+    ok(wk.call(&note).await.unwrap());
+    let other = format!("NOTE case={no} text=\"另一件事\" req=app-7f3a");
+    let refused = wk.call(&other).await.unwrap();
+    assert_eq!(refused.err_code(), Some("conflict"), "{refused:?}");
+    let mut op = srv.client("operator").await;
+    let (_, events) = ok(op.call(&format!("GET case={no}")).await.unwrap());
+    let noted: Vec<_> = events.iter().filter(|(_, e)| e.get("kind") == Some("noted")).collect();
+    assert_eq!(noted.len(), 1, "{events:?}");
+    assert_eq!(noted[0].1.get("req"), Some("app-7f3a"));
+    assert_eq!(noted[0].1.get("text"), Some("阀门已关，等配件"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_role_is_refused_what_it_may_not_do() {
     let dir = tempfile::tempdir().unwrap();

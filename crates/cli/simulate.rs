@@ -632,10 +632,10 @@ async fn simulate(
                 } else if roll >= 94 {
                     s.push(("CLAIM", format!("CLAIM case={no}")));
                     outcomes[i % conns].push((no.clone(), Step::InHand, s.len() - 1));
-                    s.push(("NOTE", format!("NOTE case={no} text=\"配件未到，明天继续\"")));
+                    s.push(("NOTE", format!("NOTE case={no} req={no}-{round} text=\"配件未到，明天继续\"")));
                 } else {
                     s.push(("CLAIM", format!("CLAIM case={no}")));
-                    s.push(("NOTE", format!("NOTE case={no} text=\"已到现场，正在处理\"")));
+                    s.push(("NOTE", format!("NOTE case={no} req={no}-{round} text=\"已到现场，正在处理\"")));
                     s.push(("CLOSE", format!("CLOSE case={no} result=\"已处理完毕\"")));
                     outcomes[i % conns].push((no, Step::Closed, s.len() - 1));
                 }

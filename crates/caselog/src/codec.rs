@@ -7,7 +7,7 @@
 //! | `m` `format` | envelope(`Meta`) |
 //! | `m` `wal` | the last write-ahead record sled applied (u64 big-endian; `store::APPLIED_KEY`) |
 //! | `m` `wal.1` | empty: the write-ahead log has both its files (`store::TWO_FILES_KEY`) |
-//! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`CaseAt`: the page of the case's newest events, then the `Case`), or since format 4 envelope(`CaseAtResponder`: the same, then the `Assignment` its response is charged to); format 1 wrote envelope(`Case`), still read, with no page |
+//! | `c` case id (16 bytes, UUID v7 so time-ordered) | envelope(`CaseAt`: the page of the case's newest events, then the `Case`), or since format 4 envelope(`CaseAtResponder`: the same, then the `Assignment` its response is charged to), or since format 5 envelope(`CaseAtNotes`: the page, the `Case`, its responder, whether that is unknown, then the request ids of its latest notes); format 1 wrote envelope(`Case`), still read, with no page |
 //! | `p` page number (8, big-endian) | envelope(`[Run]`): the events of one batch, a run for each case, each naming the page of the case's run before it; stored packed (LZ4) since format 3 |
 //! | `e` case id (16) seq (4, big-endian) | format 1 only, still read: envelope(`[Event]`), a run of the case's consecutive events, the first of which has sequence `seq` |
 //!
@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use gridline_model::{Assignment, Case, CaseId, Event};
+use gridline_model::{Assignment, Case, CaseId, Event, NoteReq};
 
 use crate::store::KeyValue;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -27,10 +27,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub const FORMAT_VERSION: u8 = 1;
 /// The log's format, in its format record: 2 keeps events in pages, 3
 /// stores those pages packed ([`pack_page`]), 4 may hold case records of
-/// kind [`Kind::CaseAtResponder`]. This build reads 1 to 4 and writes 4
-/// (it marks an older log as 4 when it opens it to write, so an older
-/// build refuses the log it cannot read).
-pub const LOG_FORMAT: u8 = 4;
+/// kind [`Kind::CaseAtResponder`], 5 case records of kind
+/// [`Kind::CaseAtNotes`] and events of kind `NotedReq`. This build reads 1
+/// to 5 and writes 5 (it marks an older log as 5 when it opens it to write,
+/// so an older build refuses the log it cannot read).
+pub const LOG_FORMAT: u8 = 5;
 /// The first format whose pages sled stores packed: a log marked older
 /// holds plain pages only, as the build that wrote it reads them.
 pub const PACKED_PAGES_FORMAT: u8 = 3;
@@ -70,6 +71,11 @@ pub enum Kind {
     /// `CaseAt` record of a judged case was written before (see
     /// `Case::responder_unknown`).
     CaseAtResponder = 8,
+    /// Since format 5: a case record of a case that remembers notes' request
+    /// ids (`Case::note_reqs`): the page, the case, its responder (as in
+    /// `CaseAtResponder`), whether that is unknown (`Case::responder_unknown`,
+    /// which the kind alone says in the other records), then the ids.
+    CaseAtNotes = 9,
 }
 
 /// One case's consecutive events in a page, as read. `prev` is the page
@@ -277,7 +283,10 @@ fn keeps_responder(c: &Case) -> bool {
 /// its response is judged, the responder's assignment if the case moved on:
 /// [`Kind::CaseAtResponder`]).
 pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
-    if keeps_responder(c) {
+    if let Some(notes) = c.note_reqs.as_deref() {
+        let page = c.stored_page.get();
+        encode(Kind::CaseAtNotes, &(page, c, c.responder.as_deref(), c.responder_unknown, notes))
+    } else if keeps_responder(c) {
         encode(Kind::CaseAtResponder, &(c.stored_page.get(), c, c.responder.as_deref()))
     } else {
         encode(Kind::CaseAt, &(c.stored_page.get(), c))
@@ -287,6 +296,20 @@ pub fn encode_case(c: &Case) -> Result<Vec<u8>, CodecError> {
 /// A case record of any format (a format-1 record has no page: 0).
 pub fn decode_case(bytes: &[u8]) -> Result<Case, CodecError> {
     let mut case = match bytes.get(1) {
+        Some(k) if *k == Kind::CaseAtNotes as u8 => {
+            let (page, mut case, responder, unknown, notes): (
+                u64,
+                Case,
+                Option<Assignment>,
+                bool,
+                Vec<NoteReq>,
+            ) = decode(Kind::CaseAtNotes, bytes)?;
+            case.stored_page.set(page);
+            case.responder = responder.map(Box::new);
+            case.responder_unknown = unknown;
+            case.note_reqs = Some(Box::new(notes));
+            return Ok(case);
+        }
         Some(k) if *k == Kind::CaseAtResponder as u8 => {
             let (page, mut case, responder): (u64, Case, Option<Assignment>) =
                 decode(Kind::CaseAtResponder, bytes)?;
@@ -497,9 +520,10 @@ pub fn check_fits(case: &Case, event: &Event) -> Result<(), CodecError> {
     // A record also has its page (up to 10 bytes) and the responder's
     // assignment, if any; a page of one event also has the run's case,
     // page before and lengths.
-    let responder = match keeps_responder(case) {
-        true => size(&case.responder.as_deref())?,
-        false => 0,
+    let responder = match (keeps_responder(case), case.note_reqs.as_deref()) {
+        (_, Some(notes)) => size(&case.responder.as_deref())? + 1 + size(&notes)?,
+        (true, None) => size(&case.responder.as_deref())?,
+        (false, None) => 0,
     };
     for size in [size(case)? + responder + 10 + HEADER_BYTES, size(event)? + RUN_OVERHEAD + PAGE_OVERHEAD] {
         if size > VALUE_MAX_BYTES {
@@ -821,6 +845,59 @@ pub(crate) mod tests {
             decode_case(&old).unwrap(),
             Case { stored_page: gridline_model::StoredPage::new(0), ..case }
         );
+    }
+
+    #[test]
+    fn a_case_that_remembers_notes_keeps_them_and_what_it_knows_of_its_responder() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        let mut case = Case::from_first(&accepted(id)).unwrap();
+        case.stored_page.set(42);
+        case.note_reqs = Some(Box::new(vec![NoteReq {
+            actor: gridline_model::Actor { role: gridline_model::Role::Worker, name: "W00003".into() },
+            req: "n-1".into(),
+            text_hash: NoteReq::hash_text("到现场"),
+        }]));
+        // Judged under a record from before responders were kept, and
+        // judged with its responder known and kept.
+        case.responded_on_time = Some(true);
+        for (unknown, responder) in [(true, None), (false, None), (false, case.assignment.clone())] {
+            let case =
+                Case { responder_unknown: unknown, responder: responder.map(Box::new), ..case.clone() };
+            let bytes = encode_case(&case).unwrap();
+            assert_eq!(bytes[1], Kind::CaseAtNotes as u8);
+            assert_eq!(decode_case(&bytes).unwrap(), case);
+        }
+    }
+
+    #[test]
+    fn a_case_s_remembered_notes_count_towards_its_record_s_size() {
+        let id = CaseId::new_at(gridline_model::Timestamp(1));
+        let first = |text: String| {
+            let mut e = accepted(id);
+            if let gridline_model::EventKind::Accepted { intake, .. } = &mut e.kind {
+                intake.text = text.into();
+            }
+            e
+        };
+        // The longest text whose case record fits.
+        let mut len = VALUE_MAX_BYTES;
+        let (case, event) = loop {
+            let e = first("x".repeat(len));
+            let c = Case::from_first(&e).unwrap();
+            if check_fits(&c, &e).is_ok() {
+                break (c, e);
+            }
+            len -= 1;
+        };
+        let mut noted = case.clone();
+        noted.note_reqs = Some(Box::new(vec![NoteReq {
+            actor: gridline_model::Actor { role: gridline_model::Role::Worker, name: "W00003".into() },
+            req: "r".into(),
+            text_hash: 0,
+        }]));
+        assert!(matches!(check_fits(&noted, &event), Err(CodecError::TooLarge(_))));
+        noted.note_reqs = None;
+        assert_eq!(check_fits(&noted, &event), Ok(()));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use gridline_caselog::Store;
 use gridline_model::reply::clip;
 use gridline_model::{
     format_compact, Actor, Caller, Case, CaseId, CaseNo, CaseRef, CaseView, CategorySource, Command,
-    CompactString, Deadline, Decision, DurationMs, Error, EventKind, Intake, Page, Reply, Role, Status,
-    Timestamp,
+    CompactString, Deadline, Decision, DurationMs, Error, EventKind, Intake, NoteReq, Page, Reply, Role,
+    Status, Timestamp,
 };
 use gridline_registry::{Handling, WorkerIdx, WorkerKind};
 use gridline_routing::{RouteRequest, Routed};
@@ -108,16 +108,37 @@ impl<S: Store> Engine<S> {
                 self.emit(batch, id, actor(caller), EventKind::Claimed)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
-            Command::Note { case, text } => {
+            Command::Note { case, text, req } => {
                 let id = self.own_case(caller, case, "NOTE")?;
                 let c = &self.state.cases[&id];
+                if let Some(r) = req {
+                    if let Some(kept) = c.note_req(&actor(caller), r) {
+                        // A retry is the same note; the same id for another
+                        // text is the client's mistake, and answering it as
+                        // stored would lose the new note without a word.
+                        if kept.text_hash != NoteReq::hash_text(text) {
+                            return Err(Error::conflict(format!(
+                                "req={} was already used for another note on case {}: \
+                                 a retry must send the same text, a new note needs a new req",
+                                clip(r),
+                                c.no
+                            )));
+                        }
+                        return Ok(Reply::Case(self.view_id(caller, &id)));
+                    }
+                }
                 if c.last_seq >= self.config.case_events_max {
                     return Err(Error::conflict(format!(
                         "case {} already has {} events; no more notes (GET lists them all)",
                         c.no, c.last_seq
                     )));
                 }
-                self.emit(batch, id, actor(caller), EventKind::Noted { text: text.as_str().into() })?;
+                let text = text.as_str().into();
+                let kind = match req {
+                    Some(r) => EventKind::NotedReq { text, req: r.as_str().into() },
+                    None => EventKind::Noted { text },
+                };
+                self.emit(batch, id, actor(caller), kind)?;
                 Ok(Reply::Case(self.view_id(caller, &id)))
             }
             Command::Close { case, result } => {

@@ -643,6 +643,7 @@ fn weight(events: &[Event]) -> usize {
                 intake.text.len() + intake.location.address.as_ref().map_or(0, |a| a.len())
             }
             EventKind::Noted { text } => text.len(),
+            EventKind::NotedReq { text, req } => text.len() + req.len(),
             EventKind::Returned { reason }
             | EventKind::Reopened { reason }
             | EventKind::Waiting { reason } => reason.len(),

@@ -218,7 +218,9 @@ fn roles_and_ownership_are_enforced() {
     let r = CaseRef::Id(case.id);
     rig.call(&mine, Command::Claim { case: r.clone() }).unwrap();
     rig.call(&mine, Command::Close { case: r.clone(), result: "修好了".into() }).unwrap();
-    for cmd in [Command::Claim { case: r.clone() }, Command::Note { case: r.clone(), text: "x".into() }] {
+    for cmd in
+        [Command::Claim { case: r.clone() }, Command::Note { case: r.clone(), text: "x".into(), req: None }]
+    {
         let e = rig.call(&mine, cmd).unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
         assert!(e.message.contains(" is closed"), "{}", e.message);
@@ -257,7 +259,7 @@ fn the_whole_loop_with_return_and_reopen() {
     assert_eq!(c.case().returned_by, vec![first.clone()]);
     let w = worker(&second);
     rig.call(&w, Command::Claim { case: r.clone() }).unwrap();
-    rig.call(&w, Command::Note { case: r.clone(), text: "到现场".into() }).unwrap();
+    rig.call(&w, Command::Note { case: r.clone(), text: "到现场".into(), req: None }).unwrap();
     rig.call(&w, Command::Close { case: r.clone(), result: "已清运".into() }).unwrap();
     rig.clock.advance(DurationMs::hours(1));
     let op = caller(Role::Operator, "operator");
@@ -492,7 +494,10 @@ fn long_notes_pipelined_on_one_case_do_not_fail_other_commands() {
     let note = "吵".repeat(4000);
     let notes: Vec<_> = (0..40)
         .map(|_| {
-            engine.submit(w.clone(), Command::Note { case: CaseRef::parse(&case.no.0), text: note.clone() })
+            engine.submit(
+                w.clone(),
+                Command::Note { case: CaseRef::parse(&case.no.0), text: note.clone(), req: None },
+            )
         })
         .collect::<Result<_, _>>()
         .unwrap();
@@ -821,7 +826,7 @@ fn after_a_revocation_no_request_of_the_token_is_carried_out() {
     let case = rig.accept_at_grid("撤销之前");
     let w = worker(case.worker().unwrap());
     let engine = rig.engine.as_ref().unwrap();
-    let note = |text: &str| Command::Note { case: CaseRef::Id(case.id), text: text.into() };
+    let note = |text: &str| Command::Note { case: CaseRef::Id(case.id), text: text.into(), req: None };
     let before = engine.submit(w.clone(), note("before")).unwrap();
     engine.revoke(&w.name).unwrap();
     let mut before = before;
@@ -921,4 +926,70 @@ fn a_command_judges_and_stamps_at_one_time() {
     );
     drop(engine);
     thread.join();
+}
+
+/// `NOTE ... req=`: a retry (the reply lost with its connection) is not
+/// stored twice, before or after a restart; the same id with another text
+/// is refused; a case remembers its latest `NOTE_REQS_KEPT` ids.
+#[test]
+fn a_retried_note_is_stored_once() {
+    use gridline_model::{EventKind, NOTE_REQS_KEPT};
+    let rig = Rig::new();
+    let case = rig.accept_at_grid("路灯不亮");
+    let w = worker(case.worker().unwrap());
+    let note = |text: &str, req: &str| Command::Note {
+        case: CaseRef::Id(case.id),
+        text: text.into(),
+        req: Some(req.into()),
+    };
+    let notes = |rig: &Rig| -> Vec<String> {
+        let (_, events) = rig.get(case.no.as_str());
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::NotedReq { text, req } => Some(format!("{req}:{text}")),
+                EventKind::Noted { text } => Some(text.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..3 {
+        let Reply::Case(c) = rig.call(&w, note("到现场", "n-1")).unwrap() else { panic!() };
+        assert_eq!(c.case().last_seq, 3, "accepted, dispatched, one note");
+    }
+    assert_eq!(notes(&rig), ["n-1:到现场"]);
+    let e = rig.call(&w, note("另一条", "n-1")).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
+    assert!(e.message.contains("req=n-1") && e.message.contains(case.no.as_str()), "{e:?}");
+    // Without req= every NOTE is a new one, as before.
+    rig.call(&w, Command::Note { case: CaseRef::Id(case.id), text: "到现场".into(), req: None }).unwrap();
+    rig.call(&w, Command::Note { case: CaseRef::Id(case.id), text: "到现场".into(), req: None }).unwrap();
+    assert_eq!(notes(&rig).len(), 3);
+
+    // Remembered across a restart: the case record keeps the ids.
+    let rig = rig.crash_and_restart();
+    rig.call(&w, note("到现场", "n-1")).unwrap();
+    assert_eq!(notes(&rig).len(), 3);
+    let (c, _) = rig.get(case.no.as_str());
+    assert_eq!(c.note_reqs.as_ref().map(|n| n.len()), Some(1));
+
+    // The latest NOTE_REQS_KEPT are kept: the first is forgotten after that many more.
+    for i in 0..NOTE_REQS_KEPT {
+        rig.call(&w, note("进展", &format!("m-{i}"))).unwrap();
+    }
+    let (c, _) = rig.get(case.no.as_str());
+    let kept: Vec<&str> = c.note_reqs.as_ref().unwrap().iter().map(|n| n.req.as_str()).collect();
+    assert_eq!(kept.len(), NOTE_REQS_KEPT);
+    assert_eq!(kept[0], "m-0");
+    rig.call(&w, note("进展", &format!("m-{}", NOTE_REQS_KEPT - 1))).unwrap();
+    assert_eq!(notes(&rig).len(), 3 + NOTE_REQS_KEPT);
+    rig.call(&w, note("到现场", "n-1")).unwrap();
+    assert_eq!(notes(&rig).len(), 4 + NOTE_REQS_KEPT, "forgotten: stored again");
+    // The state in memory is the fold of the events, and what a restart reads.
+    let (c, events) = rig.get(case.no.as_str());
+    let mut folded = gridline_model::Case::from_events(&events).unwrap().unwrap();
+    folded.stored_page = c.stored_page.clone();
+    assert_eq!(c, folded);
+    let rig = rig.crash_and_restart();
+    assert_eq!(rig.get(case.no.as_str()).0, c);
 }

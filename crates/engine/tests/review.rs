@@ -634,7 +634,7 @@ fn a_deadline_event_refused_as_too_large_leaves_the_case_as_its_events_say() {
     // Notes up to event 126; the extension request is event 127.
     let (d, _) = rig.case(c.case());
     for _ in d.last_seq..126 {
-        rig.call(&me, Command::Note { case: id.clone(), text: "在办".into() }).unwrap();
+        rig.call(&me, Command::Note { case: id.clone(), text: "在办".into(), req: None }).unwrap();
     }
     let (d, _) = rig.case(c.case());
     assert_eq!(d.last_seq, 126);

@@ -229,11 +229,46 @@ pub struct Case {
     /// assignment. Where the record came from, not what happened to the case.
     #[serde(skip)]
     pub responder_unknown: bool,
+    /// The latest notes written with a request id (`NOTE ... req=`), newest
+    /// last, [`NOTE_REQS_KEPT`] at most: a retried `NOTE` (its connection
+    /// dropped before the reply) is recognised and not stored twice. Boxed,
+    /// as most cases have none; the log stores it beside the case (a record
+    /// of its own kind), and a fold of the events rebuilds it.
+    #[serde(skip)]
+    pub note_reqs: Option<Box<Vec<NoteReq>>>,
     /// Where the case log keeps the case's newest events (its page; 0 for
     /// none). The log's business: events leave it alone, and the log
     /// stores it beside the case, not in it.
     #[serde(skip)]
     pub stored_page: StoredPage,
+}
+
+/// How many of a case's latest notes with a request id it remembers (see
+/// [`Case::note_reqs`]).
+pub const NOTE_REQS_KEPT: usize = 8;
+
+/// A note written with a request id: who wrote it, the id, and a hash of
+/// its text (a retry must carry the same text).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteReq {
+    pub actor: Actor,
+    pub req: CompactString,
+    pub text_hash: u64,
+}
+
+impl NoteReq {
+    /// FNV-1a over the text's bytes: stable across builds and restarts, as
+    /// a fold of the events rebuilds it.
+    pub fn hash_text(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    }
+}
+
+impl Case {
+    /// The note `actor` wrote with request id `req`, if the case still remembers it.
+    pub fn note_req(&self, actor: &Actor, req: &str) -> Option<&NoteReq> {
+        self.note_reqs.as_deref()?.iter().find(|n| n.actor == *actor && n.req == req)
+    }
 }
 
 /// A case's page in the log, which the log sets through a shared

@@ -101,6 +101,9 @@ pub enum Command {
     Note {
         case: CaseRef,
         text: String,
+        /// The worker's request id: a retry with the same one is not stored
+        /// again (see [`crate::Case::note_reqs`]).
+        req: Option<String>,
     },
     Return {
         case: CaseRef,

@@ -71,6 +71,10 @@ pub enum EventKind {
     Overdue { deadline: Deadline, due: Timestamp },
     /// 督办: sent up the chain.
     Escalated { to: CompactString, level: u8, reason: CompactString },
+    /// 办理 with the request id its `NOTE` carried (`req=`), so that a retry
+    /// is not stored twice (since log format 5; last, as postcard numbers
+    /// the variants in order). Shown as `noted`, with its `req`.
+    NotedReq { text: CompactString, req: CompactString },
 }
 
 impl EventKind {
@@ -81,7 +85,7 @@ impl EventKind {
             EventKind::Dispatched { .. } => "dispatched",
             EventKind::Waiting { .. } => "waiting",
             EventKind::Claimed => "claimed",
-            EventKind::Noted { .. } => "noted",
+            EventKind::Noted { .. } | EventKind::NotedReq { .. } => "noted",
             EventKind::Returned { .. } => "returned",
             EventKind::Closed { .. } => "closed",
             EventKind::Feedback { .. } => "feedback",

@@ -20,7 +20,9 @@ pub mod lifecycle;
 pub mod reply;
 pub mod time;
 
-pub use case::{Actor, Assignment, Case, Intake, Location, Priority, Role, Status, StoredPage};
+pub use case::{
+    Actor, Assignment, Case, Intake, Location, NoteReq, Priority, Role, Status, StoredPage, NOTE_REQS_KEPT,
+};
 pub use command::{AuditBy, Caller, CaseRef, Command, Page};
 pub use compact_str::{format_compact, CompactString, ToCompactString};
 pub use decision::{CategorySource, Decision};

@@ -9,7 +9,7 @@
 //!               └──────── reopen (feedback: not satisfied) ───────────────────┘
 //! ```
 
-use crate::case::{Assignment, Case, ExtensionRequest, Feedback, Status};
+use crate::case::{Assignment, Case, ExtensionRequest, Feedback, NoteReq, Status, NOTE_REQS_KEPT};
 use crate::event::{Deadline, Event, EventKind};
 
 /// Why an event cannot be applied to a case.
@@ -84,6 +84,7 @@ impl Case {
             updated_at: event.at,
             responder: None,
             responder_unknown: false,
+            note_reqs: None,
             stored_page: Default::default(),
         })
     }
@@ -185,6 +186,20 @@ impl Case {
                 if !matches!(s, Status::Dispatched | Status::Handling) {
                     return Err(state("add a note to", s));
                 }
+            }
+            EventKind::NotedReq { text, req } => {
+                if !matches!(s, Status::Dispatched | Status::Handling) {
+                    return Err(state("add a note to", s));
+                }
+                let kept = self.note_reqs.get_or_insert_with(Default::default);
+                if kept.len() == NOTE_REQS_KEPT {
+                    kept.remove(0);
+                }
+                kept.push(NoteReq {
+                    actor: event.actor.clone(),
+                    req: req.clone(),
+                    text_hash: NoteReq::hash_text(text),
+                });
             }
             EventKind::Returned { .. } => {
                 if !matches!(s, Status::Dispatched | Status::Handling) {

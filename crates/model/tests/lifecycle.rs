@@ -107,7 +107,7 @@ impl Model {
                 need(s == Dispatched)?;
                 next.status = Handling;
             }
-            EventKind::Noted { .. } => need(assigned)?,
+            EventKind::Noted { .. } | EventKind::NotedReq { .. } => need(assigned)?,
             EventKind::Returned { .. } => {
                 need(assigned)?;
                 next.returned_by.push(next.worker.take().expect("assigned"));
@@ -278,6 +278,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
         1 => reason().prop_map(|reason| EventKind::Waiting { reason: reason.into() }),
         4 => Just(EventKind::Claimed),
         2 => reason().prop_map(|text| EventKind::Noted { text: text.into() }),
+        2 => (reason(), 0u8..12).prop_map(|(text, r)| EventKind::NotedReq { text: text.into(), req: format!("n{r}").into() }),
         2 => reason().prop_map(|reason| EventKind::Returned { reason: reason.into() }),
         3 => reason().prop_map(|result| EventKind::Closed { result: result.into() }),
         3 => (any::<bool>(), proptest::option::of(0u8..=6), proptest::option::of(reason()))

@@ -40,7 +40,7 @@ pub const HELP: &[Usage] = &[
         "open cases of a worker (a supervisor without worker=: every dispatched or handling case), earliest deadline first",
     ),
     u("CLAIM", "worker", "CLAIM case=", "sign for a dispatched case: handling"),
-    u("NOTE", "worker", "NOTE case= text=", "record progress"),
+    u("NOTE", "worker", "NOTE case= text= [req=]", "record progress; the same req= again is not stored twice"),
     u("RETURN", "worker", "RETURN case= reason=", "not mine: back to routing, never to the same worker"),
     u("CLOSE", "worker", "CLOSE case= result=", "done: closed"),
     u(

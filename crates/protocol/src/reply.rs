@@ -255,6 +255,10 @@ fn write_event(l: &mut Line<'_>, e: &Event) {
         }
         EventKind::Claimed => {}
         EventKind::Noted { text } => l.put("text", text),
+        EventKind::NotedReq { text, req } => {
+            l.put("text", text);
+            l.put("req", req);
+        }
         EventKind::Waiting { reason } | EventKind::Returned { reason } | EventKind::Reopened { reason } => {
             l.put("reason", reason)
         }

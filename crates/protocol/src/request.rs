@@ -136,7 +136,7 @@ fn claim(a: &mut Args) -> Command {
 }
 
 fn note(a: &mut Args) -> Command {
-    Command::Note { case: a.case(), text: a.req_text("text") }
+    Command::Note { case: a.case(), text: a.req_text("text"), req: a.opt("req") }
 }
 
 fn return_(a: &mut Args) -> Command {
@@ -481,9 +481,10 @@ pub fn format_request(cmd: &Command) -> String {
             w.page(page);
         }
         Command::Claim { case } | Command::Get { case } => w.case(case),
-        Command::Note { case, text } => {
+        Command::Note { case, text, req } => {
             w.case(case);
             w.put("text", text);
+            w.opt("req", req);
         }
         Command::Return { case, reason } => {
             w.case(case);

@@ -399,9 +399,12 @@ fn whitespace_rules() {
     // A quoted value may hold '=' and quotes; a backslash in a bare value is literal.
     parses_to(
         r#"NOTE case=JD-1 text="a=b \"c\"""#,
-        Command::Note { case: no("JD-1"), text: "a=b \"c\"".into() },
+        Command::Note { case: no("JD-1"), text: "a=b \"c\"".into(), req: None },
     );
-    parses_to(r"NOTE case=JD-1 text=C:\path", Command::Note { case: no("JD-1"), text: r"C:\path".into() });
+    parses_to(
+        r"NOTE case=JD-1 text=C:\path",
+        Command::Note { case: no("JD-1"), text: r"C:\path".into(), req: None },
+    );
 }
 
 #[test]
