@@ -45,6 +45,13 @@ pub struct ServeArgs {
     /// 1,000,000); one more is refused with `ERR busy`.
     #[arg(long, default_value_t = 64, value_parser = usize_in(1, 1_000_000))]
     pub unauthenticated_per_address_max: usize,
+    /// Connections authenticated with one token at once (1 to 1,000,000);
+    /// an `AUTH` past it gets `ERR busy` and the connection stays open,
+    /// unauthenticated. Keeps one token from taking every
+    /// `--connections-max` slot.
+    #[arg(long, default_value_t = gridline_protocol::limits::CONNECTIONS_PER_TOKEN_MAX_DEFAULT,
+          value_parser = usize_in(1, 1_000_000))]
+    pub connections_per_token_max: usize,
     /// Requests one connection may have waiting for replies (1 to 65,536).
     #[arg(long, default_value_t = 1024, value_parser = usize_in(1, 65_536))]
     pub inflight_max: usize,
@@ -164,6 +171,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_secs(a.idle_timeout_secs),
         auth_timeout: Duration::from_secs(a.auth_timeout_secs),
         unauthenticated_per_address_max: a.unauthenticated_per_address_max,
+        connections_per_token_max: a.connections_per_token_max,
         inflight_per_connection_max: a.inflight_max,
         reply_bytes_max: a.reply_bytes_max,
         shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),

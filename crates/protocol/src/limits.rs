@@ -25,6 +25,14 @@ pub const IDLE_TIMEOUT_SECS_DEFAULT: u64 = 300;
 /// Concurrent connections; one more gets `ERR busy` and a close (server default).
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
 
+/// Connections one token may hold authenticated at once; an `AUTH` past it
+/// gets `ERR busy` and leaves the connection unauthenticated (server
+/// default). A quarter of [`CONNECTIONS_MAX_DEFAULT`], so one token alone
+/// leaves 768 slots to the others; four times the most the project's own
+/// load drivers open with one token (`simulate --connections` 64, the
+/// end-to-end bench's 32).
+pub const CONNECTIONS_PER_TOKEN_MAX_DEFAULT: usize = 256;
+
 /// Bytes of replies one connection may hold unsent before the server stops
 /// reading its requests (server default).
 pub const REPLY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;

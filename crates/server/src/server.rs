@@ -42,6 +42,13 @@ pub struct ServerConfig {
     /// holding every slot. Generous, since a call centre behind NAT
     /// connects all its operators from one address.
     pub unauthenticated_per_address_max: usize,
+    /// Connections authenticated with one token at once; an `AUTH` that
+    /// would pass it gets `ERR busy` and leaves its connection
+    /// unauthenticated (see [`TokenPlace`]). Without it one token (a
+    /// worker's, in a client that opens connections and never closes them,
+    /// keeping each alive with a PING) could take every one of
+    /// `connections_max`, locking out every operator and supervisor.
+    pub connections_per_token_max: usize,
     /// Requests of one connection waiting for their replies at most (pipelining depth).
     pub inflight_per_connection_max: usize,
     /// The county's offset, for the times in replies.
@@ -159,6 +166,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             auth_timeout: Duration::from_secs(60),
             unauthenticated_per_address_max: 64,
+            connections_per_token_max: gridline_protocol::limits::CONNECTIONS_PER_TOKEN_MAX_DEFAULT,
             inflight_per_connection_max: 1024,
             utc_offset_min: 480,
             warn_at_percent: 80,
@@ -185,6 +193,8 @@ struct Shared {
     acks_since: Mutex<gridline_model::Timestamp>,
     /// Connections not yet authenticated, per peer address.
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections authenticated, per token.
+    per_token: Arc<PerToken>,
     /// Refused `AUTH`s per peer address, a minute at a time.
     auth_failures: Mutex<AuthFailures>,
     /// One `AUDIT` with the engine at a time, server-wide: each reads every
@@ -302,6 +312,128 @@ impl Drop for Unauthenticated {
     }
 }
 
+/// Connections authenticated with each token, by the token's name. Names
+/// are unique, a revoked token's too, and never given to another token, so
+/// a name stands for one token as long as the server runs; the secret is
+/// never a key (this map would be one more copy of every secret in use). A
+/// name's entry goes when its last connection lets go: the map holds one
+/// entry per token in use, at most one per authenticated connection.
+struct PerToken {
+    max: usize,
+    by_name: Mutex<HashMap<String, TokenCount>>,
+}
+
+#[derive(Default)]
+struct TokenCount {
+    /// Connections authenticated with the token now.
+    n: usize,
+    /// When a refusal of an `AUTH` with the token was last logged.
+    logged: Option<Instant>,
+    /// Refusals since then, not logged.
+    unlogged: u64,
+}
+
+/// Refusals of one token's `AUTH`s at its cap are logged one in this long
+/// at most: a client that retries in a loop does not fill the log.
+const TOKEN_FULL_LOGGED_EVERY: Duration = Duration::from_secs(60);
+
+/// An `AUTH` refused because its token holds as many connections as it may.
+#[derive(Debug, PartialEq, Eq)]
+struct TokenFull {
+    max: usize,
+    /// To be logged, with the refusals of the token (this one included)
+    /// since the last logged one; `None`: not logged.
+    log: Option<u64>,
+}
+
+impl PerToken {
+    fn new(max: usize) -> PerToken {
+        PerToken { max, by_name: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TokenCount>> {
+        self.by_name.lock().expect("per-token lock")
+    }
+
+    /// Gives back one of `name`'s places, removing its entry at zero.
+    fn give_back(m: &mut HashMap<String, TokenCount>, name: &str) {
+        let Some(c) = m.get_mut(name) else {
+            debug_assert!(false, "a place given back for a token with none: {name}");
+            return;
+        };
+        c.n -= 1;
+        if c.n == 0 {
+            m.remove(name);
+        }
+    }
+}
+
+impl TokenCount {
+    /// Counts a refusal; whether to log it, with the refusals since the last logged.
+    fn refused(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if self.logged.is_some_and(|at| now.saturating_duration_since(at) < TOKEN_FULL_LOGGED_EVERY) {
+            return None;
+        }
+        self.logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+/// A connection's place in [`PerToken`] while it is authenticated: the
+/// token it counts against. Moved by a good `AUTH` with another token;
+/// given back when the connection loses its authentication (a refused
+/// `AUTH`, its token's revocation) or closes (on drop). A revoked token's
+/// connections keep their places until they next ask something or close:
+/// the token can no longer `AUTH`, so those places refuse no one.
+struct TokenPlace {
+    all: Arc<PerToken>,
+    name: Option<String>,
+}
+
+impl TokenPlace {
+    fn new(all: Arc<PerToken>) -> TokenPlace {
+        TokenPlace { all, name: None }
+    }
+
+    /// Counts the connection against the token `name` instead of the one
+    /// it counted against, if any, unless `name` already has as many
+    /// connections as allowed: then nothing changes. Re-authenticating
+    /// with the token it already has needs no room.
+    fn take(&mut self, name: &str) -> Result<(), TokenFull> {
+        if self.name.as_deref() == Some(name) {
+            return Ok(());
+        }
+        let max = self.all.max;
+        let mut m = self.all.lock();
+        match m.get_mut(name) {
+            Some(c) if c.n >= max => return Err(TokenFull { max, log: c.refused(Instant::now()) }),
+            Some(c) => c.n += 1,
+            // (Only with a cap of 0, which `serve` does not take: no entry is left behind.)
+            None if max == 0 => return Err(TokenFull { max, log: Some(1) }),
+            None => {
+                m.insert(name.to_string(), TokenCount { n: 1, ..TokenCount::default() });
+            }
+        }
+        if let Some(old) = self.name.replace(name.to_string()) {
+            PerToken::give_back(&mut m, &old);
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        if let Some(old) = self.name.take() {
+            PerToken::give_back(&mut self.all.lock(), &old);
+        }
+    }
+}
+
+impl Drop for TokenPlace {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets
 /// every connection finish the requests it has read (their replies are
 /// written, each write within [`ServerConfig::shutdown_grace`], or the
@@ -315,6 +447,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(config.connections_max));
+    let per_token_max = config.connections_per_token_max;
     let shared = Arc::new(Shared {
         engine,
         tokens: Mutex::new(tokens),
@@ -325,6 +458,7 @@ pub async fn run(
         acks: Arc::new(Latency::default()),
         acks_since: Mutex::new(gridline_model::Timestamp::now()),
         unauthenticated: Mutex::new(HashMap::new()),
+        per_token: Arc::new(PerToken::new(per_token_max)),
         auth_failures: Mutex::new(AuthFailures::default()),
         audits: Arc::new(Semaphore::new(1)),
     });
@@ -659,6 +793,7 @@ async fn serve_connection(
     let mut caller: Option<Caller> = None;
     let mut revocations_seen = shared.revocations.load(Ordering::Acquire);
     let mut token_turn: TokenTurn = None;
+    let mut token_place = TokenPlace::new(shared.per_token.clone());
     let mut peer = Peer { addr: peer, failed_auths: 0 };
     // Lines already read from the socket (a client pipelining) are taken
     // without the timers and futures of the select below, a few dozen at a
@@ -776,7 +911,14 @@ async fn serve_connection(
                 };
                 let (pending, quit) = match &lost {
                     Some(e) => (Pending::Ready(error_line(e)), false),
-                    None => handle_command(cmd, &mut caller, &shared, &mut token_turn, &mut peer),
+                    None => handle_command(
+                        cmd,
+                        &mut caller,
+                        &shared,
+                        &mut token_turn,
+                        &mut token_place,
+                        &mut peer,
+                    ),
                 };
                 // The turn ends with the engine's reply, not when the writer
                 // gets to it behind replies its peer has not taken.
@@ -793,6 +935,17 @@ async fn serve_connection(
                     }
                     (_, pending) => pending,
                 };
+                // Its token's place goes with its authentication (a
+                // refused AUTH, a revocation; a no-op on a connection
+                // never authenticated).
+                if caller.is_none() {
+                    token_place.release();
+                }
+                debug_assert_eq!(
+                    token_place.name.as_deref(),
+                    caller.as_ref().map(|c| c.name.as_str()),
+                    "the connection counts against its caller's token, and only then"
+                );
                 if caller.is_some() {
                     unauthenticated.release();
                     if !was_authenticated {
@@ -961,6 +1114,7 @@ fn handle_command(
     caller: &mut Option<Caller>,
     shared: &Arc<Shared>,
     token_turn: &mut TokenTurn,
+    token_place: &mut TokenPlace,
     peer: &mut Peer,
 ) -> (Pending, bool) {
     let ctx = FormatCtx {
@@ -1001,6 +1155,32 @@ fn handle_command(
             let found = shared.tokens.lock().expect("tokens lock").authenticate(&token);
             match found {
                 Some(c) => {
+                    // A good token with no room: refused like any AUTH (the
+                    // connection is left unauthenticated, and an earlier
+                    // authentication ends), but not counted as a guess, or a
+                    // client retrying would get its address blocked, and
+                    // with it every client behind the same NAT.
+                    if let Err(full) = token_place.take(&c.name) {
+                        *caller = None;
+                        if let Some(refused) = full.log {
+                            warn!(
+                                peer = %peer.addr,
+                                token = %c.name,
+                                limit = full.max,
+                                refused,
+                                "AUTH refused: the token already has as many connections as allowed"
+                            );
+                        }
+                        let e = Error::new(
+                            ErrorCode::Busy,
+                            format!(
+                                "too many connections authenticated with the token `{}` (limit {}); close one of \
+                                 those or try again later",
+                                c.name, full.max
+                            ),
+                        );
+                        return (ready(Err(e)), false);
+                    }
                     let mut f = vec![kv("role", c.role.as_str())];
                     if let Some(w) = &c.worker {
                         f.push(kv("worker", w.clone()));
@@ -1432,6 +1612,52 @@ mod tests {
         let t0 = tokio::time::Instant::now();
         assert!(!budget.take(1 << 20, ReplyKind::Other, || Duration::from_millis(200)).await);
         assert_eq!(t0.elapsed(), Duration::from_millis(200), "gave up at another moment than the patience");
+    }
+
+    /// A token's connections are counted by its name up to the cap; a
+    /// place moves with an AUTH with another token (if that one has room),
+    /// is given back on release or drop, and a name's entry goes at zero.
+    #[test]
+    fn a_token_holds_at_most_its_cap_of_connections_and_places_come_back() {
+        let all = Arc::new(PerToken::new(2));
+        let count = |name: &str| all.lock().get(name).map_or(0, |c| c.n);
+        let (mut a, mut b, mut c) =
+            (TokenPlace::new(all.clone()), TokenPlace::new(all.clone()), TokenPlace::new(all.clone()));
+        a.take("W00012").unwrap();
+        b.take("W00012").unwrap();
+        let full = c.take("W00012").unwrap_err();
+        assert_eq!(full, TokenFull { max: 2, log: Some(1) });
+        assert_eq!((c.name.as_deref(), count("W00012")), (None, 2), "a refusal changes nothing");
+        // AUTH again with the token it has: no room needed, nothing counted twice.
+        a.take("W00012").unwrap();
+        assert_eq!(count("W00012"), 2);
+        // Another token still gets in; a move frees the old place at once.
+        c.take("operator").unwrap();
+        a.take("operator").unwrap();
+        assert_eq!((count("W00012"), count("operator")), (1, 2));
+        // A move to a full token leaves the place where it was.
+        assert!(b.take("operator").is_err());
+        assert_eq!(b.name.as_deref(), Some("W00012"));
+        b.release();
+        assert!(!all.lock().contains_key("W00012"), "the entry goes at zero");
+        b.release();
+        drop(a);
+        drop(c);
+        assert!(all.lock().is_empty(), "every place given back");
+    }
+
+    /// A client retrying a full token's AUTH in a loop gets one log line a
+    /// minute, which counts the refusals since the last.
+    #[test]
+    fn refusals_of_a_full_token_are_logged_once_a_minute_with_their_count() {
+        let mut c = TokenCount { n: 1, ..TokenCount::default() };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(c.refused(at(0)), Some(1));
+        assert_eq!(c.refused(at(1)), None);
+        assert_eq!(c.refused(at(59)), None);
+        assert_eq!(c.refused(at(60)), Some(3));
+        assert_eq!(c.refused(at(61)), None);
     }
 
     #[test]
