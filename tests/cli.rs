@@ -94,7 +94,14 @@ fn route_json_gives_the_decision() {
 fn serve_refuses_zero_limits_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    for flag in ["--inflight-max", "--connections-max", "--queue-max", "--batch-max", "--line-bytes-max"] {
+    for flag in [
+        "--inflight-max",
+        "--connections-max",
+        "--connections-per-token-max",
+        "--queue-max",
+        "--batch-max",
+        "--line-bytes-max",
+    ] {
         let (code, _, err) = run_within(
             REFUSAL_LIMIT,
             &["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap(), flag, "0"],

@@ -609,3 +609,98 @@ async fn pipelined_audits_on_several_connections_are_all_answered_while_writes_g
         }
     }
 }
+
+/// Sends `auth` on `c` until it is answered OK, for at most ten seconds
+/// (a place given back by a closed connection is given back once the
+/// server has seen the close); panics with the last refusal.
+async fn auth_once_a_place_frees(c: &mut Client, auth: &str) {
+    let t0 = Instant::now();
+    loop {
+        match c.call(auth).await.unwrap() {
+            Reply::Ok { .. } => return,
+            Reply::Err { code, message } => {
+                assert!(t0.elapsed() < Duration::from_secs(10), "never let in: {code} {message}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// docs/protocol.md, Limits: one token holds `--connections-per-token-max`
+/// authenticated connections at most. The next `AUTH` with it gets `ERR
+/// busy` naming the limit, and its connection stays open, unauthenticated;
+/// another token still gets in; a connection that AUTHs with another token
+/// takes its place along; and once one of the token's connections closes,
+/// the refused one gets in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_holds_at_most_its_cap_of_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--connections-per-token-max", "3"]);
+    let (op, sup) =
+        (format!("AUTH token={}", srv.token("operator")), format!("AUTH token={}", srv.token("supervisor")));
+    let full =
+        "too many connections authenticated with the token `operator` (limit 3); close one of those or try \
+                again later";
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(srv.client("operator").await);
+    }
+    let mut late = Client::connect(&srv.addr).await.unwrap();
+    match late.call(&op).await.unwrap() {
+        Reply::Err { code, message } => assert_eq!((code.as_str(), message.as_str()), ("busy", full)),
+        r => panic!("a fourth AUTH with one token got through: {r:?}"),
+    }
+    // Open and unauthenticated: PING works, a request that needs a caller does not.
+    assert!(late.call("PING").await.unwrap().is_ok());
+    assert_eq!(late.call("PULL").await.unwrap().err_code(), Some("unauthenticated"));
+    // Another token still gets in.
+    let mut other = srv.client("supervisor").await;
+    assert!(other.call("STATS").await.unwrap().is_ok());
+    // One of the operator's connections AUTHs as the supervisor: its place
+    // goes with it, and the refused connection gets in.
+    ok(held[2].call(&sup).await.unwrap());
+    let (f, _) = ok(late.call(&op).await.unwrap());
+    assert_eq!(f.get("role"), Some("operator"));
+    // Full again. A refused AUTH on a connection already authenticated
+    // ends that authentication too, as any refused AUTH does.
+    assert_eq!(other.call(&op).await.unwrap().err_code(), Some("busy"));
+    assert_eq!(other.call("STATS").await.unwrap().err_code(), Some("unauthenticated"));
+    // A closed connection gives its place back: the refused one gets in.
+    drop(held.remove(0));
+    auth_once_a_place_frees(&mut other, &op).await;
+    // As the operator now: the supervisor's STATS is refused for its role.
+    assert_eq!(other.call("STATS").await.unwrap().err_code(), Some("forbidden"));
+    // Retrying does not count as guessing: no block of the address
+    // (past 20 refused AUTHs a minute) for a good token at its cap.
+    for _ in 0..25 {
+        let mut c = Client::connect(&srv.addr).await.unwrap();
+        assert_eq!(c.call(&op).await.unwrap().err_code(), Some("busy"));
+    }
+    let mut c = Client::connect(&srv.addr).await.unwrap();
+    ok(c.call(&sup).await.unwrap());
+}
+
+/// A connection whose token is revoked gives its place back when it
+/// learns of it (at its next request) and AUTHs with another token, which
+/// it then counts against alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_tokens_connection_gives_its_place_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&dir.path().join("data"), &["--connections-per-token-max", "1"]);
+    let mut admin = srv.client("admin").await;
+    let worker = &gridline_registry::embedded::jidong().workers[0].id;
+    let (f, _) = ok(admin.call(&format!("TOKEN role=worker worker={worker}")).await.unwrap());
+    let (name, secret) = (f.get("name").unwrap().to_string(), f.get("secret").unwrap().to_string());
+    let mut w = Client::connect_auth(&srv.addr, &secret).await.unwrap();
+    let mut second = Client::connect(&srv.addr).await.unwrap();
+    assert_eq!(second.call(&format!("AUTH token={secret}")).await.unwrap().err_code(), Some("busy"));
+    ok(admin.call(&format!("REVOKE name={name}")).await.unwrap());
+    let r = w.call("PULL").await.unwrap();
+    assert_eq!(r.err_code(), Some("unauthenticated"), "{r:?}");
+    let op = format!("AUTH token={}", srv.token("operator"));
+    ok(w.call(&op).await.unwrap());
+    // The operator's one place is `w`'s now.
+    assert_eq!(second.call(&op).await.unwrap().err_code(), Some("busy"));
+    drop(w);
+    auth_once_a_place_frees(&mut second, &op).await;
+}
