@@ -1032,7 +1032,7 @@ fn fits(case: &Case, event: &Event) -> Result<(), Error> {
         Error::new(
             gridline_model::ErrorCode::TooLarge,
             format!(
-                "case {} cannot take this: its stored record would be too large ({e}); shorten the text",
+                "case {} cannot take this: its stored record would be too large ({e}); shorten the text (a NOTE: its req=, which the record keeps)",
                 case.no
             ),
         )

@@ -992,4 +992,13 @@ fn a_retried_note_is_stored_once() {
     assert_eq!(c, folded);
     let rig = rig.crash_and_restart();
     assert_eq!(rig.get(case.no.as_str()).0, c);
+
+    // Closing forgets the ids: a closed case carries no bytes for them, and a
+    // retry from before the close is refused by the case's state.
+    rig.call(&w, Command::Claim { case: CaseRef::Id(case.id) }).unwrap();
+    rig.call(&w, Command::Close { case: CaseRef::Id(case.id), result: "修好了".into() }).unwrap();
+    assert_eq!(rig.get(case.no.as_str()).0.note_reqs, None);
+    assert_eq!(rig.call(&w, note("到现场", "n-1")).unwrap_err().code, ErrorCode::Conflict);
+    let rig = rig.crash_and_restart();
+    assert_eq!(rig.get(case.no.as_str()).0.note_reqs, None);
 }

@@ -839,3 +839,52 @@ fn a_second_return_visit_on_a_reopened_case_says_it_was_reopened() {
     assert_eq!(e.code.as_str(), "conflict", "{e:?}");
     assert!(e.message.contains("was reopened by the return visit recorded at"), "{e:?}");
 }
+
+/// A format-4 `CaseAt` record of a judged case (responder
+/// unknown) gets a NOTE with req= (written as kind 9), restarts, moves on,
+/// restarts, and verifies; and a case judged with its responder known
+/// (kind 8) keeps it through kind 9.
+#[test]
+fn a_case_that_remembers_notes_keeps_what_it_knows_of_its_responder_across_restarts() {
+    for old_record in [true, false] {
+        let rig = Rig::new();
+        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+        let a = c.worker().unwrap().to_string();
+        rig.call(&worker(&a), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+        rig.call(&worker(&a), Command::Return { case: CaseRef::Id(c.id), reason: "x".into() }).unwrap();
+        let (d, _) = rig.case(&c);
+        let b = d.worker().unwrap().to_string();
+        let (store, clock) = (rig.store.clone(), rig.clock.clone());
+        drop(rig);
+        if old_record {
+            let mut wb = gridline_caselog::WriteBatch::default();
+            let old = Case { responder: None, responder_unknown: true, ..d };
+            let bytes = codec::encode_case(&old).unwrap();
+            assert_eq!(bytes[1], 5);
+            wb.put(codec::case_key(&old.id), bytes);
+            store.apply(wb).unwrap();
+            store.sync().unwrap();
+        }
+        let rig = Rig::on(store.clone(), clock, EngineConfig::default());
+        rig.call(&worker(&b), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+        let note = Command::Note { case: CaseRef::Id(c.id), text: "t".into(), req: Some("r1".into()) };
+        rig.call(&worker(&b), note.clone()).unwrap();
+        let rig = rig.crash_and_restart();
+        let (d, _) = rig.case(&c);
+        assert_eq!(d.responder_unknown, old_record, "after kind 9 restart");
+        assert!(d.note_reqs.is_some());
+        assert_eq!(d.responder.is_some(), !old_record);
+        rig.call(&worker(&b), note).unwrap();
+        rig.call(&worker(&b), Command::Return { case: CaseRef::Id(c.id), reason: "y".into() }).unwrap();
+        let rig = rig.crash_and_restart();
+        let (d, events) = rig.case(&c);
+        assert_eq!(events.iter().filter(|e| matches!(e.kind, EventKind::NotedReq { .. })).count(), 1);
+        assert_eq!(d.responder_unknown, old_record);
+        assert_eq!(d.responder.is_some(), !old_record);
+        let store = rig.store.clone();
+        drop(rig);
+        let report = CaseLog::open(store.clone(), None).unwrap().verify().unwrap();
+        assert_eq!((report.cases, report.old_responders), (1, u64::from(old_record)), "old={old_record}");
+    }
+}

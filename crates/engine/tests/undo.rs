@@ -308,9 +308,17 @@ fn random_run(seed: u64) {
                 }
                 r
             }
-            (3, Some(c)) => rig.call(
+            (3, Some(c)) if rng.below(2) == 0 => rig.call(
                 &worker(c.case().worker().unwrap_or("W00001")),
                 Command::Claim { case: CaseRef::Id(c.case().id) },
+            ),
+            (3, Some(c)) => rig.call(
+                &worker(c.case().worker().unwrap_or("W00001")),
+                Command::Note {
+                    case: CaseRef::Id(c.case().id),
+                    text: format!("n{}", rng.below(2)),
+                    req: Some(format!("q{}", rng.below(12))),
+                },
             ),
             (4, Some(c)) => rig.call(
                 &worker(c.case().worker().unwrap_or("W00001")),

@@ -230,10 +230,12 @@ pub struct Case {
     #[serde(skip)]
     pub responder_unknown: bool,
     /// The latest notes written with a request id (`NOTE ... req=`), newest
-    /// last, [`NOTE_REQS_KEPT`] at most: a retried `NOTE` (its connection
-    /// dropped before the reply) is recognised and not stored twice. Boxed,
-    /// as most cases have none; the log stores it beside the case (a record
-    /// of its own kind), and a fold of the events rebuilds it.
+    /// last, [`NOTE_REQS_KEPT`] at most, since the case was last dispatched
+    /// or reopened: a retried `NOTE` (its connection dropped before the
+    /// reply) is recognised and not stored twice. Forgotten when the case
+    /// closes (a note can follow only a reopening). Boxed, as most cases
+    /// have none; the log stores it beside the case (a record of its own
+    /// kind), and a fold of the events rebuilds it.
     #[serde(skip)]
     pub note_reqs: Option<Box<Vec<NoteReq>>>,
     /// Where the case log keeps the case's newest events (its page; 0 for

@@ -224,6 +224,10 @@ impl Case {
                 self.closed_on_time = Some(self.due_close.is_none_or(|d| event.at <= d));
                 self.extension = None;
                 self.feedback = None;
+                // No note can follow until a reopening, and a retry of one
+                // from before the close is refused by state; kept, the ids
+                // would cost every closed case their bytes for good.
+                self.note_reqs = None;
             }
             EventKind::Feedback { satisfied, score, text } => {
                 if s != Status::Closed {

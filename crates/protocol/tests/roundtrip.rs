@@ -134,7 +134,9 @@ fn command() -> impl Strategy<Value = Command> {
         intake(false).prop_map(Command::Route).boxed(),
         (ow(), page()).prop_map(|(worker, page)| Command::Pull { worker, page }).boxed(),
         case_ref().prop_map(|case| Command::Claim { case }).boxed(),
-        (case_ref(), text()).prop_map(|(case, text)| Command::Note { case, text, req: None }).boxed(),
+        (case_ref(), text(), proptest::option::of(line()))
+            .prop_map(|(case, text, req)| Command::Note { case, text, req })
+            .boxed(),
         (case_ref(), text()).prop_map(|(case, reason)| Command::Return { case, reason }).boxed(),
         (case_ref(), text()).prop_map(|(case, result)| Command::Close { case, result }).boxed(),
         (case_ref(), any::<bool>(), proptest::option::of(1u8..=5), ot())
