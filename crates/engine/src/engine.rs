@@ -153,9 +153,9 @@ impl EngineHandle {
         }
     }
 
-    /// Commands submitted that the engine has not taken yet. Once a
-    /// command is taken it is in a batch, which the syncer will see before
-    /// the engine hears of any earlier batch's outcome.
+    /// Commands submitted that the engine has not taken yet. A command
+    /// taken goes into the batch the engine makes next, before it looks at
+    /// any outcome of the syncer's (a failure reaches that batch too).
     pub fn queued(&self) -> usize {
         self.tx.len()
     }
@@ -696,6 +696,11 @@ impl<S: Store> Engine<S> {
         let mut jobs = Vec::with_capacity(self.config.batch_commands_max);
         let outcomes = self.pipeline.outcomes.clone();
         loop {
+            // Outcomes first: once a command is taken it goes into the next
+            // batch, whatever outcome arrives meanwhile (see `queued`).
+            while let Ok(o) = self.pipeline.outcomes.try_recv() {
+                self.on_outcome(o);
+            }
             let wait = self.until_next_timer();
             crossbeam_channel::select! {
                 recv(rx) -> job => match job {
@@ -715,9 +720,6 @@ impl<S: Store> Engine<S> {
                     Ok(job) => jobs.push(job),
                     Err(_) => break,
                 }
-            }
-            while let Ok(o) = self.pipeline.outcomes.try_recv() {
-                self.on_outcome(o);
             }
             self.run_batch(&mut jobs);
         }
