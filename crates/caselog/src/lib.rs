@@ -18,5 +18,6 @@ mod wal;
 pub use codec::CodecError;
 pub use log::{CaseLog, Encoded, LogError, Recovery, VerifyReport, RECOVER_CHECK_RECENT};
 pub use store::{
-    Faults, Gate, MemStore, SledStore, Store, StoreError, WriteBatch, BACKGROUND_NICE, WAL_FILES,
+    background_priority, Faults, Gate, MemStore, SledStore, Store, StoreError, WriteBatch, BACKGROUND_NICE,
+    WAL_FILES,
 };

@@ -879,9 +879,10 @@ pub const BACKGROUND_NICE: i32 = 10;
 /// yield to the threads a reply waits for (the connections, the engine, the
 /// syncer). They still get every cycle the others leave, and sled's I/O
 /// threads, started from them or from the thread that opens sled (see
-/// [`SledStore::open_with`]), inherit the value. On Linux a nice value
-/// belongs to one thread; elsewhere this does nothing.
-fn background_priority() {
+/// [`SledStore::open_with`]), inherit the value. (The engine's audit thread
+/// takes it too.) On Linux a nice value belongs to one thread; elsewhere
+/// this does nothing.
+pub fn background_priority() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain system calls on the calling thread; no memory is shared.

@@ -583,12 +583,16 @@ struct Audit {
 }
 
 /// The audit thread: folds each `AUDIT`'s cases off the engine thread, which
-/// only took their snapshot (a reference to each: 10 to 30 ms at 1,000,000
-/// cases where the fold takes 100 to 300, docs/performance.md), so writes
+/// only took their snapshot (a reference to each: 18 to 64 ms at 1,000,000
+/// cases where the fold takes 111 to 567, docs/performance.md), so writes
 /// do not wait for a supervisor's report. The snapshot's references are
 /// given back here too, and with them any case the engine has replaced
 /// since.
 fn run_audits(audits: Receiver<Audit>) {
+    // A supervisor's report yields to the threads an operator's ACCEPT
+    // waits for: with two cores, a fold at full priority took one whole and
+    // put 0.6 s on the p99 of ACCEPTs made meanwhile (docs/performance.md).
+    gridline_caselog::background_priority();
     for Audit { reply, run } in audits {
         // Its connection closed: nobody would read the rows.
         if reply.is_closed() {

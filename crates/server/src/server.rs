@@ -926,9 +926,17 @@ async fn serve_connection(
                 // gets to it behind replies its peer has not taken.
                 let pending = match (audit_turn, pending) {
                     (Some(turn), Pending::Engine(rx, sent)) => {
-                        let (forward, reply) = oneshot::channel();
+                        let (mut forward, reply) = oneshot::channel();
                         tokio::spawn(async move {
-                            if let Ok(r) = rx.await {
+                            // A connection gone before its rows (its slots
+                            // dropped) lets go of the engine's reply: the
+                            // audit thread then skips the fold if it has not
+                            // begun it, and the turn passes on at once.
+                            let r = tokio::select! {
+                                r = rx => r.ok(),
+                                () = forward.closed() => None,
+                            };
+                            if let Some(r) = r {
                                 let _ = forward.send(r);
                             }
                             drop(turn);
