@@ -554,6 +554,9 @@ async fn simulate(
         .map(|w| w.id.clone())
         .collect();
     let (mut returned, mut reopened, mut closed, mut manual, mut in_hand) = (0, 0, 0, 0, 0);
+    // Who was asked to return each case: a supervisor does not send it back
+    // to them (the server refuses that: a returned case never goes back).
+    let mut returned_by: HashMap<String, Vec<String>> = HashMap::new();
     for round in 0..4 {
         if open.is_empty() {
             break;
@@ -563,11 +566,11 @@ async fn simulate(
         let waiting: Vec<(&'static str, String)> = open
             .iter()
             .filter(|(_, w)| w.is_none() && !all_workers.is_empty())
-            .map(|(no, _)| {
-                (
-                    "DISPATCH",
-                    format!("DISPATCH case={no} worker={}", all_workers[rng.below(all_workers.len())]),
-                )
+            .filter_map(|(no, _)| {
+                let not = returned_by.get(no).map_or(&[][..], Vec::as_slice);
+                let can: Vec<&String> = all_workers.iter().filter(|w| !not.contains(w)).collect();
+                let w = can.get(rng.below(can.len().max(1)))?;
+                Some(("DISPATCH", format!("DISPATCH case={no} worker={w}")))
             })
             .collect();
         let replies = pipeline(&mut sup, &waiting, a.window, &mut stats).await?;
@@ -627,6 +630,7 @@ async fn simulate(
                 // 3% misrouted; 6% still being worked on at the end of the day.
                 let roll = rng.below(100);
                 if round < 2 && roll < 3 {
+                    returned_by.entry(no.clone()).or_default().push(w.clone());
                     s.push(("RETURN", format!("RETURN case={no} reason=\"不属于本网格，请重新分派\"")));
                     outcomes[i % conns].push((no, Step::Returned, s.len() - 1));
                 } else if roll >= 94 {
