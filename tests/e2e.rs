@@ -148,6 +148,39 @@ async fn a_retried_note_is_stored_once_even_across_a_kill() {
     assert_eq!(noted[0].1.get("text"), Some("阀门已关，等配件"));
 }
 
+/// The access trail: each reply that shows a supervisor residents' phone
+/// numbers is a line in the server's log naming them and the cases; the
+/// operator who took the call (and wrote the number down) and the worker
+/// (who sees it masked) leave none.
+#[tokio::test(flavor = "multi_thread")]
+async fn phone_numbers_shown_to_supervisors_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(&data, &[]);
+    let mut op = srv.client("operator").await;
+    let f = accept(&mut op, "").await;
+    let (no, w) = (f.get("no").unwrap().to_string(), f.get("worker").unwrap().to_string());
+    let shown = || {
+        let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+        log.lines().filter(|l| l.contains("phone numbers shown")).map(strip_ansi).collect::<Vec<_>>()
+    };
+    ok(op.call(&format!("GET case={no}")).await.unwrap());
+    ok(srv.worker(&w).await.call("PULL").await.unwrap());
+    let mut sup = srv.client("supervisor").await;
+    let (_, items) = ok(sup.call("PULL").await.unwrap());
+    assert_eq!(items[0].1.get("phone"), Some("13812345678"));
+    ok(sup.call(&format!("GET case={no}")).await.unwrap());
+    // Logged as the reply leaves: the GET's reply has been read.
+    let lines = shown();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for (line, verb) in lines.iter().zip(["PULL", "GET"]) {
+        assert!(line.contains("gridline::access"), "{line}");
+        assert!(line.contains("who=supervisor:"), "{line}");
+        assert!(line.contains(&format!("verb={verb} ")), "{line}");
+        assert!(line.contains(&format!("cases={no}")), "{line}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_role_is_refused_what_it_may_not_do() {
     let dir = tempfile::tempdir().unwrap();

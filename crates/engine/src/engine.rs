@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use gridline_caselog::{CaseLog, Encoded, LogError, Store, WriteBatch};
 use gridline_model::{
-    Actor, Caller, Case, CaseId, CaseView, Command, CompactString, Error, Event, EventKind, Hold, Reply,
+    Actor, Caller, Case, CaseId, CaseView, Command, CompactString, Error, Event, EventKind, Hold, Reply, Role,
 };
 use gridline_registry::Registry;
 use gridline_routing::Router;
@@ -513,6 +513,9 @@ enum Held {
     Write {
         reply: ReplyTx,
         result: Result<Reply, Error>,
+        /// The caller and verb of a supervisor's or admin's write, whose
+        /// reply may show phone numbers (see [`log_phones_shown`]).
+        watched: Option<Box<(Caller, &'static str)>>,
     },
     Read {
         caller: Caller,
@@ -540,6 +543,11 @@ impl Held {
     /// Sends the reply; a `GET`'s goes to the history thread for its events
     /// first, an `AUDIT`'s to the audit thread.
     fn release(self, helpers: &Helpers) {
+        match &self {
+            Held::Read { caller, cmd, result: Ok(r), .. } => log_phones_shown(caller, cmd.verb(), r),
+            Held::Write { watched: Some(w), result: Ok(r), .. } => log_phones_shown(&w.0, w.1, r),
+            _ => {}
+        }
         match self {
             Held::Read { reply, result: Ok(Reply::Detail { case, .. }), .. } => {
                 if let Err(e) = helpers.history.send(History { reply, case }) {
@@ -554,7 +562,7 @@ impl Held {
             Held::Audit { reply, run: Err(e), .. } => {
                 let _ = reply.send(Err(e));
             }
-            Held::Write { reply, result } | Held::Read { reply, result, .. } => {
+            Held::Write { reply, result, .. } | Held::Read { reply, result, .. } => {
                 let _ = reply.send(result);
             }
             Held::Tick { reply, events } => {
@@ -564,6 +572,40 @@ impl Held {
                 let _ = reply.send(());
             }
         }
+    }
+}
+
+/// The access trail of residents' phone numbers: one line (target
+/// `gridline::access`, level info) for each reply that shows a supervisor
+/// or an admin any unmasked, naming them and the cases, logged as the
+/// reply is released (so a reply a failed batch replaced is not logged).
+/// An operator sees the numbers of the calls they took, which they wrote
+/// down themselves, and workers see them masked: neither is logged.
+fn log_phones_shown(caller: &Caller, verb: &str, reply: &Reply) {
+    if !matches!(caller.role, Role::Supervisor | Role::Admin) {
+        return;
+    }
+    let views: &[CaseView] = match reply {
+        Reply::Case(v) | Reply::Detail { case: v, .. } | Reply::Accepted { case: v, .. } => {
+            std::slice::from_ref(v)
+        }
+        Reply::Cases { cases, .. } => cases,
+        _ => return,
+    };
+    let shown: Vec<&str> = views
+        .iter()
+        .filter(|v| v.reveals_phone() && v.case().intake.phone.is_some())
+        .map(|v| v.case().no.as_str())
+        .collect();
+    if !shown.is_empty() {
+        info!(
+            target: "gridline::access",
+            who = %format_args!("{}:{}", caller.role.as_str(), caller.name),
+            verb = %verb,
+            count = shown.len(),
+            cases = %shown.join(","),
+            "residents' phone numbers shown"
+        );
     }
 }
 
@@ -781,7 +823,9 @@ impl<S: Store> Engine<S> {
                         };
                         // Refusals wait too: they may rest on state a batch
                         // still syncing established (a case closed a moment ago).
-                        held.push(Held::Write { reply, result });
+                        let watched = matches!(caller.role, Role::Supervisor | Role::Admin)
+                            .then(|| Box::new((caller, cmd.verb())));
+                        held.push(Held::Write { reply, result, watched });
                     } else if let Command::Audit { .. } = cmd {
                         let run = self.audit_run(&caller, &cmd);
                         held.push(Held::Audit { caller, cmd, reply, run });
@@ -956,8 +1000,8 @@ impl<S: Store> Engine<S> {
     fn failed(&self, held: Vec<Held>, message: &str) -> Vec<Held> {
         held.into_iter()
             .map(|h| match h {
-                Held::Write { reply, .. } => {
-                    Held::Write { reply, result: Err(Error::unavailable(message.to_string())) }
+                Held::Write { reply, watched, .. } => {
+                    Held::Write { reply, result: Err(Error::unavailable(message.to_string())), watched }
                 }
                 Held::Read { caller, cmd, reply, .. } => {
                     let result = self.read(&caller, &cmd);
