@@ -562,33 +562,29 @@ async fn simulate(
             break;
         }
         // 2. Supervisors dispatch what waits at the command centre.
-        // A registry without full-time workers leaves them waiting.
-        let waiting: Vec<(&'static str, String)> = open
-            .iter()
-            .filter(|(_, w)| w.is_none() && !all_workers.is_empty())
-            .filter_map(|(no, _)| {
-                let not = returned_by.get(no).map_or(&[][..], Vec::as_slice);
-                let can: Vec<&String> = all_workers.iter().filter(|w| !not.contains(w)).collect();
-                let w = can.get(rng.below(can.len().max(1)))?;
-                Some(("DISPATCH", format!("DISPATCH case={no} worker={w}")))
-            })
-            .collect();
+        // A registry without full-time workers (or none but those who
+        // returned the case) leaves it waiting.
+        let mut dispatched: HashMap<&str, usize> = HashMap::new();
+        let mut waiting: Vec<(&'static str, String)> = Vec::new();
+        for (no, _) in open.iter().filter(|(_, w)| w.is_none()) {
+            let not = returned_by.get(no).map_or(&[][..], Vec::as_slice);
+            let can: Vec<&String> = all_workers.iter().filter(|w| !not.contains(w)).collect();
+            if let Some(w) = can.get(rng.below(can.len().max(1))) {
+                dispatched.insert(no, waiting.len());
+                waiting.push(("DISPATCH", format!("DISPATCH case={no} worker={w}")));
+            }
+        }
         let replies = pipeline(&mut sup, &waiting, a.window, &mut stats).await?;
         manual += replies.iter().filter(|r| r.is_ok()).count();
         let mut by_worker: HashMap<String, Vec<String>> = HashMap::new();
-        let mut wi = 0;
         for (no, w) in &open {
             let w = match w {
                 Some(w) => Some(w.clone()),
-                None => {
-                    // No reply: nobody to dispatch it to (it waits on).
-                    let r = replies.get(wi);
-                    wi += 1;
-                    match r {
-                        Some(Reply::Ok { fields, .. }) => fields.get("worker").map(str::to_string),
-                        _ => None,
-                    }
-                }
+                // Its DISPATCH's reply; none: nobody to send it to (it waits on).
+                None => match dispatched.get(no.as_str()).and_then(|&i| replies.get(i)) {
+                    Some(Reply::Ok { fields, .. }) => fields.get("worker").map(str::to_string),
+                    _ => None,
+                },
             };
             if let Some(w) = w {
                 by_worker.entry(w).or_default().push(no.clone());
