@@ -170,7 +170,12 @@ async fn phone_numbers_shown_to_supervisors_are_logged() {
     let (_, items) = ok(sup.call("PULL").await.unwrap());
     assert_eq!(items[0].1.get("phone"), Some("13812345678"));
     ok(sup.call(&format!("GET case={no}")).await.unwrap());
-    // Logged as the reply leaves: the GET's reply has been read.
+    // Written by the engine's audit thread as the replies leave, in order:
+    // once the supervisor's two are there, any of the others' would be too.
+    let t0 = std::time::Instant::now();
+    while shown().len() < 2 && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let lines = shown();
     assert_eq!(lines.len(), 2, "{lines:#?}");
     for (line, verb) in lines.iter().zip(["PULL", "GET"]) {

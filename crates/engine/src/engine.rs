@@ -244,10 +244,10 @@ pub fn start<S: Store>(
     })?;
     // Unbounded like the histories: each audit is a command taken from the
     // bounded queue (and the server lets one run at a time).
-    let (audit_tx, audit_rx) = crossbeam_channel::unbounded::<Audit>();
+    let (audit_tx, audit_rx) = crossbeam_channel::unbounded::<Background>();
     let auditor =
         std::thread::Builder::new().name("gridline-audit".into()).spawn(move || run_audits(audit_rx))?;
-    let helpers = Helpers { history: history_tx, audits: audit_tx };
+    let helpers = Helpers { history: history_tx, background: audit_tx };
     let syncer_log = log.clone();
     let stats = Arc::new(CommitStats::default());
     let syncer_stats = stats.clone();
@@ -514,7 +514,7 @@ enum Held {
         reply: ReplyTx,
         result: Result<Reply, Error>,
         /// The caller and verb of a supervisor's or admin's write, whose
-        /// reply may show phone numbers (see [`log_phones_shown`]).
+        /// reply may show phone numbers (see [`Shown`]).
         watched: Option<Box<(Caller, &'static str)>>,
     },
     Read {
@@ -543,10 +543,13 @@ impl Held {
     /// Sends the reply; a `GET`'s goes to the history thread for its events
     /// first, an `AUDIT`'s to the audit thread.
     fn release(self, helpers: &Helpers) {
-        match &self {
-            Held::Read { caller, cmd, result: Ok(r), .. } => log_phones_shown(caller, cmd.verb(), r),
-            Held::Write { watched: Some(w), result: Ok(r), .. } => log_phones_shown(&w.0, w.1, r),
-            _ => {}
+        let shown = match &self {
+            Held::Read { caller, cmd, result: Ok(r), .. } => phones_shown(caller, cmd.verb(), r),
+            Held::Write { watched: Some(w), result: Ok(r), .. } => phones_shown(&w.0, w.1, r),
+            _ => None,
+        };
+        if let Some(s) = shown {
+            let _ = helpers.background.send(Background::Shown(s));
         }
         match self {
             Held::Read { reply, result: Ok(Reply::Detail { case, .. }), .. } => {
@@ -555,8 +558,10 @@ impl Held {
                 }
             }
             Held::Audit { reply, run: Ok(run), .. } => {
-                if let Err(e) = helpers.audits.send(Audit { reply, run }) {
-                    let _ = e.0.reply.send(Err(Error::unavailable("the engine has stopped")));
+                if let Err(e) = helpers.background.send(Background::Audit { reply, run }) {
+                    if let Background::Audit { reply, .. } = e.0 {
+                        let _ = reply.send(Err(Error::unavailable("the engine has stopped")));
+                    }
                 }
             }
             Held::Audit { reply, run: Err(e), .. } => {
@@ -576,37 +581,40 @@ impl Held {
 }
 
 /// The access trail of residents' phone numbers: one line (target
-/// `gridline::access`, level info) for each reply that shows a supervisor
-/// or an admin any unmasked, naming them and the cases, logged as the
-/// reply is released (so a reply a failed batch replaced is not logged).
+/// `gridline::access`, level info) for each reply released to a supervisor
+/// or an admin that shows any unmasked, naming them and the cases (a reply
+/// a failed batch replaced is not released). Written by the audit thread,
+/// not on the acknowledgement's path: a slow log must not hold replies.
 /// An operator sees the numbers of the calls they took, which they wrote
 /// down themselves, and workers see them masked: neither is logged.
-fn log_phones_shown(caller: &Caller, verb: &str, reply: &Reply) {
+struct Shown {
+    who: String,
+    verb: &'static str,
+    cases: Vec<gridline_model::CaseNo>,
+}
+
+/// What `reply` shows `caller` that the access trail records, if anything.
+fn phones_shown(caller: &Caller, verb: &'static str, reply: &Reply) -> Option<Shown> {
     if !matches!(caller.role, Role::Supervisor | Role::Admin) {
-        return;
+        return None;
     }
     let views: &[CaseView] = match reply {
         Reply::Case(v) | Reply::Detail { case: v, .. } | Reply::Accepted { case: v, .. } => {
             std::slice::from_ref(v)
         }
         Reply::Cases { cases, .. } => cases,
-        _ => return,
+        _ => return None,
     };
-    let shown: Vec<&str> = views
+    let cases: Vec<gridline_model::CaseNo> = views
         .iter()
         .filter(|v| v.reveals_phone() && v.case().intake.phone.is_some())
-        .map(|v| v.case().no.as_str())
+        .map(|v| v.case().no.clone())
         .collect();
-    if !shown.is_empty() {
-        info!(
-            target: "gridline::access",
-            who = %format_args!("{}:{}", caller.role.as_str(), caller.name),
-            verb = %verb,
-            count = shown.len(),
-            cases = %shown.join(","),
-            "residents' phone numbers shown"
-        );
-    }
+    (!cases.is_empty()).then(|| Shown {
+        who: format!("{}:{}", caller.role.as_str(), caller.name),
+        verb,
+        cases,
+    })
 }
 
 /// The threads a reply may pass through once its batch is durable.
@@ -614,14 +622,16 @@ fn log_phones_shown(caller: &Caller, verb: &str, reply: &Reply) {
 struct Helpers {
     /// `GET`s whose events the history thread reads from the store.
     history: Sender<History>,
-    /// `AUDIT`s the audit thread folds.
-    audits: Sender<Audit>,
+    /// `AUDIT`s the audit thread folds, and the access trail it writes.
+    background: Sender<Background>,
 }
 
-/// An `AUDIT` to fold, with where its reply goes.
-struct Audit {
-    reply: ReplyTx,
-    run: AuditRun,
+/// The audit thread's work.
+enum Background {
+    /// An `AUDIT` to fold, with where its reply goes.
+    Audit { reply: ReplyTx, run: AuditRun },
+    /// A line of the access trail (see [`Shown`]).
+    Shown(Shown),
 }
 
 /// The audit thread: folds each `AUDIT`'s cases off the engine thread, which
@@ -629,13 +639,28 @@ struct Audit {
 /// cases where the fold takes 111 to 567, docs/performance.md), so writes
 /// do not wait for a supervisor's report. The snapshot's references are
 /// given back here too, and with them any case the engine has replaced
-/// since.
-fn run_audits(audits: Receiver<Audit>) {
+/// since. It also writes the access trail (see [`Shown`]).
+fn run_audits(work: Receiver<Background>) {
     // A supervisor's report yields to the threads an operator's ACCEPT
     // waits for: with two cores, a fold at full priority took one whole and
     // put 0.6 s on the p99 of ACCEPTs made meanwhile (docs/performance.md).
     gridline_caselog::background_priority();
-    for Audit { reply, run } in audits {
+    for w in work {
+        let (reply, run) = match w {
+            Background::Audit { reply, run } => (reply, run),
+            Background::Shown(Shown { who, verb, cases }) => {
+                let list = cases.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
+                info!(
+                    target: "gridline::access",
+                    who = %who,
+                    verb = %verb,
+                    count = cases.len(),
+                    cases = %list,
+                    "residents' phone numbers shown"
+                );
+                continue;
+            }
+        };
         // Its connection closed: nobody would read the rows.
         if reply.is_closed() {
             continue;
@@ -827,6 +852,11 @@ impl<S: Store> Engine<S> {
                             .then(|| Box::new((caller, cmd.verb())));
                         held.push(Held::Write { reply, result, watched });
                     } else if let Command::Audit { .. } = cmd {
+                        // Its connection gone (the server let go of the
+                        // reply): no snapshot for rows nobody will read.
+                        if reply.is_closed() {
+                            continue;
+                        }
                         let run = self.audit_run(&caller, &cmd);
                         held.push(Held::Audit { caller, cmd, reply, run });
                     } else {
@@ -1008,7 +1038,10 @@ impl<S: Store> Engine<S> {
                     Held::Read { caller, cmd, reply, result }
                 }
                 Held::Audit { caller, cmd, reply, .. } => {
-                    let run = self.audit_run(&caller, &cmd);
+                    let run = match reply.is_closed() {
+                        true => Err(Error::unavailable("its connection is gone")),
+                        false => self.audit_run(&caller, &cmd),
+                    };
                     Held::Audit { caller, cmd, reply, run }
                 }
                 Held::Tick { reply, .. } => Held::Tick { reply, events: 0 },
