@@ -759,6 +759,33 @@ fn a_supervisor_pulls_every_worker_s_cases_earliest_deadline_first() {
     assert_eq!(workers.len(), 3, "every worker's cases");
 }
 
+/// A case claimed by its first worker and returned, now dispatched to a
+/// second: the rig, the case as accepted, the first worker, the case now,
+/// the second worker.
+fn claimed_and_returned() -> (Rig, Case, String, Case, String) {
+    let rig = Rig::new();
+    let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
+    let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
+    let a = c.worker().unwrap().to_string();
+    rig.call(&worker(&a), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
+    rig.call(&worker(&a), Command::Return { case: CaseRef::Id(c.id), reason: "x".into() }).unwrap();
+    let (d, _) = rig.case(&c);
+    let b = d.worker().unwrap().to_string();
+    (rig, c, a, d, b)
+}
+
+/// Writes `case`'s record as a build from before responders were kept did:
+/// a `CaseAt` record (kind 5), its response judged, its responder unknown.
+fn write_as_before_responders(store: &gridline_caselog::MemStore, case: Case) {
+    let old = Case { responder: None, responder_unknown: true, ..case };
+    let bytes = codec::encode_case(&old).unwrap();
+    assert_eq!(bytes[1], 5);
+    let mut wb = gridline_caselog::WriteBatch::default();
+    wb.put(codec::case_key(&old.id), bytes);
+    store.apply(wb).unwrap();
+    store.sync().unwrap();
+}
+
 /// helper-64's review: a record written before responders were kept, of a
 /// case that had moved on after its response was judged, does not say
 /// whose the response was. After the upgrade the case moves again: no
@@ -768,21 +795,10 @@ fn a_supervisor_pulls_every_worker_s_cases_earliest_deadline_first() {
 #[test]
 fn a_case_judged_before_responders_were_kept_never_gets_a_wrong_one() {
     for how in ["dispatch", "return", "reopen"] {
-        let rig = Rig::new();
-        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
-        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
-        let a = c.worker().unwrap().to_string();
-        rig.call(&worker(&a), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
-        rig.call(&worker(&a), Command::Return { case: CaseRef::Id(c.id), reason: "x".into() }).unwrap();
-        let (d, _) = rig.case(&c);
-        let b = d.worker().unwrap().to_string();
+        let (rig, c, a, d, b) = claimed_and_returned();
         let (store, clock) = (rig.store.clone(), rig.clock.clone());
         drop(rig);
-        let mut wb = gridline_caselog::WriteBatch::default();
-        let old = Case { responder: None, responder_unknown: true, ..d };
-        wb.put(codec::case_key(&old.id), codec::encode_case(&old).unwrap());
-        store.apply(wb).unwrap();
-        store.sync().unwrap();
+        write_as_before_responders(&store, d);
         let rig = Rig::on(store.clone(), clock, EngineConfig::default());
         let holder = match how {
             "dispatch" => {
@@ -847,24 +863,11 @@ fn a_second_return_visit_on_a_reopened_case_says_it_was_reopened() {
 #[test]
 fn a_case_that_remembers_notes_keeps_what_it_knows_of_its_responder_across_restarts() {
     for old_record in [true, false] {
-        let rig = Rig::new();
-        let grid = rig.reg.grids.iter().find(|g| g.kind != GridKind::Dedicated).unwrap();
-        let c = rig.accept(Location { grid: Some(grid.code.clone().into()), ..Default::default() });
-        let a = c.worker().unwrap().to_string();
-        rig.call(&worker(&a), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
-        rig.call(&worker(&a), Command::Return { case: CaseRef::Id(c.id), reason: "x".into() }).unwrap();
-        let (d, _) = rig.case(&c);
-        let b = d.worker().unwrap().to_string();
+        let (rig, c, _, d, b) = claimed_and_returned();
         let (store, clock) = (rig.store.clone(), rig.clock.clone());
         drop(rig);
         if old_record {
-            let mut wb = gridline_caselog::WriteBatch::default();
-            let old = Case { responder: None, responder_unknown: true, ..d };
-            let bytes = codec::encode_case(&old).unwrap();
-            assert_eq!(bytes[1], 5);
-            wb.put(codec::case_key(&old.id), bytes);
-            store.apply(wb).unwrap();
-            store.sync().unwrap();
+            write_as_before_responders(&store, d);
         }
         let rig = Rig::on(store.clone(), clock, EngineConfig::default());
         rig.call(&worker(&b), Command::Claim { case: CaseRef::Id(c.id) }).unwrap();
