@@ -149,9 +149,10 @@ async fn a_retried_note_is_stored_once_even_across_a_kill() {
 }
 
 /// The access trail: each reply that shows a supervisor residents' phone
-/// numbers is a line in the server's log naming them and the cases; the
-/// operator who took the call (and wrote the number down) and the worker
-/// (who sees it masked) leave none.
+/// numbers (a read's, or the case a DISPATCH returns) is a line in the
+/// server's log naming them and the cases; the operator who took the call
+/// (and wrote the number down) and the worker (who sees it masked) leave
+/// none, nor does a reply that shows no number.
 #[tokio::test(flavor = "multi_thread")]
 async fn phone_numbers_shown_to_supervisors_are_logged() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,15 +171,19 @@ async fn phone_numbers_shown_to_supervisors_are_logged() {
     let (_, items) = ok(sup.call("PULL").await.unwrap());
     assert_eq!(items[0].1.get("phone"), Some("13812345678"));
     ok(sup.call(&format!("GET case={no}")).await.unwrap());
+    // A reply that shows no number (nothing is overdue) leaves no line; the
+    // case a supervisor's DISPATCH returns does.
+    ok(sup.call("OVERDUE").await.unwrap());
+    ok(sup.call(&format!("DISPATCH case={no} worker={w}")).await.unwrap());
     // Written by the engine's audit thread as the replies leave, in order:
-    // once the supervisor's two are there, any of the others' would be too.
+    // once the supervisor's three are there, any of the others' would be too.
     let t0 = std::time::Instant::now();
-    while shown().len() < 2 && t0.elapsed() < std::time::Duration::from_secs(10) {
+    while shown().len() < 3 && t0.elapsed() < std::time::Duration::from_secs(10) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let lines = shown();
-    assert_eq!(lines.len(), 2, "{lines:#?}");
-    for (line, verb) in lines.iter().zip(["PULL", "GET"]) {
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    for (line, verb) in lines.iter().zip(["PULL", "GET", "DISPATCH"]) {
         assert!(line.contains("gridline::access"), "{line}");
         assert!(line.contains("who=supervisor:"), "{line}");
         assert!(line.contains(&format!("verb={verb} ")), "{line}");
