@@ -330,10 +330,7 @@ impl<S: Store> Engine<S> {
                         && grid.as_deref().is_none_or(|g| c.grid() == Some(g))
                 })
             }
-            // The engine thread runs an `AUDIT` through `audit_run` and
-            // leaves the fold to the audit thread; this is for callers that
-            // want the rows at once.
-            Command::Audit { .. } => Ok(Reply::Rows(self.audit_run(caller, cmd)?.fold())),
+            // (`AUDIT` goes through `audit_run`: its fold is the audit thread's.)
             other => Err(Error::internal(format!("{} is not an engine read", other.verb()))),
         }
     }
